@@ -1,0 +1,19 @@
+// The suite: one registration gives config, Redis, and the features built on it, in dependency order.
+// onClose runs in reverse, so Redis closes after everything that uses it.
+import fp from 'fastify-plugin'
+import type { FastifyInstance } from 'fastify'
+import configPlugin, { type ConfigPluginOptions } from './plugins/config.js'
+import healthRoutes from './routes/health.js'
+
+export interface RedisSuiteOptions extends ConfigPluginOptions {}
+
+async function redisSuite (app: FastifyInstance, options: RedisSuiteOptions): Promise<void> {
+  await app.register(configPlugin, options)
+  await app.register(healthRoutes)
+}
+
+export default fp(redisSuite, { name: 'fastify-redis-suite', fastify: '5.x' })
+export { configPlugin, healthRoutes }
+export { loadConfig, ConfigError, redactConfig, redactUrl, isRedisConfigured } from './lib/config.js'
+export { ConfigSchema, type Config } from './lib/config-schema.js'
+export { parseDuration, type Duration } from './lib/duration.js'

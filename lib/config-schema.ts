@@ -1,0 +1,99 @@
+// The one source of truth for configuration. The config type, .env.example and the README table are
+// all checked against this schema (test/lib/config-docs.test.ts); add a variable here and nowhere else.
+import Type, { type StaticDecode, type TSchema } from 'typebox'
+import { DURATION_PATTERN, parseDuration } from './duration.js'
+
+// Environment variables arrive as strings; the codecs below give the app milliseconds and arrays.
+
+interface VariableOptions {
+  description: string
+  /** Values are never logged, serialised or echoed in an error. */
+  secret?: boolean
+}
+
+function duration (defaultValue: string, { description }: VariableOptions) {
+  return Type.Codec(Type.String({ pattern: DURATION_PATTERN, default: defaultValue, description, 'x-duration': true }))
+    .Decode((value: string) => parseDuration(value))
+    .Encode((ms: number) => `${ms}ms`)
+}
+
+function list ({ description, secret = false }: VariableOptions) {
+  return Type.Codec(Type.String({ default: '', description, ...(secret ? { 'x-secret': true } : {}) }))
+    .Decode((value: string) => value.split(',').map((item) => item.trim()).filter((item) => item !== ''))
+    .Encode((items: string[]) => items.join(','))
+}
+
+function text ({ description, secret = false }: VariableOptions, extra: Record<string, unknown> = {}) {
+  return Type.Optional(Type.String({ description, ...(secret ? { 'x-secret': true } : {}), ...extra }))
+}
+
+function oneOf<const T extends string[]> (values: readonly [...T], defaultValue: T[number], description: string) {
+  return Type.Enum(values, { default: defaultValue, description })
+}
+
+export const PROFILES = ['development', 'test', 'staging', 'production'] as const
+export type Profile = typeof PROFILES[number]
+
+export const ConfigSchema = Type.Object({
+  NODE_ENV: oneOf([...PROFILES], 'development', 'Profile: development and test may run without Redis; staging and production refuse insecure settings.'),
+  HOST: Type.String({ default: '127.0.0.1', minLength: 1, description: 'Address the demo server listens on (0.0.0.0 in containers).' }),
+  PORT: Type.Integer({ minimum: 0, maximum: 65535, default: 3000, description: 'Port the demo server listens on.' }),
+  LOG_LEVEL: oneOf(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'], 'info', 'pino log level.'),
+
+  REDIS_URL: text({ description: 'redis:// or rediss:// URL with optional user, password and db; takes precedence over REDIS_HOST and friends.', secret: true }, { pattern: '^rediss?://' }),
+  REDIS_HOST: text({ description: 'Redis host, used when REDIS_URL is not set.' }, { minLength: 1 }),
+  REDIS_PORT: Type.Integer({ minimum: 1, maximum: 65535, default: 6379, description: 'Redis port, used with REDIS_HOST.' }),
+  REDIS_USERNAME: text({ description: 'ACL user name.' }),
+  REDIS_PASSWORD: text({ description: 'Password of the ACL user (or requirepass).', secret: true }),
+  REDIS_DB: Type.Integer({ minimum: 0, maximum: 1000, default: 0, description: 'Logical database (standalone and Sentinel only).' }),
+  REDIS_TLS: Type.Boolean({ default: false, description: 'Use TLS (implied by rediss://).' }),
+  REDIS_TLS_CA: text({ description: 'CA certificate to verify the server: a file path or the PEM text.' }),
+  REDIS_TLS_CERT: text({ description: 'Client certificate for mutual TLS: a file path or the PEM text.' }),
+  REDIS_TLS_KEY: text({ description: 'Client private key for mutual TLS: a file path or the PEM text.', secret: true }),
+  REDIS_TLS_SERVERNAME: text({ description: 'Server name to verify (SNI) when it differs from the host.' }),
+  REDIS_TLS_REJECT_UNAUTHORIZED: Type.Boolean({ default: true, description: 'Verify the server certificate. false is refused in staging and production.' }),
+  REDIS_KEY_PREFIX: Type.String({ default: '', description: 'Prefix for every key the suite writes, e.g. myapp: (pair it with an ACL key pattern).' }),
+  REDIS_CACHE_URL: text({ description: 'Optional separate Redis for the cache (an allkeys-lru instance); sessions and rate limits stay on REDIS_URL.', secret: true }, { pattern: '^rediss?://' }),
+
+  REDIS_CONNECT_TIMEOUT: duration('5s', { description: 'Time allowed to open a connection, and for boot to wait for Redis.' }),
+  REDIS_COMMAND_TIMEOUT: duration('1s', { description: 'Longest any single command may wait for a reply.' }),
+  REDIS_MAX_RETRIES: Type.Integer({ minimum: 0, default: 0, description: 'Reconnect attempts before giving up; 0 retries for ever (right for a server).' }),
+  REDIS_RETRY_DELAY: duration('50ms', { description: 'Base of the exponential reconnect backoff.' }),
+  REDIS_RETRY_MAX_DELAY: duration('1s', { description: 'Cap of the reconnect backoff (jitter is added on top).' }),
+  REDIS_PING_INTERVAL: duration('500ms', { description: 'How often the background PING measures latency for health.' }),
+  REDIS_PING_TIMEOUT: duration('400ms', { description: 'A background PING slower than this counts as a failure.' }),
+  REDIS_DEGRADED_LATENCY: duration('100ms', { description: 'PING latency above which Redis is reported degraded.' }),
+  REDIS_WAIT_ON_BOOT: Type.Boolean({ default: true, description: 'Fail start-up when Redis is unreachable; false starts degraded and reconnects in the background. Profile default: false in development.' }),
+
+  REDIS_SENTINELS: list({ description: 'Comma-separated host:port list of Sentinels; enables Sentinel mode.' }),
+  REDIS_SENTINEL_NAME: Type.String({ default: 'mymaster', minLength: 1, description: 'Master name monitored by the Sentinels.' }),
+  REDIS_SENTINEL_USERNAME: text({ description: 'ACL user for the Sentinels.' }),
+  REDIS_SENTINEL_PASSWORD: text({ description: 'Password for the Sentinels.', secret: true }),
+  REDIS_SENTINEL_TLS: Type.Boolean({ default: false, description: 'Use TLS to reach the Sentinels.' }),
+  REDIS_CLUSTER_NODES: list({ description: 'Comma-separated host:port list of Cluster seed nodes; enables Cluster mode.' }),
+
+  SESSION_SECRET: list({ description: 'Comma-separated secrets: sessions are signed with the first and accepted with any (rotation). 32+ characters in production.', secret: true }),
+  SESSION_TTL: duration('7d', { description: 'Session lifetime in Redis and cookie max age.' })
+})
+
+export type Config = StaticDecode<typeof ConfigSchema>
+export type ConfigKey = keyof Config
+
+/** Per-profile defaults, applied before the schema's own defaults and below anything set explicitly. */
+export const PROFILE_DEFAULTS: Record<Profile, Partial<Record<ConfigKey, string>>> = {
+  development: { REDIS_WAIT_ON_BOOT: 'false', LOG_LEVEL: 'info' },
+  test: { REDIS_WAIT_ON_BOOT: 'false', LOG_LEVEL: 'silent' },
+  staging: { HOST: '0.0.0.0' },
+  production: { HOST: '0.0.0.0' }
+}
+
+/** Properties of the schema, for the docs check and error messages. */
+export function describeVariables (): Array<{ name: ConfigKey, schema: TSchema & Record<string, unknown>, secret: boolean }> {
+  return Object.entries(ConfigSchema.properties).map(([name, schema]) => ({
+    name: name as ConfigKey,
+    schema: schema as unknown as TSchema & Record<string, unknown>,
+    secret: (schema as unknown as Record<string, unknown>)['x-secret'] === true
+  }))
+}
+
+export const SECRET_KEYS: ReadonlySet<string> = new Set(describeVariables().filter((v) => v.secret).map((v) => v.name))

@@ -1,0 +1,180 @@
+// Loads, validates and freezes the configuration. Every problem becomes one line naming the variable
+// and what was expected; a secret's value is never echoed.
+import { readFileSync } from 'node:fs'
+import { resolve } from 'node:path'
+import { parseEnv, inspect } from 'node:util'
+import envSchema from 'env-schema'
+import Value from 'typebox/value'
+import {
+  ConfigSchema, PROFILES, PROFILE_DEFAULTS, SECRET_KEYS, describeVariables, type Config, type Profile
+} from './config-schema.js'
+
+export type { Config } from './config-schema.js'
+
+export interface LoadConfigOptions {
+  /** Variables to use instead of process.env and .env (tests, embedding). */
+  env?: Record<string, string | number | boolean | undefined>
+  /** The .env file read when `env` is not given; missing files are ignored. Default: `.env` in the cwd. */
+  dotenvPath?: string | false
+}
+
+export const MIN_SECRET_LENGTH = 32
+export const REDACTED = '[redacted]'
+
+export class ConfigError extends Error {
+  readonly code = 'FRS_CONFIG_INVALID'
+  readonly problems: readonly string[]
+  constructor (problems: string[]) {
+    super(problems.join('\n'))
+    this.name = 'ConfigError'
+    this.problems = problems
+  }
+}
+
+const SCHEMA_JSON = JSON.parse(JSON.stringify(ConfigSchema)) as Record<string, unknown>
+const VARIABLES = new Map(describeVariables().map((v) => [v.name as string, v]))
+
+export function loadConfig (options: LoadConfigOptions = {}): Readonly<Config> {
+  const source = readSource(options)
+  const profile = PROFILES.includes(source.NODE_ENV as Profile) ? source.NODE_ENV as Profile : 'development'
+  const merged: Record<string, unknown> = { ...PROFILE_DEFAULTS[profile] }
+  for (const [key, value] of Object.entries(source)) {
+    // An empty variable (FOO= in .env or compose files) means "not set", as in most env loaders.
+    if (VARIABLES.has(key) && value !== undefined && value !== '') merged[key] = value
+  }
+
+  let validated: Record<string, unknown>
+  try {
+    validated = envSchema({
+      schema: structuredClone(SCHEMA_JSON),
+      data: merged,
+      env: false,
+      ajv: { customOptions: (ajv: any) => ajv.addKeyword('x-secret').addKeyword('x-duration') }
+    }) as Record<string, unknown>
+  } catch (err) {
+    throw new ConfigError(describeSchemaErrors((err as { errors?: AjvError[] }).errors ?? [], merged))
+  }
+
+  const config = Value.Decode(ConfigSchema, validated) as Config
+  const problems = checkRules(config)
+  if (problems.length > 0) throw new ConfigError(problems)
+  return protect(config)
+}
+
+function readSource ({ env, dotenvPath = '.env' }: LoadConfigOptions): Record<string, unknown> {
+  if (env !== undefined) return { ...env }
+  let fromFile: Record<string, string> = {}
+  if (dotenvPath !== false) {
+    try {
+      fromFile = parseEnv(readFileSync(resolve(dotenvPath), 'utf8')) as Record<string, string>
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err
+    }
+  }
+  // The real environment wins over the file, as with dotenv.
+  return { ...fromFile, ...process.env }
+}
+
+interface AjvError { instancePath: string, keyword: string, params: Record<string, unknown> }
+
+function describeSchemaErrors (errors: AjvError[], merged: Record<string, unknown>): string[] {
+  const names = new Set<string>()
+  for (const error of errors) {
+    const name = error.instancePath.replace(/^\//, '') || String(error.params.missingProperty ?? '')
+    if (name !== '') names.add(name)
+  }
+  if (names.size === 0) return ['configuration is invalid']
+  return [...names].map((name) => `${name} must be ${expected(name)}, got ${shown(name, merged[name])}`)
+}
+
+function expected (name: string): string {
+  const schema = VARIABLES.get(name)?.schema ?? {}
+  if (Array.isArray(schema.enum)) return 'one of ' + schema.enum.join(', ')
+  if (schema['x-duration'] === true) return "a duration in milliseconds or with a unit, such as '300ms', '5s', '5m' or '7d'"
+  if (schema.type === 'boolean') return 'true or false'
+  if (schema.type === 'integer') {
+    const { minimum, maximum } = schema as { minimum?: number, maximum?: number }
+    if (minimum !== undefined && maximum !== undefined) return `an integer from ${minimum} to ${maximum}`
+    if (minimum !== undefined) return `an integer of at least ${minimum}`
+    return 'an integer'
+  }
+  if (typeof schema.pattern === 'string' && schema.pattern.startsWith('^rediss?')) return 'a redis:// or rediss:// URL'
+  return 'a non-empty string'
+}
+
+function shown (name: string, value: unknown): string {
+  if (SECRET_KEYS.has(name)) return REDACTED
+  return JSON.stringify(value)
+}
+
+/** Rules that span variables or depend on the profile. */
+function checkRules (config: Config): string[] {
+  const problems: string[] = []
+  const strict = config.NODE_ENV === 'production' || config.NODE_ENV === 'staging'
+  if (config.REDIS_SENTINELS.length > 0 && config.REDIS_CLUSTER_NODES.length > 0) {
+    problems.push('REDIS_SENTINELS and REDIS_CLUSTER_NODES are both set: choose Sentinel or Cluster')
+  }
+  for (const name of ['REDIS_SENTINELS', 'REDIS_CLUSTER_NODES'] as const) {
+    for (const entry of config[name]) {
+      if (!/^[^\s:]+:\d{1,5}$/.test(entry) && !/^\[[0-9a-f:]+\]:\d{1,5}$/i.test(entry)) {
+        problems.push(`${name} must be a comma-separated list of host:port, got ${JSON.stringify(entry)}`)
+      }
+    }
+  }
+  if (config.REDIS_RETRY_MAX_DELAY < config.REDIS_RETRY_DELAY) {
+    problems.push('REDIS_RETRY_MAX_DELAY must be at least REDIS_RETRY_DELAY')
+  }
+  if (config.REDIS_COMMAND_TIMEOUT === 0) problems.push('REDIS_COMMAND_TIMEOUT must be more than 0: a command must never wait for ever')
+  if ((config.REDIS_TLS_CERT === undefined) !== (config.REDIS_TLS_KEY === undefined)) {
+    problems.push('REDIS_TLS_CERT and REDIS_TLS_KEY must be set together for mutual TLS')
+  }
+  if (!strict) return problems
+
+  if (config.SESSION_SECRET.length === 0) {
+    problems.push(`SESSION_SECRET must be set in ${config.NODE_ENV} (${MIN_SECRET_LENGTH}+ random characters; comma-separate old secrets to rotate)`)
+  } else if (config.SESSION_SECRET.some((secret) => secret.length < MIN_SECRET_LENGTH)) {
+    problems.push(`SESSION_SECRET must be at least ${MIN_SECRET_LENGTH} characters per secret in ${config.NODE_ENV}`)
+  }
+  if (!config.REDIS_TLS_REJECT_UNAUTHORIZED) {
+    problems.push(`REDIS_TLS_REJECT_UNAUTHORIZED=false is refused in ${config.NODE_ENV}: set REDIS_TLS_CA to the server's CA instead`)
+  }
+  if (!isRedisConfigured(config)) {
+    problems.push(`REDIS_URL (or REDIS_HOST, REDIS_SENTINELS, REDIS_CLUSTER_NODES) must be set in ${config.NODE_ENV}: in-process stores are for development only`)
+  }
+  return problems
+}
+
+export function isRedisConfigured (config: Config): boolean {
+  return config.REDIS_URL !== undefined || config.REDIS_HOST !== undefined ||
+    config.REDIS_SENTINELS.length > 0 || config.REDIS_CLUSTER_NODES.length > 0
+}
+
+/** A copy safe to log: secret variables and the password in any Redis URL are replaced. */
+export function redactConfig (config: Config): Record<string, unknown> {
+  const copy: Record<string, unknown> = {}
+  for (const [key, value] of Object.entries(config)) {
+    if (key === 'REDIS_URL' || key === 'REDIS_CACHE_URL') copy[key] = typeof value === 'string' ? redactUrl(value) : value
+    else if (SECRET_KEYS.has(key) && value !== undefined) copy[key] = Array.isArray(value) ? value.map(() => REDACTED) : REDACTED
+    else copy[key] = value
+  }
+  return copy
+}
+
+/** Keeps scheme, user, host, port and db; drops the password. */
+export function redactUrl (url: string): string {
+  try {
+    const parsed = new URL(url)
+    if (parsed.password !== '') parsed.password = 'REDACTED'
+    return parsed.toString().replace('REDACTED', REDACTED)
+  } catch {
+    return REDACTED
+  }
+}
+
+/** Freeze, and make JSON.stringify, pino and util.inspect see the redacted copy. */
+function protect (config: Config): Readonly<Config> {
+  Object.defineProperty(config, 'toJSON', { value: () => redactConfig(config), enumerable: false })
+  Object.defineProperty(config, inspect.custom, { value: () => redactConfig(config), enumerable: false })
+  for (const value of Object.values(config)) if (Array.isArray(value)) Object.freeze(value)
+  return Object.freeze(config)
+}

@@ -1,0 +1,62 @@
+// The runnable demo app: explicit timeouts, the suite, demo routes, graceful close, listen.
+// Run: npm start. Without REDIS_URL (development) it runs on in-process stores.
+import { pathToFileURL } from 'node:url'
+import Fastify, { type FastifyInstance } from 'fastify'
+import closeWithGrace from 'close-with-grace'
+import redisSuite, { type RedisSuiteOptions } from './index.js'
+import { loadConfig, ConfigError, type Config } from './lib/config.js'
+import { loggerOptions } from './lib/logger.js'
+
+export interface BuildServerOptions extends RedisSuiteOptions {
+  /** pino level override; tests pass 'silent' or a stream-backed logger. */
+  logger?: boolean | Record<string, unknown>
+}
+
+/** Builds the demo app the way production would, without listening. Tests use the same function. */
+export async function buildServer (options: BuildServerOptions = {}): Promise<FastifyInstance> {
+  const config: Readonly<Config> = options.config ?? loadConfig(options)
+  const app = Fastify({
+    logger: options.logger ?? loggerOptions(config.LOG_LEVEL),
+    // Bounded everywhere: a slow client or a stuck handler must not hold a socket for ever.
+    connectionTimeout: 30_000,
+    keepAliveTimeout: 5_000,
+    requestTimeout: 30_000,
+    bodyLimit: 1_048_576,
+    pluginTimeout: config.REDIS_CONNECT_TIMEOUT + 5_000,
+    return503OnClosing: true,
+    trustProxy: false
+  })
+  await app.register(redisSuite, { ...options, config })
+  app.get('/', async () => ({ name: 'fastify-redis-suite demo', health: '/health', metrics: '/metrics' }))
+  return app
+}
+
+async function main (): Promise<void> {
+  let config: Readonly<Config>
+  try {
+    config = loadConfig()
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      for (const problem of err.problems) console.error(`fastify-redis-suite: ${problem}`)
+      process.exit(1)
+    }
+    throw err
+  }
+  let app: FastifyInstance
+  try {
+    app = await buildServer({ config })
+  } catch (err) {
+    console.error(`fastify-redis-suite: ${(err as Error).message}`)
+    process.exit(1)
+  }
+  closeWithGrace({ delay: 10_000 }, async ({ signal, err }) => {
+    if (err !== undefined) app.log.error({ err }, 'closing after an error')
+    else app.log.info({ signal }, 'closing')
+    await app.close()
+  })
+  await app.listen({ host: config.HOST, port: config.PORT })
+}
+
+if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.argv[1]).href) {
+  await main()
+}
