@@ -1,0 +1,13 @@
+// One import for tests: `import { useRedis, startFaultProxy } from '../helpers/index.js'`.
+export { killTrackedChildren, trackedPids } from './cleanup.js'
+export { startCluster, type ClusterOptions, type RedisCluster } from './cluster.js'
+export { startFaultProxy, type FaultMode, type FaultProxy, type FaultProxyOptions } from './fault-proxy.js'
+export { useCluster, useFaultProxy, useRedis, useSentinelGroup, type TeardownScope } from './fixtures.js'
+export { getFreePort } from './ports.js'
+export { openRawConnection, rawRequest, RawConnection, type RawReply } from './raw-connection.js'
+export { parseInfo, runRedisCli, type Address, type RedisCliOptions, type RedisEndpoint, type TlsClientFiles } from './redis-cli.js'
+export { RedisStartError, type RedisServer } from './redis-process.js'
+export { startRedis, TEMP_PREFIX, type AclUser, type MaxmemoryPolicy, type RedisServerOptions, type TlsServerOptions } from './redis-server.js'
+export { startSentinelGroup, type SentinelGroup, type SentinelGroupOptions } from './sentinel.js'
+export { generateCertificates, type CertificateFiles, type TestCertificates } from './tls.js'
+export { sleep, waitFor, WaitAbortedError, type WaitForOptions } from './wait.js'
