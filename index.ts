@@ -3,17 +3,23 @@
 import fp from 'fastify-plugin'
 import type { FastifyInstance } from 'fastify'
 import configPlugin, { type ConfigPluginOptions } from './plugins/config.js'
+import redisPlugin from './plugins/redis.js'
 import healthRoutes from './routes/health.js'
 
 export interface RedisSuiteOptions extends ConfigPluginOptions {}
 
 async function redisSuite (app: FastifyInstance, options: RedisSuiteOptions): Promise<void> {
   await app.register(configPlugin, options)
+  await app.register(redisPlugin)
   await app.register(healthRoutes)
 }
 
 export default fp(redisSuite, { name: 'fastify-redis-suite', fastify: '5.x' })
-export { configPlugin, healthRoutes }
+export { configPlugin, redisPlugin, healthRoutes }
+export { RedisUnavailableError, quitWithin, type RedisClient, type RedisConnections } from './plugins/redis.js'
+export { buildConnectionPlan, boundedOptions, retryStrategy, RedisSetupError, type RedisMode } from './lib/redis-options.js'
+export { RedisMonitor, type RedisState, type RedisStatus, type RedisServerInfo } from './lib/redis-monitor.js'
+export { HealthRegistry, type HealthCheckOptions, type CheckStatus, type CheckResult } from './lib/health.js'
 export { loadConfig, ConfigError, redactConfig, redactUrl, isRedisConfigured } from './lib/config.js'
 export { ConfigSchema, type Config } from './lib/config-schema.js'
 export { parseDuration, type Duration } from './lib/duration.js'

@@ -1,6 +1,8 @@
 // The runnable demo app: explicit timeouts, the suite, demo routes, graceful close, listen.
 // Run: npm start. Without REDIS_URL (development) it runs on in-process stores.
 import { pathToFileURL } from 'node:url'
+import { setTimeout as sleep } from 'node:timers/promises'
+import type { Writable } from 'node:stream'
 import Fastify, { type FastifyInstance } from 'fastify'
 import closeWithGrace from 'close-with-grace'
 import redisSuite, { type RedisSuiteOptions } from './index.js'
@@ -8,15 +10,16 @@ import { loadConfig, ConfigError, type Config } from './lib/config.js'
 import { loggerOptions } from './lib/logger.js'
 
 export interface BuildServerOptions extends RedisSuiteOptions {
-  /** pino level override; tests pass 'silent' or a stream-backed logger. */
-  logger?: boolean | Record<string, unknown>
+  /** false silences logging; tests pass a stream to read every line (redaction still applies). */
+  logger?: false
+  logStream?: Writable
 }
 
 /** Builds the demo app the way production would, without listening. Tests use the same function. */
 export async function buildServer (options: BuildServerOptions = {}): Promise<FastifyInstance> {
   const config: Readonly<Config> = options.config ?? loadConfig(options)
   const app = Fastify({
-    logger: options.logger ?? loggerOptions(config.LOG_LEVEL),
+    logger: options.logger ?? loggerOptions(config.LOG_LEVEL, options.logStream),
     // Bounded everywhere: a slow client or a stuck handler must not hold a socket for ever.
     connectionTimeout: 30_000,
     keepAliveTimeout: 5_000,
@@ -51,7 +54,11 @@ async function main (): Promise<void> {
   }
   closeWithGrace({ delay: 10_000 }, async ({ signal, err }) => {
     if (err !== undefined) app.log.error({ err }, 'closing after an error')
-    else app.log.info({ signal }, 'closing')
+    else app.log.info({ signal, drainMs: config.SHUTDOWN_DRAIN_DELAY }, 'closing: /health/ready answers 503 from now on')
+    // Readiness fails first while requests are still served, so load balancers move traffic away;
+    // then close() waits for in-flight requests and runs onClose (features flush, Redis quits last).
+    app.health.shuttingDown = true
+    if (config.SHUTDOWN_DRAIN_DELAY > 0) await sleep(config.SHUTDOWN_DRAIN_DELAY)
     await app.close()
   })
   await app.listen({ host: config.HOST, port: config.PORT })

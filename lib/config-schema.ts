@@ -63,7 +63,7 @@ export const ConfigSchema = Type.Object({
   REDIS_PING_INTERVAL: duration('500ms', { description: 'How often the background PING measures latency for health.' }),
   REDIS_PING_TIMEOUT: duration('400ms', { description: 'A background PING slower than this counts as a failure.' }),
   REDIS_DEGRADED_LATENCY: duration('100ms', { description: 'PING latency above which Redis is reported degraded.' }),
-  REDIS_WAIT_ON_BOOT: Type.Boolean({ default: true, description: 'Fail start-up when Redis is unreachable; false starts degraded and reconnects in the background. Profile default: false in development.' }),
+  REDIS_WAIT_ON_BOOT: Type.Boolean({ default: true, description: 'Fail start-up when Redis is unreachable; false starts degraded and reconnects in the background. Profile default: false in development (start degraded).' }),
 
   REDIS_SENTINELS: list({ description: 'Comma-separated host:port list of Sentinels; enables Sentinel mode.' }),
   REDIS_SENTINEL_NAME: Type.String({ default: 'mymaster', minLength: 1, description: 'Master name monitored by the Sentinels.' }),
@@ -71,6 +71,9 @@ export const ConfigSchema = Type.Object({
   REDIS_SENTINEL_PASSWORD: text({ description: 'Password for the Sentinels.', secret: true }),
   REDIS_SENTINEL_TLS: Type.Boolean({ default: false, description: 'Use TLS to reach the Sentinels.' }),
   REDIS_CLUSTER_NODES: list({ description: 'Comma-separated host:port list of Cluster seed nodes; enables Cluster mode.' }),
+
+  HEALTH_READY_REQUIRES_REDIS: Type.Boolean({ default: true, description: '/health/ready answers 503 while Redis is disconnected. Set false when the app can serve without it (its cache-only routes) and you would rather not pull every instance at once.' }),
+  SHUTDOWN_DRAIN_DELAY: duration('0ms', { description: 'On SIGTERM, time /health/ready answers 503 while still serving, so load balancers stop sending traffic before connections close. Profile default: 3s in staging and production.' }),
 
   SESSION_SECRET: list({ description: 'Comma-separated secrets: sessions are signed with the first and accepted with any (rotation). 32+ characters in production.', secret: true }),
   SESSION_TTL: duration('7d', { description: 'Session lifetime in Redis and cookie max age.' })
@@ -82,9 +85,9 @@ export type ConfigKey = keyof Config
 /** Per-profile defaults, applied before the schema's own defaults and below anything set explicitly. */
 export const PROFILE_DEFAULTS: Record<Profile, Partial<Record<ConfigKey, string>>> = {
   development: { REDIS_WAIT_ON_BOOT: 'false', LOG_LEVEL: 'info' },
-  test: { REDIS_WAIT_ON_BOOT: 'false', LOG_LEVEL: 'silent' },
-  staging: { HOST: '0.0.0.0' },
-  production: { HOST: '0.0.0.0' }
+  test: { LOG_LEVEL: 'silent' },
+  staging: { HOST: '0.0.0.0', SHUTDOWN_DRAIN_DELAY: '3s' },
+  production: { HOST: '0.0.0.0', SHUTDOWN_DRAIN_DELAY: '3s' }
 }
 
 /** Properties of the schema, for the docs check and error messages. */

@@ -1,19 +1,19 @@
 // pino options shared by the demo server and tests: what must never reach a log line is censored here.
+import type { Writable } from 'node:stream'
 import type { FastifyServerOptions } from 'fastify'
 
-/** Paths pino censors: credentials, cookies and session ids, wherever a request or error carries them. */
+/**
+ * Paths pino censors: credentials, cookies and session ids, wherever a request or error carries them.
+ * Explicit paths only: app.config redacts itself through toJSON, and a wildcard path (or one naming a
+ * config key) makes pino copy objects field by field, bypassing toJSON — the URL's password leaked.
+ */
 export const REDACT_PATHS = [
   'req.headers.authorization',
   'req.headers.cookie',
   'req.headers["x-api-key"]',
-  'res.headers["set-cookie"]',
-  '*.password',
-  '*.REDIS_PASSWORD',
-  '*.SESSION_SECRET',
-  '*.sessionId',
-  '*.sessionid'
+  'res.headers["set-cookie"]'
 ]
 
-export function loggerOptions (level: string): NonNullable<FastifyServerOptions['logger']> {
-  return { level, redact: { paths: REDACT_PATHS, censor: '[redacted]' } }
+export function loggerOptions (level: string, stream?: Writable): Exclude<FastifyServerOptions['logger'], boolean | undefined> {
+  return { level, redact: { paths: REDACT_PATHS, censor: '[redacted]' }, ...(stream === undefined ? {} : { stream }) }
 }

@@ -1,13 +1,114 @@
-// Health routes for load balancers and Kubernetes. They answer from state kept in memory and never
-// wait on Redis inline.
+// Health routes for load balancers and Kubernetes (DESIGN §2). Every answer comes from cached state:
+// nothing here awaits Redis or reconnects. HEAD is served by Fastify for each GET route.
 import fp from 'fastify-plugin'
-import Type from 'typebox'
+import Type, { type Static } from 'typebox'
 import type { FastifyInstance } from 'fastify'
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
+import { HealthRegistry, type CheckStatus } from '../lib/health.js'
+import type { RedisState } from '../lib/redis-monitor.js'
 
-const Live = Type.Object({ status: Type.Literal('ok') })
-
-async function healthRoutes (app: FastifyInstance): Promise<void> {
-  app.get('/health/live', { schema: { response: { 200: Live } } }, async () => ({ status: 'ok' as const }))
+declare module 'fastify' {
+  interface FastifyInstance {
+    /** Add checks (a job queue, a database) to /health and /health/ready; see HealthCheckOptions. */
+    health: HealthRegistry
+  }
 }
 
-export default fp(healthRoutes, { name: 'redis-suite-health', dependencies: ['redis-suite-config'] })
+const RedisStatusSchema = Type.Union([Type.Literal('connected'), Type.Literal('degraded'), Type.Literal('disconnected')])
+const ModeSchema = Type.Union([Type.Literal('standalone'), Type.Literal('sentinel'), Type.Literal('cluster'), Type.Literal('memory')])
+const LatencySchema = Type.Union([Type.Number(), Type.Null()])
+
+export const LiveSchema = Type.Object({ status: Type.Literal('ok') })
+
+export const CheckSchema = Type.Object({
+  status: Type.String(),
+  latencyMs: LatencySchema,
+  mode: Type.Optional(Type.String()),
+  lastError: Type.Optional(Type.String())
+}, { additionalProperties: true })
+
+export const HealthSchema = Type.Object({
+  status: Type.Union([Type.Literal('ok'), Type.Literal('degraded'), Type.Literal('down')]),
+  uptimeS: Type.Number(),
+  checks: Type.Record(Type.String(), CheckSchema)
+})
+
+export const RedisHealthSchema = Type.Object({
+  status: RedisStatusSchema,
+  mode: ModeSchema,
+  latencyMs: LatencySchema,
+  version: Type.String(),
+  uptimeS: Type.Number(),
+  memoryUsedBytes: Type.Number(),
+  memoryUsed: Type.String(),
+  connectedClients: Type.Number(),
+  role: Type.String(),
+  reconnects: Type.Number(),
+  lastError: Type.Optional(Type.String())
+})
+
+export type HealthBody = Static<typeof HealthSchema>
+export type RedisHealthBody = Static<typeof RedisHealthSchema>
+
+const REDIS_CHECK_STATUS: Record<RedisState['status'], CheckStatus> = { connected: 'ok', degraded: 'degraded', disconnected: 'down' }
+
+async function healthRoutes (fastify: FastifyInstance): Promise<void> {
+  const app = fastify.withTypeProvider<TypeBoxTypeProvider>()
+  const registry = new HealthRegistry()
+  app.decorate('health', registry)
+
+  registry.addReadOnlyCheck({
+    name: 'redis',
+    required: app.config.HEALTH_READY_REQUIRES_REDIS,
+    read: () => {
+      const { status, mode, latencyMs, lastError } = app.redisState
+      // Shown in Redis' own words (connected/degraded/disconnected), as DESIGN §2 has it.
+      return { status: REDIS_CHECK_STATUS[status], shown: { status, mode, latencyMs, ...(lastError === undefined ? {} : { lastError }) } }
+    }
+  })
+
+  const noStore = { 'cache-control': 'no-store' }
+
+  app.get('/health/live', { schema: { response: { 200: LiveSchema } } }, async (_request, reply) => {
+    reply.headers(noStore)
+    return { status: 'ok' as const }
+  })
+
+  const summary = (): HealthBody & { ready: boolean } => ({ ...registry.snapshot(), uptimeS: Math.round(process.uptime()) })
+
+  app.get('/health', { schema: { response: { 200: HealthSchema, 503: HealthSchema } } }, async (_request, reply) => {
+    const { ready, ...body } = summary()
+    return reply.headers(noStore).code(body.status === 'down' ? 503 : 200).send(body)
+  })
+
+  app.get('/health/ready', { schema: { response: { 200: HealthSchema, 503: HealthSchema } } }, async (_request, reply) => {
+    const { ready, ...body } = summary()
+    return reply.headers(noStore).code(ready ? 200 : 503).send(body)
+  })
+
+  app.get('/health/redis', { schema: { response: { 200: RedisHealthSchema, 503: RedisHealthSchema } } }, async (_request, reply) => {
+    const state = app.redisState
+    const info = app.redisMonitor.serverInfo
+    const body: RedisHealthBody = {
+      status: state.status,
+      mode: state.mode,
+      latencyMs: state.latencyMs,
+      version: info?.version ?? (state.mode === 'memory' ? 'in-process' : 'unknown'),
+      uptimeS: info?.uptimeS ?? 0,
+      memoryUsedBytes: info?.memoryUsedBytes ?? 0,
+      memoryUsed: info?.memoryUsed ?? '0B',
+      connectedClients: info?.connectedClients ?? 0,
+      role: info?.role ?? (state.mode === 'memory' ? 'memory' : 'unknown'),
+      reconnects: state.reconnects,
+      ...(state.lastError === undefined ? {} : { lastError: state.lastError })
+    }
+    return reply.headers(noStore).code(state.status === 'disconnected' ? 503 : 200).send(body)
+  })
+
+  app.addHook('onReady', async () => { await registry.start() })
+  // Covers app.close() called directly; server.ts marks shutdown earlier, before its drain delay.
+  app.addHook('preClose', async () => { registry.shuttingDown = true })
+  app.addHook('onClose', async () => { registry.stop() })
+}
+
+export default fp(healthRoutes, { name: 'redis-suite-health', dependencies: ['redis-suite-config', 'redis-suite-redis'] })

@@ -109,3 +109,18 @@ t.test('config is frozen and redacted when logged or serialised', async (t) => {
   t.equal(redactUrl('rediss://:p%40ss@h:1'), 'rediss://:[redacted]@h:1')
   t.equal(redactUrl('not a url'), '[redacted]')
 })
+
+t.test('the app logger never prints config secrets', async (t) => {
+  const { Writable } = await import('node:stream')
+  const { default: pino } = await import('pino')
+  const { loggerOptions } = await import('../../lib/logger.js')
+  let out = ''
+  const stream = new Writable({ write (chunk, _e, cb) { out += String(chunk); cb() } })
+  const options = loggerOptions('info') as { redact: { paths: string[], censor: string } }
+  const log = pino({ redact: options.redact }, stream)
+  const config = loadConfig({ env: { REDIS_URL: 'redis://u:hunter2@h:1', REDIS_PASSWORD: 'pw-secret', SESSION_SECRET: 'sess-secret' } })
+  log.info({ config }, 'config')
+  log.info({ nested: { config } }, 'nested')
+  t.notMatch(out, /hunter2|pw-secret|sess-secret/)
+  t.match(out, /u:\[redacted\]@h:1/)
+})

@@ -1,0 +1,56 @@
+// Start-up checks of the server's own settings. Sessions and rate limits must not be evicted or lost
+// on restart; managed Redis often ships allkeys-lru and no persistence. Denied by the ACL → skip quietly.
+import type { Cluster, Redis } from 'ioredis'
+
+export interface DiagnosticsLogger {
+  warn: (obj: object, msg: string) => void
+  debug: (obj: object, msg: string) => void
+}
+
+export interface ServerSettings {
+  maxmemoryPolicy?: string
+  appendonly?: string
+  save?: string
+}
+
+export async function readServerSettings (client: Redis | Cluster): Promise<ServerSettings | undefined> {
+  const node = client.isCluster ? (client as Cluster).nodes('master')[0] : client as Redis
+  if (node === undefined) return undefined
+  try {
+    const pairs = await node.call('CONFIG', 'GET', 'maxmemory-policy', 'appendonly', 'save') as string[] | Record<string, string>
+    // RESP3 answers CONFIG GET with a map; RESP2 with a flat list.
+    const fields = Array.isArray(pairs) ? Object.fromEntries(chunk(pairs)) : pairs
+    return { maxmemoryPolicy: fields['maxmemory-policy'], appendonly: fields.appendonly, save: fields.save }
+  } catch {
+    return undefined
+  }
+}
+
+/** Warnings for settings that put sessions and rate limits at risk. */
+export function settingWarnings (settings: ServerSettings): string[] {
+  const warnings: string[] = []
+  if (settings.maxmemoryPolicy !== undefined && settings.maxmemoryPolicy !== 'noeviction') {
+    warnings.push(`maxmemory-policy is ${settings.maxmemoryPolicy}: sessions and rate-limit counters can be evicted under memory pressure; use noeviction here and put the cache on its own instance (REDIS_CACHE_URL)`)
+  }
+  if (settings.appendonly === 'no' && (settings.save === undefined || settings.save.trim() === '')) {
+    warnings.push('persistence is off (appendonly no, no save points): every session is lost when Redis restarts; enable appendonly with appendfsync everysec')
+  }
+  return warnings
+}
+
+export async function checkServerSettings (client: Redis | Cluster, log: DiagnosticsLogger): Promise<string[]> {
+  const settings = await readServerSettings(client)
+  if (settings === undefined) {
+    log.debug({}, 'Redis settings not checked: CONFIG GET is not allowed or failed')
+    return []
+  }
+  const warnings = settingWarnings(settings)
+  for (const warning of warnings) log.warn({ redis: settings }, warning)
+  return warnings
+}
+
+function chunk (list: string[]): Array<[string, string]> {
+  const pairs: Array<[string, string]> = []
+  for (let i = 0; i + 1 < list.length; i += 2) pairs.push([list[i] as string, list[i + 1] as string])
+  return pairs
+}

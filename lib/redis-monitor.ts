@@ -1,0 +1,229 @@
+// Live connection state for health, features and metrics. Socket events give instant detection of a
+// closed connection; a background PING with its own timeout catches what events cannot (a frozen
+// server, a black-holed link, slowness). Health routes read the cached state and never wait on Redis.
+import { EventEmitter } from 'node:events'
+import type { Cluster, Redis } from 'ioredis'
+import type { RedisMode } from './redis-options.js'
+
+export type RedisStatus = 'connected' | 'degraded' | 'disconnected'
+export type RedisStateMode = RedisMode | 'memory'
+
+export interface RedisState {
+  status: RedisStatus
+  mode: RedisStateMode
+  /** Round trip of the last background PING; null before the first one. */
+  latencyMs: number | null
+  lastError?: string
+  reconnects: number
+  /** Epoch ms of the last status change. */
+  since: number
+}
+
+export interface RedisServerInfo {
+  version: string
+  uptimeS: number
+  memoryUsedBytes: number
+  memoryUsed: string
+  connectedClients: number
+  role: string
+}
+
+export interface MonitorLogger {
+  info: (obj: object, msg: string) => void
+  warn: (obj: object, msg: string) => void
+}
+
+export interface RedisMonitorOptions {
+  mode: RedisStateMode
+  /** Where the client connects, for log lines (never with a password). */
+  address: string
+  pingInterval: number
+  pingTimeout: number
+  degradedLatency: number
+  /** How often INFO is refreshed for /health/redis. */
+  infoInterval?: number
+  /** Consecutive PING timeouts after which the connection is dropped and re-opened (half-open links). */
+  reconnectAfterTimeouts?: number
+  logger: MonitorLogger
+}
+
+export interface RedisMonitorEvents {
+  change: [state: RedisState, previous: RedisState]
+  /** The connection came back after a loss: anything pushed while it was down was missed. */
+  reconnected: []
+}
+
+type Client = Redis | Cluster
+
+export class RedisMonitor extends EventEmitter<RedisMonitorEvents> {
+  readonly #client: Client | undefined
+  readonly #options: Required<RedisMonitorOptions>
+  #state: RedisState
+  #info: RedisServerInfo | undefined
+  #timer: NodeJS.Timeout | undefined
+  #lastInfoAt = 0
+  #timeouts = 0
+  #everReady = false
+  #stopped = false
+
+  constructor (client: Client | undefined, options: RedisMonitorOptions) {
+    super()
+    this.#client = client
+    this.#options = { infoInterval: 5_000, reconnectAfterTimeouts: 3, ...options }
+    const memory = client === undefined
+    this.#state = { status: memory ? 'connected' : 'disconnected', mode: options.mode, latencyMs: memory ? 0 : null, reconnects: 0, since: Date.now() }
+    if (client !== undefined) this.#listen(client)
+  }
+
+  get state (): RedisState {
+    return { ...this.#state }
+  }
+
+  get serverInfo (): RedisServerInfo | undefined {
+    return this.#info
+  }
+
+  /** True when a command sent now can be expected to run: features skip Redis otherwise. */
+  isReady (): boolean {
+    return this.#client !== undefined && this.#client.status === 'ready' && this.#state.status !== 'disconnected'
+  }
+
+  start (): void {
+    if (this.#client === undefined || this.#timer !== undefined) return
+    this.#schedule(0)
+  }
+
+  stop (): void {
+    this.#stopped = true
+    clearTimeout(this.#timer)
+    this.#timer = undefined
+  }
+
+  #listen (client: Client): void {
+    client.on('ready', () => {
+      this.#timeouts = 0
+      if (this.#everReady) {
+        this.#state.reconnects++
+        this.emit('reconnected')
+      }
+      this.#everReady = true
+      this.#set('connected')
+      // Measure at once rather than waiting a full interval.
+      if (this.#timer !== undefined) this.#schedule(0)
+    })
+    const down = (): void => { this.#set('disconnected') }
+    client.on('close', down)
+    client.on('end', down)
+    client.on('reconnecting', down)
+    // Without an 'error' listener ioredis prints every failed reconnect to stderr.
+    client.on('error', (err: Error) => { this.#state.lastError = describeError(err) })
+    client.on('node error', (err: Error) => { this.#state.lastError = describeError(err) })
+  }
+
+  #schedule (delay: number): void {
+    if (this.#stopped) return
+    clearTimeout(this.#timer)
+    this.#timer = setTimeout(() => { this.#check().catch(() => {}) }, delay)
+    this.#timer.unref()
+  }
+
+  async #check (): Promise<void> {
+    const client = this.#client
+    const started = Date.now()
+    if (client !== undefined && client.status === 'ready') {
+      try {
+        await withTimeout(client.ping(), this.#options.pingTimeout)
+        const latency = Date.now() - started
+        this.#timeouts = 0
+        this.#state.latencyMs = latency
+        this.#set(latency > this.#options.degradedLatency ? 'degraded' : 'connected')
+        if (Date.now() - this.#lastInfoAt >= this.#options.infoInterval) await this.#refreshInfo(client)
+      } catch (err) {
+        this.#onPingFailure(client, err as Error)
+      }
+    }
+    this.#schedule(Math.max(0, this.#options.pingInterval - (Date.now() - started)))
+  }
+
+  #onPingFailure (client: Client, err: Error): void {
+    this.#state.lastError = describeError(err)
+    if (err.message.startsWith('LOADING')) {
+      this.#set('degraded')
+      return
+    }
+    this.#set('disconnected')
+    if (err instanceof PingTimeoutError && ++this.#timeouts >= this.#options.reconnectAfterTimeouts) {
+      // A frozen server or a black-holed link keeps the socket open: drop it and reconnect.
+      this.#timeouts = 0
+      client.disconnect(true)
+    }
+  }
+
+  async #refreshInfo (client: Client): Promise<void> {
+    this.#lastInfoAt = Date.now()
+    try {
+      const node = isCluster(client) ? client.nodes('master')[0] : client
+      if (node === undefined) return
+      const text = await withTimeout(node.info(), this.#options.pingTimeout)
+      this.#info = parseInfo(text)
+      if (isCluster(client)) {
+        const clusterInfo = await withTimeout(node.cluster('INFO') as Promise<string>, this.#options.pingTimeout)
+        if (!clusterInfo.includes('cluster_state:ok')) {
+          this.#state.lastError = 'cluster_state is not ok: some slots are unavailable'
+          this.#set('degraded')
+        }
+      }
+    } catch {
+      // INFO may be denied by the ACL or slow; health falls back to what it has.
+    }
+  }
+
+  #set (status: RedisStatus): void {
+    if (this.#state.status === status) return
+    const previous = { ...this.#state }
+    this.#state.status = status
+    this.#state.since = Date.now()
+    const fields = { redis: { mode: this.#state.mode, address: this.#options.address, status, previous: previous.status, lastError: this.#state.lastError } }
+    if (status === 'connected') this.#options.logger.info(fields, `Redis ${status}`)
+    else this.#options.logger.warn(fields, `Redis ${status}`)
+    this.emit('change', this.state, previous)
+  }
+}
+
+class PingTimeoutError extends Error {}
+
+function withTimeout<T> (promise: Promise<T>, ms: number): Promise<T> {
+  let timer: NodeJS.Timeout | undefined
+  const timeout = new Promise<never>((_resolve, reject) => {
+    timer = setTimeout(() => reject(new PingTimeoutError(`no reply within ${ms}ms`)), ms)
+  })
+  promise.catch(() => {}) // a late rejection after the timeout is expected, not unhandled
+  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer))
+}
+
+function isCluster (client: Client): client is Cluster {
+  return client.isCluster
+}
+
+/** An error's message without anything that could carry credentials. */
+export function describeError (err: Error): string {
+  const code = (err as NodeJS.ErrnoException).code
+  const message = err.message.replace(/\/\/[^@\s/]*@/g, '//[redacted]@')
+  return code !== undefined && !message.includes(code) ? `${code}: ${message}` : message
+}
+
+export function parseInfo (text: string): RedisServerInfo {
+  const fields = new Map<string, string>()
+  for (const line of text.split('\r\n')) {
+    const index = line.indexOf(':')
+    if (index > 0) fields.set(line.slice(0, index), line.slice(index + 1))
+  }
+  return {
+    version: fields.get('redis_version') ?? 'unknown',
+    uptimeS: Number(fields.get('uptime_in_seconds') ?? 0),
+    memoryUsedBytes: Number(fields.get('used_memory') ?? 0),
+    memoryUsed: fields.get('used_memory_human') ?? '0B',
+    connectedClients: Number(fields.get('connected_clients') ?? 0),
+    role: fields.get('role') ?? 'unknown'
+  }
+}

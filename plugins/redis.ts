@@ -1,0 +1,198 @@
+// The Redis connection: builds a bounded ioredis client from app.config, waits for it at boot with a
+// clear error (or starts degraded), keeps the live state, and quits within a bound on close.
+import fp from 'fastify-plugin'
+import fastifyRedis from '@fastify/redis'
+import { Redis, Cluster } from 'ioredis'
+import type { FastifyBaseLogger, FastifyInstance } from 'fastify'
+import { isRedisConfigured } from '../lib/config.js'
+import { buildConnectionPlan, RedisSetupError, type RedisConnectionPlan } from '../lib/redis-options.js'
+import { RedisMonitor, describeError, type RedisState } from '../lib/redis-monitor.js'
+import { checkServerSettings } from '../lib/redis-diagnostics.js'
+
+export type RedisClient = Redis | Cluster
+
+export interface RedisConnections {
+  /** Sessions, rate limits and anything that must not be evicted. Undefined without Redis. */
+  main: RedisClient | undefined
+  /** The cache's client: REDIS_CACHE_URL's when set, else the main one. */
+  cache: RedisClient | undefined
+  /** A dedicated connection for SUBSCRIBE, created on first use and closed with the app. */
+  subscriber: () => RedisClient | undefined
+}
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    /** Live connection state, kept by a background PING; reading it never touches Redis. */
+    readonly redisState: RedisState
+    redisMonitor: RedisMonitor
+    redisConnections: RedisConnections
+  }
+}
+
+export class RedisUnavailableError extends Error {
+  readonly code = 'FRS_REDIS_UNAVAILABLE'
+  constructor (message: string) {
+    super(message)
+    this.name = 'RedisUnavailableError'
+  }
+}
+
+async function redisPlugin (app: FastifyInstance): Promise<void> {
+  const config = app.config
+  const log = app.log.child({ plugin: 'redis' })
+
+  if (!isRedisConfigured(config)) {
+    log.warn('No Redis configured (REDIS_URL is not set): running on in-process stores, which are per process and lost on restart')
+    const monitor = new RedisMonitor(undefined, { ...monitorOptions(app, log), mode: 'memory', address: 'in-process' })
+    decorateState(app, monitor, { main: undefined, cache: undefined, subscriber: () => undefined })
+    return
+  }
+
+  const plan = buildConnectionPlan(config)
+  const main = createClient(plan)
+  const monitor = new RedisMonitor(main, { ...monitorOptions(app, log), mode: plan.mode, address: plan.address })
+  const extra: RedisClient[] = []
+  const cachePlan = config.REDIS_CACHE_URL === undefined ? undefined : buildConnectionPlan(config, config.REDIS_CACHE_URL)
+  const cache = cachePlan === undefined ? main : track(extra, createClient(cachePlan))
+  let subscriber: RedisClient | undefined
+  const connections: RedisConnections = {
+    main,
+    cache,
+    subscriber: () => {
+      if (subscriber === undefined) {
+        subscriber = track(extra, main.isCluster ? (main as Cluster).duplicate() : (main as Redis).duplicate())
+        subscriber.on('error', () => {}) // its state is the main connection's; errors are reported there
+        subscriber.connect().catch(() => {})
+      }
+      return subscriber
+    }
+  }
+  for (const client of extra) client.on('error', () => {})
+
+  if (!config.REDIS_TLS_REJECT_UNAUTHORIZED) {
+    log.warn('REDIS_TLS_REJECT_UNAUTHORIZED=false: the Redis server certificate is not verified')
+  }
+
+  const ready = connect(main, plan, config.REDIS_CONNECT_TIMEOUT)
+  if (cache !== main) cache.connect().catch(() => {})
+  monitor.start()
+  if (config.REDIS_WAIT_ON_BOOT) {
+    try {
+      await ready
+    } catch (err) {
+      monitor.stop()
+      main.disconnect()
+      for (const client of extra) client.disconnect()
+      throw err
+    }
+  } else {
+    ready.catch((err: Error) => log.warn({ err: { message: err.message } }, 'starting degraded: Redis is not reachable yet; reconnecting in the background'))
+  }
+
+  if (main.status === 'ready') {
+    // Connected: @fastify/redis decorates app.redis. We keep closing it ourselves, within a bound.
+    await app.register(fastifyRedis, { client: main as Redis, closeClient: false })
+    checkServerSettings(main, log).catch(() => {})
+  } else {
+    // Starting degraded: @fastify/redis would hold boot until Redis answers, so decorate directly.
+    app.decorate('redis', main as never)
+    main.once('ready', () => { checkServerSettings(main, log).catch(() => {}) })
+  }
+  decorateState(app, monitor, connections)
+
+  app.addHook('onClose', async () => {
+    monitor.stop()
+    const timeout = Math.min(config.REDIS_COMMAND_TIMEOUT, 2_000)
+    await Promise.all([main, ...extra].map((client) => quitWithin(client, timeout)))
+  })
+}
+
+function monitorOptions (app: FastifyInstance, log: FastifyBaseLogger) {
+  const config = app.config
+  return {
+    pingInterval: config.REDIS_PING_INTERVAL,
+    pingTimeout: config.REDIS_PING_TIMEOUT,
+    degradedLatency: config.REDIS_DEGRADED_LATENCY,
+    logger: log
+  }
+}
+
+function decorateState (app: FastifyInstance, monitor: RedisMonitor, connections: RedisConnections): void {
+  app.decorate('redisState', { getter: () => monitor.state })
+  app.decorate('redisMonitor', monitor)
+  app.decorate('redisConnections', connections)
+}
+
+function createClient (plan: RedisConnectionPlan): RedisClient {
+  return plan.mode === 'cluster' ? new Cluster(plan.nodes, plan.options) : new Redis(plan.options)
+}
+
+function track (list: RedisClient[], client: RedisClient): RedisClient {
+  list.push(client)
+  return client
+}
+
+/** Resolves on 'ready'; rejects with one clear line on timeout or on errors retrying cannot fix. */
+function connect (client: RedisClient, plan: RedisConnectionPlan, timeout: number): Promise<void> {
+  return new Promise((resolve, reject) => {
+    let lastError: Error | undefined
+    const finish = (err?: Error): void => {
+      clearTimeout(timer)
+      client.off('ready', onReady)
+      client.off('error', onError)
+      if (err === undefined) resolve()
+      else reject(err)
+    }
+    const onReady = (): void => finish()
+    const onError = (err: Error): void => {
+      lastError = err
+      const fatal = fatalReason(err)
+      if (fatal !== undefined) finish(new RedisUnavailableError(`Redis at ${plan.address} ${fatal}`))
+    }
+    const timer = setTimeout(() => {
+      const cause = lastError === undefined ? '' : ` (last error: ${describeError(lastError)})`
+      finish(new RedisUnavailableError(`Redis at ${plan.address} did not become ready within ${timeout}ms${cause}${hint(lastError, plan)}. ` +
+        'Check REDIS_URL, or set REDIS_WAIT_ON_BOOT=false to start degraded'))
+    }, timeout)
+    client.on('ready', onReady)
+    client.on('error', onError)
+    client.connect().catch(() => {}) // failures arrive as 'error' events and retries
+  })
+}
+
+/** Errors no reconnect can fix: fail boot at once instead of at the timeout. */
+function fatalReason (err: Error): string | undefined {
+  const message = err.message
+  if (/^(WRONGPASS|NOAUTH|NOPERM)/.test(message)) return `refused the credentials: ${describeError(err)}. Check REDIS_USERNAME and REDIS_PASSWORD (or the URL)`
+  const code = (err as NodeJS.ErrnoException).code ?? ''
+  if (/CERT|SELF_SIGNED|UNABLE_TO_VERIFY|ERR_TLS/.test(code)) return `failed TLS verification (${code}): set REDIS_TLS_CA to the CA that signed the server certificate`
+  if (code === 'ENOTFOUND') return 'has a host name that does not resolve (ENOTFOUND)'
+  return undefined
+}
+
+function hint (err: Error | undefined, plan: RedisConnectionPlan): string {
+  const tls = plan.mode === 'cluster' ? plan.options.redisOptions?.tls !== undefined : plan.options.tls !== undefined
+  if (err !== undefined && !tls && /ECONNRESET|Connection is closed/.test(err.message)) {
+    return '; the server closed the connection: if it only accepts TLS, use rediss:// or REDIS_TLS=true'
+  }
+  return ''
+}
+
+/** QUIT lets pending replies arrive; a frozen server must not hold shutdown, so disconnect after `ms`. */
+export async function quitWithin (client: RedisClient, ms: number): Promise<void> {
+  if (client.status === 'end') return
+  if (client.status !== 'ready') {
+    client.disconnect()
+    return
+  }
+  let timer: NodeJS.Timeout | undefined
+  await Promise.race([
+    client.quit().catch(() => {}),
+    new Promise<void>((resolve) => { timer = setTimeout(resolve, ms) })
+  ])
+  clearTimeout(timer)
+  if ((client.status as string) !== 'end') client.disconnect()
+}
+
+export { RedisSetupError }
+export default fp(redisPlugin, { name: 'redis-suite-redis', fastify: '5.x', dependencies: ['redis-suite-config'] })
