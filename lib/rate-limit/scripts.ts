@@ -1,0 +1,99 @@
+// The Lua scripts behind the Redis limiter. Each touches only KEYS[1..3] (counter, strikes, ban),
+// which share a hash tag (see keys.ts), so a script runs on one Cluster slot.
+// ARGV: window ms, max, ban after (0 = no ban), ban ms, strikes memory ms, continueExceeding, exponentialBackoff.
+// Reply: { allowed (0|1), current, remaining, resetMs, retryAfterMs, banned (0|1) }.
+// Numbers handed to Redis go through ms(): Lua prints doubles as '%.14g', which Redis would refuse.
+import { createHash } from 'node:crypto'
+
+const PRELUDE = `
+local counter, strikes, ban = KEYS[1], KEYS[2], KEYS[3]
+local window = tonumber(ARGV[1])
+local max = tonumber(ARGV[2])
+local banAfter = tonumber(ARGV[3])
+local banMs = tonumber(ARGV[4])
+local withinMs = tonumber(ARGV[5])
+
+local function ms (x)
+  return string.format('%.0f', math.max(1, math.ceil(x)))
+end
+
+-- A refused request is a strike; the banAfter-th strike within withinMs starts a ban.
+local function refuse (current, resetMs, retryMs)
+  if banAfter > 0 then
+    local count = redis.call('INCR', strikes)
+    if count == 1 then redis.call('PEXPIRE', strikes, ms(withinMs)) end
+    if count >= banAfter then
+      redis.call('SET', ban, '1', 'PX', ms(banMs))
+      redis.call('DEL', strikes)
+      return { 0, current, 0, math.max(resetMs, banMs), banMs, 1 }
+    end
+  end
+  return { 0, current, 0, resetMs, math.max(1, retryMs), 0 }
+end
+
+if banAfter > 0 then
+  local banTtl = redis.call('PTTL', ban)
+  if banTtl > 0 then return { 0, max + 1, 0, banTtl, banTtl, 1 } end
+end
+`
+
+/** @fastify/rate-limit's fixed window, plus bans: INCR, PEXPIRE on the first hit, PTTL otherwise. */
+export const FIXED_WINDOW_LUA = PRELUDE + `
+local continueExceeding = ARGV[6] == '1'
+local backoff = ARGV[7] == '1'
+local current = redis.call('INCR', counter)
+local ttl
+if current == 1 or (continueExceeding and current > max) then
+  ttl = window
+  redis.call('PEXPIRE', counter, ms(ttl))
+elseif backoff and current > max then
+  ttl = math.min(window * 2 ^ (current - max - 1), 1e15)
+  redis.call('PEXPIRE', counter, ms(ttl))
+else
+  ttl = redis.call('PTTL', counter)
+  -- A counter without expiry (written by hand, or an interrupted write) would limit forever.
+  if ttl < 0 then
+    ttl = window
+    redis.call('PEXPIRE', counter, ms(ttl))
+  end
+end
+if current <= max then return { 1, current, max - current, ttl, 0, 0 } end
+return refuse(current, ttl, ttl)
+`
+
+/**
+ * GCRA: the counter holds the theoretical arrival time (TAT, ms on the Redis clock, so every app
+ * instance shares one clock). Each request moves it one emission interval (window / max) on from
+ * max(TAT, now); a request is allowed while the new TAT is at most one window ahead of now.
+ */
+export const SLIDING_WINDOW_LUA = `
+if redis.replicate_commands then redis.replicate_commands() end
+` + PRELUDE + `
+local time = redis.call('TIME')
+local now = tonumber(time[1]) * 1000 + tonumber(time[2]) / 1000
+if max <= 0 then return refuse(1, window, window) end
+local interval = window / max
+-- Float and the microsecond rounding of the stored TAT must not turn the max-th request away.
+local epsilon = 0.001
+local tat = tonumber(redis.call('GET', counter))
+if tat == nil or tat < now then tat = now end
+local used = tat + interval - now
+if used <= window + epsilon then
+  redis.call('SET', counter, string.format('%.3f', tat + interval), 'PX', ms(used))
+  local current = math.max(1, math.ceil(used / interval - 1e-6))
+  return { 1, current, math.max(0, max - current), math.ceil(used), 0, 0 }
+end
+return refuse(max + 1, math.ceil(tat - now), math.ceil(used - window - epsilon))
+`
+
+export interface LoadedScript {
+  lua: string
+  sha: string
+}
+
+function load (lua: string): LoadedScript {
+  return { lua, sha: createHash('sha1').update(lua).digest('hex') }
+}
+
+export const FIXED_WINDOW_SCRIPT = load(FIXED_WINDOW_LUA)
+export const SLIDING_WINDOW_SCRIPT = load(SLIDING_WINDOW_LUA)

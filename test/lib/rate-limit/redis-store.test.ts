@@ -1,0 +1,117 @@
+// Behaviour Redis decides, against a real redis-server: limits, windows, GCRA edges, two instances
+// sharing one limit, NOSCRIPT recovery, bans and the client's keyPrefix.
+import { createHash } from 'node:crypto'
+import t from 'tap'
+import { useRedis } from '../../helpers/fixtures.js'
+import { sleep } from '../../helpers/wait.js'
+import { FIXED_WINDOW_LUA, SLIDING_WINDOW_LUA } from '../../../lib/rate-limit/scripts.js'
+import { RateLimitStore } from '../../../lib/rate-limit/store.js'
+import type { RateLimitAlgorithm } from '../../../lib/rate-limit/types.js'
+import { connectClient } from './clients.js'
+
+const server = await useRedis(t)
+
+async function newStore (tt: Parameters<typeof connectClient>[0], options: ConstructorParameters<typeof RateLimitStore>[0] = {}): Promise<RateLimitStore> {
+  return new RateLimitStore({ redis: await connectClient(tt, server), ...options })
+}
+
+for (const algorithm of ['fixed', 'sliding'] as RateLimitAlgorithm[]) {
+  t.test(`${algorithm}: the limit is reached at exactly max`, async (t) => {
+    const store = await newStore(t)
+    const decisions = []
+    for (let i = 0; i < 6; i++) decisions.push(await store.consume(`exact-${algorithm}`, { max: 5, timeWindow: '10s', algorithm }))
+    t.same(decisions.map((d) => d.allowed), [true, true, true, true, true, false])
+    t.same(decisions.map((d) => d.remaining), [4, 3, 2, 1, 0, 0])
+    t.ok(decisions.every((d) => d.source === 'redis'))
+    const refused = decisions[5]
+    t.ok(refused !== undefined && refused.current > 5 && refused.retryAfterMs > 0 && refused.retryAfterMs <= 10_000)
+    t.match(store.stats(), { allowed: 5, limited: 1, redisFailures: 0 })
+  })
+
+  t.test(`${algorithm}: two store instances on two clients share one limit exactly`, async (t) => {
+    const [a, b] = [await newStore(t), await newStore(t)]
+    const attempts = Array.from({ length: 40 }, (_, i) => (i % 2 === 0 ? a : b).consume('shared', { max: 15, timeWindow: '10s', algorithm, scope: algorithm }))
+    const decisions = await Promise.all(attempts)
+    t.equal(decisions.filter((d) => d.allowed).length, 15, 'exactly max allowed across both instances')
+    t.ok(decisions.every((d) => d.source === 'redis'))
+  })
+}
+
+t.test('fixed: the window resets after timeWindow, with @fastify/rate-limit TTL semantics', async (t) => {
+  const store = await newStore(t)
+  const consume = (): ReturnType<RateLimitStore['consume']> => store.consume('reset', { max: 2, timeWindow: 400 })
+  const first = await consume()
+  t.ok(first.resetMs > 300 && first.resetMs <= 400, `ttl of the first hit is the window (${first.resetMs})`)
+  await consume()
+  const refused = await consume()
+  t.equal(refused.allowed, false)
+  t.equal(refused.current, 3, 'the counter keeps counting, as the plugin expects')
+  await sleep(refused.retryAfterMs + 20)
+  t.match(await consume(), { allowed: true, current: 1 }, 'a fresh window')
+})
+
+t.test('sliding (GCRA): exact at the edges on the Redis clock', async (t) => {
+  const store = await newStore(t)
+  const consume = (): ReturnType<RateLimitStore['consume']> => store.consume('edges', { max: 4, timeWindow: 800, algorithm: 'sliding' })
+  for (let i = 0; i < 4; i++) t.equal((await consume()).allowed, true)
+  const refused = await consume()
+  t.equal(refused.allowed, false)
+  t.ok(refused.retryAfterMs > 0 && refused.retryAfterMs <= 200, `retry after at most one interval (${refused.retryAfterMs} ms)`)
+  await sleep(refused.retryAfterMs + 2)
+  t.equal((await consume()).allowed, true, 'allowed once retryAfter has passed')
+  t.equal((await consume()).allowed, false, 'but only one slot came back, not the whole window')
+
+  // No double burst: after a full burst, half a window later only about half the quota is back.
+  const t0 = Date.now()
+  const burst = async (): Promise<number> => {
+    let allowed = 0
+    for (let i = 0; i < 20; i++) if ((await store.consume('half', { max: 10, timeWindow: 1000, algorithm: 'sliding' })).allowed) allowed++
+    return allowed
+  }
+  t.equal(await burst(), 10)
+  await sleep(500)
+  const again = await burst()
+  const elapsed = Date.now() - t0
+  t.ok(again >= 5 && again <= Math.floor(elapsed / 100) + 1, `${again} allowed ${elapsed} ms after a full burst (one per 100 ms)`)
+
+  // The whole quota is back one window after the last allowed request, not before.
+  await sleep(1020)
+  t.equal(await burst(), 10, 'whole quota after an idle window')
+})
+
+t.test('NOSCRIPT after SCRIPT FLUSH recovers within the same call', async (t) => {
+  const store = await newStore(t)
+  await store.consume('flush', { max: 10, timeWindow: '10s' })
+  await store.consume('flush', { max: 10, timeWindow: '10s', algorithm: 'sliding' })
+  t.equal(await server.cli('SCRIPT', 'FLUSH'), 'OK')
+  const fixed = await store.consume('flush', { max: 10, timeWindow: '10s' })
+  const sliding = await store.consume('flush', { max: 10, timeWindow: '10s', algorithm: 'sliding' })
+  t.match(fixed, { source: 'redis', allowed: true, current: 2 }, 'fixed: counted in Redis, the count kept')
+  t.match(sliding, { source: 'redis', allowed: true, current: 2 })
+  t.equal(store.stats().redisFailures, 0)
+  const sha = (lua: string): string => createHash('sha1').update(lua).digest('hex')
+  t.match(await server.cli('SCRIPT', 'EXISTS', sha(FIXED_WINDOW_LUA), sha(SLIDING_WINDOW_LUA)), /1\s+1/, 'both scripts cached again')
+})
+
+t.test('a ban is stored in Redis: every instance refuses until it ends', async (t) => {
+  const ban = { after: 2, duration: 600 }
+  const [a, b] = [await newStore(t, { ban }), await newStore(t, { ban })]
+  const consume = (store: RateLimitStore): ReturnType<RateLimitStore['consume']> => store.consume('banned', { max: 1, timeWindow: 200 })
+  t.equal((await consume(a)).allowed, true)
+  t.match(await consume(a), { allowed: false, banned: false })
+  t.match(await consume(a), { allowed: false, banned: true })
+  await sleep(250) // the rate window is over, the ban is not
+  const other = await consume(b)
+  t.match(other, { allowed: false, banned: true, source: 'redis' }, 'the other instance sees the ban')
+  t.ok(other.retryAfterMs > 0 && other.retryAfterMs <= 600)
+  await sleep(other.retryAfterMs + 20)
+  t.match(await consume(b), { allowed: true, banned: false }, 'free again once the ban ends')
+  t.equal(a.stats().banned + b.stats().banned, 2, 'bans are counted')
+})
+
+t.test('keys honour the client keyPrefix and share one hash tag', async (t) => {
+  const store = new RateLimitStore({ redis: await connectClient(t, server, { keyPrefix: 'app:' }), ban: { after: 1, duration: 1000 } })
+  await store.consume('203.0.113.9', { max: 0, timeWindow: 1000, scope: 'GET/prefixed' })
+  const keys = (await server.cli('KEYS', 'app:*prefixed*')).split(/\s+/).filter(Boolean).sort()
+  t.same(keys, ['app:rl:{GET/prefixed|203.0.113.9}:b', 'app:rl:{GET/prefixed|203.0.113.9}:f'])
+})
