@@ -71,6 +71,7 @@ export const ConfigSchema = Type.Object({
   REDIS_SENTINEL_PASSWORD: text({ description: 'Password for the Sentinels.', secret: true }),
   REDIS_SENTINEL_TLS: Type.Boolean({ default: false, description: 'Use TLS to reach the Sentinels.' }),
   REDIS_CLUSTER_NODES: list({ description: 'Comma-separated host:port list of Cluster seed nodes; enables Cluster mode.' }),
+  REDIS_CLUSTER_NAT_MAP: list({ description: 'Comma-separated internal=external address pairs (10.0.0.5:7000=203.0.113.5:7000) for a Cluster that announces addresses the app cannot reach.' }),
 
   HEALTH_READY_REQUIRES_REDIS: Type.Boolean({ default: true, description: '/health/ready answers 503 while Redis is disconnected. Set false when the app can serve without it (its cache-only routes) and you would rather not pull every instance at once.' }),
   SHUTDOWN_DRAIN_DELAY: duration('0ms', { description: 'On SIGTERM, time /health/ready answers 503 while still serving, so load balancers stop sending traffic before connections close. Profile default: 3s in staging and production.' }),

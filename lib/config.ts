@@ -121,6 +121,11 @@ function checkRules (config: Config): string[] {
       }
     }
   }
+  for (const pair of config.REDIS_CLUSTER_NAT_MAP) {
+    if (!/^[^\s:=]+:\d{1,5}=[^\s:=]+:\d{1,5}$/.test(pair)) {
+      problems.push(`REDIS_CLUSTER_NAT_MAP must be a comma-separated list of internal-host:port=external-host:port, got ${JSON.stringify(pair)}`)
+    }
+  }
   if (config.REDIS_RETRY_MAX_DELAY < config.REDIS_RETRY_DELAY) {
     problems.push('REDIS_RETRY_MAX_DELAY must be at least REDIS_RETRY_DELAY')
   }

@@ -44,6 +44,7 @@ export function buildConnectionPlan (config: Config, url = config.REDIS_URL): Re
         maxRedirections: 8,
         slotsRefreshTimeout: Math.min(config.REDIS_CONNECT_TIMEOUT, 2_000),
         slotsRefreshInterval: 5_000,
+        ...(config.REDIS_CLUSTER_NAT_MAP.length === 0 ? {} : { natMap: natMap(config.REDIS_CLUSTER_NAT_MAP) }),
         redisOptions: { ...omitDb(perNode), ...(tls === undefined ? {} : { tls }) }
       }
     }
@@ -161,6 +162,14 @@ function readPem (name: string, value: string): string {
 function parseHostPort (entry: string): { host: string, port: number } {
   const index = entry.lastIndexOf(':')
   return { host: entry.slice(0, index).replace(/^\[(.*)\]$/, '$1'), port: Number(entry.slice(index + 1)) }
+}
+
+/** 'internal:port=external:port' pairs → ioredis' natMap. */
+function natMap (pairs: readonly string[]): Record<string, { host: string, port: number }> {
+  return Object.fromEntries(pairs.map((pair) => {
+    const [internal = '', external = ''] = pair.split('=')
+    return [internal, parseHostPort(external)]
+  }))
 }
 
 function describeNodes (nodes: Array<{ host?: string | undefined, port?: number | undefined }>): string {

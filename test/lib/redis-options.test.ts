@@ -70,6 +70,9 @@ t.test('Sentinel and Cluster plans', async (t) => {
   t.match(cluster.options.redisOptions, { password: 'pw', commandTimeout: 1000, maxRetriesPerRequest: 0 })
   t.notOk('db' in (cluster.options.redisOptions ?? {}), 'no SELECT on cluster nodes')
   t.ok(cluster.options.retryDelayOnFailover! * cluster.options.maxRedirections! <= 1000, 'failover retries fit in one command timeout')
+  const nat = buildConnectionPlan(config({ REDIS_CLUSTER_NODES: 'n1:7000', REDIS_CLUSTER_NAT_MAP: '10.0.0.5:7000=203.0.113.5:17000' }))
+  t.same(nat.mode === 'cluster' ? nat.options.natMap : undefined, { '10.0.0.5:7000': { host: '203.0.113.5', port: 17000 } })
+  t.throws(() => config({ REDIS_CLUSTER_NAT_MAP: '10.0.0.5:7000' }), /REDIS_CLUSTER_NAT_MAP must be a comma-separated list of internal-host:port=external-host:port/)
 })
 
 t.test('URL parsing', async (t) => {
