@@ -27,7 +27,9 @@ export async function buildServer (options: BuildServerOptions = {}): Promise<Fa
     bodyLimit: 1_048_576,
     pluginTimeout: config.REDIS_CONNECT_TIMEOUT + 5_000,
     return503OnClosing: true,
-    trustProxy: false
+    // Only the listed proxies' X-Forwarded-For is believed; a blanket true would let any client
+    // pick its own IP and walk around rate limits.
+    trustProxy: config.TRUST_PROXY.length > 0 ? [...config.TRUST_PROXY] : false
   })
   await app.register(redisSuite, { ...options, config })
   app.get('/', async () => ({ name: 'fastify-redis-suite demo', health: '/health', metrics: '/metrics' }))

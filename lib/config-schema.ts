@@ -76,8 +76,36 @@ export const ConfigSchema = Type.Object({
   HEALTH_READY_REQUIRES_REDIS: Type.Boolean({ default: true, description: '/health/ready answers 503 while Redis is disconnected. Set false when the app can serve without it (its cache-only routes) and you would rather not pull every instance at once.' }),
   SHUTDOWN_DRAIN_DELAY: duration('0ms', { description: 'On SIGTERM, time /health/ready answers 503 while still serving, so load balancers stop sending traffic before connections close. Profile default: 3s in staging and production.' }),
 
+  TRUST_PROXY: list({ description: 'Comma-separated addresses or CIDRs of the reverse proxies whose X-Forwarded-For is trusted (never a blanket true). Empty: the socket address is the client.' }),
+
   SESSION_SECRET: list({ description: 'Comma-separated secrets: sessions are signed with the first and accepted with any (rotation). 32+ characters in production.', secret: true }),
-  SESSION_TTL: duration('7d', { description: 'Session lifetime in Redis and cookie max age.' })
+  SESSION_TTL: duration('7d', { description: 'Session lifetime in Redis and cookie max age.' }),
+  SESSION_IDLE_TIMEOUT: duration('1d', { description: 'A session unused for this long ends (sliding expiry).' }),
+  SESSION_ABSOLUTE_TIMEOUT: duration('30d', { description: 'A session ends this long after login, however active.' }),
+  SESSION_COOKIE_NAME: Type.String({ default: 'sid', pattern: '^[A-Za-z0-9_.-]+$', description: 'Name of the session cookie.' }),
+  SESSION_COOKIE_SECURE: oneOf(['auto', 'true', 'false'], 'auto', 'Secure cookie flag: auto is true in staging and production, false otherwise.'),
+  SESSION_COOKIE_SAMESITE: oneOf(['lax', 'strict', 'none'], 'lax', 'SameSite cookie attribute.'),
+  SESSION_COOKIE_DOMAIN: text({ description: 'Cookie domain, when sessions are shared across subdomains.' }),
+
+  CACHE_DEFAULT_TTL: duration('5m', { description: 'TTL of cache entries that set none.' }),
+  CACHE_GRACE: duration('0ms', { description: 'How long past its TTL an entry may still be served while it is refreshed, or when the loader or Redis fails.' }),
+  CACHE_MEMORY_MAX_ENTRIES: Type.Integer({ minimum: 0, default: 10_000, description: 'Entries kept in the in-process tier; 0 turns the tier off.' }),
+  CACHE_MEMORY_MAX_BYTES: Type.Integer({ minimum: 0, default: 67_108_864, description: 'Bytes (JSON length) kept in the in-process tier.' }),
+
+  RATE_LIMIT_MAX: Type.Integer({ minimum: 1, default: 100, description: 'Requests allowed per window and client on every route, unless the route sets its own.' }),
+  RATE_LIMIT_WINDOW: duration('1m', { description: 'Window of the global rate limit.' }),
+  RATE_LIMIT_GLOBAL: Type.Boolean({ default: true, description: 'Apply the global limit to every route; false limits only routes with config.rateLimit.' }),
+  RATE_LIMIT_ALGORITHM: oneOf(['fixed', 'sliding'], 'fixed', 'fixed: @fastify/rate-limit window semantics; sliding: GCRA, no double burst at window edges.'),
+  RATE_LIMIT_WHEN_REDIS_DOWN: oneOf(['fallback', 'open', 'closed'], 'fallback', 'While Redis is down: fallback (in-process limiter), open (allow) or closed (503).'),
+  RATE_LIMIT_TIMEOUT: duration('250ms', { description: 'Longest a rate-limit decision waits on Redis before the Redis-down mode applies.' }),
+  RATE_LIMIT_ALLOW_LIST: list({ description: 'Comma-separated client addresses or CIDRs never limited (health checkers, internal callers).' }),
+  RATE_LIMIT_BAN_AFTER: Type.Integer({ minimum: 0, default: 0, description: 'Refusals in a row after which a client is banned for RATE_LIMIT_BAN_DURATION; 0 turns bans off.' }),
+  RATE_LIMIT_BAN_DURATION: duration('15m', { description: 'Length of a rate-limit ban.' }),
+  RATE_LIMIT_LEGACY_HEADERS: Type.Boolean({ default: false, description: 'Also send the x-ratelimit-* headers besides the IETF RateLimit and RateLimit-Policy.' }),
+
+  METRICS_ENABLED: Type.Boolean({ default: true, description: 'Serve Prometheus metrics at /metrics.' }),
+  METRICS_TOKEN: text({ description: 'When set, /metrics requires Authorization: Bearer <token>.', secret: true }, { minLength: 16 }),
+  METRICS_PORT: Type.Optional(Type.Integer({ minimum: 1, maximum: 65535, description: 'Serve /metrics on this separate port (on HOST) instead of the app port.' }))
 })
 
 export type Config = StaticDecode<typeof ConfigSchema>
@@ -89,6 +117,12 @@ export const PROFILE_DEFAULTS: Record<Profile, Partial<Record<ConfigKey, string>
   test: { LOG_LEVEL: 'silent' },
   staging: { HOST: '0.0.0.0', SHUTDOWN_DRAIN_DELAY: '3s' },
   production: { HOST: '0.0.0.0', SHUTDOWN_DRAIN_DELAY: '3s' }
+}
+
+/** true when the session cookie must be Secure: SESSION_COOKIE_SECURE=auto follows the profile. */
+export function secureCookies (config: Pick<Config, 'SESSION_COOKIE_SECURE' | 'NODE_ENV'>): boolean {
+  if (config.SESSION_COOKIE_SECURE === 'auto') return config.NODE_ENV === 'production' || config.NODE_ENV === 'staging'
+  return config.SESSION_COOKIE_SECURE === 'true'
 }
 
 /** Properties of the schema, for the docs check and error messages. */

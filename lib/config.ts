@@ -1,6 +1,7 @@
 // Loads, validates and freezes the configuration. Every problem becomes one line naming the variable
 // and what was expected; a secret's value is never echoed.
 import { readFileSync } from 'node:fs'
+import { isIP } from 'node:net'
 import { resolve } from 'node:path'
 import { parseEnv, inspect } from 'node:util'
 import envSchema from 'env-schema'
@@ -126,6 +127,12 @@ function checkRules (config: Config): string[] {
       problems.push(`REDIS_CLUSTER_NAT_MAP must be a comma-separated list of internal-host:port=external-host:port, got ${JSON.stringify(pair)}`)
     }
   }
+  for (const entry of [...config.TRUST_PROXY, ...config.RATE_LIMIT_ALLOW_LIST]) {
+    if (isIP(entry.split('/')[0] ?? '') === 0) {
+      const name = config.TRUST_PROXY.includes(entry) ? 'TRUST_PROXY' : 'RATE_LIMIT_ALLOW_LIST'
+      problems.push(`${name} must be a comma-separated list of IP addresses or CIDRs, got ${JSON.stringify(entry)}`)
+    }
+  }
   if (config.REDIS_RETRY_MAX_DELAY < config.REDIS_RETRY_DELAY) {
     problems.push('REDIS_RETRY_MAX_DELAY must be at least REDIS_RETRY_DELAY')
   }
@@ -139,6 +146,9 @@ function checkRules (config: Config): string[] {
     problems.push(`SESSION_SECRET must be set in ${config.NODE_ENV} (${MIN_SECRET_LENGTH}+ random characters; comma-separate old secrets to rotate)`)
   } else if (config.SESSION_SECRET.some((secret) => secret.length < MIN_SECRET_LENGTH)) {
     problems.push(`SESSION_SECRET must be at least ${MIN_SECRET_LENGTH} characters per secret in ${config.NODE_ENV}`)
+  }
+  if (config.SESSION_COOKIE_SECURE === 'false') {
+    problems.push(`SESSION_COOKIE_SECURE=false is refused in ${config.NODE_ENV}: session cookies would travel in clear text`)
   }
   if (!config.REDIS_TLS_REJECT_UNAUTHORIZED) {
     problems.push(`REDIS_TLS_REJECT_UNAUTHORIZED=false is refused in ${config.NODE_ENV}: set REDIS_TLS_CA to the server's CA instead`)
