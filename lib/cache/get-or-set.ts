@@ -1,0 +1,206 @@
+// getOrSet and getOrSetMany: the read-through paths, where stampedes, grace and timeouts live.
+//
+// One "flight" per key and process: concurrent callers share it, so the loader runs once per process.
+// Across instances, the flight takes a short Redis lock (SET NX PX with a random token) before running
+// the loader; an instance that finds the lock taken polls Redis for the value the holder will write,
+// takes the lock itself if the holder vanished, and after `lockWait` runs the loader anyway, so a
+// crashed holder costs a bounded wait and never an error. The lock is released by compare-and-delete
+// so an instance whose lock expired mid-load cannot delete the next holder's lock.
+//
+// A flight answers its callers as early as it can: a fresh value from Redis; else, when a stale value
+// within grace exists, the loader's value if it arrives within timeout.soft (default 0) or the stale one
+// (the loader keeps going in the background); else the loader's value, bounded by timeout.hard. A loader
+// error falls back to the stale value when there is one (stale-if-error).
+import { setTimeout as sleep } from 'node:timers/promises'
+import type { CacheEngine, Found, Lookup } from './engine.js'
+import { isFresh, type Envelope } from './entry.js'
+import { CacheTimeoutError, CacheValueError } from './errors.js'
+import type { ResolvedOptions } from './options.js'
+import type { Loader, ManyLoader } from './types.js'
+
+const LOCK_POLL_MS = 40
+
+interface Call {
+  namespace: string
+  key: string
+  fullKey: string
+  r: ResolvedOptions
+}
+
+export class ReadThrough {
+  readonly #engine: CacheEngine
+  readonly #flights = new Map<string, Promise<Found>>()
+  #lockTokens = 0
+
+  constructor (engine: CacheEngine) {
+    this.#engine = engine
+  }
+
+  async getOrSet (call: Call, loader: Loader<unknown>): Promise<unknown> {
+    const memory = this.#engine.lookupMemory(call.namespace, call.fullKey, call.r)
+    if (memory.fresh !== undefined) return memory.fresh.envelope.value
+    let flight = this.#flights.get(call.fullKey)
+    if (flight === undefined) {
+      flight = this.#fly(call, loader, memory.stale)
+      this.#flights.set(call.fullKey, flight)
+    } else if (memory.stale !== undefined) {
+      // Someone is already refreshing this key: serve stale rather than wait.
+      return this.#served(call, memory.stale)
+    }
+    return this.#served(call, await flight)
+  }
+
+  async getOrSetMany (namespace: string, keys: string[], fullKeys: string[], r: ResolvedOptions,
+    loader: ManyLoader<unknown>): Promise<unknown[]> {
+    const invalidationsBefore = this.#engine.invalidations
+    const lookups: Lookup[] = fullKeys.map((fullKey) => this.#engine.lookupMemory(namespace, fullKey, r))
+    const notInMemory = fullKeys.flatMap((fullKey, i) => lookups[i]?.fresh === undefined ? [i] : [])
+    const remote = await this.#engine.lookupRedisMany(namespace, notInMemory.map((i) => fullKeys[i] ?? ''), r)
+    notInMemory.forEach((index, j) => {
+      const found = remote[j] ?? {}
+      lookups[index] = { fresh: found.fresh, stale: newest(lookups[index]?.stale, found.stale), versions: found.versions }
+    })
+    const misses = keys.flatMap((_, i) => lookups[i]?.fresh === undefined ? [i] : [])
+    if (misses.length > 0) {
+      const controller = new AbortController()
+      const missingKeys = misses.map((i) => keys[i] ?? '')
+      const started = Date.now()
+      let values: ReadonlyArray<unknown>
+      try {
+        values = await this.#bounded(() => loader(missingKeys, { namespace, signal: controller.signal }),
+          r.hardTimeout, missingKeys.join(','), controller)
+        this.#engine.counters.record({ type: 'load', namespace, durationMs: Date.now() - started })
+      } catch (err) {
+        this.#engine.counters.record({ type: err instanceof CacheTimeoutError ? 'load-timeout' : 'load-error', namespace })
+        // Stale-if-error, all or nothing: one key without a fallback means the caller sees the error.
+        if (misses.some((i) => lookups[i]?.stale === undefined)) throw err
+        return lookups.map((lookup) => (lookup.fresh ?? lookup.stale)?.envelope.value)
+      }
+      await Promise.all(misses.map(async (index, j) => {
+        const value = values[j]
+        const lookup = lookups[index]
+        if (value === undefined || lookup === undefined) return
+        this.#validate(keys[index] ?? '', value, r)
+        const envelope = await this.#engine.write(namespace, fullKeys[index] ?? '', value, r, lookup.versions, invalidationsBefore)
+        lookup.fresh = { envelope, tier: 'redis' }
+      }))
+    }
+    return lookups.map((lookup) => lookup.fresh?.envelope.value)
+  }
+
+  #served (call: Call, found: Found): unknown {
+    if (!isFresh(found.envelope)) this.#engine.counters.record({ type: 'stale', namespace: call.namespace, tier: found.tier })
+    return found.envelope.value
+  }
+
+  #fly (call: Call, loader: Loader<unknown>, memoryStale: Found | undefined): Promise<Found> {
+    let settle!: (found: Found) => void
+    let fail!: (err: unknown) => void
+    const answer = new Promise<Found>((resolve, reject) => { settle = resolve; fail = reject })
+    // #run settles `answer` (maybe early, with a stale value) and only returns once the load is over.
+    const done = this.#run(call, loader, memoryStale, settle, fail).catch(fail)
+    // Callers that arrive after a hard timeout start a new flight rather than inherit the error.
+    const land = (): void => { if (this.#flights.get(call.fullKey) === answer) this.#flights.delete(call.fullKey) }
+    answer.catch(land)
+    done.finally(land).catch(() => undefined)
+    return answer
+  }
+
+  async #run (call: Call, loader: Loader<unknown>, memoryStale: Found | undefined,
+    resolve: (found: Found) => void, reject: (err: unknown) => void): Promise<void> {
+    const { namespace, key, r } = call
+    const invalidationsBefore = this.#engine.invalidations
+    const remote = await this.#engine.lookupRedis(namespace, call.fullKey, r)
+    if (remote.fresh !== undefined) return resolve(remote.fresh)
+    const stale = newest(memoryStale, remote.stale)
+    const controller = new AbortController()
+    const timers: NodeJS.Timeout[] = []
+    const after = (ms: number, fn: () => void): void => { timers.push(setTimeout(fn, ms)) }
+    if (stale !== undefined) {
+      if (r.softTimeout === 0) resolve(stale)
+      else after(r.softTimeout, () => resolve(stale))
+    } else if (r.hardTimeout !== undefined) {
+      const hard = r.hardTimeout
+      after(hard, () => {
+        this.#engine.counters.record({ type: 'load-timeout', namespace })
+        reject(new CacheTimeoutError(key, hard))
+        controller.abort(new CacheTimeoutError(key, hard))
+      })
+    }
+    try {
+      const envelope = await this.#loadOnce(call, loader, stale, remote.versions, invalidationsBefore, controller.signal)
+      resolve({ envelope, tier: 'redis' })
+    } catch (err) {
+      this.#engine.counters.record({ type: 'load-error', namespace })
+      if (stale !== undefined) resolve(stale)
+      else reject(err)
+    } finally {
+      for (const timer of timers) clearTimeout(timer)
+    }
+  }
+
+  /** Runs the loader under the cross-instance lock, or reads what the lock holder wrote. */
+  async #loadOnce (call: Call, loader: Loader<unknown>, stale: Found | undefined,
+    versions: Map<string, string> | undefined, invalidationsBefore: number, signal: AbortSignal): Promise<Envelope> {
+    const redis = this.#engine.redis
+    if (redis === undefined || !call.r.redis) return this.#load(call, loader, stale, versions, invalidationsBefore, signal)
+    const lockKey = this.#engine.layout.lock(call.fullKey)
+    const token = `${this.#engine.instanceId}:${++this.#lockTokens}`
+    let lock = await redis.acquireLock(lockKey, token, call.r.lockTtl)
+    const waitUntil = Date.now() + call.r.lockWait
+    while (lock === 'taken' && Date.now() < waitUntil && !signal.aborted) {
+      await sleep(LOCK_POLL_MS)
+      const written = await this.#engine.lookupRedis(call.namespace, call.fullKey, call.r, false)
+      if (written.fresh !== undefined) return written.fresh.envelope
+      lock = await redis.acquireLock(lockKey, token, call.r.lockTtl)
+    }
+    try {
+      return await this.#load(call, loader, stale, versions, invalidationsBefore, signal)
+    } finally {
+      if (lock === 'acquired') await redis.releaseLock(lockKey, token)
+    }
+  }
+
+  async #load (call: Call, loader: Loader<unknown>, stale: Found | undefined,
+    versions: Map<string, string> | undefined, invalidationsBefore: number, signal: AbortSignal): Promise<Envelope> {
+    const started = Date.now()
+    const value = await loader({ key: call.key, namespace: call.namespace, stale: stale?.envelope.value, signal })
+    this.#engine.counters.record({ type: 'load', namespace: call.namespace, durationMs: Date.now() - started })
+    this.#validate(call.key, value, call.r)
+    if (value === undefined) {
+      // Nothing to cache (JSON has no undefined); the callers still get the answer.
+      const now = Date.now()
+      return { format: 1, value, createdAt: now, expiresAt: now + call.r.ttl, staleUntil: now, generation: '', tags: {} }
+    }
+    return this.#engine.write(call.namespace, call.fullKey, value, call.r, versions, invalidationsBefore)
+  }
+
+  #validate (key: string, value: unknown, r: ResolvedOptions): void {
+    if (value === undefined || r.schema === undefined || r.schema.check(value)) return
+    const errors = r.schema.errors(value)
+    throw new CacheValueError(`The loader's value for cache key ${JSON.stringify(key)} does not match its schema: ${errors.join('; ')}`, key, errors)
+  }
+
+  async #bounded<T> (work: () => T | Promise<T>, ms: number | undefined, key: string, controller: AbortController): Promise<T> {
+    if (ms === undefined) return work()
+    let timer: NodeJS.Timeout | undefined
+    const timeout = new Promise<never>((_resolve, reject) => {
+      timer = setTimeout(() => {
+        const err = new CacheTimeoutError(key, ms)
+        controller.abort(err)
+        reject(err)
+      }, ms)
+    })
+    try {
+      return await Promise.race([Promise.resolve().then(work), timeout])
+    } finally {
+      clearTimeout(timer)
+    }
+  }
+}
+
+function newest (a: Found | undefined, b: Found | undefined): Found | undefined {
+  if (a === undefined) return b
+  if (b === undefined) return a
+  return b.envelope.createdAt > a.envelope.createdAt ? b : a
+}

@@ -1,0 +1,103 @@
+// Cross-instance invalidation over Redis pub/sub. Every write, delete, tag invalidation or clear is
+// published on one channel; each instance evicts what a message names from its memory tier. Redis
+// itself always holds the truth (versions and entries), so a lost message can only leave a memory
+// entry alive until its ttl; reconnects flush the memory tier for that reason.
+//
+// Pub/sub rather than client-side tracking: tracking needs RESP3 or a redirect connection per client,
+// tracks every key read (a memory cost on the server) and knows nothing of tags or generations,
+// which are the invalidations that matter most here.
+import type { CacheLogger, RedisClient } from './redis-tier.js'
+import type { InvalidationKind } from './stats.js'
+
+export type Invalidation =
+  | { kind: 'keys', keys: string[] }
+  | { kind: 'tags', tags: string[] }
+  | { kind: 'namespace', namespace: string }
+
+interface WireMessage { from: string, invalidation: Invalidation }
+
+const KINDS: ReadonlySet<InvalidationKind> = new Set(['keys', 'tags', 'namespace'])
+
+export interface InvalidationBusOptions {
+  subscriber: RedisClient
+  channel: string
+  instanceId: string
+  logger?: CacheLogger | undefined
+  onInvalidation: (invalidation: Invalidation) => void
+  /** The subscriber reconnected: messages may have been missed meanwhile. */
+  onResubscribed: () => void
+}
+
+export class InvalidationBus {
+  readonly #options: InvalidationBusOptions
+  readonly #ready: Promise<void>
+  #subscribed = false
+
+  constructor (options: InvalidationBusOptions) {
+    this.#options = options
+    options.subscriber.on('message', this.#onMessage)
+    options.subscriber.on('ready', this.#onReady)
+    this.#ready = this.#subscribe()
+  }
+
+  ready (): Promise<void> {
+    return this.#ready
+  }
+
+  static encode (instanceId: string, invalidation: Invalidation): string {
+    return JSON.stringify({ from: instanceId, invalidation } satisfies WireMessage)
+  }
+
+  async close (): Promise<void> {
+    const { subscriber, channel } = this.#options
+    subscriber.off('message', this.#onMessage)
+    subscriber.off('ready', this.#onReady)
+    // The subscriber belongs to the app; leave it connected but stop listening on our channel.
+    await Promise.race([subscriber.unsubscribe(channel).catch(() => undefined), delay(1_000)])
+  }
+
+  async #subscribe (): Promise<void> {
+    const { subscriber, channel, logger } = this.#options
+    try {
+      await subscriber.subscribe(channel)
+      this.#subscribed = true
+    } catch (err) {
+      // Not connected yet: #onReady subscribes once it is.
+      logger?.warn({ channel, err: { message: (err as Error).message } },
+        'cache: could not subscribe to invalidations yet; other instances\' writes may be served stale from memory until it does')
+    }
+  }
+
+  readonly #onReady = (): void => {
+    // After a reconnect ioredis subscribes again by itself (autoResubscribe), but whatever was
+    // published while the connection was down is lost.
+    if (this.#subscribed) this.#options.onResubscribed()
+    else this.#subscribe().catch(() => undefined)
+  }
+
+  readonly #onMessage = (channel: string, text: string): void => {
+    if (channel !== this.#options.channel) return
+    const message = parse(text)
+    if (message === undefined) {
+      this.#options.logger?.debug({ channel }, 'cache: ignored a malformed invalidation message')
+      return
+    }
+    if (message.from === this.#options.instanceId) return
+    this.#options.onInvalidation(message.invalidation)
+  }
+}
+
+function parse (text: string): WireMessage | undefined {
+  try {
+    const message = JSON.parse(text) as Partial<WireMessage>
+    const invalidation = message.invalidation
+    if (typeof message.from !== 'string' || invalidation === undefined || !KINDS.has(invalidation.kind)) return undefined
+    return message as WireMessage
+  } catch {
+    return undefined
+  }
+}
+
+function delay (ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms).unref())
+}

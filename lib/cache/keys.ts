@@ -1,0 +1,66 @@
+// Key layout. Every Redis key the cache writes starts with `prefix` (default 'cache:'); the client's
+// own keyPrefix, if any, is added in front by ioredis.
+//
+//   <prefix><namespace>:<key>          an entry (JSON envelope, see entry.ts)
+//   <prefix><namespace>:<key>:lock     the short stampede lock of that entry
+//   <prefix>gen:{<namespace>}          the namespace generation, bumped by clear()
+//   <prefix>tag:{<tag>}                a tag version, bumped by invalidateTags()
+//
+// Namespace names hold no ':', so '<namespace>:<key>' is unambiguous whatever the key holds.
+import { CacheKeyError, CacheNamespaceError } from './errors.js'
+
+export const MAX_KEY_BYTES = 1024
+export const ROOT_NAMESPACE = 'default'
+
+// C0 controls, DEL and C1 controls: they break logs, redis-cli and line-based tooling.
+const CONTROL_CHARS = /[\u0000-\u001f\u007f-\u009f]/ // eslint-disable-line no-control-regex
+const NAMESPACE_NAME = /^[A-Za-z0-9_-]{1,64}$/
+
+/** Throws a CacheKeyError unless the key can be stored. */
+export function assertValidKey (key: unknown): asserts key is string {
+  if (typeof key !== 'string' || key.length === 0) {
+    throw new CacheKeyError(`A cache key must be a non-empty string, got ${typeof key === 'string' ? 'an empty string' : typeof key}`)
+  }
+  if (Buffer.byteLength(key) > MAX_KEY_BYTES) {
+    throw new CacheKeyError(`A cache key must be at most ${MAX_KEY_BYTES} bytes, got ${Buffer.byteLength(key)} bytes (starting ${JSON.stringify(key.slice(0, 40))}); hash long inputs into the key`)
+  }
+  if (CONTROL_CHARS.test(key)) {
+    throw new CacheKeyError(`A cache key must not contain control characters, got ${JSON.stringify(key.slice(0, 80))}`)
+  }
+}
+
+/** The full name of a child namespace: 'api' under the root, 'api.v2' under 'api'. */
+export function childNamespace (parent: string, name: string): string {
+  if (!NAMESPACE_NAME.test(name)) {
+    throw new CacheNamespaceError(`A cache namespace name must be 1-64 letters, digits, '_' or '-', got ${JSON.stringify(name)}`)
+  }
+  return parent === ROOT_NAMESPACE ? name : `${parent}.${name}`
+}
+
+export interface KeyLayout {
+  entry: (namespace: string, key: string) => string
+  lock: (entryKey: string) => string
+  generation: (namespace: string) => string
+  tag: (tag: string) => string
+}
+
+export function keyLayout (prefix: string): KeyLayout {
+  return {
+    entry: (namespace, key) => `${prefix}${namespace}:${key}`,
+    lock: (entryKey) => `${entryKey}:lock`,
+    // Braces make each version key its own Cluster hash slot; see redis-tier.ts for why.
+    generation: (namespace) => `${prefix}gen:{${namespace}}`,
+    tag: (tag) => `${prefix}tag:{${tag}}`
+  }
+}
+
+/** Tags are free text but end up in keys and messages: same rules as keys. */
+export function assertValidTags (tags: readonly string[]): void {
+  for (const tag of tags) {
+    try {
+      assertValidKey(tag)
+    } catch (err) {
+      throw new CacheKeyError(`Invalid cache tag: ${(err as Error).message.replace('A cache key', 'it')}`)
+    }
+  }
+}
