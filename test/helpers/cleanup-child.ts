@@ -4,7 +4,11 @@
 import { startRedis } from './redis-server.js'
 
 const mode = process.argv[2]
-const server = await startRedis()
-process.stdout.write(JSON.stringify({ pid: server.pid, dir: server.dir }) + '\n')
-if (mode === 'throw') throw new Error('simulated crash of a test process')
-setInterval(() => {}, 60_000)
+// Anything else (e.g. `npx tap test/helpers/` picking this file up) does nothing.
+if (mode === 'throw' || mode === 'hang') {
+  const server = await startRedis()
+  process.stdout.write(JSON.stringify({ pid: server.pid, dir: server.dir }) + '\n')
+  if (mode === 'throw') throw new Error('simulated crash of a test process')
+  // Waits to be SIGKILLed, but not forever if the parent forgets.
+  setTimeout(() => {}, 60_000)
+}

@@ -3,7 +3,7 @@
 // reports cluster_state:ok with all 16384 slots served and every replica in sync.
 import { runRedisCli, parseInfo, type Address } from './redis-cli.js'
 import type { RedisServer } from './redis-process.js'
-import { startRedis } from './redis-server.js'
+import { startEach, startRedis } from './redis-server.js'
 import { waitFor } from './wait.js'
 
 export interface ClusterOptions {
@@ -72,11 +72,8 @@ export async function startCluster (options: ClusterOptions = {}): Promise<Redis
   const nodeCount = masters * (1 + replicasPerMaster)
   const started: RedisServer[] = []
   try {
-    const nodes = await Promise.all(Array.from({ length: nodeCount }, async () => {
-      const node = await startRedis({ password, masterAuth: password, cluster: { nodeTimeoutMs }, startTimeoutMs: remaining() })
-      started.push(node)
-      return node
-    }))
+    const nodes = await startEach(nodeCount,
+      () => startRedis({ password, masterAuth: password, cluster: { nodeTimeoutMs }, startTimeoutMs: remaining() }), started)
     const first = nodes[0]
     if (first === undefined) throw new Error('unreachable: a cluster has nodes')
     // redis-cli picks masters and replicas itself; --cluster-yes accepts its plan.

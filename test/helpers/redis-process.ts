@@ -4,7 +4,7 @@ import { spawn, type ChildProcess } from 'node:child_process'
 import { readFile, rm, writeFile } from 'node:fs/promises'
 import path from 'node:path'
 import { releaseDir, trackChild } from './cleanup.js'
-import { runRedisCli, type RedisCliOptions, type RedisEndpoint } from './redis-cli.js'
+import { parseInfo, runRedisCli, type RedisCliOptions, type RedisEndpoint } from './redis-cli.js'
 import type { TestCertificates } from './tls.js'
 import { WaitAbortedError, sleep, waitFor } from './wait.js'
 
@@ -122,9 +122,14 @@ class RedisServerProcess implements RedisServer {
 
     try {
       await waitFor(async () => {
-        if (!this.isRunning()) throw new WaitAbortedError('the process exited during startup')
-        const reply = await this.cliWith({ timeoutMs: 2_000 }, 'PING')
-        return reply === 'PONG' // LOADING and similar replies mean "not yet"
+        if (!this.isRunning()) {
+          throw new WaitAbortedError(`the process exited during startup (code ${String(child.exitCode)}, signal ${String(child.signalCode)})`)
+        }
+        // LOADING and similar replies mean "not yet".
+        if (await this.cliWith({ timeoutMs: 2_000 }, 'PING') !== 'PONG') return false
+        // Make sure it is our process answering, not another server on a port we lost.
+        const info = parseInfo(await this.cliWith({ timeoutMs: 2_000 }, 'INFO', 'server'))
+        return info.get('process_id') === String(child.pid)
       }, { what: `redis-server on port ${this.port} to answer PING`, timeoutMs: this.#startTimeoutMs })
     } catch (err) {
       // (The 'error' listener may have set #spawnError meanwhile; TS cannot see that.)

@@ -5,6 +5,7 @@ import { trackedPids } from './cleanup.js'
 import { useRedis } from './fixtures.js'
 import { openRawConnection, rawRequest } from './raw-connection.js'
 import { parseInfo, runRedisCli } from './redis-cli.js'
+import { isAddressInUse } from './redis-process.js'
 import { startRedis } from './redis-server.js'
 import { sleep, waitFor } from './wait.js'
 
@@ -91,6 +92,14 @@ t.test('a server that cannot start fails fast with its log', async (t) => {
   const started = Date.now()
   await t.rejects(startRedis({ extraConfig: ['no-such-directive yes'] }), /did not start[\s\S]*Bad directive/)
   t.ok(Date.now() - started < 5_000, 'does not wait for the timeout')
+})
+
+t.test('a fixed port that is taken fails clearly instead of hanging', async (t) => {
+  const server = await useRedis(t)
+  const error = await startRedis({ port: server.port }).then(() => undefined, (err: unknown) => err)
+  t.match(error, { message: /did not start[\s\S]*Address already in use/ })
+  t.ok(isAddressInUse(error), 'recognised, so a picked port is retried elsewhere')
+  t.equal(await server.cli('PING'), 'PONG', 'the first server is unharmed')
 })
 
 t.test('stop() is graceful, idempotent and removes the dir', async (t) => {

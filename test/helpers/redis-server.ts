@@ -160,3 +160,21 @@ export async function startRedis (options: RedisServerOptions = {}): Promise<Red
     throw err
   }
 }
+
+/**
+ * Starts `count` servers in parallel. Every server that did start is pushed to `started`
+ * (even when another failed) so the caller can stop them all before rethrowing.
+ */
+export async function startEach (count: number, start: () => Promise<RedisServer>, started: RedisServer[]): Promise<RedisServer[]> {
+  const results = await Promise.allSettled(Array.from({ length: count }, start))
+  const servers: RedisServer[] = []
+  for (const result of results) {
+    if (result.status === 'fulfilled') {
+      started.push(result.value)
+      servers.push(result.value)
+    }
+  }
+  const failure = results.find((result) => result.status === 'rejected')
+  if (failure !== undefined) throw failure.reason
+  return servers
+}

@@ -21,7 +21,8 @@ t.test('a sentinel group fails over to the replica when the master is SIGKILLed'
   }, { what: 'the sentinels to promote the replica', timeoutMs: 20_000, intervalMs: 100 })
   const failoverMs = Date.now() - killedAt
   t.equal(promoted.port, group.replica.port)
-  t.ok(failoverMs < 10_000, `failover took ${failoverMs} ms`)
+  // Usually 2-3 s; a split vote among the sentinels costs one retry after 2 × failover-timeout.
+  t.ok(failoverMs < 15_000, `failover took ${failoverMs} ms`)
   await waitFor(async () => parseInfo(await group.replica.cli('INFO', 'replication')).get('role') === 'master',
     { what: 'the replica to report role:master' })
   t.equal(await group.replica.cli('GET', 'before-failover'), '1', 'the replicated data is there')

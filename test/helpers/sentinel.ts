@@ -5,7 +5,7 @@ import { rm } from 'node:fs/promises'
 import { getFreePort } from './ports.js'
 import { parseInfo, runRedisCli, type Address } from './redis-cli.js'
 import { isAddressInUse, launchRedis, quoteConfigValue, type RedisServer } from './redis-process.js'
-import { makeTempDir, startRedis } from './redis-server.js'
+import { makeTempDir, startEach, startRedis } from './redis-server.js'
 import { waitFor } from './wait.js'
 
 export interface SentinelGroupOptions {
@@ -105,11 +105,7 @@ export async function startSentinelGroup (options: SentinelGroupOptions = {}): P
     await waitFor(async () => parseInfo(await replica.cli('INFO', 'replication')).get('master_link_status') === 'up',
       { what: 'the replica to sync with the master', timeoutMs: remaining() })
 
-    const sentinels = await Promise.all(Array.from({ length: SENTINELS }, async () => {
-      const sentinel = await startSentinel(name, master, password, remaining())
-      started.push(sentinel)
-      return sentinel
-    }))
+    const sentinels = await startEach(SENTINELS, () => startSentinel(name, master, password, remaining()), started)
     await Promise.all(sentinels.map((sentinel) => waitFor(() => assertSentinelReady(sentinel, name, replica.port),
       { what: `sentinel ${sentinel.port} to see master, replica and the other sentinels`, timeoutMs: remaining(), intervalMs: 200 })))
 

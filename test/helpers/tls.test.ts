@@ -7,9 +7,8 @@ import { trackedPids } from './cleanup.js'
 import { useRedis } from './fixtures.js'
 import { RawConnection, rawRequest } from './raw-connection.js'
 import { runRedisCli, type RedisEndpoint } from './redis-cli.js'
-import type { RedisServer } from './redis-server.js'
+import { makeTempDir, type RedisServer } from './redis-server.js'
 import { generateCertificates, type TestCertificates } from './tls.js'
-import { makeTempDir } from './redis-server.js'
 
 // One set of certificates for the whole file: generation is the slow part.
 const certsDir = await makeTempDir('tls')
