@@ -1,21 +1,30 @@
 // The suite: one registration gives config, Redis, and the features built on it, in dependency order.
 // onClose runs in reverse, so Redis closes after everything that uses it.
+// Order: config → redis → cache → session → rate-limit → pubsub/presence/locks → health → metrics
+// (metrics last: it reads every feature's stats at scrape time, so no feature depends on it).
 import fp from 'fastify-plugin'
 import type { FastifyInstance } from 'fastify'
 import configPlugin, { type ConfigPluginOptions } from './plugins/config.js'
 import redisPlugin from './plugins/redis.js'
+import cachePlugin, { type CachePluginOptions } from './plugins/cache.js'
 import healthRoutes from './routes/health.js'
 
-export interface RedisSuiteOptions extends ConfigPluginOptions {}
+export interface RedisSuiteOptions extends ConfigPluginOptions {
+  /** Cache options beyond the environment (an onEvent hook, timeouts, lock bounds). */
+  cache?: CachePluginOptions
+}
 
 async function redisSuite (app: FastifyInstance, options: RedisSuiteOptions): Promise<void> {
   await app.register(configPlugin, options)
   await app.register(redisPlugin)
+  await app.register(cachePlugin, options.cache ?? {})
   await app.register(healthRoutes)
 }
 
 export default fp(redisSuite, { name: 'fastify-redis-suite', fastify: '5.x' })
-export { configPlugin, redisPlugin, healthRoutes }
+export { configPlugin, redisPlugin, cachePlugin, healthRoutes }
+export { createCache, CacheKeyError, CacheNamespaceError, CacheTimeoutError, CacheValueError } from './lib/cache/index.js'
+export type { Cache, CacheDefaults, CacheOptions, CacheStats, GetOptions, GetOrSetOptions, SetOptions, Loader } from './lib/cache/index.js'
 export { RedisUnavailableError, quitWithin, type RedisClient, type RedisConnections } from './plugins/redis.js'
 export { buildConnectionPlan, boundedOptions, retryStrategy, RedisSetupError, type RedisMode } from './lib/redis-options.js'
 export { RedisMonitor, type RedisState, type RedisStatus, type RedisServerInfo } from './lib/redis-monitor.js'

@@ -67,14 +67,17 @@ async function redisPlugin (app: FastifyInstance): Promise<void> {
       return subscriber
     }
   }
+  // The cache connection's trouble shows as cache misses and in its own log lines, not in health.
   for (const client of extra) client.on('error', () => {})
 
   if (!config.REDIS_TLS_REJECT_UNAUTHORIZED) {
     log.warn('REDIS_TLS_REJECT_UNAUTHORIZED=false: the Redis server certificate is not verified')
   }
 
-  const ready = connect(main, plan, config.REDIS_CONNECT_TIMEOUT)
-  if (cache !== main) cache.connect().catch(() => {})
+  const ready = Promise.all([
+    connect(main, plan, config.REDIS_CONNECT_TIMEOUT),
+    cachePlan === undefined ? undefined : connect(cache, cachePlan, config.REDIS_CONNECT_TIMEOUT)
+  ])
   monitor.start()
   if (config.REDIS_WAIT_ON_BOOT) {
     try {

@@ -1,0 +1,60 @@
+// app.cache: the schema-typed two-tier cache (lib/cache) on the cache connection, which is
+// REDIS_CACHE_URL's when set so entries can live on an allkeys-lru instance.
+import fp from 'fastify-plugin'
+import type { FastifyInstance } from 'fastify'
+import type { Cluster, Redis } from 'ioredis'
+import { createCache, type Cache, type CacheOptions } from '../lib/cache/index.js'
+import { quitWithin, type RedisClient } from './redis.js'
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    cache: Cache
+  }
+}
+
+/** Options beyond the environment: anything of CacheOptions except the clients the suite provides. */
+export type CachePluginOptions = Omit<CacheOptions, 'redis' | 'subscriber' | 'isRedisReady'>
+
+async function cachePlugin (app: FastifyInstance, options: CachePluginOptions = {}): Promise<void> {
+  const config = app.config
+  const { main, cache: client } = app.redisConnections
+  const onMain = client === main
+  // Invalidations travel on the instance that holds the entries: a separate cache instance needs
+  // its own subscriber, not the main connection's.
+  const ownSubscriber = client !== undefined && !onMain ? duplicate(client) : undefined
+  const subscriber = ownSubscriber ?? (client === undefined ? undefined : app.redisConnections.subscriber())
+  const cache = createCache({
+    ttl: config.CACHE_DEFAULT_TTL,
+    grace: config.CACHE_GRACE,
+    memory: config.CACHE_MEMORY_MAX_ENTRIES === 0 ? false : { maxEntries: config.CACHE_MEMORY_MAX_ENTRIES, maxBytes: config.CACHE_MEMORY_MAX_BYTES },
+    logger: app.log.child({ plugin: 'cache' }),
+    ...options,
+    redis: client,
+    subscriber,
+    // On the main connection the monitor knows at once when Redis is gone; a separate cache
+    // connection is judged by its own status.
+    isRedisReady: client === undefined ? undefined : onMain ? () => app.redisMonitor.isReady() : () => client.status === 'ready'
+  })
+  app.redisMonitor.on('reconnected', () => cache.onReconnect())
+  app.decorate('cache', cache)
+
+  if (client !== undefined && client.status === 'ready') {
+    // Cross-instance invalidation needs the subscriber listening before the first write; bounded.
+    let timer: NodeJS.Timeout | undefined
+    await Promise.race([cache.ready(), new Promise((resolve) => { timer = setTimeout(resolve, config.REDIS_CONNECT_TIMEOUT) })])
+    clearTimeout(timer)
+  }
+  app.addHook('onClose', async () => {
+    await cache.close()
+    if (ownSubscriber !== undefined) await quitWithin(ownSubscriber, Math.min(config.REDIS_COMMAND_TIMEOUT, 2_000))
+  })
+}
+
+function duplicate (client: RedisClient): RedisClient {
+  const copy = client.isCluster ? (client as Cluster).duplicate() : (client as Redis).duplicate()
+  copy.on('error', () => {}) // reported through the cache's own once-per-outage warnings
+  copy.connect().catch(() => {})
+  return copy
+}
+
+export default fp(cachePlugin, { name: 'redis-suite-cache', fastify: '5.x', dependencies: ['redis-suite-config', 'redis-suite-redis'] })
