@@ -2,23 +2,19 @@
 import Fastify from 'fastify'
 import Type from 'typebox'
 import redisSuite from '../../index.js'
-
-type Equal<A, B> = (<T>() => T extends A ? 1 : 2) extends (<T>() => T extends B ? 1 : 2) ? true : false
-function assertType<T extends true> (): T | undefined { return undefined }
+import { expectType } from './expect-type.js'
 
 export async function appCacheTypes (): Promise<void> {
   const app = Fastify()
   await app.register(redisSuite)
   const User = Type.Object({ id: Type.Number(), name: Type.String() })
 
-  const fromSchema = await app.cache.getOrSet('user:1', async () => ({ id: 1, name: 'Ada' }), { ttl: '5m', schema: User, tags: ['users'] })
-  assertType<Equal<typeof fromSchema, { id: number, name: string }>>()
-  const fromLoader = await app.cache.getOrSet('n', async () => 42)
-  assertType<Equal<typeof fromLoader, number>>()
-  const got = await app.cache.get('user:1', { schema: User })
-  assertType<Equal<typeof got, { id: number, name: string } | undefined>>()
-  const scoped = await app.cache.namespace('api', { ttl: '5m' }).get('user:1', { schema: User })
-  assertType<Equal<typeof scoped, { id: number, name: string } | undefined>>()
+  expectType<{ id: number, name: string }>()(await app.cache.getOrSet('user:1', async () => ({ id: 1, name: 'Ada' }), { ttl: '5m', schema: User, tags: ['users'] }))
+  expectType<number>()(await app.cache.getOrSet('n', async () => 42))
+  expectType<{ id: number, name: string } | undefined>()(await app.cache.get('user:1', { schema: User }))
+  expectType<{ id: number, name: string } | undefined>()(await app.cache.namespace('api', { ttl: '5m' }).get('user:1', { schema: User }))
+  // @ts-expect-error a wrong expectation does not compile
+  expectType<string>()(await app.cache.getOrSet('n', async () => 42))
 
   // @ts-expect-error the loader must return what the schema describes
   await app.cache.getOrSet('user:1', async () => ({ id: 'one' }), { schema: User })

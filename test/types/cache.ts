@@ -1,12 +1,7 @@
 // Compile-time tests of the cache's public types, checked by `npm run typecheck`; never executed.
 import Type, { type Static } from 'typebox'
 import { createCache } from '../../lib/cache/index.js'
-
-type Equal<A, B> = (<T>() => T extends A ? 1 : 2) extends (<T>() => T extends B ? 1 : 2) ? true : false
-/** expectType<Expected>()(value) compiles only when the value's type is exactly Expected. */
-function expectType<Expected> () {
-  return <Actual>(_value: Actual, ..._exact: Equal<Actual, Expected> extends true ? [] : ['type mismatch']): void => {}
-}
+import { expectType } from './expect-type.js'
 
 const UserSchema = Type.Object({ id: Type.Number(), name: Type.String() })
 type User = Static<typeof UserSchema>
