@@ -36,7 +36,7 @@ t.test('SIGTERM with Redis frozen: readiness 503 during the drain, exit within 1
   const redis = await useRedis(t)
   const port = 30_000 + Math.floor(Math.random() * 20_000)
   const child = spawn(process.execPath, ['dist/server.js'], {
-    env: { PATH: process.env.PATH ?? '', NODE_ENV: 'test', LOG_LEVEL: 'info', PORT: String(port), REDIS_URL: redis.url, SHUTDOWN_DRAIN_DELAY: '1s' }
+    env: { PATH: process.env.PATH ?? '', NODE_ENV: 'test', LOG_LEVEL: 'info', PORT: String(port), REDIS_URL: redis.url, SHUTDOWN_DRAIN_DELAY: '2s' }
   })
   let output = ''
   child.stdout.on('data', (chunk) => { output += chunk })
@@ -44,19 +44,20 @@ t.test('SIGTERM with Redis frozen: readiness 503 during the drain, exit within 1
   const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)))
   t.teardown(() => { child.kill('SIGKILL') })
   const ready = async () => (await fetch(`http://127.0.0.1:${port}/health/ready`).catch(() => undefined))?.status
-  await timeUntil(async () => (await ready()) === 200, 10_000, 'server ready')
+  // Start-up time is not what this test is about: generous on a loaded machine.
+  await timeUntil(async () => (await ready()) === 200, 30_000, 'server ready')
 
   redis.freeze()
   t.teardown(() => redis.thaw())
   const signalledAt = Date.now()
   child.kill('SIGTERM')
-  await timeUntil(async () => (await ready()) === 503, 900, 'readiness fails during the drain')
+  await timeUntil(async () => (await ready()) === 503, 1_800, 'readiness fails during the drain')
   const live = await fetch(`http://127.0.0.1:${port}/health/live`)
   t.equal(live.status, 200, 'still serving during the drain')
   const code = await exited
   const tookMs = Date.now() - signalledAt
   t.equal(code, 0)
   t.ok(tookMs < 10_000, `exited ${tookMs}ms after SIGTERM with Redis frozen`)
-  t.comment(`exit ${tookMs}ms after SIGTERM (drain 1000ms, Redis frozen)`)
+  t.comment(`exit ${tookMs}ms after SIGTERM (drain 2000ms, Redis frozen)`)
   t.match(output, /closing: \/health\/ready answers 503/)
 })
