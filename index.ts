@@ -7,17 +7,21 @@ import type { FastifyInstance } from 'fastify'
 import configPlugin, { type ConfigPluginOptions } from './plugins/config.js'
 import redisPlugin from './plugins/redis.js'
 import cachePlugin, { type CachePluginOptions } from './plugins/cache.js'
+import sessionPlugin, { type SessionPluginOptions } from './plugins/session.js'
 import healthRoutes from './routes/health.js'
 
 export interface RedisSuiteOptions extends ConfigPluginOptions {
   /** Cache options beyond the environment (an onEvent hook, timeouts, lock bounds). */
   cache?: CachePluginOptions
+  /** Session options beyond the environment (the payload schema, the user id field). */
+  session?: SessionPluginOptions
 }
 
 async function redisSuite (app: FastifyInstance, options: RedisSuiteOptions): Promise<void> {
   await app.register(configPlugin, options)
   await app.register(redisPlugin)
   await app.register(cachePlugin, options.cache ?? {})
+  await app.register(sessionPlugin, options.session ?? {})
   await app.register(healthRoutes)
 }
 
@@ -32,3 +36,5 @@ export { HealthRegistry, type HealthCheckOptions, type CheckStatus, type CheckRe
 export { loadConfig, ConfigError, redactConfig, redactUrl, isRedisConfigured } from './lib/config.js'
 export { ConfigSchema, type Config } from './lib/config-schema.js'
 export { parseDuration, type Duration } from './lib/duration.js'
+export { sessionPlugin, type SessionPluginOptions }
+export { SessionStore, UserSessions, RedisSessionBackend, MemorySessionBackend, SessionUnavailableError, SessionDataError, SessionNotEnabledError, type SessionInfo, type SessionStats, type SessionStoreOptions } from './lib/session/index.js'

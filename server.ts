@@ -32,6 +32,7 @@ export async function buildServer (options: BuildServerOptions = {}): Promise<Fa
     trustProxy: config.TRUST_PROXY.length > 0 ? [...config.TRUST_PROXY] : false
   })
   await app.register(redisSuite, { ...options, config })
+  await app.register(import('./routes/demo-session.js'))
   app.get('/', async () => ({ name: 'fastify-redis-suite demo', health: '/health', metrics: '/metrics' }))
   return app
 }

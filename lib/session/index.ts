@@ -1,0 +1,9 @@
+// The session library: a store for @fastify/session over Redis or process memory, and the per-user
+// index behind app.sessions. Free of Fastify: plugins/session.ts wires it in.
+export { SessionStore, type SessionStoreOptions, type SessionLogger, type SessionLike, type ClientInfo } from './store.js'
+export { UserSessions, type SessionInfo } from './user-sessions.js'
+export { RedisSessionBackend, type RedisClient } from './redis-backend.js'
+export { MemorySessionBackend } from './memory-backend.js'
+export { SessionUnavailableError, SessionDataError, SessionNotEnabledError, isSessionUnavailable } from './errors.js'
+export { sessionHandle, sessionKey, userIndexKey, ALL_SESSIONS_KEY } from './keys.js'
+export type { SessionBackend, SessionMeta, SessionStats, SessionWrite, StoredSession, IndexedSession } from './types.js'

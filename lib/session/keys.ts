@@ -1,0 +1,39 @@
+// Key layout. Sessions are stored under a hash of their id, not the id itself: the ids in a Redis dump,
+// a MONITOR trace or the session list the API returns are useless as cookies. Every multi-command
+// write touches one key per command (or one key per script), so the layout works on Redis Cluster as is;
+// user indexes carry the user id as a hash tag only so that related tooling can group them.
+//
+//   sess:{<handle>}            hash: d:<field> = JSON of one payload field, m:<meta> = metadata
+//   sess:user:{<userId>}       sorted set: handle → expiry (ms), pruned with ZREMRANGEBYSCORE
+//   sess:all                   sorted set: handle → expiry (ms), for the total count
+// The client's REDIS_KEY_PREFIX is applied by ioredis on top of these.
+import { createHash } from 'node:crypto'
+
+/** The public, non-secret identifier of a session: what lists show and what revoke takes. */
+export function sessionHandle (sessionId: string): string {
+  return createHash('sha256').update(sessionId).digest('base64url').slice(0, 27)
+}
+
+export function sessionKey (handle: string): string {
+  return `sess:{${handle}}`
+}
+
+export function userIndexKey (userId: string): string {
+  // encodeURIComponent escapes braces, so a user id cannot open or close the hash tag.
+  return `sess:user:{${encodeURIComponent(userId)}}`
+}
+
+export const ALL_SESSIONS_KEY = 'sess:all'
+
+/** Hash field prefixes: payload fields and metadata never collide whatever the payload's names. */
+export const DATA_PREFIX = 'd:'
+export const META = {
+  created: 'm:created',
+  seen: 'm:seen',
+  absolute: 'm:abs',
+  expires: 'm:exp',
+  user: 'm:user',
+  ip: 'm:ip',
+  userAgent: 'm:ua',
+  cookie: 'm:cookie'
+} as const

@@ -1,0 +1,170 @@
+// Sessions in Redis. Each script touches one key, so everything runs on Redis Cluster; writes to a
+// user's index go first, so a session whose expiry moved is always findable by revokeAll().
+import type { Cluster, Redis } from 'ioredis'
+import { ALL_SESSIONS_KEY, DATA_PREFIX, META, sessionKey, userIndexKey } from './keys.js'
+import type { IndexedSession, SessionBackend, SessionMeta, SessionWrite, StoredSession } from './types.js'
+
+export type RedisClient = Redis | Cluster
+
+// KEYS[1] the session hash. ARGV: mode (r|u), now, ttl, #set, #setIfAbsent, set pairs, setIfAbsent
+// pairs, then fields to delete. Returns the TTL applied, or 0 when nothing was written.
+const WRITE_LUA = `
+local key = KEYS[1]
+local now, ttl = tonumber(ARGV[2]), tonumber(ARGV[3])
+local nSet, nNx = tonumber(ARGV[4]), tonumber(ARGV[5])
+local exists = redis.call('EXISTS', key) == 1
+if ARGV[1] == 'u' and not exists then return 0 end
+local setStart, nxStart, delStart = 6, 6 + 2 * nSet, 6 + 2 * nSet + 2 * nNx
+if ARGV[1] == 'r' and exists then
+  local keep = {}
+  for i = setStart, nxStart - 1, 2 do keep[ARGV[i]] = true end
+  for _, field in ipairs(redis.call('HKEYS', key)) do
+    if string.sub(field, 1, 2) == '${DATA_PREFIX}' and not keep[field] then redis.call('HDEL', key, field) end
+  end
+end
+if nSet > 0 then redis.call('HSET', key, unpack(ARGV, setStart, nxStart - 1)) end
+for i = nxStart, delStart - 1, 2 do redis.call('HSETNX', key, ARGV[i], ARGV[i + 1]) end
+if #ARGV >= delStart then redis.call('HDEL', key, unpack(ARGV, delStart, #ARGV)) end
+local absolute = tonumber(redis.call('HGET', key, '${META.absolute}'))
+if absolute then ttl = math.min(ttl, absolute - now) end
+if ttl < 1 then
+  redis.call('DEL', key)
+  return 0
+end
+redis.call('HSET', key, '${META.expires}', string.format('%.0f', now + ttl))
+redis.call('PEXPIRE', key, string.format('%.0f', ttl))
+return ttl
+`
+
+// KEYS[1] an index. ARGV: now, expiresAt, handle, ttl. Expired entries go first, so the set holds
+// live sessions only; the key itself expires with its longest-lived entry.
+const INDEX_ADD_LUA = `
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[1])
+redis.call('ZADD', KEYS[1], ARGV[2], ARGV[3])
+local ttl = tonumber(ARGV[4])
+if redis.call('PTTL', KEYS[1]) < ttl then redis.call('PEXPIRE', KEYS[1], ARGV[4]) end
+return 1
+`
+
+// KEYS[1] the session hash. ARGV[1] the owner ('' for any). Returns { deleted (0|1), user or '' }.
+const DESTROY_LUA = `
+local user = redis.call('HGET', KEYS[1], '${META.user}') or ''
+if ARGV[1] ~= '' and user ~= ARGV[1] then return { 0, user } end
+return { redis.call('DEL', KEYS[1]), user }
+`
+
+interface ScriptedClient {
+  sessionWrite: (key: string, ...args: string[]) => Promise<number>
+  sessionIndexAdd: (key: string, now: string, expiresAt: string, handle: string, ttl: string) => Promise<number>
+  sessionDestroy: (key: string, owner: string) => Promise<[number, string]>
+}
+
+const META_FIELDS = [META.created, META.seen, META.absolute, META.expires, META.user, META.ip, META.userAgent, META.cookie]
+
+export class RedisSessionBackend implements SessionBackend {
+  readonly kind = 'redis'
+  readonly #client: RedisClient & ScriptedClient
+
+  constructor (client: RedisClient) {
+    // defineCommand runs EVALSHA with an EVAL fallback after NOSCRIPT and applies the keyPrefix to KEYS.
+    const scripted = client as RedisClient & Partial<ScriptedClient>
+    if (scripted.sessionWrite === undefined) {
+      client.defineCommand('sessionWrite', { numberOfKeys: 1, lua: WRITE_LUA })
+      client.defineCommand('sessionIndexAdd', { numberOfKeys: 1, lua: INDEX_ADD_LUA })
+      client.defineCommand('sessionDestroy', { numberOfKeys: 1, lua: DESTROY_LUA })
+    }
+    this.#client = client as RedisClient & ScriptedClient
+  }
+
+  async load (handle: string): Promise<StoredSession | undefined> {
+    return parseHash(await this.#client.hgetall(sessionKey(handle)))
+  }
+
+  async write (handle: string, write: SessionWrite): Promise<number> {
+    const expiresAt = write.now + write.ttlMs
+    const indexArgs = [String(write.now), String(expiresAt), handle, String(write.ttlMs)] as const
+    if (write.userId !== undefined) {
+      await this.#client.sessionIndexAdd(userIndexKey(write.userId), ...indexArgs)
+    }
+    const set = Object.entries(write.set).flat()
+    const setIfAbsent = Object.entries(write.setIfAbsent).flat()
+    const args = [write.mode === 'replace' ? 'r' : 'u', String(write.now), String(write.ttlMs),
+      String(set.length / 2), String(setIfAbsent.length / 2), ...set, ...setIfAbsent, ...write.del]
+    const moved = write.previousUserId !== undefined && write.previousUserId !== write.userId
+    const [applied] = await Promise.all([
+      this.#client.sessionWrite(sessionKey(handle), ...args),
+      this.#client.sessionIndexAdd(ALL_SESSIONS_KEY, ...indexArgs),
+      moved ? this.#client.zrem(userIndexKey(write.previousUserId as string), handle) : undefined
+    ])
+    if (Number(applied) === 0) await this.#unindex(handle, write.userId)
+    return Number(applied)
+  }
+
+  async destroy (handle: string, owner?: string): Promise<boolean> {
+    const [deleted, user] = await this.#client.sessionDestroy(sessionKey(handle), owner ?? '')
+    if (owner !== undefined && user !== '' && user !== owner) return false
+    await this.#unindex(handle, user === '' ? owner : user)
+    return Number(deleted) === 1
+  }
+
+  async list (userId: string, now: number): Promise<IndexedSession[]> {
+    const key = userIndexKey(userId)
+    await this.#client.zremrangebyscore(key, '-inf', now)
+    const handles = await this.#client.zrangebyscore(key, now, '+inf')
+    const hashes = await Promise.all(handles.map((handle) => this.#client.hmget(sessionKey(handle), ...META_FIELDS)))
+    const live: IndexedSession[] = []
+    const gone: string[] = []
+    handles.forEach((handle, i) => {
+      const meta = parseMeta(Object.fromEntries(META_FIELDS.map((field, j) => [field, hashes[i]?.[j] ?? undefined])))
+      if (meta === undefined || meta.userId !== userId) gone.push(handle)
+      else live.push({ handle, meta })
+    })
+    if (gone.length > 0) await this.#client.zrem(key, ...gone)
+    return live
+  }
+
+  async count (userId: string, now: number): Promise<number> {
+    return await this.#client.zcount(userIndexKey(userId), now, '+inf')
+  }
+
+  async countAll (now: number): Promise<number> {
+    return await this.#client.zcount(ALL_SESSIONS_KEY, now, '+inf')
+  }
+
+  async #unindex (handle: string, userId: string | undefined): Promise<void> {
+    await Promise.all([
+      this.#client.zrem(ALL_SESSIONS_KEY, handle),
+      userId === undefined ? undefined : this.#client.zrem(userIndexKey(userId), handle)
+    ])
+  }
+}
+
+/** A stored hash back into fields and metadata; a hash missing required metadata counts as gone. */
+export function parseHash (hash: Record<string, string>): StoredSession | undefined {
+  const meta = parseMeta(hash)
+  if (meta === undefined) return undefined
+  const fields: Record<string, string> = {}
+  for (const [field, value] of Object.entries(hash)) {
+    if (field.startsWith(DATA_PREFIX)) fields[field.slice(DATA_PREFIX.length)] = value
+  }
+  return { fields, meta }
+}
+
+function parseMeta (hash: Record<string, string | undefined>): SessionMeta | undefined {
+  const createdAt = Number(hash[META.created])
+  const seenAt = Number(hash[META.seen])
+  const absoluteAt = Number(hash[META.absolute])
+  const expiresAt = Number(hash[META.expires])
+  const cookie = hash[META.cookie]
+  if (![createdAt, seenAt, absoluteAt, expiresAt].every((n) => Number.isFinite(n) && n > 0) || cookie === undefined) return undefined
+  return {
+    createdAt,
+    seenAt,
+    absoluteAt,
+    expiresAt,
+    userId: hash[META.user] ?? undefined,
+    ip: hash[META.ip] ?? undefined,
+    userAgent: hash[META.userAgent] ?? undefined,
+    cookie
+  }
+}

@@ -1,0 +1,77 @@
+// The contract between the session store (what @fastify/session talks to) and where sessions live.
+// Two backends implement it: Redis (redis-backend.ts) and in-process (memory-backend.ts).
+
+/** Metadata kept next to each session's data; the index API shows part of it. */
+export interface SessionMeta {
+  createdAt: number
+  seenAt: number
+  /** The absolute deadline: createdAt + the absolute timeout. */
+  absoluteAt: number
+  /** When the session ends unless it is used again (also its score in the indexes). */
+  expiresAt: number
+  userId: string | undefined
+  ip: string | undefined
+  userAgent: string | undefined
+  /** JSON of the cookie options without its expiry (which moves with every request). */
+  cookie: string
+}
+
+/** A session as stored: one JSON string per payload field, so fields can be written independently. */
+export interface StoredSession {
+  fields: Record<string, string>
+  meta: SessionMeta
+}
+
+export interface SessionWrite {
+  /**
+   * replace: the stored payload becomes exactly `set` (fields not in it are dropped), creating the
+   * session when needed. update: only `set` and `del` are applied, and nothing is written when the
+   * session no longer exists (revoked or expired meanwhile), so a late write cannot bring it back.
+   */
+  mode: 'replace' | 'update'
+  now: number
+  ttlMs: number
+  /** Hash fields (d:… and m:…) to write. */
+  set: Record<string, string>
+  /** Written only when absent (creation time and absolute deadline survive a replace). */
+  setIfAbsent: Record<string, string>
+  del: string[]
+  /** Index the session under this user. */
+  userId: string | undefined
+  /** The user the session was indexed under before, when it changed. */
+  previousUserId: string | undefined
+}
+
+export interface IndexedSession {
+  handle: string
+  meta: SessionMeta
+}
+
+export interface SessionBackend {
+  readonly kind: 'redis' | 'memory'
+  load: (handle: string) => Promise<StoredSession | undefined>
+  /** The applied TTL in ms, or 0 when nothing was written (update of a session that is gone). */
+  write: (handle: string, write: SessionWrite) => Promise<number>
+  /** Deletes the session (only when it belongs to `owner`, if given) and its index entries. */
+  destroy: (handle: string, owner?: string) => Promise<boolean>
+  /** Live sessions of a user; index entries whose session is gone are removed on the way. */
+  list: (userId: string, now: number) => Promise<IndexedSession[]>
+  count: (userId: string, now: number) => Promise<number>
+  countAll: (now: number) => Promise<number>
+}
+
+export interface SessionStats {
+  /** Sessions read from the backend (found or not). */
+  loads: number
+  /** Writes of changed data (including new sessions). */
+  saves: number
+  /** Expiry refreshes of sessions whose data did not change. */
+  touches: number
+  destroys: number
+  /** Stored payloads discarded because they failed the schema or could not be parsed. */
+  invalid: number
+  /** Backend failures (each one answered 503 where a request was waiting). */
+  errors: number
+  /** Sessions alive in the backend at the last count (refreshed in the background), or null if unknown. */
+  active: number | null
+}

@@ -1,0 +1,81 @@
+// The per-user session index behind `app.sessions`: list a user's sessions, revoke one, revoke all
+// (optionally but the current one), count per user and in total. Sessions are named by their public
+// id (a hash of the session id), which can be shown to the user and sent back to revoke: it cannot be
+// used as a cookie.
+import { sessionHandle } from './keys.js'
+import type { SessionStore } from './store.js'
+import type { SessionStats } from './types.js'
+
+export interface SessionInfo {
+  /** Public id: sessionIdOf(request.session.sessionId) gives the current one. */
+  id: string
+  userId: string
+  /** Epoch milliseconds. */
+  createdAt: number
+  lastSeenAt: number
+  expiresAt: number
+  /** Of the request that created the session (usually the sign-in). */
+  ip: string | undefined
+  userAgent: string | undefined
+  /** true for the session given as `current`. */
+  current: boolean
+}
+
+export class UserSessions {
+  readonly #store: SessionStore
+  readonly #now: () => number
+
+  constructor (store: SessionStore, options: { now?: () => number } = {}) {
+    this.#store = store
+    this.#now = options.now ?? Date.now
+  }
+
+  /** The public id of a session id (request.session.sessionId). */
+  idOf (sessionId: string): string {
+    return sessionHandle(sessionId)
+  }
+
+  /** The user's live sessions, most recently seen first. `current` is a public id (see idOf). */
+  async list (userId: string, options: { current?: string } = {}): Promise<SessionInfo[]> {
+    const entries = await this.#store.guarded(this.#store.backend.list(userId, this.#now()))
+    return entries
+      .map(({ handle, meta }) => ({
+        id: handle,
+        userId,
+        createdAt: meta.createdAt,
+        lastSeenAt: meta.seenAt,
+        expiresAt: meta.expiresAt,
+        ip: meta.ip,
+        userAgent: meta.userAgent,
+        current: handle === options.current
+      }))
+      .sort((a, b) => b.lastSeenAt - a.lastSeenAt)
+  }
+
+  /** Ends one session of this user; false when it is not theirs or already gone. */
+  async revoke (userId: string, id: string): Promise<boolean> {
+    return await this.#store.guarded(this.#store.backend.destroy(id, userId))
+  }
+
+  /** Ends every session of the user, except the one with public id `except`; returns how many ended. */
+  async revokeAll (userId: string, options: { except?: string } = {}): Promise<number> {
+    const sessions = await this.#store.guarded(this.#store.backend.list(userId, this.#now()))
+    const ended = await Promise.all(sessions
+      .filter(({ handle }) => handle !== options.except)
+      .map(({ handle }) => this.#store.guarded(this.#store.backend.destroy(handle, userId))))
+    return ended.filter(Boolean).length
+  }
+
+  async count (userId: string): Promise<number> {
+    return await this.#store.guarded(this.#store.backend.count(userId, this.#now()))
+  }
+
+  async countAll (): Promise<number> {
+    return await this.#store.guarded(this.#store.backend.countAll(this.#now()))
+  }
+
+  /** Counters for the metrics plugin; synchronous, `active` as last counted in the background. */
+  stats (): SessionStats {
+    return this.#store.stats()
+  }
+}

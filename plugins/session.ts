@@ -1,0 +1,219 @@
+// Sessions: @fastify/cookie and @fastify/session with secure defaults, stored in Redis (or in process
+// memory without Redis), plus `app.sessions`, the per-user index.
+//
+// Sessions load only on routes that opt in with `config: { session: true }`. @fastify/session would
+// read the store in a global onRequest hook for every request carrying the cookie, so a Redis outage
+// would fail the health routes and everything else too. Here its hooks are attached to the opted-in
+// routes only: other routes never touch the store (and reading request.session there throws a clear
+// FRS_SESSION_NOT_ENABLED error instead of returning nothing).
+//
+// Redis down: an opted-in route answers 503 with Retry-After and a plain JSON message, within
+// REDIS_COMMAND_TIMEOUT, whether the failure is in loading, in the handler (regenerate, destroy) or
+// in saving. Never a 500, never driver text. A session id is never logged.
+import { randomBytes } from 'node:crypto'
+import fp from 'fastify-plugin'
+import fastifyCookie from '@fastify/cookie'
+import fastifySession from '@fastify/session'
+import type { FastifyInstance, FastifyReply, FastifyRequest, RouteOptions } from 'fastify'
+import type { TSchema } from 'typebox'
+import { secureCookies } from '../lib/config-schema.js'
+import {
+  MemorySessionBackend, RedisSessionBackend, SessionNotEnabledError, SessionStore, UserSessions,
+  isSessionUnavailable, type SessionUnavailableError
+} from '../lib/session/index.js'
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    /** Per-user session index: list, revoke one, revoke all (optionally but the current one), count, stats. */
+    sessions: UserSessions
+  }
+  interface FastifyContextConfig {
+    /** Load request.session on this route (and answer 503 when the session store is down). */
+    session?: boolean
+  }
+}
+
+export interface SessionPluginOptions {
+  /** TypeBox schema of the session payload; a stored payload failing it starts a fresh session. */
+  schema?: TSchema
+  /** Payload field holding the user id for the per-user index. Default 'userId'. */
+  userKey?: string
+  /** Retry-After seconds of the 503 answered while the store is down. Default: reconnect backoff cap + 1 s. */
+  retryAfter?: number
+}
+
+type Done = (err?: unknown, payload?: unknown) => void
+type RequestHook = (request: FastifyRequest, reply: FastifyReply, done: Done) => void
+type SendHook = (request: FastifyRequest, reply: FastifyReply, payload: unknown, done: Done) => void
+
+const kSession = Symbol('redis-suite.session')
+const kEnabled = Symbol('redis-suite.sessionEnabled')
+const kRestored = Symbol('redis-suite.sessionRestored')
+interface SessionCarrier { [kSession]?: unknown, [kEnabled]?: boolean, [kRestored]?: unknown }
+
+async function sessionPlugin (app: FastifyInstance, options: SessionPluginOptions): Promise<void> {
+  const config = app.config
+  const log = app.log.child({ plugin: 'session' })
+  const retryAfter = options.retryAfter ?? Math.ceil(config.REDIS_RETRY_MAX_DELAY / 1000) + 1
+  const secure = secureCookies(config)
+
+  let secrets = [...config.SESSION_SECRET]
+  if (secrets.length === 0) {
+    // Production and staging refuse a missing secret at config time; elsewhere a random one works.
+    secrets = [randomBytes(32).toString('base64url')]
+    log.warn('SESSION_SECRET is not set: session cookies are signed with a random secret for this process only, so sessions end at restart and are not shared between instances')
+  }
+  if (config.SESSION_COOKIE_SAMESITE === 'none' && !secure) {
+    log.warn('SESSION_COOKIE_SAMESITE=none without a Secure cookie: browsers reject the cookie; set SESSION_COOKIE_SECURE=true')
+  }
+
+  const redis = app.redisConnections.main
+  const store = new SessionStore({
+    backend: redis === undefined ? new MemorySessionBackend() : new RedisSessionBackend(redis),
+    ttl: config.SESSION_TTL,
+    idleTimeout: config.SESSION_IDLE_TIMEOUT,
+    absoluteTimeout: config.SESSION_ABSOLUTE_TIMEOUT,
+    timeout: config.REDIS_COMMAND_TIMEOUT,
+    retryAfter,
+    logger: log,
+    ...(options.schema === undefined ? {} : { schema: options.schema }),
+    ...(options.userKey === undefined ? {} : { userKey: options.userKey })
+  })
+  if (redis === undefined) log.info('sessions are kept in process memory: lost on restart, not shared between instances')
+
+  if (!app.hasPlugin('@fastify/cookie')) await app.register(fastifyCookie)
+
+  const cookieName = config.SESSION_COOKIE_NAME
+  const cookieOptions = {
+    path: '/',
+    httpOnly: true,
+    secure,
+    sameSite: config.SESSION_COOKIE_SAMESITE,
+    maxAge: config.SESSION_TTL,
+    ...(config.SESSION_COOKIE_DOMAIN === undefined ? {} : { domain: config.SESSION_COOKIE_DOMAIN })
+  }
+  const hooks = await captureSessionHooks(app, {
+    secret: secrets, // signs with the first, accepts any: rotation
+    cookieName,
+    cookie: cookieOptions,
+    store,
+    saveUninitialized: false, // anonymous visitors get no cookie and no key
+    rolling: true,
+    idGenerator: (request?: FastifyRequest) => {
+      const id = randomBytes(24).toString('base64url')
+      if (request !== undefined) store.noteClient(id, { ip: request.ip, userAgent: request.headers['user-agent'] })
+      return id
+    }
+  })
+
+  // request.session: @fastify/session's value on opted-in routes, an explicit error elsewhere.
+  app.decorateRequest('session', {
+    getter (this: FastifyRequest & SessionCarrier) {
+      if (this[kEnabled] !== true) throw new SessionNotEnabledError(this.routeOptions.url ?? this.url)
+      return this[kSession]
+    },
+    setter (this: FastifyRequest & SessionCarrier, value: unknown) {
+      this[kSession] = value
+    }
+  } as never)
+
+  const unavailableBody = (err: SessionUnavailableError): string => JSON.stringify({
+    statusCode: 503, code: err.code, error: 'Service Unavailable', message: err.message
+  })
+
+  const loadSession: RequestHook = (request, reply, done) => {
+    (request as FastifyRequest & SessionCarrier)[kEnabled] = true
+    hooks.onRequest(request, reply, (err) => {
+      if (err === undefined || err === null) {
+        // Synchronous with store.get's callback: links the session to what was loaded (see store.adopt).
+        const session = (request as SessionCarrier)[kSession]
+        if (session !== null && typeof session === 'object' && 'sessionId' in session && store.adopt(session as { sessionId: string })) {
+          (request as SessionCarrier)[kRestored] = session
+        }
+        done()
+      } else if (isSessionUnavailable(err)) {
+        request.log.debug('session store unavailable: answering 503')
+        reply.code(503).header('retry-after', String(retryAfter)).type('application/json; charset=utf-8').send(unavailableBody(err))
+      } else {
+        done(err)
+      }
+    })
+  }
+
+  let insecureWarned = false
+  const saveSession: SendHook = (request, reply, payload, done) => {
+    const session = (request as FastifyRequest & SessionCarrier)[kSession] as null | {
+      cookie?: { secure?: unknown }, isModified?: () => boolean, sessionId?: string
+    } | undefined
+    if (session === null && request.cookies[cookieName] !== undefined) {
+      // Destroyed during the request (logout, revoke): the browser should forget the cookie too.
+      reply.clearCookie(cookieName, { path: '/', ...(cookieOptions.domain === undefined ? {} : { domain: cookieOptions.domain }) })
+    }
+    if (!insecureWarned && session?.cookie?.secure === true && request.protocol !== 'https' && session.isModified?.() === true) {
+      insecureWarned = true
+      log.warn('a session was not saved: its cookie is Secure but the request came over plain HTTP. Serve HTTPS, list the TLS-terminating proxy in TRUST_PROXY, or set SESSION_COOKIE_SECURE=false for local HTTP')
+    }
+    const cookie = request.cookies[cookieName]
+    if (session !== null && session !== undefined && session === (request as SessionCarrier)[kRestored] &&
+      cookie !== undefined && cookie !== (session as { encryptedSessionId?: string }).encryptedSessionId) {
+      // Restored from a cookie signed with an older secret: @fastify/session re-signs the id with the
+      // first secret, then sees a different cookie and, the data being unchanged, clears it, which
+      // would end every session at the first request after a rotation. Present the re-signed value
+      // so the rolling save sends the cookie again, signed with the current secret.
+      request.cookies[cookieName] = (session as { encryptedSessionId: string }).encryptedSessionId
+    }
+    hooks.onSend(request, reply, payload, (err) => {
+      if (err === undefined || err === null) {
+        done()
+      } else if (isSessionUnavailable(err)) {
+        // The handler's answer depended on a session change that was not stored: replace it.
+        request.log.debug('session store unavailable while saving: answering 503')
+        reply.code(503).header('retry-after', String(retryAfter)).header('content-type', 'application/json; charset=utf-8')
+        reply.removeHeader('set-cookie')
+        done(null, unavailableBody(err))
+      } else {
+        done(err)
+      }
+    })
+  }
+
+  app.addHook('onRoute', (route: RouteOptions) => {
+    if (route.config?.session !== true) return
+    route.onRequest = [loadSession as never, ...toArray(route.onRequest)]
+    route.onSend = [saveSession as never, ...toArray(route.onSend)]
+  })
+
+  app.decorate('sessions', new UserSessions(store))
+}
+
+function toArray<T> (value: T | T[] | undefined): T[] {
+  if (value === undefined) return []
+  return Array.isArray(value) ? value : [value]
+}
+
+/**
+ * Runs @fastify/session's plugin function against a stand-in instance: its decorators go to the
+ * app, its two hooks are handed back so they can be attached per route. Pinned to @fastify/session 11
+ * (which only calls decorate, decorateRequest and addHook); test/plugins/session.test.ts covers it.
+ */
+async function captureSessionHooks (app: FastifyInstance, options: Record<string, unknown>): Promise<{ onRequest: RequestHook, onSend: SendHook }> {
+  const captured: { onRequest?: RequestHook, onSend?: SendHook } = {}
+  const standIn = {
+    decorate: (name: string, value: unknown) => app.decorate(name, value),
+    decorateRequest: (name: string, value: unknown) => {
+      if (name !== 'session') app.decorateRequest(name, value as never)
+    },
+    addHook: (name: string, hook: RequestHook & SendHook) => {
+      if (name !== 'onRequest' && name !== 'onSend') throw new Error(`@fastify/session added an unexpected ${name} hook`)
+      captured[name] = hook
+    }
+  }
+  await new Promise<void>((resolve, reject) => {
+    const register = fastifySession as unknown as (instance: unknown, opts: unknown, next: (err?: Error) => void) => void
+    register(standIn, options, (err) => { if (err === undefined) resolve(); else reject(err) })
+  })
+  if (captured.onRequest === undefined || captured.onSend === undefined) throw new Error('@fastify/session did not add its hooks')
+  return { onRequest: captured.onRequest, onSend: captured.onSend }
+}
+
+export default fp(sessionPlugin, { name: 'redis-suite-session', fastify: '5.x', dependencies: ['redis-suite-config', 'redis-suite-redis'] })

@@ -1,0 +1,243 @@
+// The session plugin over real Redis: secure defaults, fixation, rotation, no keys for anonymous
+// traffic, concurrent writes through HTTP, Redis killed or frozen, schema, timeouts, logging.
+import t, { type Test } from 'tap'
+import Fastify, { type FastifyInstance } from 'fastify'
+import Type from 'typebox'
+import { useRedis, type RedisServer } from '../helpers/index.js'
+import { buildTestApp } from '../helper.js'
+import redisSuite, { type RedisSuiteOptions } from '../../index.js'
+
+const SECRET_A = 'a'.repeat(32)
+const SECRET_B = 'b'.repeat(32)
+const quiet = { RATE_LIMIT_GLOBAL: 'false', METRICS_ENABLED: 'false' }
+const env = (server: RedisServer, extra: Record<string, string> = {}) => ({ REDIS_URL: server.url, SESSION_SECRET: SECRET_A, ...quiet, ...extra })
+
+function sid (response: { cookies: Array<{ name: string, value: string }> }): string | undefined {
+  return response.cookies.find((c) => c.name === 'sid')?.value
+}
+
+async function login (app: FastifyInstance, userId: string, cookie?: string): Promise<string> {
+  const res = await app.inject({ method: 'POST', url: '/demo/login', payload: { userId }, ...(cookie === undefined ? {} : { cookies: { sid: cookie } }) })
+  if (res.statusCode !== 200) throw new Error(`login answered ${res.statusCode}: ${res.body}`)
+  const value = sid(res)
+  if (value === undefined) throw new Error('no session cookie')
+  return value
+}
+
+/** A bare app with the suite and test routes, for what the demo routes do not exercise. */
+async function customApp (t: Test, server: RedisServer, options: RedisSuiteOptions = {}): Promise<FastifyInstance> {
+  const app = Fastify()
+  t.teardown(() => app.close())
+  await app.register(redisSuite, { env: { NODE_ENV: 'test', ...env(server) }, ...options })
+  app.post<{ Params: { field: string } }>('/set/:field', { config: { session: true } }, async (request) => {
+    await new Promise((resolve) => setTimeout(resolve, 50)) // both requests load before either saves
+    ;(request.session as unknown as Record<string, unknown>)[request.params.field] = 'yes'
+    return { ok: true }
+  })
+  app.get('/read', { config: { session: true } }, async (request) => ({ ...request.session, cookie: undefined }))
+  app.get('/plain', async () => ({ ok: true }))
+  app.get('/misuse', async (request) => ({ user: request.session.userId }))
+  await app.ready()
+  return app
+}
+
+t.test('cookie defaults: httpOnly, SameSite=Lax, Max-Age from SESSION_TTL, not Secure outside production', async (t) => {
+  const server = await useRedis(t)
+  const { app } = await buildTestApp(t, env(server))
+  const res = await app.inject({ method: 'POST', url: '/demo/login', payload: { userId: 'ada' } })
+  t.equal(res.statusCode, 200)
+  const cookie = res.cookies.find((c) => c.name === 'sid')
+  t.match(cookie, { httpOnly: true, sameSite: 'Lax', path: '/', expires: Date })
+  const lifetime = (cookie?.expires?.getTime() ?? 0) - Date.now()
+  t.ok(lifetime > 7 * 86_400_000 - 60_000 && lifetime <= 7 * 86_400_000, 'expires after SESSION_TTL')
+  t.notOk(cookie?.secure)
+})
+
+t.test('fixation: login gives a new session id and the old one stops working', async (t) => {
+  const server = await useRedis(t)
+  const { app } = await buildTestApp(t, env(server))
+  const planted = await login(app, 'mallory')
+  const fresh = await login(app, 'ada', planted)
+  t.not(fresh, planted)
+  t.equal((await app.inject({ url: '/demo/me', cookies: { sid: planted } })).statusCode, 401, 'the planted cookie is worth nothing')
+  const me = await app.inject({ url: '/demo/me', cookies: { sid: fresh } })
+  t.same(me.json(), { userId: 'ada' })
+})
+
+t.test('rotation: a cookie signed with the old secret still works after rotating; unknown secrets do not', async (t) => {
+  const server = await useRedis(t)
+  const { app: before } = await buildTestApp(t, env(server, { SESSION_SECRET: SECRET_A }))
+  const cookie = await login(before, 'ada')
+  const { app: rotated } = await buildTestApp(t, env(server, { SESSION_SECRET: `${SECRET_B},${SECRET_A}` }))
+  const res = await rotated.inject({ url: '/demo/me', cookies: { sid: cookie } })
+  t.equal(res.statusCode, 200)
+  t.same(res.json(), { userId: 'ada' })
+  const resigned = sid(res)
+  t.ok(resigned !== undefined && resigned !== cookie, 'the rolling cookie comes back signed with the new secret')
+  const { app: dropped } = await buildTestApp(t, env(server, { SESSION_SECRET: SECRET_B }))
+  t.equal((await dropped.inject({ url: '/demo/me', cookies: { sid: cookie } })).statusCode, 401, 'old secret removed: old cookie refused')
+  t.equal((await dropped.inject({ url: '/demo/me', cookies: { sid: resigned ?? '' } })).statusCode, 200)
+})
+
+t.test('anonymous traffic: 1,000 requests create no session key and no cookie', async (t) => {
+  const server = await useRedis(t)
+  const { app } = await buildTestApp(t, env(server))
+  let cookies = 0
+  for (let i = 0; i < 1000; i++) {
+    const res = await app.inject({ url: i % 2 === 0 ? '/demo/me' : '/' })
+    if (res.headers['set-cookie'] !== undefined) cookies++
+  }
+  t.equal(cookies, 0)
+  t.equal(await server.cli('DBSIZE'), '0', 'no key at all')
+})
+
+t.test('concurrent requests changing different fields of one session both keep their change', async (t) => {
+  const server = await useRedis(t)
+  const app = await customApp(t, server)
+  const first = await app.inject({ method: 'POST', url: '/set/start' })
+  const cookie = sid(first) ?? ''
+  const [a, b] = await Promise.all([
+    app.inject({ method: 'POST', url: '/set/a', cookies: { sid: cookie } }),
+    app.inject({ method: 'POST', url: '/set/b', cookies: { sid: cookie } })
+  ])
+  t.equal(a.statusCode, 200)
+  t.equal(b.statusCode, 200)
+  t.match((await app.inject({ url: '/read', cookies: { sid: cookie } })).json(), { start: 'yes', a: 'yes', b: 'yes' })
+})
+
+t.test('a rolling request with unchanged data is a touch, not a rewrite', async (t) => {
+  const server = await useRedis(t)
+  const { app } = await buildTestApp(t, env(server))
+  const cookie = await login(app, 'ada')
+  const before = app.sessions.stats()
+  for (let i = 0; i < 5; i++) t.equal((await app.inject({ url: '/demo/me', cookies: { sid: cookie } })).statusCode, 200)
+  const after = app.sessions.stats()
+  t.equal(after.touches - before.touches, 5)
+  t.equal(after.saves - before.saves, 0)
+})
+
+t.test('routes without config.session never touch the store; reading request.session there is a clear error', async (t) => {
+  const server = await useRedis(t)
+  const app = await customApp(t, server)
+  const cookie = sid(await app.inject({ method: 'POST', url: '/set/x' })) ?? ''
+  const loads = app.sessions.stats().loads
+  t.equal((await app.inject({ url: '/plain', cookies: { sid: cookie } })).statusCode, 200)
+  t.equal(app.sessions.stats().loads, loads, 'no load')
+  const misuse = await app.inject({ url: '/misuse', cookies: { sid: cookie } })
+  t.equal(misuse.statusCode, 500)
+  t.match(misuse.json(), { code: 'FRS_SESSION_NOT_ENABLED', message: /config: \{ session: true \}/ })
+})
+
+t.test('Redis killed: session routes answer 503 with Retry-After and a plain message; others are unaffected', async (t) => {
+  const server = await useRedis(t)
+  const { app, rawLogs } = await buildTestApp(t, env(server, { REDIS_WAIT_ON_BOOT: 'true' }), 'debug')
+  const cookie = await login(app, 'ada')
+  await server.kill()
+  for (const request of [
+    { url: '/demo/me', cookies: { sid: cookie } },
+    { method: 'POST' as const, url: '/demo/login', payload: { userId: 'bob' } },
+    { method: 'POST' as const, url: '/demo/logout', cookies: { sid: cookie } }
+  ]) {
+    const started = Date.now()
+    const res = await app.inject(request)
+    const elapsed = Date.now() - started
+    t.equal(res.statusCode, 503, `${request.url}: ${res.body}`)
+    t.equal(res.headers['retry-after'], '2')
+    t.same(res.json(), { statusCode: 503, code: 'FRS_SESSION_UNAVAILABLE', error: 'Service Unavailable', message: 'Sessions are temporarily unavailable. Please try again shortly.' })
+    t.ok(elapsed < 1_000 + 1_000, `answered in ${elapsed} ms (command timeout 1 s)`)
+  }
+  t.equal((await app.inject({ url: '/health/live', cookies: { sid: cookie } })).statusCode, 200)
+  t.equal((await app.inject({ url: '/', cookies: { sid: cookie } })).statusCode, 200, 'non-session route with a session cookie')
+  t.notOk(rawLogs().includes(cookie) || rawLogs().includes(cookie.split('.')[0] ?? '-'), 'no session id in the logs')
+  await server.restart()
+  let status = 0
+  for (let i = 0; i < 50 && status !== 200; i++) {
+    status = (await app.inject({ method: 'POST', url: '/demo/login', payload: { userId: 'ada' } })).statusCode
+    if (status !== 200) await new Promise((resolve) => setTimeout(resolve, 100))
+  }
+  t.equal(status, 200, 'sign-in works again once Redis is back')
+})
+
+t.test('Redis frozen: a session route answers 503 within the command timeout', async (t) => {
+  const server = await useRedis(t)
+  const { app } = await buildTestApp(t, env(server))
+  const cookie = await login(app, 'ada')
+  server.freeze()
+  let frozen = true
+  t.teardown(() => { if (frozen) server.thaw() })
+  const started = Date.now()
+  const res = await app.inject({ url: '/demo/me', cookies: { sid: cookie } })
+  const elapsed = Date.now() - started
+  t.equal(res.statusCode, 503)
+  t.ok(elapsed < 1_000 + 1_000, `answered in ${elapsed} ms`)
+  t.equal((await app.inject({ url: '/', cookies: { sid: cookie } })).statusCode, 200)
+  server.thaw()
+  frozen = false
+})
+
+t.test('a stored payload failing the schema starts a fresh session instead of a 500', async (t) => {
+  const server = await useRedis(t)
+  const app = await customApp(t, server, { session: { schema: Type.Object({ x: Type.Optional(Type.String()), start: Type.Optional(Type.String()) }) } })
+  const cookie = sid(await app.inject({ method: 'POST', url: '/set/x' })) ?? ''
+  const [key] = (await server.cli('KEYS', 'sess:{*')).split('\n')
+  await server.cli('HSET', key ?? '', 'd:x', '42')
+  const res = await app.inject({ url: '/read', cookies: { sid: cookie } })
+  t.equal(res.statusCode, 200)
+  t.notMatch(res.json(), { x: String })
+  t.equal(app.sessions.stats().invalid, 1)
+})
+
+t.test('idle timeout and absolute lifetime end the session', async (t) => {
+  const server = await useRedis(t)
+  const { app } = await buildTestApp(t, env(server, { SESSION_IDLE_TIMEOUT: '600ms', SESSION_ABSOLUTE_TIMEOUT: '1500ms' }))
+  const idle = await login(app, 'ada')
+  await new Promise((resolve) => setTimeout(resolve, 800))
+  t.equal((await app.inject({ url: '/demo/me', cookies: { sid: idle } })).statusCode, 401, 'idle')
+  const active = await login(app, 'ada')
+  const statuses: number[] = []
+  for (let i = 0; i < 8; i++) {
+    await new Promise((resolve) => setTimeout(resolve, 250))
+    statuses.push((await app.inject({ url: '/demo/me', cookies: { sid: active } })).statusCode)
+  }
+  t.equal(statuses[0], 200, 'kept alive by use')
+  t.equal(statuses.at(-1), 401, `absolute lifetime reached (${statuses.join(',')})`)
+})
+
+t.test('Secure cookies over plain HTTP: a warning instead of a silently lost session', async (t) => {
+  const server = await useRedis(t)
+  const { app, logs } = await buildTestApp(t, env(server, { SESSION_COOKIE_SECURE: 'true' }))
+  const res = await app.inject({ method: 'POST', url: '/demo/login', payload: { userId: 'ada' } })
+  t.equal(sid(res), undefined, 'no cookie over HTTP')
+  t.ok(logs().some((l) => l.level === 40 && /Secure but the request came over plain HTTP/.test(l.msg ?? '')))
+})
+
+t.test('demo: bad input is a 400 with a message; listing and revoking', async (t) => {
+  const server = await useRedis(t)
+  const { app } = await buildTestApp(t, env(server))
+  const bad = await app.inject({ method: 'POST', url: '/demo/login', payload: { userId: '' } })
+  t.equal(bad.statusCode, 400)
+  t.match(bad.json(), { message: /userId/ })
+  t.equal((await app.inject({ url: '/demo/sessions' })).statusCode, 401)
+  const one = await login(app, 'ada')
+  const two = await login(app, 'ada')
+  const list = (await app.inject({ url: '/demo/sessions', cookies: { sid: one } })).json() as { sessions: Array<{ id: string, current: boolean }> }
+  t.equal(list.sessions.length, 2)
+  const other = list.sessions.find((s) => !s.current)
+  t.equal((await app.inject({ method: 'DELETE', url: '/demo/sessions/nope', cookies: { sid: one } })).statusCode, 404)
+  t.equal((await app.inject({ method: 'DELETE', url: `/demo/sessions/${other?.id ?? ''}`, cookies: { sid: one } })).statusCode, 200)
+  t.equal((await app.inject({ url: '/demo/me', cookies: { sid: two } })).statusCode, 401, 'revoked')
+  const logout = await app.inject({ method: 'POST', url: '/demo/logout', cookies: { sid: one } })
+  t.match(logout.headers['set-cookie'], /sid=;/, 'cookie cleared')
+  t.equal((await app.inject({ url: '/demo/me', cookies: { sid: one } })).statusCode, 401)
+  t.equal(await app.sessions.countAll(), 0)
+})
+
+t.test('in-memory mode (no Redis): the same flow works', async (t) => {
+  const { app, logs } = await buildTestApp(t, { ...quiet })
+  const cookie = await login(app, 'ada')
+  t.same((await app.inject({ url: '/demo/me', cookies: { sid: cookie } })).json(), { userId: 'ada' })
+  t.equal(await app.sessions.count('ada'), 1)
+  await app.inject({ method: 'POST', url: '/demo/logout', cookies: { sid: cookie } })
+  t.equal((await app.inject({ url: '/demo/me', cookies: { sid: cookie } })).statusCode, 401)
+  t.ok(logs().some((l) => /SESSION_SECRET is not set/.test(l.msg ?? '')), 'ephemeral secret warned')
+})
