@@ -8,6 +8,7 @@ import configPlugin, { type ConfigPluginOptions } from './plugins/config.js'
 import redisPlugin from './plugins/redis.js'
 import cachePlugin, { type CachePluginOptions } from './plugins/cache.js'
 import sessionPlugin, { type SessionPluginOptions } from './plugins/session.js'
+import rateLimitPlugin, { type RateLimitPluginOptions } from './plugins/rate-limit.js'
 import healthRoutes from './routes/health.js'
 
 export interface RedisSuiteOptions extends ConfigPluginOptions {
@@ -15,6 +16,8 @@ export interface RedisSuiteOptions extends ConfigPluginOptions {
   cache?: CachePluginOptions
   /** Session options beyond the environment (the payload schema, the user id field). */
   session?: SessionPluginOptions
+  /** Rate-limit options beyond the environment (a custom key, an extra allow list, exempt routes). */
+  rateLimit?: RateLimitPluginOptions
 }
 
 async function redisSuite (app: FastifyInstance, options: RedisSuiteOptions): Promise<void> {
@@ -22,6 +25,7 @@ async function redisSuite (app: FastifyInstance, options: RedisSuiteOptions): Pr
   await app.register(redisPlugin)
   await app.register(cachePlugin, options.cache ?? {})
   await app.register(sessionPlugin, options.session ?? {})
+  await app.register(rateLimitPlugin, options.rateLimit ?? {})
   await app.register(healthRoutes)
 }
 
@@ -36,5 +40,8 @@ export { HealthRegistry, type HealthCheckOptions, type CheckStatus, type CheckRe
 export { loadConfig, ConfigError, redactConfig, redactUrl, isRedisConfigured } from './lib/config.js'
 export { ConfigSchema, type Config } from './lib/config-schema.js'
 export { parseDuration, type Duration } from './lib/duration.js'
+export { rateLimitPlugin }
+export { authRateLimit, rateLimitKey, clientIpRateLimitKey, sessionUserId, type RateLimitPluginOptions, type RateLimits, type RouteLimiter } from './plugins/rate-limit.js'
+export { RateLimitStore, RateLimitUnavailableError, RateLimitExceededError, fastifyRateLimitStore, clientIpKey, type RateLimitStats, type RateLimitDecision, type RedisDownMode, type RateLimitAlgorithm, type BanOptions } from './lib/rate-limit/index.js'
 export { sessionPlugin, type SessionPluginOptions }
 export { SessionStore, UserSessions, RedisSessionBackend, MemorySessionBackend, SessionUnavailableError, SessionDataError, SessionNotEnabledError, type SessionInfo, type SessionStats, type SessionStoreOptions } from './lib/session/index.js'

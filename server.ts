@@ -31,9 +31,15 @@ export async function buildServer (options: BuildServerOptions = {}): Promise<Fa
     // pick its own IP and walk around rate limits.
     trustProxy: config.TRUST_PROXY.length > 0 ? [...config.TRUST_PROXY] : false
   })
-  await app.register(redisSuite, { ...options, config })
-  await app.register(import('./routes/demo-session.js'))
-  app.get('/', async () => ({ name: 'fastify-redis-suite demo', health: '/health', metrics: '/metrics' }))
+  try {
+    await app.register(redisSuite, { ...options, config })
+    await app.register(import('./routes/demo-session.js'))
+    app.get('/', async () => ({ name: 'fastify-redis-suite demo', health: '/health', metrics: '/metrics' }))
+  } catch (err) {
+    // A plugin that fails after Redis connected must not leave the connection (and the process) open.
+    await app.close().catch(() => {})
+    throw err
+  }
   return app
 }
 

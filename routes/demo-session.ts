@@ -4,6 +4,7 @@
 import Type from 'typebox'
 import type { FastifyInstance } from 'fastify'
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
+import { authRateLimit } from '../plugins/rate-limit.js'
 
 declare module 'fastify' {
   interface Session {
@@ -34,7 +35,9 @@ export default async function demoSessionRoutes (fastify: FastifyInstance): Prom
 
   app.get('/demo', async (_request, reply) => reply.type('text/html; charset=utf-8').send(DEMO_PAGE))
 
-  app.post('/demo/login', { config: session, schema: { body: LoginBody, response: { 200: Me } } }, async (request) => {
+  // Sign-in is what credential stuffing hits: the strict per-IP preset, sliding, with a ban.
+  const loginLimit = { ...authRateLimit, max: app.config.RATE_LIMIT_AUTH_MAX }
+  app.post('/demo/login', { config: { ...session, rateLimit: loginLimit }, schema: { body: LoginBody, response: { 200: Me } } }, async (request) => {
     await request.session.regenerate() // a new id at sign-in: a planted cookie is worth nothing
     request.session.userId = request.body.userId
     return { userId: request.body.userId }
