@@ -78,6 +78,11 @@ export class CacheEngine {
     return this.#invalidations
   }
 
+  /** True when the key was invalidated (alone or broadly) after that point of the history. */
+  invalidatedSince (fullKey: string, invalidationsBefore: number): boolean {
+    return !this.#canFill(fullKey, invalidationsBefore)
+  }
+
   #canFill (fullKey: string, invalidationsBefore: number): boolean {
     return this.#lastBroadInvalidation <= invalidationsBefore && (this.#keyInvalidations.get(fullKey) ?? 0) <= invalidationsBefore
   }

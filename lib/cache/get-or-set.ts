@@ -29,7 +29,7 @@ interface Call {
 
 export class ReadThrough {
   readonly #engine: CacheEngine
-  readonly #flights = new Map<string, Promise<Found>>()
+  readonly #flights = new Map<string, { answer: Promise<Found>, startedAt: number }>()
   #lockTokens = 0
 
   constructor (engine: CacheEngine) {
@@ -40,14 +40,18 @@ export class ReadThrough {
     const memory = this.#engine.lookupMemory(call.namespace, call.fullKey, call.r)
     if (memory.fresh !== undefined) return memory.fresh.envelope.value
     let flight = this.#flights.get(call.fullKey)
+    // A flight stays in the map until its lock is released, after it answered: one that began before
+    // an invalidation of this key may carry the invalidated value, so a later caller starts afresh.
+    if (flight !== undefined && this.#engine.invalidatedSince(call.fullKey, flight.startedAt)) flight = undefined
     if (flight === undefined) {
-      flight = this.#fly(call, loader, memory.stale)
+      const startedAt = this.#engine.invalidations
+      flight = { answer: this.#fly(call, loader, memory.stale), startedAt }
       this.#flights.set(call.fullKey, flight)
     } else if (memory.stale !== undefined) {
       // Someone is already refreshing this key: serve stale rather than wait.
       return this.#served(call, memory.stale)
     }
-    return this.#served(call, await flight)
+    return this.#served(call, await flight.answer)
   }
 
   async getOrSetMany (namespace: string, keys: string[], fullKeys: string[], r: ResolvedOptions,
@@ -100,7 +104,7 @@ export class ReadThrough {
     // #run settles `answer` (maybe early, with a stale value) and only returns once the load is over.
     const done = this.#run(call, loader, memoryStale, settle, fail).catch(fail)
     // Callers that arrive after a hard timeout start a new flight rather than inherit the error.
-    const land = (): void => { if (this.#flights.get(call.fullKey) === answer) this.#flights.delete(call.fullKey) }
+    const land = (): void => { if (this.#flights.get(call.fullKey)?.answer === answer) this.#flights.delete(call.fullKey) }
     answer.catch(land)
     done.finally(land).catch(() => undefined)
     return answer
