@@ -7,6 +7,7 @@ import type { FastifyInstance } from 'fastify'
 import configPlugin, { type ConfigPluginOptions } from './plugins/config.js'
 import redisPlugin from './plugins/redis.js'
 import cachePlugin, { type CachePluginOptions } from './plugins/cache.js'
+import httpCachePlugin, { type HttpCachePluginOptions } from './plugins/http-cache.js'
 import sessionPlugin, { type SessionPluginOptions } from './plugins/session.js'
 import rateLimitPlugin, { type RateLimitPluginOptions } from './plugins/rate-limit.js'
 import healthRoutes from './routes/health.js'
@@ -14,6 +15,8 @@ import healthRoutes from './routes/health.js'
 export interface RedisSuiteOptions extends ConfigPluginOptions {
   /** Cache options beyond the environment (an onEvent hook, timeouts, lock bounds). */
   cache?: CachePluginOptions
+  /** HTTP response cache options (namespace, collapse wait, body limit, who is authenticated, private user key). */
+  httpCache?: HttpCachePluginOptions
   /** Session options beyond the environment (the payload schema, the user id field). */
   session?: SessionPluginOptions
   /** Rate-limit options beyond the environment (a custom key, an extra allow list, exempt routes). */
@@ -24,6 +27,7 @@ async function redisSuite (app: FastifyInstance, options: RedisSuiteOptions): Pr
   await app.register(configPlugin, options)
   await app.register(redisPlugin)
   await app.register(cachePlugin, options.cache ?? {})
+  await app.register(httpCachePlugin, options.httpCache ?? {})
   await app.register(sessionPlugin, options.session ?? {})
   await app.register(rateLimitPlugin, options.rateLimit ?? {})
   await app.register(healthRoutes)
@@ -31,6 +35,9 @@ async function redisSuite (app: FastifyInstance, options: RedisSuiteOptions): Pr
 
 export default fp(redisSuite, { name: 'fastify-redis-suite', fastify: '5.x' })
 export { configPlugin, redisPlugin, cachePlugin, healthRoutes }
+export { httpCachePlugin, type HttpCachePluginOptions }
+export type { HttpCache } from './plugins/http-cache.js'
+export { HttpCacheConfigError, type RouteCacheOptions, type HttpCacheStats } from './lib/http-cache/index.js'
 export { createCache, CacheKeyError, CacheNamespaceError, CacheTimeoutError, CacheValueError } from './lib/cache/index.js'
 export type { Cache, CacheDefaults, CacheOptions, CacheStats, GetOptions, GetOrSetOptions, SetOptions, Loader } from './lib/cache/index.js'
 export { RedisUnavailableError, quitWithin, type RedisClient, type RedisConnections } from './plugins/redis.js'

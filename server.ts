@@ -34,6 +34,7 @@ export async function buildServer (options: BuildServerOptions = {}): Promise<Fa
   try {
     await app.register(redisSuite, { ...options, config })
     await app.register(import('./routes/demo-session.js'))
+    await app.register(import('./routes/demo-cache.js'))
     app.get('/', async () => ({ name: 'fastify-redis-suite demo', health: '/health', metrics: '/metrics' }))
   } catch (err) {
     // A plugin that fails after Redis connected must not leave the connection (and the process) open.

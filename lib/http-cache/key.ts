@@ -1,0 +1,75 @@
+// The key of a stored response: method + path + query parameters in sorted order + the values of the
+// route's `vary` headers (+ the user, on private routes). Two requests with the same key get the same
+// bytes, so anything that changes the answer must be in it.
+//
+//   GET /users?page=2&sort=name                        a public route without vary
+//   GET /users?page=2 vary=Xq3…                         vary headers, hashed (values may be long or odd)
+//   GET /me user=k9P…                                   private: an HMAC of the user's identity
+//
+// HEAD shares GET's entries: a HEAD is answered with GET's headers and no body (RFC 9110 §9.3.2).
+import { createHash, createHmac } from 'node:crypto'
+
+// The cache refuses keys over 1 KB or with control characters; such URLs are keyed by their hash.
+const MAX_READABLE_KEY_BYTES = 900
+const CONTROL_CHARS = /[\u0000-\u001f\u007f-\u009f]/ // eslint-disable-line no-control-regex
+
+export interface ResponseKeyParts {
+  method: string
+  /** The request URL as received: path and query string. */
+  url: string
+  /** The route's vary headers (lower case, sorted) with the request's value, undefined when absent. */
+  vary?: ReadonlyArray<readonly [string, string | undefined]>
+  /** Private routes: an opaque identity of the user (see hashIdentity). */
+  user?: string | undefined
+}
+
+export function buildResponseKey ({ method, url, vary = [], user }: ResponseKeyParts): string {
+  const verb = method === 'HEAD' ? 'GET' : method
+  let key = `${verb} ${canonicalUrl(url)}`
+  if (Buffer.byteLength(key) > MAX_READABLE_KEY_BYTES || CONTROL_CHARS.test(key)) key = `${verb} #${digest(key, 32)}`
+  if (vary.length > 0) key += ` vary=${digest(JSON.stringify(vary), 22)}`
+  if (user !== undefined) key += ` user=${user}`
+  return key
+}
+
+/** The path as received and the query parameters sorted by name, then value, re-encoded one way. */
+export function canonicalUrl (url: string): string {
+  const hash = url.indexOf('#')
+  const bare = hash === -1 ? url : url.slice(0, hash)
+  const mark = bare.indexOf('?')
+  if (mark === -1) return bare
+  const path = bare.slice(0, mark)
+  const params = [...new URLSearchParams(bare.slice(mark + 1))]
+  if (params.length === 0) return path
+  params.sort(([a, av], [b, bv]) => a < b ? -1 : a > b ? 1 : av < bv ? -1 : av > bv ? 1 : 0)
+  return `${path}?${new URLSearchParams(params).toString()}`
+}
+
+/** A header's value as one string (repeated headers joined as HTTP would), undefined when absent. */
+export function headerValue (value: string | readonly string[] | undefined): string | undefined {
+  if (value === undefined) return undefined
+  return typeof value === 'string' ? value.trim() : value.map((v) => v.trim()).join(', ')
+}
+
+/**
+ * A user's identity for a key: never the raw token, session id or user id (keys are visible in
+ * Redis), but stable across instances. Keyed with the app's secret when it has one.
+ */
+export function hashIdentity (identity: string, secret?: string): string {
+  const mac = secret === undefined || secret === '' ? createHash('sha256') : createHmac('sha256', secret)
+  return mac.update(identity).digest('base64url').slice(0, 27)
+}
+
+/** The value of one cookie in a Cookie header, without decoding or verifying it. */
+export function readCookie (header: string | undefined, name: string): string | undefined {
+  if (header === undefined) return undefined
+  for (const pair of header.split(';')) {
+    const eq = pair.indexOf('=')
+    if (eq !== -1 && pair.slice(0, eq).trim() === name) return pair.slice(eq + 1).trim()
+  }
+  return undefined
+}
+
+function digest (text: string, length: number): string {
+  return createHash('sha256').update(text).digest('base64url').slice(0, length)
+}
