@@ -11,6 +11,7 @@ import httpCachePlugin, { type HttpCachePluginOptions } from './plugins/http-cac
 import sessionPlugin, { type SessionPluginOptions } from './plugins/session.js'
 import rateLimitPlugin, { type RateLimitPluginOptions } from './plugins/rate-limit.js'
 import healthRoutes from './routes/health.js'
+import metricsPlugin, { type MetricsPluginOptions } from './plugins/metrics.js'
 
 export interface RedisSuiteOptions extends ConfigPluginOptions {
   /** Cache options beyond the environment (an onEvent hook, timeouts, lock bounds). */
@@ -21,6 +22,8 @@ export interface RedisSuiteOptions extends ConfigPluginOptions {
   session?: SessionPluginOptions
   /** Rate-limit options beyond the environment (a custom key, an extra allow list, exempt routes). */
   rateLimit?: RateLimitPluginOptions
+  /** Metrics options beyond the environment (turn off Redis command timing or process series). */
+  metrics?: MetricsPluginOptions
 }
 
 async function redisSuite (app: FastifyInstance, options: RedisSuiteOptions): Promise<void> {
@@ -31,6 +34,7 @@ async function redisSuite (app: FastifyInstance, options: RedisSuiteOptions): Pr
   await app.register(sessionPlugin, options.session ?? {})
   await app.register(rateLimitPlugin, options.rateLimit ?? {})
   await app.register(healthRoutes)
+  await app.register(metricsPlugin, options.metrics ?? {})
 }
 
 export default fp(redisSuite, { name: 'fastify-redis-suite', fastify: '5.x' })
@@ -50,5 +54,8 @@ export { parseDuration, type Duration } from './lib/duration.js'
 export { rateLimitPlugin }
 export { authRateLimit, rateLimitKey, clientIpRateLimitKey, sessionUserId, type RateLimitPluginOptions, type RateLimits, type RouteLimiter } from './plugins/rate-limit.js'
 export { RateLimitStore, RateLimitUnavailableError, RateLimitExceededError, fastifyRateLimitStore, clientIpKey, type RateLimitStats, type RateLimitDecision, type RedisDownMode, type RateLimitAlgorithm, type BanOptions } from './lib/rate-limit/index.js'
+export { metricsPlugin }
+export { SuiteMetrics, bearerTokenMatches, type MetricSources } from './lib/metrics/index.js'
+export type { MetricsPluginOptions } from './plugins/metrics.js'
 export { sessionPlugin, type SessionPluginOptions }
 export { SessionStore, UserSessions, RedisSessionBackend, MemorySessionBackend, SessionUnavailableError, SessionDataError, SessionNotEnabledError, type SessionInfo, type SessionStats, type SessionStoreOptions } from './lib/session/index.js'

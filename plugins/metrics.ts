@@ -1,0 +1,95 @@
+// Prometheus metrics for every layer (issue 8): a per-app registry, HTTP timings by route pattern,
+// Redis state and command timings, and the features' own counters read at scrape time. Registered
+// last in the suite, so every feature that is present can be found, and none depends on it.
+import fp from 'fastify-plugin'
+import type { Server } from 'node:http'
+import type { FastifyInstance } from 'fastify'
+import { SuiteMetrics, type MetricSources } from '../lib/metrics/suite-metrics.js'
+import { traceRedisCommands } from '../lib/metrics/redis-commands.js'
+import type { CacheStats } from '../lib/cache/stats.js'
+import type { RateLimitStats } from '../lib/rate-limit/types.js'
+import type { RedisClient } from './redis.js'
+import { closeMetricsServer, listenMetricsServer, metricsRoute } from '../routes/metrics.js'
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    /** The app's metrics: add your own series to `app.metrics.registry`. Absent when METRICS_ENABLED=false. */
+    metrics?: SuiteMetrics
+  }
+}
+
+export interface MetricsPluginOptions {
+  /**
+   * Time every Redis command (redis_client_command_*). Default true. It subscribes to ioredis'
+   * diagnostics channel, which costs some microseconds per command: turn it off on Redis-bound hot paths.
+   */
+  redisCommands?: boolean
+  /** Process CPU, memory, event loop and GC series. Default true. */
+  processMetrics?: boolean
+}
+
+async function metricsPlugin (app: FastifyInstance, options: MetricsPluginOptions = {}): Promise<void> {
+  const config = app.config
+  const log = app.log.child({ plugin: 'metrics' })
+  if (!config.METRICS_ENABLED) {
+    log.info('metrics: off (METRICS_ENABLED=false), /metrics is not served')
+    return
+  }
+
+  const metrics = new SuiteMetrics({
+    processMetrics: options.processMetrics,
+    sources: {
+      redisState: () => app.redisState,
+      cacheStats: statsOf<CacheStats>(app, 'cache'),
+      rateLimitStats: statsOf<Partial<RateLimitStats>>(app, 'rateLimits') ?? statsOf<Partial<RateLimitStats>>(app, 'rateLimit'),
+      sessionStats: statsOf<Record<string, unknown>>(app, 'sessions'),
+      httpCacheStats: statsOf<Record<string, unknown>>(app, 'httpCache')
+    } satisfies MetricSources,
+    onSourceError: (source, err) => log.warn({ source, err: { message: (err as Error)?.message } }, `metrics: reading ${source} stats failed; the scrape went on without them`)
+  })
+  app.decorate('metrics', metrics)
+
+  app.addHook('onResponse', (request, reply, done) => {
+    metrics.observeRequest(request.method, request.routeOptions.url, reply.statusCode, reply.elapsedTime / 1000)
+    done()
+  })
+
+  const { main, cache } = app.redisConnections
+  const traced: Array<{ name: string, client: RedisClient }> = []
+  if (main !== undefined) traced.push({ name: 'main', client: main })
+  if (cache !== undefined && cache !== main) traced.push({ name: 'cache', client: cache })
+  const untrace = traced.length === 0 || options.redisCommands === false ? undefined : traceRedisCommands(traced, (...args) => metrics.observeRedisCommand(...args))
+
+  const token = config.METRICS_TOKEN
+  const port = config.METRICS_PORT
+  let server: Server | undefined
+  if (port === undefined) {
+    metricsRoute(app, { metrics, token })
+  } else {
+    app.addHook('onReady', async () => {
+      server = await listenMetricsServer({ metrics, token, host: config.HOST, port })
+    })
+  }
+  log.info({ metrics: { path: '/metrics', port: port ?? 'app', bearerToken: token !== undefined } },
+    `metrics: Prometheus text at /metrics on ${port === undefined ? 'the app port' : `${config.HOST}:${port}`}${token === undefined ? '' : ', bearer token required'}`)
+
+  app.addHook('onClose', async () => {
+    untrace?.()
+    if (server !== undefined) await closeMetricsServer(server)
+    metrics.registry.clear()
+  })
+}
+
+/** A reader of `app[name].stats()` when that feature is registered; read at each scrape. */
+function statsOf<T> (app: FastifyInstance, name: string): (() => T | undefined) | undefined {
+  if (!app.hasDecorator(name)) return undefined
+  const feature = (): { stats?: unknown } | undefined => (app as unknown as Record<string, { stats?: unknown } | undefined>)[name]
+  const initial = feature()
+  if ((typeof initial !== 'object' && typeof initial !== 'function') || initial === null || typeof initial.stats !== 'function') return undefined
+  return () => {
+    const current = feature()
+    return typeof current?.stats === 'function' ? (current.stats as () => T)() : undefined
+  }
+}
+
+export default fp(metricsPlugin, { name: 'redis-suite-metrics', fastify: '5.x', dependencies: ['redis-suite-config', 'redis-suite-redis'] })
