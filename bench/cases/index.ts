@@ -1,0 +1,31 @@
+// Every case of issue 10, in its order. A case whose feature is not in the tree throws
+// CaseUnavailableError and is listed as not run, instead of measuring something else under its name.
+import type { Settings } from '../harness.js'
+import type { CaseResult } from '../results.js'
+import { batch } from './batch.js'
+import { costGrowth } from './cost-growth.js'
+import { health } from './health.js'
+import { hotKey } from './hot-key.js'
+import { rateLimit } from './rate-limit.js'
+import { redisRead } from './redis-read.js'
+import { routeCache } from './route-cache.js'
+import { session } from './session.js'
+import { stampedeCase } from './stampede.js'
+
+export interface BenchCase {
+  id: number
+  title: string
+  run: (settings: Settings) => Promise<CaseResult>
+}
+
+export const cases: BenchCase[] = [
+  { id: 1, title: 'Route cache hit vs raw route', run: routeCache },
+  { id: 2, title: 'getOrSet hit from Redis (memory tier off)', run: redisRead },
+  { id: 3, title: 'getOrSet hot key, memory + Redis tiers', run: hotKey },
+  { id: 4, title: 'getOrSetMany of 100 keys', run: batch },
+  { id: 5, title: 'Stampede across 4 instances', run: stampedeCase },
+  { id: 6, title: 'Rate-limited route', run: rateLimit },
+  { id: 7, title: 'Session-authenticated read route', run: session },
+  { id: 8, title: 'Health routes under load, Redis up and frozen', run: health },
+  { id: 9, title: 'Cost growth with keys in Redis; memory-tier size', run: costGrowth }
+]

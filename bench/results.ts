@@ -1,0 +1,74 @@
+// What a case reports: ratio rows (ours / theirs per round, the chart's bars) and figure rows
+// (counts, latencies, bytes) that are not a ratio but still have a target or a meaning.
+import { ratios, spread, type Comparison, type Sample } from './harness.js'
+
+export interface RatioRow {
+  kind: 'ratio'
+  label: string
+  /** Minimum median ratio the issue asks for; undefined when the row is informational. */
+  target: number | undefined
+  ratios: number[]
+  unit: string
+  oursRate: number
+  theirsRate: number
+  /** Errors seen by either side over all rounds: a comparison with errors is suspect. */
+  errors: number
+}
+
+export interface FigureRow {
+  kind: 'figure'
+  label: string
+  /** One value per round. */
+  values: number[]
+  unit: string
+  /** Human-readable target, e.g. '= 1' or '≤ 50 ms'. */
+  target: string | undefined
+  /** Whether the target is met (undefined when there is none). */
+  met: boolean | undefined
+}
+
+export type Row = RatioRow | FigureRow
+
+export interface CaseResult {
+  id: number
+  title: string
+  rows: Row[]
+  notes: string[]
+}
+
+/** One ratio row per alternative of a comparison. */
+export function ratioRows (comparison: Comparison, alternatives: ReadonlyArray<{ label: string, target: number | undefined }>,
+  unit: string): RatioRow[] {
+  return alternatives.map((alternative, i) => {
+    const theirs = comparison.theirs[i] ?? []
+    return {
+      kind: 'ratio',
+      label: alternative.label,
+      target: alternative.target,
+      ratios: ratios(comparison.ours, theirs),
+      unit,
+      oursRate: spread(comparison.ours.map((s) => s.rate)).median,
+      theirsRate: spread(theirs.map((s) => s.rate)).median,
+      errors: sum(comparison.ours) + sum(theirs)
+    }
+  })
+}
+
+export function figureRow (label: string, values: number[], unit: string, target?: { text: string, met: (median: number) => boolean }): FigureRow {
+  return {
+    kind: 'figure',
+    label,
+    values,
+    unit,
+    target: target?.text,
+    met: target === undefined ? undefined : target.met(spread(values).median)
+  }
+}
+
+export function ratioMet (row: RatioRow): boolean | undefined {
+  return row.target === undefined ? undefined : spread(row.ratios).median >= row.target
+}
+
+function sum (samples: readonly Sample[]): number {
+  return samples.reduce((total, s) => total + s.errors, 0)
+}
