@@ -1,6 +1,6 @@
 // The suite: one registration gives config, Redis, and the features built on it, in dependency order.
 // onClose runs in reverse, so Redis closes after everything that uses it.
-// Order: config → redis → cache → session → rate-limit → pubsub/presence/locks → health → metrics
+// Order: config → redis → cache → http-cache → session → rate-limit → pubsub/presence/locks → health → metrics
 // (metrics last: it reads every feature's stats at scrape time, so no feature depends on it).
 import fp from 'fastify-plugin'
 import type { FastifyInstance } from 'fastify'
@@ -10,6 +10,9 @@ import cachePlugin, { type CachePluginOptions } from './plugins/cache.js'
 import httpCachePlugin, { type HttpCachePluginOptions } from './plugins/http-cache.js'
 import sessionPlugin, { type SessionPluginOptions } from './plugins/session.js'
 import rateLimitPlugin, { type RateLimitPluginOptions } from './plugins/rate-limit.js'
+import pubsubPlugin from './plugins/pubsub.js'
+import presencePlugin from './plugins/presence.js'
+import locksPlugin from './plugins/locks.js'
 import healthRoutes from './routes/health.js'
 import metricsPlugin, { type MetricsPluginOptions } from './plugins/metrics.js'
 
@@ -33,6 +36,9 @@ async function redisSuite (app: FastifyInstance, options: RedisSuiteOptions): Pr
   await app.register(httpCachePlugin, options.httpCache ?? {})
   await app.register(sessionPlugin, options.session ?? {})
   await app.register(rateLimitPlugin, options.rateLimit ?? {})
+  await app.register(pubsubPlugin)
+  await app.register(presencePlugin)
+  await app.register(locksPlugin)
   await app.register(healthRoutes)
   await app.register(metricsPlugin, options.metrics ?? {})
 }
@@ -57,5 +63,11 @@ export { RateLimitStore, RateLimitUnavailableError, RateLimitExceededError, fast
 export { metricsPlugin }
 export { SuiteMetrics, bearerTokenMatches, type MetricSources } from './lib/metrics/index.js'
 export type { MetricsPluginOptions } from './plugins/metrics.js'
+export { pubsubPlugin, presencePlugin, locksPlugin }
+export { PubSub, PubSubMessageError, type PubSubStats, type MessageHandler, type MessageMeta, type TypedChannel, type Unsubscribe } from './lib/pubsub.js'
+export type { TypedStream, StreamConsumer, StreamHandler, StreamMeta, StreamOptions, ConsumeOptions } from './lib/streams.js'
+export { Presence, type PresenceMember, type PresenceStats, type JoinResult } from './lib/presence.js'
+export { Locks, Lock, LockBusyError, LockLostError, tryLock, tryFencedLock, releaseLock, extendLock, type LockStats, type AcquireOptions, type WithLockOptions } from './lib/locks.js'
+export { RedisCommandError } from './lib/redis-command.js'
 export { sessionPlugin, type SessionPluginOptions }
 export { SessionStore, UserSessions, RedisSessionBackend, MemorySessionBackend, SessionUnavailableError, SessionDataError, SessionNotEnabledError, type SessionInfo, type SessionStats, type SessionStoreOptions } from './lib/session/index.js'

@@ -33,6 +33,7 @@ export async function buildServer (options: BuildServerOptions = {}): Promise<Fa
   })
   try {
     await app.register(redisSuite, { ...options, config })
+    await app.register(import('./routes/demo-events.js'))
     await app.register(import('./routes/demo-session.js'))
     await app.register(import('./routes/demo-cache.js'))
     app.get('/', async () => ({ name: 'fastify-redis-suite demo', health: '/health', metrics: '/metrics' }))

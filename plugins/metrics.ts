@@ -43,7 +43,10 @@ async function metricsPlugin (app: FastifyInstance, options: MetricsPluginOption
       cacheStats: statsOf<CacheStats>(app, 'cache'),
       rateLimitStats: statsOf<Partial<RateLimitStats>>(app, 'rateLimits') ?? statsOf<Partial<RateLimitStats>>(app, 'rateLimit'),
       sessionStats: statsOf<Record<string, unknown>>(app, 'sessions'),
-      httpCacheStats: statsOf<Record<string, unknown>>(app, 'httpCache')
+      httpCacheStats: statsOf<Record<string, unknown>>(app, 'httpCache'),
+      pubsubStats: statsOf<Record<string, unknown>>(app, 'pubsub'),
+      presenceStats: statsOf<Record<string, unknown>>(app, 'presence'),
+      lockStats: statsOf<Record<string, unknown>>(app, 'locks')
     } satisfies MetricSources,
     onSourceError: (source, err) => log.warn({ source, err: { message: (err as Error)?.message } }, `metrics: reading ${source} stats failed; the scrape went on without them`)
   })

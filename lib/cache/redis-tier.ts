@@ -12,8 +12,8 @@
 // atomic, which is fine: a version bump that lands between them is indistinguishable from one that
 // landed just after the read. Only an entry carrying tags the caller did not declare costs a second
 // round trip for those versions. Each version key has its own hash tag, so tags spread over shards.
-import { createHash } from 'node:crypto'
 import type { Cluster, Redis } from 'ioredis'
+import { releaseLock, tryLock } from '../lock-store.js'
 
 export type RedisClient = Redis | Cluster
 
@@ -32,11 +32,6 @@ export interface RedisTierOptions {
   retryAfterMs: number
   onFailure?: ((operation: string) => void) | undefined
 }
-
-// Compare-and-delete: release the lock only if it still holds our token (it may have expired and
-// been taken by another instance meanwhile).
-const RELEASE_LOCK = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end return 0"
-const RELEASE_LOCK_SHA = createHash('sha1').update(RELEASE_LOCK).digest('hex')
 
 export class RedisTier {
   readonly #client: RedisClient
@@ -107,20 +102,12 @@ export class RedisTier {
 
   /** SET NX PX: 'acquired', 'taken' by another instance, or undefined when Redis cannot say. */
   async acquireLock (lockKey: string, token: string, ttlMs: number): Promise<'acquired' | 'taken' | undefined> {
-    return this.#run('lock', async () =>
-      (await this.#client.set(lockKey, token, 'PX', Math.max(1, ttlMs), 'NX')) === 'OK' ? 'acquired' : 'taken')
+    return this.#run('lock', async () => await tryLock(this.#client, lockKey, token, ttlMs) ? 'acquired' : 'taken')
   }
 
+  /** Compare-and-delete (lib/lock-store.ts): never deletes a lock another instance took after ours expired. */
   async releaseLock (lockKey: string, token: string): Promise<void> {
-    await this.#run('unlock', async () => {
-      try {
-        return await this.#client.evalsha(RELEASE_LOCK_SHA, 1, lockKey, token)
-      } catch (err) {
-        // The script cache is empty after a restart or on a node that never saw it: EVAL loads it.
-        if (!String((err as Error).message).includes('NOSCRIPT')) throw err
-        return await this.#client.eval(RELEASE_LOCK, 1, lockKey, token)
-      }
-    })
+    await this.#run('unlock', () => releaseLock(this.#client, lockKey, token))
   }
 
   async publish (channel: string, message: string): Promise<void> {

@@ -18,6 +18,21 @@ export interface MetricSources {
   sessionStats?: (() => Record<string, unknown> | Promise<Record<string, unknown>> | undefined) | undefined
   /** The HTTP response cache's counters (`{ hits, staleHits, misses, bypasses, … }`), one series per field. */
   httpCacheStats?: (() => Record<string, unknown> | undefined) | undefined
+  /** app.pubsub, app.presence and app.locks stats(): numeric fields become `<name>_events_total{event}`. */
+  pubsubStats?: (() => Record<string, unknown> | undefined) | undefined
+  presenceStats?: (() => Record<string, unknown> | undefined) | undefined
+  lockStats?: (() => Record<string, unknown> | undefined) | undefined
+}
+
+/** Fields of the realtime features that are current values (gauges), not running totals. */
+const REALTIME_GAUGES: Record<string, { name: string, help: string, read: (stats: Record<string, unknown>) => number | undefined }> = {
+  pubsub: { name: 'pubsub_subscriptions', help: 'Channel and pattern subscriptions open in this app.', read: (s) => num(s.subscriptions) },
+  presence: {
+    name: 'presence_members',
+    help: 'Members present, summed over the rooms this app last counted (room names are never labels).',
+    read: (s) => typeof s.sizes === 'object' && s.sizes !== null ? Object.values(s.sizes).reduce((sum: number, n) => sum + (num(n) ?? 0), 0) : undefined
+  },
+  lock: { name: 'locks_held', help: 'Locks this app holds now.', read: (s) => num(s.held) }
 }
 
 export interface SuiteMetricsOptions {
@@ -56,6 +71,7 @@ export class SuiteMetrics {
   readonly #namespaces = new BoundedLabel(200)
   readonly #sessionEvents = new BoundedLabel(20)
   readonly #httpCacheEvents = new BoundedLabel(20)
+  readonly #realtime: Array<{ name: string, source: () => Record<string, unknown> | undefined, sync: Sync<Record<string, unknown>> }> = []
   #scrape: Promise<void> | undefined
   readonly #failing = new Set<string>()
 
@@ -99,6 +115,9 @@ export class SuiteMetrics {
     if (httpCacheStats !== undefined) this.#httpCache = this.#httpCacheSeries(registers, collect)
     if (rateLimitStats !== undefined) this.#rateLimit = this.#rateLimitSeries(registers, collect)
     if (sessionStats !== undefined) this.#session = this.#sessionSeries(registers, collect)
+    for (const [name, source] of [['pubsub', this.#sources.pubsubStats], ['presence', this.#sources.presenceStats], ['lock', this.#sources.lockStats]] as const) {
+      if (source !== undefined) this.#realtime.push({ name, source, sync: this.#realtimeSeries(name, registers, collect) })
+    }
   }
 
   observeRequest (method: string, route: string | undefined, statusCode: number, seconds: number): void {
@@ -143,6 +162,7 @@ export class SuiteMetrics {
     if (this.#cache !== undefined) this.#cache(this.#read('cache', this.#sources.cacheStats))
     if (this.#httpCache !== undefined) this.#httpCache(this.#read('httpCache', this.#sources.httpCacheStats))
     if (this.#rateLimit !== undefined) this.#rateLimit(this.#read('rateLimit', this.#sources.rateLimitStats))
+    for (const { name, source, sync } of this.#realtime) sync(this.#read(name, source))
     if (this.#session !== undefined) {
       const read = this.#read('sessions', this.#sources.sessionStats)
       this.#session(await Promise.resolve(read).catch((err: unknown) => { this.#failed('sessions', err) }))
@@ -239,6 +259,23 @@ export class SuiteMetrics {
     }
   }
 
+  // Messages published/received/dropped, presence joins/leaves, lock acquisitions/contention: one
+  // counter per feature by event, plus the feature's current-value gauge.
+  #realtimeSeries (name: 'pubsub' | 'presence' | 'lock', registers: Registry[], collect: () => Promise<void>): Sync<Record<string, unknown>> {
+    const labels = new BoundedLabel(20)
+    const events = new CumulativeCounter(new Counter({ name: `${name}_events_total`, help: `${name} counters from stats(), by event.`, labelNames: ['event'], registers, collect }))
+    const spec = REALTIME_GAUGES[name]
+    const gauge = spec === undefined ? undefined : new Gauge({ name: spec.name, help: spec.help, registers, collect })
+    return (stats) => {
+      if (stats === undefined || stats === null || typeof stats !== 'object') return
+      for (const [field, value] of Object.entries(stats)) {
+        if (typeof value === 'number' && field !== 'subscriptions' && field !== 'held') events.sync({ event: labels.value(snakeCase(field)) }, value)
+      }
+      const current = spec?.read(stats)
+      if (current !== undefined) gauge?.set(current)
+    }
+  }
+
   #sessionSeries (registers: Registry[], collect: () => Promise<void>): Sync<Record<string, unknown>> {
     const counter = (name: string, help: string) => new CumulativeCounter(new Counter({ name, help, registers, collect }))
     const named: Record<string, CumulativeCounter<string>> = {
@@ -268,6 +305,10 @@ export class SuiteMetrics {
       }
     }
   }
+}
+
+function num (value: unknown): number | undefined {
+  return typeof value === 'number' ? value : undefined
 }
 
 function snakeCase (name: string): string {

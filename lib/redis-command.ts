@@ -1,0 +1,79 @@
+// Small helpers shared by pub/sub, presence and locks: Lua scripts run by SHA (EVAL once after a
+// NOSCRIPT), a time bound on any one command, and the error those features throw when Redis fails.
+import { createHash } from 'node:crypto'
+import type { Cluster, Redis } from 'ioredis'
+
+export type RedisClient = Redis | Cluster
+
+export interface Script {
+  lua: string
+  sha: string
+}
+
+export function script (lua: string): Script {
+  return { lua, sha: createHash('sha1').update(lua).digest('hex') }
+}
+
+/** EVALSHA, falling back to EVAL (which also caches the script) after SCRIPT FLUSH, a restart or a failover. */
+export async function runScript (client: RedisClient, s: Script, keys: readonly string[], args: ReadonlyArray<string | number>): Promise<unknown> {
+  try {
+    return await client.evalsha(s.sha, keys.length, ...keys, ...args)
+  } catch (err) {
+    if (!(err instanceof Error) || !err.message.includes('NOSCRIPT')) throw err
+    return await client.eval(s.lua, keys.length, ...keys, ...args)
+  }
+}
+
+/** Redis failed or did not answer in time. `code` is the feature's stable code, e.g. FRS_LOCK_UNAVAILABLE. */
+export class RedisCommandError extends Error {
+  override name = 'RedisCommandError'
+  readonly code: string
+  constructor (code: string, message: string, options?: ErrorOptions) {
+    super(message, options)
+    this.code = code
+  }
+}
+
+/**
+ * Runs `command` and rejects with a RedisCommandError carrying `code` when it fails or takes longer
+ * than `timeoutMs` (the client's own commandTimeout normally fires first; this bound holds even for a
+ * client built without one). The command itself is left to finish; its late reply is dropped.
+ */
+export function bounded<T> (command: () => Promise<T>, timeoutMs: number, code: string, what: string): Promise<T> {
+  return new Promise<T>((resolve, reject) => {
+    const timer = setTimeout(() => {
+      reject(new RedisCommandError(code, `${what}: Redis did not answer within ${timeoutMs} ms; check Redis (app.redisState) and retry later`))
+    }, timeoutMs)
+    let pending: Promise<T>
+    try {
+      pending = command()
+    } catch (err) {
+      pending = Promise.reject(err)
+    }
+    pending.then((value) => {
+      clearTimeout(timer)
+      resolve(value)
+    }, (err: unknown) => {
+      clearTimeout(timer)
+      if (err instanceof RedisCommandError) return reject(err)
+      const reason = err instanceof Error ? err.message : String(err)
+      reject(new RedisCommandError(code, `${what}: Redis is unavailable (${reason}); check Redis (app.redisState) and retry later`, { cause: err }))
+    })
+  })
+}
+
+/** Resolves when the client is ready, or rejects after `timeoutMs` (a dedicated connection still connecting). */
+export function whenReady (client: RedisClient, timeoutMs: number, code: string, what: string): Promise<void> {
+  if (client.status === 'ready') return Promise.resolve()
+  return new Promise((resolve, reject) => {
+    const onReady = (): void => {
+      clearTimeout(timer)
+      resolve()
+    }
+    const timer = setTimeout(() => {
+      client.off('ready', onReady)
+      reject(new RedisCommandError(code, `${what}: the Redis connection is not ready (status ${client.status}) after ${timeoutMs} ms; check Redis (app.redisState) and retry later`))
+    }, timeoutMs)
+    client.once('ready', onReady)
+  })
+}

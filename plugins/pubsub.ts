@@ -1,0 +1,48 @@
+// app.pubsub: typed pub/sub and streams (lib/pubsub.ts, lib/streams.ts). PUBLISH goes on the main
+// connection, SUBSCRIBE on the app's dedicated subscriber (made on first subscribe), each stream
+// consumer gets its own connection for blocking reads. Without Redis: in-process, same API.
+import fp from 'fastify-plugin'
+import type { FastifyInstance } from 'fastify'
+import type { Cluster, Redis } from 'ioredis'
+import { PubSub } from '../lib/pubsub.js'
+import { MemoryPubSubTransport, RedisPubSubTransport } from '../lib/pubsub-transport.js'
+import { RedisStreams } from '../lib/streams.js'
+import { MemoryStreams } from '../lib/memory-streams.js'
+import type { RedisClient } from './redis.js'
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    pubsub: PubSub
+  }
+}
+
+async function pubsubPlugin (app: FastifyInstance): Promise<void> {
+  const config = app.config
+  const main = app.redisConnections.main
+  const logger = app.log.child({ plugin: 'pubsub' })
+  const timeoutMs = config.REDIS_COMMAND_TIMEOUT
+  const pubsub = main === undefined
+    ? new PubSub({ transport: new MemoryPubSubTransport(), logger, streams: new MemoryStreams(logger) })
+    : new PubSub({
+      transport: new RedisPubSubTransport({
+        publisher: main,
+        subscriber: () => app.redisConnections.subscriber() as RedisClient,
+        timeoutMs
+      }),
+      // ioredis prefixes keys, never channels: without this, apps sharing a Redis would hear each other.
+      prefix: config.REDIS_KEY_PREFIX,
+      logger,
+      streams: new RedisStreams({ client: main, blockingConnection: () => duplicate(main), timeoutMs, logger })
+    })
+  app.decorate('pubsub', pubsub)
+  app.addHook('onClose', async () => { await pubsub.close() })
+}
+
+function duplicate (client: RedisClient): RedisClient {
+  const copy = client.isCluster ? (client as Cluster).duplicate() : (client as Redis).duplicate()
+  copy.on('error', () => {}) // the consumer logs its own once-per-outage warning
+  copy.connect().catch(() => {})
+  return copy
+}
+
+export default fp(pubsubPlugin, { name: 'redis-suite-pubsub', fastify: '5.x', dependencies: ['redis-suite-config', 'redis-suite-redis'] })
