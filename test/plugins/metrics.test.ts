@@ -8,6 +8,9 @@ t.test('after traffic, /metrics passes promtool and every layer moved', async (t
   // A generous Redis budget: on a loaded CI machine the 250 ms default can send decisions to the fallback.
   const { app } = await buildTestApp(t, { REDIS_URL: redis.url, RATE_LIMIT_MAX: '3', RATE_LIMIT_TIMEOUT: '3s', REDIS_COMMAND_TIMEOUT: '3s' })
   await timeUntil(() => app.redisState.latencyMs !== null, 5_000, 'first PING')
+  // The first PING can go out before the metrics plugin (registered last) subscribes to command
+  // timing; two ping intervals (500 ms each) guarantee one that is timed.
+  await new Promise((resolve) => setTimeout(resolve, 1_100))
 
   for (let i = 0; i < 4; i++) await app.inject('/')
   await app.inject('/health/ready')
