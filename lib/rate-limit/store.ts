@@ -154,7 +154,8 @@ export class RateLimitStore {
     if (logger === undefined) return
     const rateLimit = { backend: this.backend, whenRedisDown: this.mode, timeoutMs: this.timeoutMs }
     if (this.backend === 'memory') {
-      logger.warn({ rateLimit }, 'rate limit: no Redis configured, limits are counted in this process only (not shared between instances)')
+      // info, not warn: the Redis plugin's one warning line already says the app runs on in-process stores.
+      logger.info({ rateLimit }, 'rate limit: no Redis configured, limits are counted in this process only (not shared between instances)')
     } else {
       logger.info({ rateLimit }, `rate limit: counted in Redis; while Redis is down, ${DOWN_MODE_TEXT[this.mode]}`)
     }

@@ -97,7 +97,7 @@ t.test('the store without Redis: in-process decisions, counted, logged once as i
   t.same(seen, ['memory:true', 'memory:true', 'memory:false'])
   t.match(store.stats(), { allowed: 2, limited: 1, fallback: 0, open: 0, closed: 0 })
   t.equal(logs.length, 1)
-  t.match(logs[0], { level: 'warn', msg: /no Redis configured/ })
+  t.match(logs[0], { level: 'info', msg: /no Redis configured/ })
   t.throws(() => new RateLimitStore({ whenRedisDown: 'maybe' as 'open' }), /whenRedisDown must be one of/)
   t.throws(() => new RateLimitStore({ ban: { after: 0, duration: '1m' } }), /ban.after/)
 })
