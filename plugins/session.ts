@@ -51,6 +51,18 @@ const kEnabled = Symbol('redis-suite.sessionEnabled')
 const kRestored = Symbol('redis-suite.sessionRestored')
 interface SessionCarrier { [kSession]?: unknown, [kEnabled]?: boolean, [kRestored]?: unknown }
 
+/**
+ * The session this request loaded, or undefined on a route without `config: { session: true }`.
+ * Never throws: it is for the suite's own per-request reads (rate-limit keys, private HTTP cache
+ * keys), where the throwing `request.session` getter would cost an Error and a stack per request.
+ */
+export function loadedSession (request: FastifyRequest): { get: (key: string) => unknown } | undefined {
+  const carrier = request as FastifyRequest & SessionCarrier
+  if (carrier[kEnabled] !== true) return undefined
+  const session = carrier[kSession] as { get?: (key: string) => unknown } | null | undefined
+  return typeof session?.get === 'function' ? session as { get: (key: string) => unknown } : undefined
+}
+
 async function sessionPlugin (app: FastifyInstance, options: SessionPluginOptions): Promise<void> {
   const config = app.config
   const log = app.log.child({ plugin: 'session' })
