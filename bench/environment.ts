@@ -34,7 +34,7 @@ export function appEnv (redis: RedisServer, extra: Record<string, string> = {}):
 /** Our app, built exactly as the demo server builds it, plus the case's routes; ready (not listening). */
 export async function buildOurApp (redis: RedisServer, extra: Record<string, string> = {},
   routes?: (app: FastifyInstance) => void): Promise<FastifyInstance> {
-  const app = await buildServer({ env: appEnv(redis, extra), logger: false })
+  const app = await buildServer({ env: appEnv(redis, extra), processEnv: false, logger: false })
   routes?.(app)
   await app.ready()
   return app

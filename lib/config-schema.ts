@@ -9,10 +9,16 @@ interface VariableOptions {
   description: string
   /** Values are never logged, serialised or echoed in an error. */
   secret?: boolean
+  /**
+   * A duration measured in seconds or more (a window, a lifetime, a long timeout): a bare number under
+   * 1000 is refused, since RATE_LIMIT_WINDOW=60 would be a 60 ms window.
+   */
+  needsUnit?: boolean
 }
 
-function duration (defaultValue: string, { description }: VariableOptions) {
-  return Type.Codec(Type.String({ pattern: DURATION_PATTERN, default: defaultValue, description, 'x-duration': true }))
+function duration (defaultValue: string, { description, needsUnit = false }: VariableOptions) {
+  const unit = needsUnit ? { 'x-needs-unit': true } : {}
+  return Type.Codec(Type.String({ pattern: DURATION_PATTERN, default: defaultValue, description, 'x-duration': true, ...unit }))
     .Decode((value: string) => parseDuration(value))
     .Encode((ms: number) => `${ms}ms`)
 }
@@ -55,7 +61,7 @@ export const ConfigSchema = Type.Object({
   REDIS_KEY_PREFIX: Type.String({ default: '', description: 'Prefix for every key the suite writes, e.g. myapp: (pair it with an ACL key pattern).' }),
   REDIS_CACHE_URL: text({ description: 'Optional separate Redis for the cache (an allkeys-lru instance); sessions and rate limits stay on REDIS_URL.', secret: true }, { pattern: '^rediss?://' }),
 
-  REDIS_CONNECT_TIMEOUT: duration('5s', { description: 'Time allowed to open a connection, and for boot to wait for Redis.' }),
+  REDIS_CONNECT_TIMEOUT: duration('5s', { description: 'Time allowed to open a connection, and for boot to wait for Redis.', needsUnit: true }),
   REDIS_COMMAND_TIMEOUT: duration('1s', { description: 'Longest any single command may wait for a reply.' }),
   REDIS_MAX_RETRIES: Type.Integer({ minimum: 0, default: 0, description: 'Reconnect attempts before giving up; 0 retries for ever (right for a server).' }),
   REDIS_RETRY_DELAY: duration('50ms', { description: 'Base of the exponential reconnect backoff.' }),
@@ -74,33 +80,33 @@ export const ConfigSchema = Type.Object({
   REDIS_CLUSTER_NAT_MAP: list({ description: 'Comma-separated internal=external address pairs (10.0.0.5:7000=203.0.113.5:7000) for a Cluster that announces addresses the app cannot reach.' }),
 
   HEALTH_READY_REQUIRES_REDIS: Type.Boolean({ default: true, description: '/health/ready answers 503 while Redis is disconnected. Set false when the app can serve without it (its cache-only routes) and you would rather not pull every instance at once.' }),
-  SHUTDOWN_DRAIN_DELAY: duration('0ms', { description: 'On SIGTERM, time /health/ready answers 503 while still serving, so load balancers stop sending traffic before connections close. Profile default: 3s in staging and production.' }),
+  SHUTDOWN_DRAIN_DELAY: duration('0ms', { description: 'On SIGTERM, time /health/ready answers 503 while still serving, so load balancers stop sending traffic before connections close. Profile default: 3s in staging and production.', needsUnit: true }),
 
-  TRUST_PROXY: list({ description: 'Comma-separated addresses or CIDRs of the reverse proxies whose X-Forwarded-For is trusted (never a blanket true). Empty: the socket address is the client.' }),
+  TRUST_PROXY: list({ description: 'Comma-separated addresses or CIDRs of the reverse proxies whose X-Forwarded-For is trusted (never a blanket true). Empty: the socket address is the client. Registration fails unless Fastify was created with the same trustProxy list.' }),
 
   SESSION_SECRET: list({ description: 'Comma-separated secrets: sessions are signed with the first and accepted with any (rotation). 32+ characters in production.', secret: true }),
-  SESSION_TTL: duration('7d', { description: 'Session lifetime in Redis and cookie max age.' }),
-  SESSION_IDLE_TIMEOUT: duration('1d', { description: 'A session unused for this long ends (sliding expiry).' }),
-  SESSION_ABSOLUTE_TIMEOUT: duration('30d', { description: 'A session ends this long after login, however active.' }),
+  SESSION_TTL: duration('7d', { description: 'Session lifetime in Redis and cookie max age.', needsUnit: true }),
+  SESSION_IDLE_TIMEOUT: duration('1d', { description: 'A session unused for this long ends (sliding expiry).', needsUnit: true }),
+  SESSION_ABSOLUTE_TIMEOUT: duration('30d', { description: 'A session ends this long after login, however active.', needsUnit: true }),
   SESSION_COOKIE_NAME: Type.String({ default: 'sid', pattern: '^[A-Za-z0-9_.-]+$', description: 'Name of the session cookie.' }),
   SESSION_COOKIE_SECURE: oneOf(['auto', 'true', 'false'], 'auto', 'Secure cookie flag: auto is true in staging and production, false otherwise.'),
   SESSION_COOKIE_SAMESITE: oneOf(['lax', 'strict', 'none'], 'lax', 'SameSite cookie attribute.'),
   SESSION_COOKIE_DOMAIN: text({ description: 'Cookie domain, when sessions are shared across subdomains.' }),
 
-  CACHE_DEFAULT_TTL: duration('5m', { description: 'TTL of cache entries that set none.' }),
-  CACHE_GRACE: duration('0ms', { description: 'How long past its TTL an entry may still be served while it is refreshed, or when the loader or Redis fails.' }),
+  CACHE_DEFAULT_TTL: duration('5m', { description: 'TTL of cache entries that set none.', needsUnit: true }),
+  CACHE_GRACE: duration('0ms', { description: 'How long past its TTL an entry may still be served while it is refreshed, or when the loader or Redis fails.', needsUnit: true }),
   CACHE_MEMORY_MAX_ENTRIES: Type.Integer({ minimum: 0, default: 10_000, description: 'Entries kept in the in-process tier; 0 turns the tier off.' }),
   CACHE_MEMORY_MAX_BYTES: Type.Integer({ minimum: 0, default: 67_108_864, description: 'Bytes (JSON length) kept in the in-process tier.' }),
 
   RATE_LIMIT_MAX: Type.Integer({ minimum: 1, default: 100, description: 'Requests allowed per window and client on every route, unless the route sets its own.' }),
-  RATE_LIMIT_WINDOW: duration('1m', { description: 'Window of the global rate limit.' }),
+  RATE_LIMIT_WINDOW: duration('1m', { description: 'Window of the global rate limit.', needsUnit: true }),
   RATE_LIMIT_GLOBAL: Type.Boolean({ default: true, description: 'Apply the global limit to every route; false limits only routes with config.rateLimit.' }),
   RATE_LIMIT_ALGORITHM: oneOf(['fixed', 'sliding'], 'fixed', 'fixed: @fastify/rate-limit window semantics; sliding: GCRA, no double burst at window edges.'),
   RATE_LIMIT_WHEN_REDIS_DOWN: oneOf(['fallback', 'open', 'closed'], 'fallback', 'While Redis is down: fallback (in-process limiter), open (allow) or closed (503).'),
   RATE_LIMIT_TIMEOUT: duration('250ms', { description: 'Longest a rate-limit decision waits on Redis before the Redis-down mode applies.' }),
   RATE_LIMIT_ALLOW_LIST: list({ description: 'Comma-separated client addresses or CIDRs never limited (health checkers, internal callers).' }),
   RATE_LIMIT_BAN_AFTER: Type.Integer({ minimum: 0, default: 0, description: 'Refusals in a row after which a client is banned for RATE_LIMIT_BAN_DURATION; 0 turns bans off.' }),
-  RATE_LIMIT_BAN_DURATION: duration('15m', { description: 'Length of a rate-limit ban.' }),
+  RATE_LIMIT_BAN_DURATION: duration('15m', { description: 'Length of a rate-limit ban.', needsUnit: true }),
   RATE_LIMIT_AUTH_MAX: Type.Integer({ minimum: 1, default: 5, description: 'Sign-in attempts allowed per minute per client IP on authentication routes (the authRateLimit preset the demo login uses).' }),
   RATE_LIMIT_LEGACY_HEADERS: Type.Boolean({ default: false, description: 'Also send the x-ratelimit-* headers besides the IETF RateLimit and RateLimit-Policy.' }),
 

@@ -13,9 +13,14 @@ import {
 export type { Config } from './config-schema.js'
 
 export interface LoadConfigOptions {
-  /** Variables to use instead of process.env and .env (tests, embedding). */
+  /** Variables that override process.env and .env (a value given here wins over the environment). */
   env?: Record<string, string | number | boolean | undefined>
-  /** The .env file read when `env` is not given; missing files are ignored. Default: `.env` in the cwd. */
+  /**
+   * Read the process environment beneath `env`: process.env, and the .env file. Default true.
+   * false uses `env` alone (tests, embedding several apps in one process).
+   */
+  processEnv?: boolean
+  /** The .env file read beneath process.env; missing files are ignored. Default: `.env` in the cwd. */
   dotenvPath?: string | false
 }
 
@@ -44,17 +49,20 @@ export function loadConfig (options: LoadConfigOptions = {}): Readonly<Config> {
     if (VARIABLES.has(key) && value !== undefined && value !== '') merged[key] = value
   }
 
+  // A bare number under 1000 passes the schema (it is a valid duration), so these never repeat a schema error.
+  const unitless = bareNumbers(merged)
   let validated: Record<string, unknown>
   try {
     validated = envSchema({
       schema: structuredClone(SCHEMA_JSON),
       data: merged,
       env: false,
-      ajv: { customOptions: (ajv: any) => ajv.addKeyword('x-secret').addKeyword('x-duration') }
+      ajv: { customOptions: (ajv: any) => ajv.addKeyword('x-secret').addKeyword('x-duration').addKeyword('x-needs-unit').addKeyword('x-expected') }
     }) as Record<string, unknown>
   } catch (err) {
-    throw new ConfigError(describeSchemaErrors((err as { errors?: AjvError[] }).errors ?? [], merged))
+    throw new ConfigError([...describeSchemaErrors((err as { errors?: AjvError[] }).errors ?? [], merged), ...unitless])
   }
+  if (unitless.length > 0) throw new ConfigError(unitless)
 
   const config = Value.Decode(ConfigSchema, validated) as Config
   const problems = checkRules(config)
@@ -62,8 +70,8 @@ export function loadConfig (options: LoadConfigOptions = {}): Readonly<Config> {
   return protect(config)
 }
 
-function readSource ({ env, dotenvPath = '.env' }: LoadConfigOptions): Record<string, unknown> {
-  if (env !== undefined) return { ...env }
+function readSource ({ env = {}, processEnv = true, dotenvPath = '.env' }: LoadConfigOptions): Record<string, unknown> {
+  if (!processEnv) return { ...env }
   let fromFile: Record<string, string> = {}
   if (dotenvPath !== false) {
     try {
@@ -72,8 +80,12 @@ function readSource ({ env, dotenvPath = '.env' }: LoadConfigOptions): Record<st
       if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err
     }
   }
-  // The real environment wins over the file, as with dotenv.
-  return { ...fromFile, ...process.env }
+  // The real environment wins over the file, as with dotenv; what the app passes in `env` wins over both.
+  return { ...fromFile, ...process.env, ...withoutUndefined(env) }
+}
+
+function withoutUndefined (env: Record<string, unknown>): Record<string, unknown> {
+  return Object.fromEntries(Object.entries(env).filter(([, value]) => value !== undefined))
 }
 
 interface AjvError { instancePath: string, keyword: string, params: Record<string, unknown> }
@@ -88,19 +100,48 @@ function describeSchemaErrors (errors: AjvError[], merged: Record<string, unknow
   return [...names].map((name) => `${name} must be ${expected(name)}, got ${shown(name, merged[name])}`)
 }
 
+/** The rule a variable's schema enforces, in words: the message must state the real rule. */
 function expected (name: string): string {
   const schema = VARIABLES.get(name)?.schema ?? {}
+  if (typeof schema['x-expected'] === 'string') return schema['x-expected']
   if (Array.isArray(schema.enum)) return 'one of ' + schema.enum.join(', ')
-  if (schema['x-duration'] === true) return "a duration in milliseconds or with a unit, such as '300ms', '5s', '5m' or '7d'"
+  if (schema['x-duration'] === true) {
+    return schema['x-needs-unit'] === true
+      ? "a duration with a unit, such as '30s', '5m' or '7d' (or 1000 or more milliseconds)"
+      : "a duration in milliseconds or with a unit, such as '300ms', '5s', '5m' or '7d'"
+  }
   if (schema.type === 'boolean') return 'true or false'
   if (schema.type === 'integer') {
     const { minimum, maximum } = schema as { minimum?: number, maximum?: number }
     if (minimum !== undefined && maximum !== undefined) return `an integer from ${minimum} to ${maximum}`
     if (minimum !== undefined) return `an integer of at least ${minimum}`
+    if (maximum !== undefined) return `an integer of at most ${maximum}`
     return 'an integer'
   }
   if (typeof schema.pattern === 'string' && schema.pattern.startsWith('^rediss?')) return 'a redis:// or rediss:// URL'
-  return 'a non-empty string'
+  const { minLength = 0, maxLength } = schema as { minLength?: number, maxLength?: number }
+  const length = minLength > 1 ? `at least ${minLength} characters` : maxLength !== undefined ? `at most ${maxLength} characters` : ''
+  if (typeof schema.pattern === 'string') return `a value matching ${schema.pattern}${length === '' ? '' : `, ${length}`}`
+  return length === '' ? 'a non-empty string' : length
+}
+
+const BARE_NUMBER = /^\s*\d+(\.\d+)?\s*$/
+
+/**
+ * Windows, lifetimes and timeouts measured in seconds or more refuse a bare number under 1000: it is
+ * milliseconds, and RATE_LIMIT_WINDOW=60 (a 60 ms window) is nearly always someone meaning seconds.
+ */
+function bareNumbers (merged: Record<string, unknown>): string[] {
+  const problems: string[] = []
+  for (const [name, value] of Object.entries(merged)) {
+    if (VARIABLES.get(name)?.schema['x-needs-unit'] !== true) continue
+    if (typeof value !== 'number' && !(typeof value === 'string' && BARE_NUMBER.test(value))) continue
+    const amount = Number(value)
+    if (amount > 0 && amount < 1000) {
+      problems.push(`${name}=${amount} would be ${amount} milliseconds: give a unit, e.g. ${name}=${amount}s (bare numbers are milliseconds and must be 1000 or more here)`)
+    }
+  }
+  return problems
 }
 
 function shown (name: string, value: unknown): string {
@@ -128,7 +169,7 @@ function checkRules (config: Config): string[] {
     }
   }
   for (const entry of [...config.TRUST_PROXY, ...config.RATE_LIMIT_ALLOW_LIST]) {
-    if (isIP(entry.split('/')[0] ?? '') === 0) {
+    if (!isAddressOrCidr(entry)) {
       const name = config.TRUST_PROXY.includes(entry) ? 'TRUST_PROXY' : 'RATE_LIMIT_ALLOW_LIST'
       problems.push(`${name} must be a comma-separated list of IP addresses or CIDRs, got ${JSON.stringify(entry)}`)
     }
@@ -157,6 +198,13 @@ function checkRules (config: Config): string[] {
     problems.push(`REDIS_URL (or REDIS_HOST, REDIS_SENTINELS, REDIS_CLUSTER_NODES) must be set in ${config.NODE_ENV}: in-process stores are for development only`)
   }
   return problems
+}
+
+function isAddressOrCidr (entry: string): boolean {
+  const [address = '', prefix, extra] = entry.split('/')
+  const family = isIP(address)
+  if (family === 0 || extra !== undefined) return false
+  return prefix === undefined || (/^\d{1,3}$/.test(prefix) && Number(prefix) <= (family === 4 ? 32 : 128))
 }
 
 export function isRedisConfigured (config: Config): boolean {
@@ -192,4 +240,42 @@ function protect (config: Config): Readonly<Config> {
   Object.defineProperty(config, inspect.custom, { value: () => redactConfig(config), enumerable: false })
   for (const value of Object.values(config)) if (Array.isArray(value)) Object.freeze(value)
   return Object.freeze(config)
+}
+
+/**
+ * TRUST_PROXY only takes effect through Fastify's own `trustProxy` (request.ip, request.protocol and
+ * request.host are Fastify's), and an app that registers the suite created its Fastify itself. Returns
+ * the problem, naming the fix, when the two disagree; undefined when they agree.
+ * `fastifyTrustProxy` is the option the app passed to Fastify(), as is.
+ */
+export function trustProxyProblem (trusted: readonly string[], fastifyTrustProxy: unknown): string | undefined {
+  const wanted = trusted.length === 0 ? 'false' : `[${trusted.map((entry) => `'${entry}'`).join(', ')}]`
+  const fix = `create Fastify with { trustProxy: ${wanted} } (loadConfig() first and pass config.TRUST_PROXY, as the demo server.ts does)`
+  if (fastifyTrustProxy === true) {
+    const listed = trusted.length === 0
+      ? 'list the proxies in TRUST_PROXY and pass the same list as Fastify\'s trustProxy (or drop trustProxy when no proxy is in front)'
+      : fix
+    return `Fastify was created with trustProxy: true, which believes any client's X-Forwarded-For (a client picks its own rate-limit key and fakes HTTPS): ${listed}`
+  }
+  if (typeof fastifyTrustProxy === 'number' || typeof fastifyTrustProxy === 'function') {
+    // A hop count or a function is the app's own policy, which TRUST_PROXY cannot express: accepted
+    // when TRUST_PROXY is empty (documented), refused when TRUST_PROXY says something else.
+    if (trusted.length === 0) return undefined
+    return `TRUST_PROXY=${trusted.join(',')} but Fastify was created with a trustProxy ${typeof fastifyTrustProxy === 'number' ? 'hop count' : 'function'}: ${fix}, or unset TRUST_PROXY to keep Fastify's policy`
+  }
+  const given = fastifyTrustProxy === undefined || fastifyTrustProxy === false || fastifyTrustProxy === null
+    ? []
+    : typeof fastifyTrustProxy === 'string'
+      ? fastifyTrustProxy.split(',').map((entry) => entry.trim()).filter((entry) => entry !== '')
+      : Array.isArray(fastifyTrustProxy) ? fastifyTrustProxy.map(String) : undefined
+  if (given === undefined) return `Fastify's trustProxy option is not a list of addresses: ${fix}`
+  const same = given.length === trusted.length && given.every((entry) => trusted.includes(entry))
+  if (same) return undefined
+  if (given.length === 0) {
+    return `TRUST_PROXY=${trusted.join(',')} but Fastify was created without trustProxy, so request.ip, request.protocol and request.host ignore the proxy (one rate-limit bucket for every client, no Secure cookies behind TLS termination): ${fix}`
+  }
+  if (trusted.length === 0) {
+    return `Fastify trusts the proxies ${given.join(',')} (trustProxy) but TRUST_PROXY is empty: set TRUST_PROXY=${given.join(',')} so the configuration says who the client is, or drop trustProxy`
+  }
+  return `TRUST_PROXY=${trusted.join(',')} and Fastify's trustProxy (${given.join(',')}) disagree: ${fix}, or set TRUST_PROXY=${given.join(',')}`
 }

@@ -22,7 +22,7 @@ export async function buildTestApp (t: Teardown, env: Record<string, string>, le
     }
   })
   // Tests sign in far more than 5 times a minute from 127.0.0.1; the auth limit has its own test.
-  const app = await buildServer({ env: { NODE_ENV: 'test', LOG_LEVEL: level, RATE_LIMIT_AUTH_MAX: '100000', ...env }, logStream })
+  const app = await buildServer({ env: { NODE_ENV: 'test', LOG_LEVEL: level, RATE_LIMIT_AUTH_MAX: '100000', ...env }, processEnv: false, logStream })
   t.teardown(() => app.close())
   await app.ready()
   return {

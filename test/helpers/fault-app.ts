@@ -42,6 +42,7 @@ export async function startFaultApp (t: Teardown, env: Record<string, string>, {
   })
   const app = await buildServer({
     env: { NODE_ENV: 'test', LOG_LEVEL: 'info', RATE_LIMIT_GLOBAL: 'false', RATE_LIMIT_AUTH_MAX: '100000', ...env },
+    processEnv: false,
     logStream,
     ...options
   })

@@ -7,9 +7,9 @@ import { loadConfig, ConfigError, redactUrl, isRedisConfigured } from '../../lib
 
 const SECRET = 'x'.repeat(32)
 
-function problemsOf (env: Record<string, string>): readonly string[] {
+function problemsOf (env: Record<string, string | number>): readonly string[] {
   try {
-    loadConfig({ env })
+    loadConfig({ env, processEnv: false })
   } catch (err) {
     if (err instanceof ConfigError) return err.problems
     throw err
@@ -18,7 +18,7 @@ function problemsOf (env: Record<string, string>): readonly string[] {
 }
 
 t.test('defaults are applied and typed values decoded', async (t) => {
-  const config = loadConfig({ env: {} })
+  const config = loadConfig({ env: {}, processEnv: false })
   t.equal(config.NODE_ENV, 'development')
   t.equal(config.REDIS_PORT, 6379)
   t.equal(config.REDIS_COMMAND_TIMEOUT, 1000, 'durations are milliseconds')
@@ -38,7 +38,8 @@ t.test('values are coerced from strings, lists split, durations parsed', async (
       REDIS_SENTINELS: 'a:26379, b:26380',
       SESSION_SECRET: 'new,old',
       REDIS_HOST: 'redis.internal'
-    }
+    },
+    processEnv: false
   })
   t.equal(config.REDIS_PORT, 6380)
   t.equal(config.REDIS_TLS, true)
@@ -49,13 +50,29 @@ t.test('values are coerced from strings, lists split, durations parsed', async (
   t.equal(isRedisConfigured(config), true)
 })
 
-t.test('the env option replaces process.env; unknown variables are dropped; empty means unset', async (t) => {
+t.test('values in the env option override process.env, which fills in the rest', async (t) => {
+  process.env.PORT = '3999'
+  process.env.REDIS_DB = '4'
+  t.teardown(() => { delete process.env.PORT; delete process.env.REDIS_DB })
+  const config = loadConfig({ env: { REDIS_URL: 'redis://127.0.0.1:6390', REDIS_DB: '2' }, dotenvPath: false })
+  t.equal(config.PORT, 3999, 'an exported variable the env option does not set still applies')
+  t.equal(config.REDIS_DB, 2, 'the env option wins over process.env')
+  t.equal(config.REDIS_URL, 'redis://127.0.0.1:6390')
+  t.equal(loadConfig({ env: { REDIS_DB: undefined }, dotenvPath: false }).REDIS_DB, 4, 'undefined in env means not given')
+  t.equal(loadConfig({ env: { REDIS_DB: '' }, dotenvPath: false }).REDIS_DB, 0, "'' in env means unset, whatever process.env says")
+})
+
+t.test('processEnv: false uses the env option alone; unknown variables are dropped; empty means unset', async (t) => {
   process.env.REDIS_PORT = 'not-a-port'
+  const dir = mkdtempSync(join(tmpdir(), 'frs-env-'))
+  writeFileSync(join(dir, '.env'), 'REDIS_DB=7\n')
   t.teardown(() => { delete process.env.REDIS_PORT })
-  const config = loadConfig({ env: { SOMETHING_ELSE: '1', REDIS_HOST: '' } })
-  t.equal(config.REDIS_PORT, 6379)
+  const config = loadConfig({ env: { SOMETHING_ELSE: '1', REDIS_HOST: '' }, processEnv: false, dotenvPath: join(dir, '.env') })
+  t.equal(config.REDIS_PORT, 6379, 'process.env is ignored')
+  t.equal(config.REDIS_DB, 0, 'the .env file is ignored')
   t.notOk('SOMETHING_ELSE' in config)
   t.equal(config.REDIS_HOST, undefined)
+  t.throws(() => loadConfig({ env: {}, dotenvPath: false }), /REDIS_PORT must be an integer from 1 to 65535/, 'without processEnv: false the bad exported value counts')
 })
 
 t.test('.env is read when no env option is given, and the real environment wins', async (t) => {
@@ -97,7 +114,7 @@ t.test('production refuses insecure settings without echoing secrets', async (t)
 })
 
 t.test('config is frozen and redacted when logged or serialised', async (t) => {
-  const config = loadConfig({ env: { REDIS_URL: 'redis://user:hunter2@10.0.0.1:6380/2', REDIS_PASSWORD: 'pw-secret', SESSION_SECRET: 'sess-secret,old-secret' } })
+  const config = loadConfig({ env: { REDIS_URL: 'redis://user:hunter2@10.0.0.1:6380/2', REDIS_PASSWORD: 'pw-secret', SESSION_SECRET: 'sess-secret,old-secret' }, processEnv: false })
   t.ok(Object.isFrozen(config))
   t.ok(Object.isFrozen(config.SESSION_SECRET))
   t.throws(() => { (config as { PORT: number }).PORT = 1 })
@@ -118,9 +135,59 @@ t.test('the app logger never prints config secrets', async (t) => {
   const stream = new Writable({ write (chunk, _e, cb) { out += String(chunk); cb() } })
   const options = loggerOptions('info') as { redact: { paths: string[], censor: string } }
   const log = pino({ redact: options.redact }, stream)
-  const config = loadConfig({ env: { REDIS_URL: 'redis://u:hunter2@h:1', REDIS_PASSWORD: 'pw-secret', SESSION_SECRET: 'sess-secret' } })
+  const config = loadConfig({ env: { REDIS_URL: 'redis://u:hunter2@h:1', REDIS_PASSWORD: 'pw-secret', SESSION_SECRET: 'sess-secret' }, processEnv: false })
   log.info({ config }, 'config')
   log.info({ nested: { config } }, 'nested')
   t.notMatch(out, /hunter2|pw-secret|sess-secret/)
   t.match(out, /u:\[redacted\]@h:1/)
+})
+
+t.test('a bare number under 1000 for a window, lifetime or long timeout is refused, naming the variable and a unit', async (t) => {
+  t.same(problemsOf({ RATE_LIMIT_WINDOW: '60' }), [
+    'RATE_LIMIT_WINDOW=60 would be 60 milliseconds: give a unit, e.g. RATE_LIMIT_WINDOW=60s (bare numbers are milliseconds and must be 1000 or more here)'
+  ])
+  t.same(problemsOf({ SESSION_TTL: 3600, CACHE_DEFAULT_TTL: '300' }).length, 1, 'a number of 1000 or more stays milliseconds')
+  t.match(problemsOf({ CACHE_DEFAULT_TTL: '300' })[0], /^CACHE_DEFAULT_TTL=300 would be 300 milliseconds: give a unit, e\.g\. CACHE_DEFAULT_TTL=300s/)
+  t.match(problemsOf({ SESSION_TTL: 30 })[0], /^SESSION_TTL=30 would be 30 milliseconds/, 'numbers passed in the env option too')
+  const longOnes = ['REDIS_CONNECT_TIMEOUT', 'SHUTDOWN_DRAIN_DELAY', 'SESSION_TTL', 'SESSION_IDLE_TIMEOUT', 'SESSION_ABSOLUTE_TIMEOUT',
+    'CACHE_DEFAULT_TTL', 'CACHE_GRACE', 'RATE_LIMIT_WINDOW', 'RATE_LIMIT_BAN_DURATION']
+  for (const name of longOnes) t.match(problemsOf({ [name]: '5' })[0], new RegExp(`^${name}=5 would be 5 milliseconds`), name)
+  t.same(problemsOf({ CACHE_GRACE: '0', SHUTDOWN_DRAIN_DELAY: '0', RATE_LIMIT_WINDOW: '1500', SESSION_TTL: '1h' }), [], '0 (off), 1000+ and units are fine')
+  t.same(problemsOf({ REDIS_COMMAND_TIMEOUT: '250', RATE_LIMIT_TIMEOUT: '100', REDIS_PING_INTERVAL: '200' }), [], 'sub-second timeouts keep bare milliseconds')
+  t.match(problemsOf({ SESSION_TTL: 'soon' })[0], /^SESSION_TTL must be a duration with a unit, such as '30s', '5m' or '7d' \(or 1000 or more milliseconds\), got "soon"$/)
+})
+
+t.test('every refusal states the real rule', async (t) => {
+  const { describeVariables } = await import('../../lib/config-schema.js')
+  // One bad value per kind of schema, derived from the schema itself so new variables are covered.
+  for (const { name, schema } of describeVariables()) {
+    const s = schema as Record<string, unknown> & { minimum?: number, maximum?: number, minLength?: number }
+    const cases: Array<[string, RegExp]> = []
+    if (Array.isArray(s.enum)) cases.push(['nope', new RegExp(`^${name} must be one of ${s.enum.join(', ')}, got "nope"$`)])
+    else if (s.type === 'boolean') cases.push(['yes', new RegExp(`^${name} must be true or false, got "yes"$`)])
+    else if (s.type === 'integer') {
+      cases.push(['1.5x', new RegExp(`^${name} must be an integer`)])
+      if (s.minimum !== undefined) cases.push([String(s.minimum - 1), new RegExp(`^${name} must be an integer (from|of at least) ${s.minimum}`)])
+      if (s.maximum !== undefined) cases.push([String(s.maximum + 1), new RegExp(`^${name} must be an integer.* ${s.maximum}, got`)])
+    } else if (s['x-duration'] === true) cases.push(['5 fortnights', new RegExp(`^${name} must be a duration`)])
+    else if (typeof s.pattern === 'string' && name !== 'REDIS_URL' && name !== 'REDIS_CACHE_URL') cases.push(['has space', new RegExp(`^${name} must be a value matching `)])
+    else if ((s.minLength ?? 0) > 1) cases.push(['short', new RegExp(`^${name} must be at least ${s.minLength} characters, got `)])
+    for (const [value, rule] of cases) {
+      const problems = problemsOf({ [name]: value })
+      t.equal(problems.length, 1, `${name}=${value}: one line`)
+      t.match(problems[0], rule, `${name}=${value}`)
+    }
+  }
+  t.same(problemsOf({ METRICS_TOKEN: 'short' }), ['METRICS_TOKEN must be at least 16 characters, got [redacted]'])
+  t.same(problemsOf({ REDIS_CACHE_URL: 'http://x' }), ['REDIS_CACHE_URL must be a redis:// or rediss:// URL, got [redacted]'])
+  t.same(problemsOf({ SESSION_COOKIE_NAME: 'my sid' }), ['SESSION_COOKIE_NAME must be a value matching ^[A-Za-z0-9_.-]+$, got "my sid"'])
+  // Rules across variables, each with the rule in the message.
+  t.same(problemsOf({ REDIS_COMMAND_TIMEOUT: '0' }), ['REDIS_COMMAND_TIMEOUT must be more than 0: a command must never wait for ever'])
+  t.same(problemsOf({ TRUST_PROXY: 'proxy.internal' }), ['TRUST_PROXY must be a comma-separated list of IP addresses or CIDRs, got "proxy.internal"'])
+  t.same(problemsOf({ RATE_LIMIT_ALLOW_LIST: '10.0.0.0/33' }), ['RATE_LIMIT_ALLOW_LIST must be a comma-separated list of IP addresses or CIDRs, got "10.0.0.0/33"'])
+  t.same(problemsOf({ REDIS_CLUSTER_NAT_MAP: 'a=b' }), ['REDIS_CLUSTER_NAT_MAP must be a comma-separated list of internal-host:port=external-host:port, got "a=b"'])
+  t.same(problemsOf({ REDIS_CLUSTER_NODES: 'a' }), ['REDIS_CLUSTER_NODES must be a comma-separated list of host:port, got "a"'])
+  const strict = { NODE_ENV: 'production', REDIS_URL: 'rediss://h:1', SESSION_SECRET: SECRET }
+  t.same(problemsOf({ ...strict, SESSION_COOKIE_SECURE: 'false' }), ['SESSION_COOKIE_SECURE=false is refused in production: session cookies would travel in clear text'])
+  t.same(problemsOf({ ...strict, SESSION_SECRET: 'a'.repeat(31) }), ['SESSION_SECRET must be at least 32 characters per secret in production'])
 })

@@ -3,7 +3,7 @@ import t from 'tap'
 import { loadConfig } from '../../lib/config.js'
 import { buildConnectionPlan, retryStrategy, parseRedisUrl } from '../../lib/redis-options.js'
 
-const config = (env: Record<string, string>) => loadConfig({ env: { NODE_ENV: 'test', ...env } })
+const config = (env: Record<string, string>) => loadConfig({ env: { NODE_ENV: 'test', ...env }, processEnv: false })
 
 t.test('standalone options override the ioredis defaults that let commands wait', async (t) => {
   const plan = buildConnectionPlan(config({ REDIS_URL: 'redis://user:pw@redis.internal:6380/2' }))

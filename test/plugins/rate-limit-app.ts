@@ -20,7 +20,7 @@ export async function buildLimitedApp (t: Teardown, env: Record<string, string>,
       callback()
     }
   })
-  const app = await buildServer({ env: { NODE_ENV: 'test', LOG_LEVEL: 'info', ...env }, logStream, ...(rateLimit === undefined ? {} : { rateLimit }) })
+  const app = await buildServer({ env: { NODE_ENV: 'test', LOG_LEVEL: 'info', ...env }, processEnv: false, logStream, ...(rateLimit === undefined ? {} : { rateLimit }) })
   t.teardown(() => app.close())
   const ok = async (): Promise<{ ok: true }> => ({ ok: true })
   app.get('/limited', ok) // the global limit

@@ -28,7 +28,7 @@ async function login (app: FastifyInstance, userId: string, cookie?: string): Pr
 async function customApp (t: Test, server: RedisServer, options: RedisSuiteOptions = {}): Promise<FastifyInstance> {
   const app = Fastify()
   t.teardown(() => app.close())
-  await app.register(redisSuite, { env: { NODE_ENV: 'test', ...env(server) }, ...options })
+  await app.register(redisSuite, { env: { NODE_ENV: 'test', ...env(server) }, processEnv: false, ...options })
   app.post<{ Params: { field: string } }>('/set/:field', { config: { session: true } }, async (request) => {
     await new Promise((resolve) => setTimeout(resolve, 50)) // both requests load before either saves
     ;(request.session as unknown as Record<string, unknown>)[request.params.field] = 'yes'

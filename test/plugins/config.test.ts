@@ -1,0 +1,57 @@
+// TRUST_PROXY takes effect only through Fastify's own trustProxy, so registering the suite into an app
+// whose Fastify disagrees must fail, naming the fix (issue 14 item 10).
+import t from 'tap'
+import Fastify, { type FastifyServerOptions } from 'fastify'
+import redisSuite from '../../index.js'
+import configPlugin from '../../plugins/config.js'
+import { ConfigError } from '../../lib/config.js'
+
+// Fastify accepts a hop count at run time although its types leave numbers out.
+async function register (trustProxy: FastifyServerOptions['trustProxy'] | number, TRUST_PROXY: string): Promise<string> {
+  const app = Fastify({ trustProxy: trustProxy as FastifyServerOptions['trustProxy'] })
+  try {
+    await app.register(configPlugin, { env: { NODE_ENV: 'test', TRUST_PROXY }, processEnv: false })
+    await app.ready()
+    return 'ok'
+  } catch (err) {
+    if (!(err instanceof ConfigError)) throw err
+    return err.message
+  } finally {
+    await app.close()
+  }
+}
+
+t.test('the whole suite refuses TRUST_PROXY when the app created Fastify without trustProxy', async (t) => {
+  const app = Fastify()
+  t.teardown(() => app.close())
+  await t.rejects(async () => {
+    await app.register(redisSuite, { env: { NODE_ENV: 'test', TRUST_PROXY: '10.0.0.1' }, processEnv: false })
+    await app.ready()
+  }, { name: 'ConfigError', code: 'FRS_CONFIG_INVALID', message: /TRUST_PROXY=10\.0\.0\.1 but Fastify was created without trustProxy.*create Fastify with \{ trustProxy: \['10\.0\.0\.1'\] \}/ })
+})
+
+t.test('each disagreement names the fix; agreement passes', async (t) => {
+  t.equal(await register(undefined, ''), 'ok', 'no proxy on either side')
+  t.equal(await register(false, ''), 'ok')
+  t.equal(await register(['10.0.0.1', '10.1.0.0/16'], '10.1.0.0/16,10.0.0.1'), 'ok', 'same list in any order')
+  t.equal(await register('10.0.0.1, 10.1.0.0/16', '10.0.0.1,10.1.0.0/16'), 'ok', "Fastify's comma-separated string form")
+  t.equal(await register(1, ''), 'ok', 'a hop count is the app\'s own policy when TRUST_PROXY is empty')
+  t.match(await register(['10.0.0.1'], ''), /Fastify trusts the proxies 10\.0\.0\.1 \(trustProxy\) but TRUST_PROXY is empty: set TRUST_PROXY=10\.0\.0\.1/)
+  t.match(await register(['10.0.0.2'], '10.0.0.1'), /TRUST_PROXY=10\.0\.0\.1 and Fastify's trustProxy \(10\.0\.0\.2\) disagree: create Fastify with \{ trustProxy: \['10\.0\.0\.1'\] \}/)
+  t.match(await register(true, ''), /trustProxy: true, which believes any client's X-Forwarded-For.*list the proxies in TRUST_PROXY/)
+  t.match(await register(true, '10.0.0.1'), /trustProxy: true.*create Fastify with \{ trustProxy: \['10\.0\.0\.1'\] \}/)
+  t.match(await register(2, '10.0.0.1'), /TRUST_PROXY=10\.0\.0\.1 but Fastify was created with a trustProxy hop count/)
+})
+
+t.test('with Fastify created from config.TRUST_PROXY, request.ip is the forwarded client', async (t) => {
+  const { loadConfig } = await import('../../lib/config.js')
+  const config = loadConfig({ env: { NODE_ENV: 'test', TRUST_PROXY: '10.0.0.1' }, processEnv: false })
+  const app = Fastify({ trustProxy: [...config.TRUST_PROXY] })
+  t.teardown(() => app.close())
+  await app.register(configPlugin, { config })
+  app.get('/ip', async (request) => ({ ip: request.ip, protocol: request.protocol }))
+  const viaProxy = await app.inject({ url: '/ip', remoteAddress: '10.0.0.1', headers: { 'x-forwarded-for': '203.0.113.9', 'x-forwarded-proto': 'https' } })
+  t.same(viaProxy.json(), { ip: '203.0.113.9', protocol: 'https' })
+  const direct = await app.inject({ url: '/ip', remoteAddress: '198.51.100.4', headers: { 'x-forwarded-for': '203.0.113.9' } })
+  t.equal(direct.json().ip, '198.51.100.4', 'an address not in TRUST_PROXY cannot pick its own IP')
+})
