@@ -75,7 +75,7 @@ export const ConfigSchema = Type.Object({
   REDIS_SENTINEL_NAME: Type.String({ default: 'mymaster', minLength: 1, description: 'Master name monitored by the Sentinels.' }),
   REDIS_SENTINEL_USERNAME: text({ description: 'ACL user for the Sentinels.' }),
   REDIS_SENTINEL_PASSWORD: text({ description: 'Password for the Sentinels.', secret: true }),
-  REDIS_SENTINEL_TLS: Type.Boolean({ default: false, description: 'Use TLS to reach the Sentinels.' }),
+  REDIS_SENTINEL_TLS: Type.Boolean({ default: false, description: 'Use TLS to reach the Sentinels (TLS to the master and replicas follows REDIS_TLS).' }),
   REDIS_CLUSTER_NODES: list({ description: 'Comma-separated host:port list of Cluster seed nodes; enables Cluster mode.' }),
   REDIS_CLUSTER_NAT_MAP: list({ description: 'Comma-separated internal=external address pairs (10.0.0.5:7000=203.0.113.5:7000) for a Cluster that announces addresses the app cannot reach.' }),
 

@@ -61,9 +61,12 @@ export function buildConnectionPlan (config: Config, url = config.REDIS_URL): Re
         name: config.REDIS_SENTINEL_NAME,
         sentinelUsername: config.REDIS_SENTINEL_USERNAME,
         sentinelPassword: config.REDIS_SENTINEL_PASSWORD,
-        enableTLSForSentinelMode: config.REDIS_SENTINEL_TLS,
+        // ioredis names these backwards from what one expects: `enableTLSForSentinelMode` + `tls` is TLS
+        // to the master and replicas (the data: REDIS_TLS / rediss://), `sentinelTLS` is TLS to the
+        // Sentinels (REDIS_SENTINEL_TLS). Each follows its own setting, with the same CA and client cert.
+        enableTLSForSentinelMode: tls !== undefined,
         ...(tls === undefined ? {} : { tls }),
-        ...(config.REDIS_SENTINEL_TLS && tls !== undefined ? { sentinelTLS: tls } : {}),
+        ...(config.REDIS_SENTINEL_TLS ? { sentinelTLS: tls ?? tlsSettings(config) } : {}),
         // Sentinels tell us about a failover at once instead of waiting for the old master to fail.
         failoverDetector: true,
         sentinelRetryStrategy: (times: number) => Math.min(config.REDIS_RETRY_DELAY * 2 ** (times - 1), config.REDIS_RETRY_MAX_DELAY),
@@ -139,7 +142,11 @@ export function parseRedisUrl (url: string): { host: string, port: number, db: n
 
 function tlsOptions (config: Config, url: string | undefined): ConnectionOptions | undefined {
   const wanted = config.REDIS_TLS || (url?.startsWith('rediss://') ?? false)
-  if (!wanted) return undefined
+  return wanted ? tlsSettings(config) : undefined
+}
+
+/** The REDIS_TLS_* settings as Node TLS options; used for data nodes and Sentinels alike. */
+function tlsSettings (config: Config): ConnectionOptions {
   return {
     rejectUnauthorized: config.REDIS_TLS_REJECT_UNAUTHORIZED,
     ...(config.REDIS_TLS_CA === undefined ? {} : { ca: readPem('REDIS_TLS_CA', config.REDIS_TLS_CA) }),

@@ -198,4 +198,6 @@ export async function quitWithin (client: RedisClient, ms: number): Promise<void
 }
 
 export { RedisSetupError }
+// The least-privilege ACL rule for the suite's user: `import { suiteAclRule } from 'fastify-redis-suite/redis'`.
+export { suiteAclRule, SUITE_ACL_COMMANDS, type SuiteAclOptions } from '../lib/redis-acl.js'
 export default fp(redisPlugin, { name: 'redis-suite-redis', fastify: '5.x', dependencies: ['redis-suite-config'] })

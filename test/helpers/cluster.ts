@@ -16,6 +16,8 @@ export interface ClusterOptions {
   nodeTimeoutMs?: number
   /** Bound on bringing the cluster up. Default 30000. */
   startTimeoutMs?: number
+  /** TLS-only nodes (client, cluster bus and replication links), one certificate set for all. */
+  tls?: boolean
 }
 
 export interface RedisCluster {
@@ -65,15 +67,21 @@ async function assertNodeReady (node: RedisServer, nodeCount: number, masterCoun
 }
 
 export async function startCluster (options: ClusterOptions = {}): Promise<RedisCluster> {
-  const { masters = 3, replicasPerMaster = 1, password, nodeTimeoutMs = 1_000, startTimeoutMs = 30_000 } = options
+  const { masters = 3, replicasPerMaster = 1, password, nodeTimeoutMs = 1_000, startTimeoutMs = 30_000, tls = false } = options
   if (masters < 3) throw new Error('a Redis Cluster needs at least 3 masters')
   const deadline = Date.now() + startTimeoutMs
   const remaining = (): number => Math.max(1_000, deadline - Date.now())
   const nodeCount = masters * (1 + replicasPerMaster)
   const started: RedisServer[] = []
   try {
-    const nodes = await startEach(nodeCount,
-      () => startRedis({ password, masterAuth: password, cluster: { nodeTimeoutMs }, startTimeoutMs: remaining() }), started)
+    const nodeOptions = { password, masterAuth: password, cluster: { nodeTimeoutMs }, ...(tls ? { extraConfig: ['tls-cluster yes', 'tls-replication yes'] } : {}) }
+    // With TLS the first node generates the certificates (in its dir) and the others reuse them.
+    const seed = tls ? await startRedis({ ...nodeOptions, tls: true, startTimeoutMs: remaining() }) : undefined
+    if (seed !== undefined) started.push(seed)
+    const certificates = seed?.certificates
+    const rest = await startEach(nodeCount - (seed === undefined ? 0 : 1),
+      () => startRedis({ ...nodeOptions, ...(certificates === undefined ? {} : { tls: { certificates } }), startTimeoutMs: remaining() }), started)
+    const nodes = seed === undefined ? rest : [seed, ...rest]
     const first = nodes[0]
     if (first === undefined) throw new Error('unreachable: a cluster has nodes')
     // redis-cli picks masters and replicas itself; --cluster-yes accepts its plan.

@@ -6,6 +6,7 @@ import { getFreePort } from './ports.js'
 import { parseInfo, runRedisCli, type Address } from './redis-cli.js'
 import { isAddressInUse, launchRedis, quoteConfigValue, type RedisServer } from './redis-process.js'
 import { makeTempDir, startEach, startRedis } from './redis-server.js'
+import type { TestCertificates } from './tls.js'
 import { waitFor } from './wait.js'
 
 export interface SentinelGroupOptions {
@@ -15,6 +16,12 @@ export interface SentinelGroupOptions {
   password?: string
   /** Bound on bringing the whole group up. Default 30000. */
   startTimeoutMs?: number
+  /**
+   * TLS-only master and replica (replication and Sentinel links over TLS too). `sentinels: true` also
+   * makes the Sentinels TLS-only; otherwise clients reach them in plain text. Certificates are generated
+   * once for the group unless given.
+   */
+  tls?: boolean | { sentinels?: boolean, certificates?: TestCertificates }
 }
 
 export interface SentinelGroup {
@@ -26,6 +33,8 @@ export interface SentinelGroup {
   sentinels: RedisServer[]
   sentinelAddresses: Address[]
   password: string | undefined
+  /** Set when the group runs TLS: the CA clients must trust. */
+  certificates: TestCertificates | undefined
   /** The master as the sentinels currently see it (asks each live sentinel in turn). */
   getMasterAddress: () => Promise<Address>
   /** Stops sentinels first (no failover during shutdown), then the data nodes. */
@@ -35,13 +44,24 @@ export interface SentinelGroup {
 const SENTINELS = 3
 const QUORUM = 2
 
-async function startSentinel (name: string, master: Address, password: string | undefined, startTimeoutMs: number): Promise<RedisServer> {
+interface SentinelTls { certificates: TestCertificates, tlsOnly: boolean }
+
+async function startSentinel (name: string, master: Address, password: string | undefined, startTimeoutMs: number, tls?: SentinelTls): Promise<RedisServer> {
   const dir = await makeTempDir('sentinel')
   try {
     for (let attempt = 1; ; attempt++) {
       const port = await getFreePort()
+      // With TLS data nodes, Sentinels reach master, replica and each other over TLS
+      // (tls-replication) and announce their TLS port; clients use `port` (TLS-only or plain).
+      const tlsPort = tls === undefined ? undefined : tls.tlsOnly ? port : await getFreePort()
       const configLines = [
-        `port ${port}`,
+        tls?.tlsOnly === true ? 'port 0' : `port ${port}`,
+        ...(tls === undefined
+          ? []
+          : [`tls-port ${String(tlsPort)}`, 'tls-replication yes', 'tls-auth-clients no',
+              `tls-cert-file ${quoteConfigValue(tls.certificates.server.certFile)}`,
+              `tls-key-file ${quoteConfigValue(tls.certificates.server.keyFile)}`,
+              `tls-ca-cert-file ${quoteConfigValue(tls.certificates.ca.certFile)}`]),
         'sentinel resolve-hostnames no',
         `sentinel monitor ${name} ${master.host} ${master.port} ${QUORUM}`,
         `sentinel down-after-milliseconds ${name} 1000`,
@@ -50,8 +70,19 @@ async function startSentinel (name: string, master: Address, password: string | 
       ]
       if (password !== undefined) configLines.push(`sentinel auth-pass ${name} ${quoteConfigValue(password)}`)
       try {
+        const certs = tls?.certificates
+        const tlsClient = tls?.tlsOnly === true && certs !== undefined
+          ? { caFile: certs.ca.certFile, certFile: certs.client.certFile, keyFile: certs.client.keyFile }
+          : undefined
         return await launchRedis({
-          dir, port, configLines, sentinel: true, startTimeoutMs, endpoint: { host: '127.0.0.1', port }, url: `redis://127.0.0.1:${port}`
+          dir,
+          port,
+          configLines,
+          sentinel: true,
+          startTimeoutMs,
+          endpoint: { host: '127.0.0.1', port, tls: tlsClient },
+          url: `${tlsClient === undefined ? 'redis' : 'rediss'}://127.0.0.1:${port}`,
+          certificates: certs
         })
       } catch (err) {
         if (attempt >= 4 || !isAddressInUse(err)) throw err
@@ -92,20 +123,26 @@ async function assertSentinelReady (sentinel: RedisServer, name: string, replica
 
 export async function startSentinelGroup (options: SentinelGroupOptions = {}): Promise<SentinelGroup> {
   const { name = 'mymaster', password, startTimeoutMs = 30_000 } = options
+  const tlsOption = options.tls === true ? {} : options.tls === false ? undefined : options.tls
   const deadline = Date.now() + startTimeoutMs
   const remaining = (): number => Math.max(1_000, deadline - Date.now())
   const started: RedisServer[] = []
   try {
-    const master = await startRedis({ password, masterAuth: password })
+    // The master generates the group's certificates in its own dir (removed with it) unless given.
+    const masterTls = tlsOption === undefined ? {} : { tls: { certificates: tlsOption.certificates }, extraConfig: ['tls-replication yes'] }
+    const master = await startRedis({ password, masterAuth: password, ...masterTls })
     started.push(master)
-    const replica = await startRedis({ password, masterAuth: password, replicaOf: master })
+    const certificates = master.certificates
+    const dataTls = certificates === undefined ? {} : { tls: { certificates }, extraConfig: ['tls-replication yes'] }
+    const sentinelTls = certificates === undefined ? undefined : { certificates, tlsOnly: tlsOption?.sentinels === true }
+    const replica = await startRedis({ password, masterAuth: password, replicaOf: master, ...dataTls })
     started.push(replica)
     // Sentinels find replicas through the master's INFO, refreshed only every 10 s: start
     // them once the replica is attached so the first INFO already lists it.
     await waitFor(async () => parseInfo(await replica.cli('INFO', 'replication')).get('master_link_status') === 'up',
       { what: 'the replica to sync with the master', timeoutMs: remaining() })
 
-    const sentinels = await startEach(SENTINELS, () => startSentinel(name, master, password, remaining()), started)
+    const sentinels = await startEach(SENTINELS, () => startSentinel(name, master, password, remaining(), sentinelTls), started)
     await Promise.all(sentinels.map((sentinel) => waitFor(() => assertSentinelReady(sentinel, name, replica.port),
       { what: `sentinel ${sentinel.port} to see master, replica and the other sentinels`, timeoutMs: remaining(), intervalMs: 200 })))
 
@@ -117,6 +154,7 @@ export async function startSentinelGroup (options: SentinelGroupOptions = {}): P
       sentinels,
       sentinelAddresses: sentinels.map((s) => ({ host: s.host, port: s.port })),
       password,
+      certificates,
       async getMasterAddress () {
         const failures: string[] = []
         for (const sentinel of sentinels) {

@@ -1,0 +1,45 @@
+// The least-privilege ACL rule for the suite's Redis user, in one place: the README prints it and
+// test/lib/redis-acl.test.ts runs the whole surface as that user against a real redis-server.
+// Derived from what the suite sends (INFO commandstats after that test's surface run), not from
+// categories: `+@scripting` would allow FUNCTION FLUSH and SCRIPT FLUSH, `+@keyspace` SCAN, RANDOMKEY
+// and KEYS, and `&*` publishing to any channel.
+
+/** Every command the suite sends, lower case, `command|subcommand` where only one subcommand is needed. */
+export const SUITE_ACL_COMMANDS: readonly string[] = Object.freeze([
+  // connection set-up (ready check: INFO), the health monitor, Cluster slot discovery and state
+  'auth', 'hello', 'ping', 'select', 'client|setname', 'info', 'quit', 'cluster|slots', 'cluster|info',
+  // strings and counters: cache entries, tag versions, rate-limit counters, locks
+  'get', 'mget', 'set', 'del', 'exists', 'incr', 'pexpire', 'pexpireat', 'pttl', 'time',
+  // hashes and sorted sets: sessions and their per-user index, presence, the sliding limiter
+  'hget', 'hmget', 'hgetall', 'hkeys', 'hset', 'hsetnx', 'hdel',
+  'zadd', 'zrem', 'zcard', 'zcount', 'zscore', 'zrange', 'zrangebyscore', 'zremrangebyscore',
+  // streams (app.pubsub.stream)
+  'xadd', 'xgroup|create', 'xreadgroup', 'xack', 'xautoclaim',
+  // scripts: run and load only (never SCRIPT FLUSH, never FUNCTION)
+  'eval', 'evalsha', 'script|load',
+  // pub/sub: cache invalidations and app.pubsub, on channels under the prefix only
+  'publish', 'subscribe', 'unsubscribe', 'psubscribe', 'punsubscribe'
+])
+
+/** Redis glob characters in a prefix are matched literally. */
+function globLiteral (prefix: string): string {
+  return prefix.replace(/[\\*?[\]]/g, (c) => `\\${c}`)
+}
+
+export interface SuiteAclOptions {
+  /**
+   * The patterns the app passes to `app.pubsub.psubscribe` (without the prefix). Redis allows
+   * PSUBSCRIBE only to a pattern that is literally one of the user's channel rules, so each gets its own.
+   */
+  patterns?: readonly string[]
+}
+
+/**
+ * The ACL rules for `ACL SETUSER <user> on ><password> <rules>` (or a `user` line in users.acl),
+ * for a suite configured with this REDIS_KEY_PREFIX: its keys and channels only, its commands only.
+ */
+export function suiteAclRule (keyPrefix: string, options: SuiteAclOptions = {}): string {
+  const prefix = globLiteral(keyPrefix)
+  const patterns = (options.patterns ?? []).map((pattern) => ` &${prefix}${pattern}`).join('')
+  return `resetkeys ~${prefix}* resetchannels &${prefix}*${patterns} -@all ${SUITE_ACL_COMMANDS.map((c) => `+${c}`).join(' ')}`
+}
