@@ -9,6 +9,11 @@ import { bounded, runScript, script, type RedisClient } from './redis-command.js
 export const PRESENCE_UNAVAILABLE = 'FRS_PRESENCE_UNAVAILABLE'
 const MAX_TRACKED_ROOMS = 1_000
 
+/** The Redis key of a room (exported for the suite's key-disjointness test). */
+export function presenceKey (room: string): string {
+  return `presence:${room}`
+}
+
 export interface PresenceMember {
   userId: string
   /** Epoch ms when the member drops out unless refreshed. */
@@ -106,7 +111,7 @@ export class RedisPresenceStore implements PresenceStore {
   }
 
   #run (s: ReturnType<typeof script>, room: string, args: string[], what: string): Promise<unknown> {
-    return bounded(() => runScript(this.#client, s, [`presence:${room}`], args), this.#timeoutMs, PRESENCE_UNAVAILABLE, `presence ${what} in room ${JSON.stringify(room)}`)
+    return bounded(() => runScript(this.#client, s, [presenceKey(room)], args), this.#timeoutMs, PRESENCE_UNAVAILABLE, `presence ${what} in room ${JSON.stringify(room)}`)
   }
 }
 

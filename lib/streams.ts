@@ -15,6 +15,11 @@ import { bounded, whenReady, type RedisClient } from './redis-command.js'
 
 export const STREAM_UNAVAILABLE = 'FRS_STREAM_UNAVAILABLE'
 
+/** The Redis key of a stream (exported for the suite's key-disjointness test). */
+export function streamKey (name: string): string {
+  return `stream:${name}`
+}
+
 export interface StreamOptions {
   /** Approximate number of entries kept (XADD MAXLEN ~). Default 10,000. */
   maxLen?: number
@@ -77,7 +82,7 @@ export class RedisStreams implements StreamFactory {
   }
 
   stream<S extends TSchema> (name: string, schema: S, options: StreamOptions = {}): TypedStream<Static<S>> {
-    const key = `stream:${name}`
+    const key = streamKey(name)
     const maxLen = String(options.maxLen ?? 10_000)
     const { client, timeoutMs } = this.#options
     const stream: TypedStream<unknown> = {

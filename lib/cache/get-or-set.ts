@@ -148,7 +148,7 @@ export class ReadThrough {
     versions: Map<string, string> | undefined, invalidationsBefore: number, signal: AbortSignal): Promise<Envelope> {
     const redis = this.#engine.redis
     if (redis === undefined || !call.r.redis) return this.#load(call, loader, stale, versions, invalidationsBefore, signal)
-    const lockKey = this.#engine.layout.lock(call.fullKey)
+    const lockKey = this.#engine.layout.lock(call.namespace, call.key)
     const token = `${this.#engine.instanceId}:${++this.#lockTokens}`
     let lock = await redis.acquireLock(lockKey, token, call.r.lockTtl)
     const waitUntil = Date.now() + call.r.lockWait

@@ -31,13 +31,19 @@ export interface InvalidationBusOptions {
 export class InvalidationBus {
   readonly #options: InvalidationBusOptions
   readonly #ready: Promise<void>
+  #settleReady!: () => void
   #subscribed = false
+  #closed = false
 
   constructor (options: InvalidationBusOptions) {
     this.#options = options
+    this.#ready = new Promise((resolve) => { this.#settleReady = resolve })
     options.subscriber.on('message', this.#onMessage)
     options.subscriber.on('ready', this.#onReady)
-    this.#ready = this.#subscribe()
+    // A subscriber still connecting (the usual case at start) has no writable stream yet and the app's
+    // clients queue nothing offline: SUBSCRIBE then would fail for nothing. #onReady subscribes once
+    // it is connected; only a refusal from a connected server is worth a warning.
+    if (options.subscriber.status === 'ready') this.#subscribe().catch(() => undefined)
   }
 
   ready (): Promise<void> {
@@ -50,6 +56,8 @@ export class InvalidationBus {
 
   async close (): Promise<void> {
     const { subscriber, channel } = this.#options
+    this.#closed = true
+    this.#settleReady()
     subscriber.off('message', this.#onMessage)
     subscriber.off('ready', this.#onReady)
     // The subscriber belongs to the app; leave it connected but stop listening on our channel.
@@ -62,9 +70,14 @@ export class InvalidationBus {
       await subscriber.subscribe(channel)
       this.#subscribed = true
     } catch (err) {
-      // Not connected yet: #onReady subscribes once it is.
-      logger?.warn({ channel, err: { message: (err as Error).message } },
-        'cache: could not subscribe to invalidations yet; other instances\' writes may be served stale from memory until it does')
+      // A connected server refused (ACL without the channel, a server-side error): that is real. A
+      // connection lost meanwhile is not: #onReady subscribes again once it is back.
+      if (!this.#closed && subscriber.status === 'ready') {
+        logger?.warn({ channel, err: { message: (err as Error).message } },
+          'cache: could not subscribe to invalidations; other instances\' writes may be served stale from memory until the next reconnect')
+      }
+    } finally {
+      this.#settleReady()
     }
   }
 

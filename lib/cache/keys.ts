@@ -1,12 +1,16 @@
 // Key layout. Every Redis key the cache writes starts with `prefix` (default 'cache:'); the client's
 // own keyPrefix, if any, is added in front by ioredis.
 //
-//   <prefix><namespace>:<key>          an entry (JSON envelope, see entry.ts)
-//   <prefix><namespace>:<key>:lock     the short stampede lock of that entry
+//   <prefix>e:<namespace>:<key>        an entry (JSON envelope, see entry.ts)
+//   <prefix>lock:<namespace>:<key>     the short stampede lock of that entry
 //   <prefix>gen:{<namespace>}          the namespace generation, bumped by clear()
 //   <prefix>tag:{<tag>}                a tag version, bumped by invalidateTags()
 //
-// Namespace names hold no ':', so '<namespace>:<key>' is unambiguous whatever the key holds.
+// Each kind has its own fixed segment right after the prefix, ended by ':', so no key, tag or
+// namespace a caller picks can form a key of another kind (before 0.x entries lived at
+// `<prefix><namespace>:<key>` and the key `a:lock` was the lock of the key `a`). Namespace names
+// hold no ':', so '<namespace>:<key>' is unambiguous whatever the key holds. The other features'
+// prefixes (sess:, rl:, lock:, presence:, stream:) are disjoint from 'cache:' (test/lib/keys.test.ts).
 import { CacheKeyError, CacheNamespaceError } from './errors.js'
 
 export const MAX_KEY_BYTES = 1024
@@ -39,15 +43,15 @@ export function childNamespace (parent: string, name: string): string {
 
 export interface KeyLayout {
   entry: (namespace: string, key: string) => string
-  lock: (entryKey: string) => string
+  lock: (namespace: string, key: string) => string
   generation: (namespace: string) => string
   tag: (tag: string) => string
 }
 
 export function keyLayout (prefix: string): KeyLayout {
   return {
-    entry: (namespace, key) => `${prefix}${namespace}:${key}`,
-    lock: (entryKey) => `${entryKey}:lock`,
+    entry: (namespace, key) => `${prefix}e:${namespace}:${key}`,
+    lock: (namespace, key) => `${prefix}lock:${namespace}:${key}`,
     // Braces make each version key its own Cluster hash slot; see redis-tier.ts for why.
     generation: (namespace) => `${prefix}gen:{${namespace}}`,
     tag: (tag) => `${prefix}tag:{${tag}}`

@@ -14,7 +14,7 @@ t.test('typed values round-trip through Redis and are shared by two app instance
 
   await a.cache.set('user:1', { id: 1, name: 'Ada' }, { ttl: '5m', tags: ['users'], schema: User })
   t.same(await b.cache.get('user:1', { schema: User }), { id: 1, name: 'Ada' }, 'the other instance reads it from Redis')
-  t.match(await redis.cli('--scan', '--pattern', 'app:cache:*'), /app:cache:default:user:1/, 'keys carry the app prefix')
+  t.match(await redis.cli('--scan', '--pattern', 'app:cache:*'), /app:cache:e:default:user:1/, 'keys carry the app prefix')
 
   let loads = 0
   const loader = async () => { loads++; return { id: 2, name: 'Grace' } }
@@ -69,4 +69,18 @@ t.test('REDIS_CACHE_URL puts the cache on its own instance', async (t) => {
   await app.cache.delete('k')
   await timeUntil(async () => (await other.cache.get('k')) === undefined, 2_000, 'invalidation reached the other instance through the cache instance')
   t.pass('invalidations travel on the cache instance')
+})
+
+t.test('a normal start with Redis up logs no cache warning, and invalidations are subscribed from the start', async (t) => {
+  const redis = await useRedis(t)
+  const env = { REDIS_URL: redis.url }
+  const a = await buildTestApp(t, env)
+  const b = (await buildTestApp(t, env)).app
+  const warnings = a.logs().filter((line) => line.level >= 40 && /cache/.test(String(line.msg)))
+  t.same(warnings.map((line) => line.msg), [], 'no "could not subscribe" warning')
+  await a.app.cache.set('k', 1)
+  t.equal(await a.app.cache.get('k'), 1, 'now in a\'s memory tier')
+  await b.cache.set('k', 2)
+  await timeUntil(async () => (await a.app.cache.get('k')) === 2, 2_000, 'b\'s write reached a')
+  t.pass('the first write after start is seen by the other instance')
 })

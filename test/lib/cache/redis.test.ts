@@ -19,10 +19,10 @@ t.test('tiers: a value written by one instance is read from Redis by another, th
   const stats = b.cache.stats().namespaces['default']
   t.match(stats, { redis: { hits: 1 }, memory: { hits: 1, misses: 1 } })
 
-  const stored = JSON.parse(await server.cli('GET', 'cache:default:user:1')) as Record<string, unknown>
+  const stored = JSON.parse(await server.cli('GET', 'cache:e:default:user:1')) as Record<string, unknown>
   t.match(stored, { format: 1, value: { id: 1, name: 'Ada' }, generation: '0', tags: { users: '0' }, schemaHash: /^[\w-]{16}$/ })
   t.ok(Number(stored['expiresAt']) - Number(stored['createdAt']) === 300_000, 'logical expiry in the envelope')
-  const pttl = Number(await server.cli('PTTL', 'cache:default:user:1'))
+  const pttl = Number(await server.cli('PTTL', 'cache:e:default:user:1'))
   t.ok(pttl > 290_000 && pttl <= 300_000, 'Redis expires it at ttl + grace')
 })
 
@@ -30,7 +30,7 @@ t.test('the client keyPrefix is honoured and the channel follows it', async (t) 
   const server = await useRedis(t)
   const a = await instance(t, server, {}, { keyPrefix: 'app1:' })
   await a.cache.set('k', 'v')
-  t.equal(JSON.parse(await server.cli('GET', 'app1:cache:default:k')).value, 'v')
+  t.equal(JSON.parse(await server.cli('GET', 'app1:cache:e:default:k')).value, 'v')
   await a.cache.invalidateTags(['t'])
   t.equal(await server.cli('GET', 'app1:cache:tag:{t}'), '1')
 })
@@ -40,7 +40,7 @@ t.test('TTL: Redis drops the entry; a ttl shorter than grace keeps it as stale o
   await cache.set('short', 'v', { ttl: '100ms' })
   t.equal(await cache.get('short'), 'v')
   await new Promise((resolve) => setTimeout(resolve, 200))
-  t.equal(await server.cli('EXISTS', 'cache:default:short'), '0', 'gone from Redis')
+  t.equal(await server.cli('EXISTS', 'cache:e:default:short'), '0', 'gone from Redis')
   t.equal(await cache.get('short'), undefined)
 })
 
@@ -48,19 +48,19 @@ t.test('schema: an entry failing its schema is a miss, deleted, and reloaded by 
   const { server, cache } = await redisWithInstance(t, { memory: false })
   await cache.set('user:2', { id: 2, name: 'Bob' }, { schema: User })
   // Corrupt the stored value behind the cache's back, keeping the schema hash.
-  const envelope = JSON.parse(await server.cli('GET', 'cache:default:user:2')) as { value: unknown }
+  const envelope = JSON.parse(await server.cli('GET', 'cache:e:default:user:2')) as { value: unknown }
   envelope.value = { id: 'two' }
-  await server.cli('SET', 'cache:default:user:2', JSON.stringify(envelope))
+  await server.cli('SET', 'cache:e:default:user:2', JSON.stringify(envelope))
   t.equal(await cache.get('user:2', { schema: User }), undefined, 'a miss')
-  t.equal(await server.cli('EXISTS', 'cache:default:user:2'), '0', 'deleted')
-  await server.cli('SET', 'cache:default:user:2', JSON.stringify(envelope))
+  t.equal(await server.cli('EXISTS', 'cache:e:default:user:2'), '0', 'deleted')
+  await server.cli('SET', 'cache:e:default:user:2', JSON.stringify(envelope))
   let loads = 0
   const user = await cache.getOrSet('user:2', async () => { loads++; return { id: 2, name: 'Bob' } }, { schema: User })
   t.same(user, { id: 2, name: 'Bob' })
   t.equal(loads, 1, 'reloaded')
   await t.rejects(cache.getOrSet('user:3', async () => ({ id: 3 }) as never, { schema: User }), { code: 'FRS_CACHE_VALUE_INVALID' },
     'a loader value failing its schema is an error, not a cache entry')
-  t.equal(await server.cli('EXISTS', 'cache:default:user:3'), '0')
+  t.equal(await server.cli('EXISTS', 'cache:e:default:user:3'), '0')
   await t.rejects(cache.set('user:4', { id: 4 } as never, { schema: User }), { code: 'FRS_CACHE_VALUE_INVALID', errors: [/name/] })
 })
 
@@ -115,12 +115,12 @@ t.test('namespace defaults: ttl, grace and tags', async (t) => {
   const { server, cache } = await redisWithInstance(t)
   const presence = cache.namespace('presence', { ttl: '5m', grace: '1m', tags: ['presence'] })
   await presence.set('u1', 'online')
-  const stored = JSON.parse(await server.cli('GET', 'cache:presence:u1')) as { expiresAt: number, staleUntil: number, createdAt: number, tags: object }
+  const stored = JSON.parse(await server.cli('GET', 'cache:e:presence:u1')) as { expiresAt: number, staleUntil: number, createdAt: number, tags: object }
   t.equal(stored.expiresAt - stored.createdAt, 300_000)
   t.equal(stored.staleUntil - stored.expiresAt, 60_000)
   t.same(stored.tags, { presence: '0' })
   await presence.set('u2', 'away', { ttl: '1h', tags: ['extra'] })
-  const u2 = JSON.parse(await server.cli('GET', 'cache:presence:u2')) as { expiresAt: number, createdAt: number, tags: object }
+  const u2 = JSON.parse(await server.cli('GET', 'cache:e:presence:u2')) as { expiresAt: number, createdAt: number, tags: object }
   t.equal(u2.expiresAt - u2.createdAt, 3_600_000, 'a call overrides the default')
   t.same(u2.tags, { presence: '0', extra: '0' }, 'call tags add to default tags')
 })
