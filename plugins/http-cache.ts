@@ -11,15 +11,18 @@
 //   onSend     (route-level, before HEAD's body stripping) the serialised response is stored,
 //              ETag/Cache-Control/Age/Surrogate-Key/x-cache are set, If-None-Match answers 304
 //   onResponse settles whatever the request left open (a fill, a refresh in progress)
+import { randomBytes } from 'node:crypto'
 import fp from 'fastify-plugin'
 import type { FastifyInstance, FastifyReply, FastifyRequest, RouteOptions } from 'fastify'
 import { parseDuration, type Duration } from '../lib/duration.js'
+import { readServerSettings } from '../lib/redis-diagnostics.js'
 import {
-  bodyOf, buildResponseKey, CACHEABLE_METHODS, computeEtag, formatCacheControl, freshness, hashIdentity, headerValue,
-  INVALIDATING_METHODS, matchesIfNoneMatch, readCookie, replayableHeaders, resolveRoutePolicy, ResponseStore, storageTtl,
+  bodyOf, buildResponseKey, CACHEABLE_METHODS, computeEtag, formatCacheControl, freshness, hashIdentity, hasUnlistedCookie, headerValue,
+  INVALIDATING_METHODS, matchesIfNoneMatch, readCookie, replayableHeaders, resolveRoutePolicy, ResponseStore, RouteBudget, storageTtl,
   tagsFor, wantsRevalidation, whyNotStorable,
   type CachedRoutePolicy, type Fill, type HttpCacheStats, type RouteCacheOptions, type StoredResponse, type TagSource
 } from '../lib/http-cache/index.js'
+import { loadedSession } from './session.js'
 
 declare module 'fastify' {
   interface FastifyContextConfig {
@@ -33,7 +36,7 @@ declare module 'fastify' {
 
 export interface HttpCache {
   /** Counters since start, for metrics. */
-  stats: () => HttpCacheStats
+  stats: () => HttpCacheStats & { capped: number }
   /** Every stored response carrying one of these tags becomes a miss, on every instance. */
   invalidate: (tags: readonly string[]) => Promise<void>
 }
@@ -45,19 +48,42 @@ export interface HttpCachePluginOptions {
   collapseWait?: Duration
   /** Larger bodies are not stored. Default 1 MiB. */
   maxBodyBytes?: number
+  /** Default of each route's maxEntries: live entries one route may write, per instance; false: no cap. Default 10,000. */
+  maxEntriesPerRoute?: number | false
+  /** Default of each route's maxBytes: body bytes one route may keep written, per instance; false: no cap. Default 64 MiB. */
+  maxBytesPerRoute?: number | false
   /** Response headers never replayed from the cache, besides the built-in per-response ones. */
   omitHeaders?: readonly string[]
   /** Whether a request is a user's own: not cached unless the route is private. Default: an Authorization header or the session cookie. */
   isAuthenticated?: (request: FastifyRequest) => boolean
-  /** Who a private response belongs to (HMAC-hashed into the key); undefined skips the cache. Default: the session's userId, else the Authorization header, else the session cookie. */
+  /**
+   * Who a private response belongs to (HMAC-hashed into the key); undefined bypasses the cache.
+   * Default: the session's userId, else the Authorization header, else the session cookie, else undefined.
+   */
   userKey?: (request: FastifyRequest) => string | undefined
 }
 
 type Verdict = 'HIT' | 'STALE' | 'MISS' | 'BYPASS'
 
+/** A cached route, resolved at registration. */
+interface CachedRoute {
+  policy: CachedRoutePolicy<FastifyRequest>
+  budget: RouteBudget
+  /** `GET /users`, for logs. */
+  name: string
+  /** Whether the last write was refused by the budget (logged once per change). */
+  atCap: boolean
+}
+
+/** A revalidation in progress in this process; identical ones wait for its response. */
+interface Revalidation {
+  done: Promise<StoredResponse | undefined>
+  settle: (entry: StoredResponse | undefined) => void
+}
+
 /** What a request that runs its handler must do with the response. */
 interface Exchange {
-  policy: CachedRoutePolicy<FastifyRequest>
+  route: CachedRoute
   key: string
   tags: string[]
   /** The one handler run others wait on. */
@@ -66,36 +92,67 @@ interface Exchange {
   stale?: StoredResponse | undefined
   /** This request is the one refreshing its key in this process. */
   refreshing?: boolean
+  /** This request is the one revalidating its key for clients that asked (clientRevalidation). */
+  revalidation?: Revalidation | undefined
 }
+
+// The request's exchange, declared at boot (one hidden class for every request); null outside a miss.
+const kExchange = Symbol('redis-suite.httpCacheExchange')
+type Carrier = FastifyRequest & { [kExchange]: Exchange | null }
+
+// The background refresh of stale-while-revalidate marks its request with this header and a
+// per-process token: a client cannot force a refresh, since client no-cache no longer does.
+const REFRESH_HEADER = 'x-redis-suite-refresh'
 
 async function httpCachePlugin (app: FastifyInstance, options: HttpCachePluginOptions = {}): Promise<void> {
   const config = app.config
+  const log = app.log.child({ plugin: 'http-cache' })
   const store = new ResponseStore({
     cache: app.cache.namespace(options.namespace ?? 'http', { grace: 0 }),
     collapseWaitMs: parseDuration(options.collapseWait ?? '5s', 'collapseWait'),
     fillTimeoutMs: 2 * 60_000
   })
+  const collapseWaitMs = parseDuration(options.collapseWait ?? '5s', 'collapseWait')
   const maxBodyBytes = options.maxBodyBytes ?? 1_048_576
+  const defaults = {
+    ttlMs: config.CACHE_DEFAULT_TTL,
+    maxEntries: options.maxEntriesPerRoute ?? 10_000,
+    maxBytes: options.maxBytesPerRoute ?? 64 * 1_048_576
+  }
   const omit = new Set((options.omitHeaders ?? []).map((h) => h.toLowerCase()))
   const cookieName = config.SESSION_COOKIE_NAME
   const secret = config.SESSION_SECRET[0]
   const isAuthenticated = options.isAuthenticated ??
     ((request) => request.headers.authorization !== undefined || readCookie(request.headers.cookie, cookieName) !== undefined)
   const userKey = options.userKey ?? ((request) => defaultUserKey(request, cookieName))
-  const exchanges = new WeakMap<FastifyRequest, Exchange>()
   const refreshing = new Set<string>()
+  const revalidations = new Map<string, Revalidation>()
+  const refreshToken = randomBytes(18).toString('base64url')
+  const uncapped: string[] = []
+  let capped = 0
   let closing = false
 
-  app.decorate('httpCache', { stats: () => ({ ...store.stats }), invalidate: (tags: readonly string[]) => store.invalidate(tags) })
+  app.decorateRequest(kExchange, null)
+  app.decorate('httpCache', {
+    stats: () => ({ ...store.stats, capped }),
+    invalidate: (tags: readonly string[]) => store.invalidate(tags)
+  })
   app.addHook('preClose', async () => { closing = true })
+  app.addHook('onReady', async () => { await warnIfUncappedOnNoeviction() })
 
   app.addHook('onRoute', (route) => {
     const options = route.config?.cache
     if (options === undefined) return
     const methods = [route.method].flat().map((m) => m.toUpperCase())
-    const policy = resolveRoutePolicy(options, methods, route.url, config.CACHE_DEFAULT_TTL)
+    const policy = resolveRoutePolicy(options, methods, route.url, defaults)
     if (policy.cache !== undefined) {
-      const cached = policy.cache
+      const cached: CachedRoute = {
+        policy: policy.cache,
+        budget: new RouteBudget(policy.cache.maxEntries, policy.cache.maxBytes),
+        name: `${methods.join(',')} ${route.url}`,
+        atCap: false
+      }
+      if (!cached.budget.capped) uncapped.push(cached.name)
       addHook(route, 'preParsing', (request: FastifyRequest, reply: FastifyReply, _payload: unknown) => lookup(request, reply, cached))
       // Before HEAD's own onSend, which drops the body: a HEAD miss can fill GET's entry too.
       addHook(route, 'onSend', (request: FastifyRequest, reply: FastifyReply, payload: unknown) => storeResponse(request, reply, payload),
@@ -111,31 +168,47 @@ async function httpCachePlugin (app: FastifyInstance, options: HttpCachePluginOp
     }
   })
 
-  async function lookup (request: FastifyRequest, reply: FastifyReply, policy: CachedRoutePolicy<FastifyRequest>): Promise<FastifyReply | undefined> {
+  /** Whether this request carries credentials or cookies that may change a public route's response. */
+  function personal (request: FastifyRequest, policy: CachedRoutePolicy<FastifyRequest>): boolean {
+    if (isAuthenticated(request)) return true
+    const cookie = request.headers.cookie
+    if (cookie === undefined || cookie === '' || policy.cookies === 'none') return false
+    return policy.cookies === 'any' || hasUnlistedCookie(cookie, policy.cookies)
+  }
+
+  async function lookup (request: FastifyRequest, reply: FastifyReply, route: CachedRoute): Promise<FastifyReply | undefined> {
     if (!CACHEABLE_METHODS.has(request.method)) return
-    if (!policy.private && isAuthenticated(request)) return bypass(reply)
+    const { policy } = route
+    if (!policy.private && personal(request, policy)) return bypass(reply)
     let key: string
     let tags: string[]
     try {
       const identity = policy.private ? userKey(request) : undefined
-      if (policy.private && identity === undefined) return bypass(reply)
+      // No identity, no private entry: a constant would share one user's response with everyone.
+      if (policy.private && (identity === undefined || identity === '')) return bypass(reply)
       const user = identity === undefined ? undefined : hashIdentity(identity, secret)
       tags = tagsFor(policy.tags, request)
       const vary = policy.vary.map((name) => [name, headerValue(request.headers[name])] as const)
-      key = buildResponseKey({ method: request.method, url: request.url, vary, user })
+      key = buildResponseKey({ method: request.method, origin: `${request.protocol}://${request.host}`, url: request.url, query: policy.query, vary, user })
     } catch (err) {
       request.log.warn({ err }, 'http cache: cannot key this request (tags or user); answered without the cache')
       return bypass(reply)
     }
-    const exchange: Exchange = { policy, key, tags }
-    if (wantsRevalidation(request.headers['cache-control'], request.headers.pragma)) {
+    const carrier = request as Carrier
+    const exchange: Exchange = { route, key, tags }
+    if (request.headers[REFRESH_HEADER] === refreshToken) {
+      // Our own stale-while-revalidate refresh: one per key and process already.
+      delete request.headers[REFRESH_HEADER]
       store.stats.revalidations++
-      exchanges.set(request, exchange)
+      carrier[kExchange] = exchange
       return
+    }
+    if (policy.clientRevalidation && wantsRevalidation(request.headers['cache-control'], request.headers.pragma)) {
+      return revalidate(carrier, reply, exchange)
     }
     const found = await store.lookup(key, storageTtl(policy), tags)
     if (found.kind !== 'found') {
-      exchanges.set(request, { ...exchange, fill: found.kind === 'fill' ? found.fill : undefined })
+      carrier[kExchange] = found.kind === 'fill' ? { ...exchange, fill: found.fill } : exchange
       return
     }
     const entry = found.entry
@@ -150,17 +223,39 @@ async function httpCachePlugin (app: FastifyInstance, options: HttpCachePluginOp
         // handler fails; while it does, identical requests get the stale copy rather than a second run.
         if (refreshing.has(key)) return serve(request, reply, entry, exchange, 'STALE')
         refreshing.add(key)
-        exchanges.set(request, { ...exchange, stale: entry, refreshing: true })
+        carrier[kExchange] = { ...exchange, stale: entry, refreshing: true }
         return
       case 'expired':
-        exchanges.set(request, exchange)
+        carrier[kExchange] = exchange
     }
   }
 
+  /** A client asked for a fresh answer on a route that allows it: one handler run per key in this process. */
+  async function revalidate (request: Carrier, reply: FastifyReply, exchange: Exchange): Promise<FastifyReply | undefined> {
+    store.stats.revalidations++
+    const running = revalidations.get(exchange.key)
+    if (running !== undefined) {
+      let timer: ReturnType<typeof setTimeout> | undefined
+      const entry = await Promise.race([running.done, new Promise<undefined>((resolve) => { timer = setTimeout(() => resolve(undefined), collapseWaitMs) })])
+      clearTimeout(timer)
+      if (entry !== undefined) {
+        store.stats.collapsed++
+        return serve(request, reply, entry, exchange, 'HIT')
+      }
+      request[kExchange] = exchange // the revalidation failed or stalled: run our own handler
+      return
+    }
+    let settle!: (entry: StoredResponse | undefined) => void
+    const done = new Promise<StoredResponse | undefined>((resolve) => { settle = resolve })
+    const revalidation: Revalidation = { done, settle }
+    revalidations.set(exchange.key, revalidation)
+    request[kExchange] = { ...exchange, revalidation }
+  }
+
   async function storeResponse (request: FastifyRequest, reply: FastifyReply, payload: unknown): Promise<unknown> {
-    const exchange = exchanges.get(request)
-    if (exchange === undefined) return payload
-    const { policy, key, tags } = exchange
+    const exchange = (request as Carrier)[kExchange]
+    if (exchange === null) return payload
+    const { route: { policy }, key, tags } = exchange
     const status = reply.statusCode
     const headers = reply.getHeaders()
     const notStorable = whyNotStorable({ status, headers, payload, vary: policy.vary, privateRoute: policy.private, maxBodyBytes })
@@ -175,12 +270,19 @@ async function httpCachePlugin (app: FastifyInstance, options: HttpCachePluginOp
         etag: typeof headers.etag === 'string' ? headers.etag : computeEtag(body),
         storedAt: Date.now()
       }
-      if (exchange.fill !== undefined) {
-        exchange.fill.complete(entry)
+      if (admit(exchange, entry, Buffer.byteLength(body))) {
+        if (exchange.fill !== undefined) {
+          exchange.fill.complete(entry)
+        } else {
+          const stored = store.store(key, entry, storageTtl(policy), tags)
+            .catch((err: unknown) => request.log.warn({ err }, 'http cache: response not stored'))
+          // A client that asked for a fresh answer reads its own write on the next request.
+          if (exchange.revalidation !== undefined) await stored
+        }
       } else {
-        store.store(key, entry, storageTtl(policy), tags)
-          .catch((err: unknown) => request.log.warn({ err }, 'http cache: response not stored'))
+        exchange.fill?.abandon()
       }
+      exchange.revalidation?.settle(entry)
       store.stats.misses++
       return respond(request, reply, entry, exchange, 'MISS', payload)
     }
@@ -204,12 +306,31 @@ async function httpCachePlugin (app: FastifyInstance, options: HttpCachePluginOp
     return payload
   }
 
+  /** The route's write budget: past it the response is served but not stored (warned once per change). */
+  function admit ({ route, key }: Exchange, entry: StoredResponse, bytes: number): boolean {
+    const admitted = route.budget.admit(key, bytes, storageTtl(route.policy), entry.storedAt)
+    if (!admitted) capped++
+    if (admitted === route.atCap) {
+      route.atCap = !admitted
+      if (!admitted) {
+        log.warn({ route: route.name, maxEntries: route.budget.maxEntries, maxBytes: route.budget.maxBytes },
+          `http cache: ${route.name} reached its cap (maxEntries/maxBytes); further responses are served but not stored until entries expire`)
+      }
+    }
+    return admitted
+  }
+
   function settle (request: FastifyRequest): void {
-    const exchange = exchanges.get(request)
-    if (exchange === undefined) return
-    exchanges.delete(request)
+    const carrier = request as Carrier
+    const exchange = carrier[kExchange]
+    if (exchange === null) return
+    carrier[kExchange] = null
     exchange.fill?.abandon() // a no-op once completed; else waiters stop waiting for a request that is gone
     if (exchange.refreshing === true) refreshing.delete(exchange.key)
+    if (exchange.revalidation !== undefined) {
+      exchange.revalidation.settle(undefined) // a no-op once settled with the response
+      if (revalidations.get(exchange.key) === exchange.revalidation) revalidations.delete(exchange.key)
+    }
   }
 
   function serve (request: FastifyRequest, reply: FastifyReply, entry: StoredResponse, exchange: Exchange, verdict: 'HIT' | 'STALE'): FastifyReply {
@@ -220,7 +341,7 @@ async function httpCachePlugin (app: FastifyInstance, options: HttpCachePluginOp
   }
 
   /** Sets the cache headers; answers 304 (returning no body) when the client's copy is current. */
-  function respond (request: FastifyRequest, reply: FastifyReply, entry: StoredResponse, { policy, tags }: Exchange,
+  function respond (request: FastifyRequest, reply: FastifyReply, entry: StoredResponse, { route: { policy }, tags }: Exchange,
     verdict: Verdict, body: unknown): unknown {
     const ageS = Math.max(0, Math.floor((Date.now() - entry.storedAt) / 1000))
     reply.header('etag', entry.etag)
@@ -248,7 +369,7 @@ async function httpCachePlugin (app: FastifyInstance, options: HttpCachePluginOp
   function refreshInBackground (request: FastifyRequest, key: string): void {
     if (refreshing.has(key) || closing) return
     refreshing.add(key)
-    const headers: Record<string, string | string[] | undefined> = { ...request.headers, 'cache-control': 'no-cache' }
+    const headers: Record<string, string | string[] | undefined> = { ...request.headers, [REFRESH_HEADER]: refreshToken }
     for (const name of ['if-none-match', 'if-modified-since', 'content-length', 'transfer-encoding', 'connection', 'expect']) {
       delete headers[name]
     }
@@ -272,23 +393,34 @@ async function httpCachePlugin (app: FastifyInstance, options: HttpCachePluginOp
     await store.invalidate(tags)
     return payload
   }
+
+  /**
+   * Sessions and rate limits on a noeviction Redis fail their writes once it is full; an uncapped
+   * route lets a crawler fill it with random query strings. Checked once the routes are known.
+   */
+  async function warnIfUncappedOnNoeviction (): Promise<void> {
+    const { main, cache } = app.redisConnections
+    if (uncapped.length === 0 || main === undefined || cache !== main) return
+    const check = async (): Promise<void> => {
+      const settings = await readServerSettings(main)
+      if (settings?.maxmemoryPolicy !== 'noeviction') return
+      log.warn({ routes: uncapped },
+        `http cache: ${uncapped.join('; ')} ${uncapped.length === 1 ? 'has' : 'have'} no maxEntries/maxBytes cap and share the noeviction Redis that holds sessions and rate limits: a client sending random query strings can fill it until session writes fail. Set a cap, or put the cache on its own allkeys-lru instance (REDIS_CACHE_URL)`)
+    }
+    if (main.status === 'ready') await check()
+    else main.once('ready', () => { check().catch(() => {}) })
+  }
 }
 
-function defaultUserKey (request: FastifyRequest, cookieName: string): string {
-  // request.session exists only on routes that load sessions (elsewhere the getter throws).
-  let session: { userId?: unknown, get?: (key: string) => unknown } | undefined
-  try {
-    session = (request as { session?: typeof session }).session ?? undefined
-  } catch {
-    session = undefined
-  }
-  const userId = typeof session?.get === 'function' ? session.get('userId') : session?.userId
+function defaultUserKey (request: FastifyRequest, cookieName: string): string | undefined {
+  const userId = loadedSession(request)?.get('userId')
   if (typeof userId === 'string' || typeof userId === 'number') return `user:${userId}`
   const authorization = headerValue(request.headers.authorization)
   if (authorization !== undefined && authorization !== '') return `authorization:${authorization}`
   const sessionId = readCookie(request.headers.cookie, cookieName)
   if (sessionId !== undefined && sessionId !== '') return `session:${sessionId}`
-  return 'anonymous'
+  // No identity the suite can see (the app may authenticate its own way): the caller bypasses.
+  return undefined
 }
 
 type HookName = 'preParsing' | 'onSend' | 'onResponse' | 'onRequestAbort' | 'onTimeout'

@@ -6,9 +6,10 @@ export {
 } from './entry.js'
 export { HttpCacheConfigError } from './errors.js'
 export { computeEtag, matchesIfNoneMatch } from './etag.js'
-export { buildResponseKey, canonicalUrl, hashIdentity, headerValue, readCookie, type ResponseKeyParts } from './key.js'
+export { buildResponseKey, canonicalUrl, hasUnlistedCookie, hashIdentity, headerValue, readCookie, type ResponseKeyParts } from './key.js'
 export {
   CACHEABLE_METHODS, INVALIDATING_METHODS, resolveRoutePolicy, tagsFor,
-  type CachedRoutePolicy, type RouteCacheOptions, type RoutePolicy, type TagSource
+  type CachedRoutePolicy, type RouteCacheOptions, type RouteDefaults, type RoutePolicy, type TagSource
 } from './policy.js'
 export { ResponseStore, type Fill, type HttpCacheStats, type Lookup, type ResponseStoreOptions } from './response-store.js'
+export { RouteBudget } from './route-budget.js'

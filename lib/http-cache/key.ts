@@ -1,10 +1,11 @@
-// The key of a stored response: method + path + query parameters in sorted order + the values of the
-// route's `vary` headers (+ the user, on private routes). Two requests with the same key get the same
-// bytes, so anything that changes the answer must be in it.
+// The key of a stored response: method + scheme and authority (RFC 9111 keys on the full target URI)
+// + path + the query parameters that select the response, names sorted + the values of the route's
+// `vary` headers (+ the user, on private routes). Two requests with the same key get the same bytes,
+// so anything that changes the answer must be in it.
 //
-//   GET /users?page=2&sort=name                        a public route without vary
-//   GET /users?page=2 vary=Xq3…                         vary headers, hashed (values may be long or odd)
-//   GET /me user=k9P…                                   private: an HMAC of the user's identity
+//   GET https://app.example/users?page=2&sort=name     a public route without vary
+//   GET https://app.example/users?page=2 vary=Xq3…      vary headers, hashed (values may be long or odd)
+//   GET https://app.example/me user=k9P…                private: an HMAC of the user's identity
 //
 // HEAD shares GET's entries: a HEAD is answered with GET's headers and no body (RFC 9110 §9.3.2).
 import { createHash, createHmac } from 'node:crypto'
@@ -15,34 +16,53 @@ const CONTROL_CHARS = /[\u0000-\u001f\u007f-\u009f]/ // eslint-disable-line no-c
 
 export interface ResponseKeyParts {
   method: string
+  /** Scheme and authority, as `https://app.example` (the Host as Fastify resolved it, behind trusted proxies). */
+  origin: string
   /** The request URL as received: path and query string. */
   url: string
+  /** The query parameters in the key; undefined: all of them. */
+  query?: ReadonlySet<string> | undefined
   /** The route's vary headers (lower case, sorted) with the request's value, undefined when absent. */
   vary?: ReadonlyArray<readonly [string, string | undefined]>
   /** Private routes: an opaque identity of the user (see hashIdentity). */
   user?: string | undefined
 }
 
-export function buildResponseKey ({ method, url, vary = [], user }: ResponseKeyParts): string {
+export function buildResponseKey ({ method, origin, url, query, vary = [], user }: ResponseKeyParts): string {
   const verb = method === 'HEAD' ? 'GET' : method
-  let key = `${verb} ${canonicalUrl(url)}`
+  let key = `${verb} ${origin.toLowerCase()}${canonicalUrl(url, query)}`
   if (Buffer.byteLength(key) > MAX_READABLE_KEY_BYTES || CONTROL_CHARS.test(key)) key = `${verb} #${digest(key, 32)}`
   if (vary.length > 0) key += ` vary=${digest(JSON.stringify(vary), 22)}`
   if (user !== undefined) key += ` user=${user}`
   return key
 }
 
-/** The path as received and the query parameters sorted by name, then value, re-encoded one way. */
-export function canonicalUrl (url: string): string {
+/**
+ * The path as received and the query parameters (only those in `only`, when given) sorted by name,
+ * re-encoded one way. Sorting is stable and by name only: `?q=a&q=b` and `?q=b&q=a` are different
+ * requests to a handler that reads the values in order.
+ */
+export function canonicalUrl (url: string, only?: ReadonlySet<string>): string {
   const hash = url.indexOf('#')
   const bare = hash === -1 ? url : url.slice(0, hash)
   const mark = bare.indexOf('?')
   if (mark === -1) return bare
   const path = bare.slice(0, mark)
-  const params = [...new URLSearchParams(bare.slice(mark + 1))]
+  let params = [...new URLSearchParams(bare.slice(mark + 1))]
+  if (only !== undefined) params = params.filter(([name]) => only.has(name))
   if (params.length === 0) return path
-  params.sort(([a, av], [b, bv]) => a < b ? -1 : a > b ? 1 : av < bv ? -1 : av > bv ? 1 : 0)
+  params.sort(([a], [b]) => a < b ? -1 : a > b ? 1 : 0)
   return `${path}?${new URLSearchParams(params).toString()}`
+}
+
+/** True when a Cookie header carries a cookie whose name is not in `ignored`. */
+export function hasUnlistedCookie (header: string, ignored: ReadonlySet<string>): boolean {
+  for (const pair of header.split(';')) {
+    const eq = pair.indexOf('=')
+    const name = (eq === -1 ? pair : pair.slice(0, eq)).trim()
+    if (name !== '' && !ignored.has(name)) return true
+  }
+  return false
 }
 
 /** A header's value as one string (repeated headers joined as HTTP would), undefined when absent. */

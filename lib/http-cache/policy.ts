@@ -24,6 +24,31 @@ export interface RouteCacheOptions<Request = unknown> {
   staleIfError?: Duration
   /** On POST, PUT, PATCH and DELETE: tags to invalidate, on every instance, after a 2xx answer. */
   invalidates?: TagSource<Request>
+  /**
+   * Public routes: cookies that do not change the response. By default any Cookie header bypasses the
+   * cache (a response computed for `Cookie: token=alice` must not reach anonymous clients); `true`
+   * ignores every cookie, a list ignores those names only. Default: none.
+   */
+  ignoreCookies?: boolean | readonly string[]
+  /** The query parameters that select the response; the others are left out of the key. Default: all. */
+  query?: readonly string[]
+  /**
+   * Let a client's `Cache-Control: no-cache` / `max-age=0` / `Pragma: no-cache` run the handler and
+   * replace the entry (collapsed: concurrent ones run it once per instance). Default false: shared
+   * entries ignore request revalidation directives, as shared caches and CDNs do.
+   */
+  clientRevalidation?: boolean
+  /** Most entries this route keeps written at once, per instance; false: no cap. Default: the plugin's maxEntriesPerRoute (10,000). */
+  maxEntries?: number | false
+  /** Most body bytes this route keeps written at once, per instance; false: no cap. Default: the plugin's maxBytesPerRoute (64 MiB). */
+  maxBytes?: number | false
+}
+
+/** Plugin-wide defaults a route's options fall back to. */
+export interface RouteDefaults {
+  ttlMs: number
+  maxEntries?: number | false
+  maxBytes?: number | false
 }
 
 export interface CachedRoutePolicy<Request> {
@@ -35,6 +60,14 @@ export interface CachedRoutePolicy<Request> {
   /** Lower case, sorted, no duplicates. */
   vary: string[]
   tags: TagSource<Request>
+  /** 'any': every cookie bypasses; 'none': cookies never do; a set: the names that do not. */
+  cookies: 'any' | 'none' | ReadonlySet<string>
+  /** The query parameters in the key; undefined: all. */
+  query: ReadonlySet<string> | undefined
+  clientRevalidation: boolean
+  /** Infinity when uncapped. */
+  maxEntries: number
+  maxBytes: number
 }
 
 export interface RoutePolicy<Request> {
@@ -46,11 +79,12 @@ export interface RoutePolicy<Request> {
 
 export const CACHEABLE_METHODS: ReadonlySet<string> = new Set(['GET', 'HEAD'])
 export const INVALIDATING_METHODS: ReadonlySet<string> = new Set(['POST', 'PUT', 'PATCH', 'DELETE'])
-const RESPONSE_OPTIONS = ['ttl', 'tags', 'vary', 'private', 'maxAge', 'staleWhileRevalidate', 'staleIfError'] as const
+const RESPONSE_OPTIONS = ['ttl', 'tags', 'vary', 'private', 'maxAge', 'staleWhileRevalidate', 'staleIfError', 'ignoreCookies',
+  'query', 'clientRevalidation', 'maxEntries', 'maxBytes'] as const
 const HEADER_NAME = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/
 
 export function resolveRoutePolicy<Request> (options: RouteCacheOptions<Request>, methods: readonly string[], url: string,
-  defaultTtlMs: number): RoutePolicy<Request> {
+  defaults: RouteDefaults): RoutePolicy<Request> {
   const where = `config.cache of ${methods.join(',')} ${url}`
   const fail = (message: string): never => { throw new HttpCacheConfigError(`${where}: ${message}`) }
   if (options === null || typeof options !== 'object') fail('must be an object such as { ttl: \'1m\', tags: [\'users\'] }')
@@ -85,7 +119,20 @@ export function resolveRoutePolicy<Request> (options: RouteCacheOptions<Request>
   const invalidates = options.invalidates === undefined ? undefined : tagSource(options.invalidates, 'invalidates')
   if (!reads) return { cache: undefined, invalidates }
 
-  const ttlMs = duration(options.ttl, 'ttl', defaultTtlMs)
+  const names = (list: unknown, name: string): string[] => {
+    if (!Array.isArray(list) || list.some((n) => typeof n !== 'string' || n === '')) fail(`${name} must be a list of names`)
+    return list as string[]
+  }
+  const cap = (value: number | false | undefined, name: string): number => {
+    if (value === false || value === undefined) return Infinity
+    if (!Number.isInteger(value) || value <= 0) fail(`${name} must be a positive integer or false (no cap)`)
+    return value
+  }
+  const ignoreCookies = options.ignoreCookies
+  const cookies = ignoreCookies === undefined || ignoreCookies === false
+    ? 'any'
+    : ignoreCookies === true ? 'none' : new Set(names(ignoreCookies, 'ignoreCookies'))
+  const ttlMs = duration(options.ttl, 'ttl', defaults.ttlMs)
   if (ttlMs <= 0) fail('ttl must be longer than 0 ms')
   const vary = [...new Set((options.vary ?? []).map((name) => {
     if (typeof name !== 'string' || !HEADER_NAME.test(name)) fail(`vary must list header names, got ${JSON.stringify(name)}`)
@@ -99,7 +146,13 @@ export function resolveRoutePolicy<Request> (options: RouteCacheOptions<Request>
       staleIfErrorMs: duration(options.staleIfError, 'staleIfError', 0),
       private: options.private === true,
       vary,
-      tags: tagSource(options.tags, 'tags')
+      tags: tagSource(options.tags, 'tags'),
+      // A route that keys on the Cookie header already stores one entry per cookie set.
+      cookies: vary.includes('cookie') ? 'none' : cookies,
+      query: options.query === undefined ? undefined : new Set(names(options.query, 'query')),
+      clientRevalidation: options.clientRevalidation === true,
+      maxEntries: cap(options.maxEntries ?? defaults.maxEntries, 'maxEntries'),
+      maxBytes: cap(options.maxBytes ?? defaults.maxBytes, 'maxBytes')
     },
     invalidates
   }

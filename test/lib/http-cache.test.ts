@@ -7,21 +7,22 @@ import {
 } from '../../lib/http-cache/index.js'
 
 t.test('key: method, path, sorted query, vary values, user', async (t) => {
-  t.equal(canonicalUrl('/a?b=2&a=1&a=0'), '/a?a=0&a=1&b=2', 'parameters sorted by name, then value')
+  t.equal(canonicalUrl('/a?b=2&a=1&a=0'), '/a?a=1&a=0&b=2', 'parameters sorted by name only: values keep their order')
+  t.equal(canonicalUrl('/a?b=2&a=1&c=3', new Set(['a', 'b'])), '/a?a=1&b=2', 'only the listed parameters')
   t.equal(canonicalUrl('/a?x=a%20b'), canonicalUrl('/a?x=a+b'), 'one encoding of the same value')
   t.equal(canonicalUrl('/a?'), '/a')
   t.equal(canonicalUrl('/a#frag'), '/a')
-  t.equal(buildResponseKey({ method: 'GET', url: '/users?b=1&a=2' }), 'GET /users?a=2&b=1')
-  t.equal(buildResponseKey({ method: 'HEAD', url: '/users' }), buildResponseKey({ method: 'GET', url: '/users' }), 'HEAD shares GET entries')
-  const en = buildResponseKey({ method: 'GET', url: '/g', vary: [['accept-language', 'en']] })
-  const fr = buildResponseKey({ method: 'GET', url: '/g', vary: [['accept-language', 'fr']] })
-  const none = buildResponseKey({ method: 'GET', url: '/g', vary: [['accept-language', undefined]] })
-  const empty = buildResponseKey({ method: 'GET', url: '/g', vary: [['accept-language', '']] })
+  t.equal(buildResponseKey({ origin: 'http://a', method: 'GET', url: '/users?b=1&a=2' }), 'GET http://a/users?a=2&b=1')
+  t.equal(buildResponseKey({ origin: 'http://a', method: 'HEAD', url: '/users' }), buildResponseKey({ origin: 'http://a', method: 'GET', url: '/users' }), 'HEAD shares GET entries')
+  const en = buildResponseKey({ origin: 'http://a', method: 'GET', url: '/g', vary: [['accept-language', 'en']] })
+  const fr = buildResponseKey({ origin: 'http://a', method: 'GET', url: '/g', vary: [['accept-language', 'fr']] })
+  const none = buildResponseKey({ origin: 'http://a', method: 'GET', url: '/g', vary: [['accept-language', undefined]] })
+  const empty = buildResponseKey({ origin: 'http://a', method: 'GET', url: '/g', vary: [['accept-language', '']] })
   t.equal(new Set([en, fr, none, empty]).size, 4, 'each vary value, absent and empty included, is its own key')
-  t.not(buildResponseKey({ method: 'GET', url: '/me', user: hashIdentity('user:1') }), buildResponseKey({ method: 'GET', url: '/me', user: hashIdentity('user:2') }))
+  t.not(buildResponseKey({ origin: 'http://a', method: 'GET', url: '/me', user: hashIdentity('user:1') }), buildResponseKey({ origin: 'http://a', method: 'GET', url: '/me', user: hashIdentity('user:2') }))
   t.not(hashIdentity('a', 'secret-1'), hashIdentity('a', 'secret-2'), 'keyed by the app secret')
   t.notMatch(hashIdentity('authorization:Bearer token'), /token/, 'never the raw token')
-  const long = buildResponseKey({ method: 'GET', url: `/x?q=${'a'.repeat(2000)}` })
+  const long = buildResponseKey({ origin: 'http://a', method: 'GET', url: `/x?q=${'a'.repeat(2000)}` })
   t.ok(Buffer.byteLength(long) < 100 && long.startsWith('GET #'), 'a long URL is keyed by its hash')
 })
 
@@ -51,12 +52,12 @@ t.test('ETag: strong, stable, If-None-Match', async (t) => {
 })
 
 t.test('route policy: resolved once, mistakes fail at registration', async (t) => {
-  const policy = resolveRoutePolicy({ ttl: '1m', vary: ['Accept-Language', 'accept'], tags: ['users', 'users'] }, ['GET', 'HEAD'], '/users', 5_000)
-  t.same(policy.cache, { ttlMs: 60_000, maxAgeMs: 60_000, staleWhileRevalidateMs: 0, staleIfErrorMs: 0, private: false, vary: ['accept', 'accept-language'], tags: ['users'] })
-  t.equal(resolveRoutePolicy({}, ['GET'], '/x', 5_000).cache?.ttlMs, 5_000, 'default ttl')
-  t.same(resolveRoutePolicy({ invalidates: ['users'] }, ['POST'], '/users', 5_000), { cache: undefined, invalidates: ['users'] })
+  const policy = resolveRoutePolicy({ ttl: '1m', vary: ['Accept-Language', 'accept'], tags: ['users', 'users'] }, ['GET', 'HEAD'], '/users', { ttlMs: 5_000 })
+  t.same(policy.cache, { ttlMs: 60_000, maxAgeMs: 60_000, staleWhileRevalidateMs: 0, staleIfErrorMs: 0, private: false, vary: ['accept', 'accept-language'], tags: ['users'], cookies: 'any', query: undefined, clientRevalidation: false, maxEntries: Infinity, maxBytes: Infinity })
+  t.equal(resolveRoutePolicy({}, ['GET'], '/x', { ttlMs: 5_000 }).cache?.ttlMs, 5_000, 'default ttl')
+  t.same(resolveRoutePolicy({ invalidates: ['users'] }, ['POST'], '/users', { ttlMs: 5_000 }), { cache: undefined, invalidates: ['users'] })
   const fn = (request: { id: string }): string[] => [`user:${request.id}`]
-  t.same(tagsFor(resolveRoutePolicy({ tags: fn }, ['GET'], '/u', 1).cache?.tags ?? [], { id: '7' }), ['user:7'])
+  t.same(tagsFor(resolveRoutePolicy({ tags: fn }, ['GET'], '/u', { ttlMs: 1 }).cache?.tags ?? [], { id: '7' }), ['user:7'])
   t.throws(() => tagsFor(() => [''], {}), { code: 'FRS_CACHE_KEY_INVALID' }, 'a tag function returning a bad tag')
   for (const [options, methods, message] of [
     [{ ttl: '1m' }, ['POST'], /only apply to GET and HEAD/],
@@ -67,7 +68,7 @@ t.test('route policy: resolved once, mistakes fail at registration', async (t) =
     [{ vary: ['bad header'] }, ['GET'], /vary must list header names/],
     [{ tags: ['ok', ''] }, ['GET'], /tags: /]
   ] as const) {
-    t.throws(() => resolveRoutePolicy(options as never, methods, '/r', 1_000), { name: 'HttpCacheConfigError', code: 'FRS_HTTP_CACHE_CONFIG_INVALID', message }, JSON.stringify(options))
+    t.throws(() => resolveRoutePolicy(options as never, methods, '/r', { ttlMs: 1_000 }), { name: 'HttpCacheConfigError', code: 'FRS_HTTP_CACHE_CONFIG_INVALID', message }, JSON.stringify(options))
   }
   t.ok(new HttpCacheConfigError('x') instanceof TypeError)
 })

@@ -88,7 +88,7 @@ t.test('miss, then hit: served before validation and the handler, with the store
   t.equal(runs.items, 1, 'the handler ran once')
   t.equal(runs.preValidation, 1, 'a hit skips validation and the hooks after it')
 
-  t.match(await redis.cli('--scan', '--pattern', 'cache:e:http:*'), /cache:e:http:GET \/items\?page=1/, 'stored in Redis under the http namespace')
+  t.match(await redis.cli('--scan', '--pattern', 'cache:e:http:*'), /cache:e:http:GET http:\/\/localhost(:80)?\/items\?page=1/, 'stored in Redis under the http namespace')
   const other = await cachedApp(t, { REDIS_URL: redis.url })
   const fromRedis = await other.inject('/items?page=1')
   t.equal(fromRedis.headers['x-cache'], 'HIT', 'another instance hits the entry in Redis')
@@ -134,20 +134,6 @@ t.test('ETag and If-None-Match: 304 without a body, on hits and on the miss that
   const cold = await app.inject({ url: '/items?page=9', headers: { 'if-none-match': '*' } })
   t.equal(cold.statusCode, 304, 'the miss that stores answers a matching If-None-Match too')
   t.equal(cold.headers['x-cache'], 'MISS')
-})
-
-t.test('Cache-Control: no-cache runs the handler and refreshes the entry', async (t) => {
-  const runs: Runs = {}
-  const app = await cachedApp(t, {}, runs)
-  t.equal((await app.inject('/items/1')).json().run, 1)
-  t.equal((await app.inject('/items/1')).json().run, 1)
-  const revalidated = await app.inject({ url: '/items/1', headers: { 'cache-control': 'no-cache' } })
-  t.equal(revalidated.headers['x-cache'], 'MISS')
-  t.equal(revalidated.json().run, 2, 'the handler ran')
-  const after = await app.inject('/items/1')
-  t.equal(after.headers['x-cache'], 'HIT')
-  t.equal(after.json().run, 2, 'the entry holds the refreshed response')
-  t.equal((await app.inject({ url: '/items/1', headers: { pragma: 'no-cache' } })).json().run, 3, 'Pragma: no-cache too')
 })
 
 t.test('collapse: identical concurrent requests run the handler once, on one instance and across two', async (t) => {
@@ -235,7 +221,7 @@ t.test('bypass: Authorization, the session cookie, Set-Cookie, streams and non-2
   }
   t.equal(runs['item:1'], 4, 'every authenticated request ran the handler')
   t.equal((await app.inject('/items/1')).headers['x-cache'], 'MISS', 'and none was stored for anonymous users')
-  t.equal((await app.inject({ url: '/items/1', headers: { cookie: 'theme=dark' } })).headers['x-cache'], 'HIT', 'other cookies do not count')
+  t.equal((await app.inject({ url: '/items/1', headers: { cookie: 'theme=dark' } })).headers['x-cache'], 'BYPASS', 'any other cookie too (unless the route sets ignoreCookies)')
 
   const cookie = await app.inject('/cookie')
   t.equal(cookie.headers['x-cache'], 'BYPASS')
