@@ -92,6 +92,7 @@ export const ConfigSchema = Type.Object({
   SESSION_COOKIE_SECURE: oneOf(['auto', 'true', 'false'], 'auto', 'Secure cookie flag: auto is true in staging and production, false otherwise.'),
   SESSION_COOKIE_SAMESITE: oneOf(['lax', 'strict', 'none'], 'lax', 'SameSite cookie attribute.'),
   SESSION_COOKIE_DOMAIN: text({ description: 'Cookie domain, when sessions are shared across subdomains.' }),
+  SESSION_MAX_PER_USER: Type.Integer({ minimum: 1, default: 50, description: 'Live sessions kept per user; past it the oldest are revoked at sign-in.' }),
 
   CACHE_DEFAULT_TTL: duration('5m', { description: 'TTL of cache entries that set none.', needsUnit: true }),
   CACHE_GRACE: duration('0ms', { description: 'How long past its TTL an entry may still be served while it is refreshed, or when the loader or Redis fails.', needsUnit: true }),

@@ -9,7 +9,12 @@
 //
 // Redis down: an opted-in route answers 503 with Retry-After and a plain JSON message, within
 // REDIS_COMMAND_TIMEOUT, whether the failure is in loading, in the handler (regenerate, destroy) or
-// in saving. Never a 500, never driver text. A session id is never logged.
+// in saving. Never a 500, never driver text, and one warning per outage (not an error per request).
+// A session id is never logged.
+//
+// Cookies: the flags come from the current config on every Set-Cookie; the cookie is sent again only
+// when the session's expiry was extended (a change, or the refresh cadence: see lib/session/store.ts),
+// so most responses of a signed-in user carry no Set-Cookie and a private HTTP cache can store them.
 import { randomBytes } from 'node:crypto'
 import fp from 'fastify-plugin'
 import fastifyCookie from '@fastify/cookie'
@@ -87,6 +92,7 @@ async function sessionPlugin (app: FastifyInstance, options: SessionPluginOption
     absoluteTimeout: config.SESSION_ABSOLUTE_TIMEOUT,
     timeout: config.REDIS_COMMAND_TIMEOUT,
     retryAfter,
+    maxPerUser: config.SESSION_MAX_PER_USER,
     logger: log,
     ...(options.schema === undefined ? {} : { schema: options.schema }),
     ...(options.userKey === undefined ? {} : { userKey: options.userKey })
@@ -110,7 +116,9 @@ async function sessionPlugin (app: FastifyInstance, options: SessionPluginOption
     cookie: cookieOptions,
     store,
     saveUninitialized: false, // anonymous visitors get no cookie and no key
-    rolling: true,
+    // Not rolling on every response: saveSession below refreshes (and re-sends the cookie) at the
+    // store's cadence only, so an unchanged session costs one read and no write.
+    rolling: false,
     idGenerator: (request?: FastifyRequest) => {
       const id = randomBytes(24).toString('base64url')
       if (request !== undefined) store.noteClient(id, { ip: request.ip, userAgent: request.headers['user-agent'] })
@@ -165,34 +173,62 @@ async function sessionPlugin (app: FastifyInstance, options: SessionPluginOption
       insecureWarned = true
       log.warn('a session was not saved: its cookie is Secure but the request came over plain HTTP. Serve HTTPS, list the TLS-terminating proxy in TRUST_PROXY, or set SESSION_COOKIE_SECURE=false for local HTTP')
     }
-    const cookie = request.cookies[cookieName]
-    if (session !== null && session !== undefined && session === (request as SessionCarrier)[kRestored] &&
-      cookie !== undefined && cookie !== (session as { encryptedSessionId?: string }).encryptedSessionId) {
-      // Restored from a cookie signed with an older secret: @fastify/session re-signs the id with the
-      // first secret, then sees a different cookie and, the data being unchanged, clears it, which
-      // would end every session at the first request after a rotation. Present the re-signed value
-      // so the rolling save sends the cookie again, signed with the current secret.
-      request.cookies[cookieName] = (session as { encryptedSessionId: string }).encryptedSessionId
-    }
-    hooks.onSend(request, reply, payload, (err) => {
-      if (err === undefined || err === null) {
-        done()
-      } else if (isSessionUnavailable(err)) {
-        // The handler's answer depended on a session change that was not stored: replace it.
-        request.log.debug('session store unavailable while saving: answering 503')
-        reply.code(503).header('retry-after', String(retryAfter)).header('content-type', 'application/json; charset=utf-8')
-        reply.removeHeader('set-cookie')
-        done(null, unavailableBody(err))
-      } else {
-        done(err)
+    const restored = session !== null && session !== undefined && session === (request as SessionCarrier)[kRestored]
+    if (restored && session.isModified?.() === false && !(session.cookie?.secure === true && request.protocol !== 'https')) {
+      const cookie = request.cookies[cookieName]
+      const encrypted = (session as { encryptedSessionId: string }).encryptedSessionId
+      // Restored from a cookie signed with an older secret: @fastify/session would see a different
+      // cookie and clear it, which would end every session at the first request after a rotation.
+      // Present the re-signed value and refresh now, so the cookie goes out signed with the current secret.
+      const resigned = cookie !== undefined && cookie !== encrypted
+      if (resigned) request.cookies[cookieName] = encrypted
+      if (resigned || store.isDue(session)) {
+        // A touch: expiry, last-seen and indexes move; @fastify/session then sends the cookie (isSaved).
+        (session as unknown as { save: (cb: Done) => void }).save((err) => {
+          if (err === undefined || err === null) runOnSend(request, reply, payload, done)
+          else unavailable(request, reply, err, done)
+        })
+        return
       }
+    }
+    runOnSend(request, reply, payload, done)
+  }
+
+  const unavailable = (request: FastifyRequest, reply: FastifyReply, err: unknown, done: Done): void => {
+    if (!isSessionUnavailable(err)) {
+      done(err)
+      return
+    }
+    // The handler's answer depended on a session change that was not stored: replace it.
+    request.log.debug('session store unavailable while saving: answering 503')
+    reply.code(503).header('retry-after', String(retryAfter)).header('content-type', 'application/json; charset=utf-8')
+    reply.removeHeader('set-cookie')
+    done(null, unavailableBody(err))
+  }
+
+  const runOnSend: SendHook = (request, reply, payload, done) => {
+    hooks.onSend(request, reply, payload, (err) => {
+      if (err === undefined || err === null) done()
+      else unavailable(request, reply, err, done)
     })
+  }
+
+  // A handler's regenerate()/destroy() failing because the store is down is an expected condition:
+  // answer the same 503 here, before Fastify's default handler would log an error and a stack for it.
+  const routeErrorHandler = (userHandler: RouteOptions['errorHandler']) => function (this: FastifyInstance, err: unknown, request: FastifyRequest, reply: FastifyReply): unknown {
+    if (isSessionUnavailable(err)) {
+      request.log.debug('session store unavailable in the handler: answering 503')
+      return reply.code(503).header('retry-after', String(retryAfter)).type('application/json; charset=utf-8').send(unavailableBody(err))
+    }
+    if (userHandler !== undefined) return (userHandler as (this: FastifyInstance, e: unknown, q: FastifyRequest, r: FastifyReply) => unknown).call(this, err, request, reply)
+    throw err // the instance's own error handler
   }
 
   app.addHook('onRoute', (route: RouteOptions) => {
     if (route.config?.session !== true) return
     route.onRequest = [loadSession as never, ...toArray(route.onRequest)]
     route.onSend = [saveSession as never, ...toArray(route.onSend)]
+    route.errorHandler = routeErrorHandler(route.errorHandler) as never
   })
 
   app.decorate('sessions', new UserSessions(store))

@@ -2,7 +2,7 @@
 // config time). Same semantics as the Redis backend: per-field writes, expiry, bounded indexes.
 import { DATA_PREFIX, META } from './keys.js'
 import { parseHash } from './redis-backend.js'
-import type { IndexedSession, SessionBackend, SessionWrite, StoredSession } from './types.js'
+import type { IndexedSession, SessionBackend, SessionWrite, StoredSession, WriteResult } from './types.js'
 
 interface Entry { hash: Map<string, string>, expiresAt: number }
 
@@ -25,11 +25,11 @@ export class MemorySessionBackend implements SessionBackend {
     return entry === undefined ? undefined : parseHash(Object.fromEntries(entry.hash))
   }
 
-  async write (handle: string, write: SessionWrite): Promise<number> {
+  async write (handle: string, write: SessionWrite): Promise<WriteResult> {
     this.#sweep(write.now)
     let entry = this.#live(handle)
     if (entry === undefined) {
-      if (write.mode === 'update') return 0
+      if (write.mode === 'update') return { applied: 0 }
       entry = { hash: new Map(), expiresAt: 0 }
     } else if (write.mode === 'replace') {
       for (const field of [...entry.hash.keys()]) {
@@ -43,7 +43,7 @@ export class MemorySessionBackend implements SessionBackend {
     const ttl = Number.isFinite(absolute) ? Math.min(write.ttlMs, absolute - write.now) : write.ttlMs
     if (ttl < 1) {
       this.#remove(handle)
-      return 0
+      return { applied: 0 }
     }
     entry.expiresAt = write.now + ttl
     entry.hash.set(META.expires, String(entry.expiresAt))
@@ -54,8 +54,10 @@ export class MemorySessionBackend implements SessionBackend {
       let index = this.#users.get(write.userId)
       if (index === undefined) this.#users.set(write.userId, index = new Map())
       index.set(handle, entry.expiresAt)
+      for (const [other, expiresAt] of index) if (expiresAt <= write.now) index.delete(other)
+      return { applied: ttl, userSessions: index.size }
     }
-    return ttl
+    return { applied: ttl }
   }
 
   async destroy (handle: string, owner?: string): Promise<boolean> {

@@ -2,7 +2,7 @@
 // user's index go first, so a session whose expiry moved is always findable by revokeAll().
 import type { Cluster, Redis } from 'ioredis'
 import { ALL_SESSIONS_KEY, DATA_PREFIX, META, sessionKey, userIndexKey } from './keys.js'
-import type { IndexedSession, SessionBackend, SessionMeta, SessionWrite, StoredSession } from './types.js'
+import type { IndexedSession, SessionBackend, SessionMeta, SessionWrite, StoredSession, WriteResult } from './types.js'
 
 export type RedisClient = Redis | Cluster
 
@@ -43,7 +43,7 @@ redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[1])
 redis.call('ZADD', KEYS[1], ARGV[2], ARGV[3])
 local ttl = tonumber(ARGV[4])
 if redis.call('PTTL', KEYS[1]) < ttl then redis.call('PEXPIRE', KEYS[1], ARGV[4]) end
-return 1
+return redis.call('ZCARD', KEYS[1])
 `
 
 // KEYS[1] the session hash. ARGV[1] the owner ('' for any). Returns { deleted (0|1), user or '' }.
@@ -80,24 +80,25 @@ export class RedisSessionBackend implements SessionBackend {
     return parseHash(await this.#client.hgetall(sessionKey(handle)))
   }
 
-  async write (handle: string, write: SessionWrite): Promise<number> {
+  async write (handle: string, write: SessionWrite): Promise<WriteResult> {
     const expiresAt = write.now + write.ttlMs
     const indexArgs = [String(write.now), String(expiresAt), handle, String(write.ttlMs)] as const
-    if (write.userId !== undefined) {
-      await this.#client.sessionIndexAdd(userIndexKey(write.userId), ...indexArgs)
-    }
     const set = Object.entries(write.set).flat()
     const setIfAbsent = Object.entries(write.setIfAbsent).flat()
     const args = [write.mode === 'replace' ? 'r' : 'u', String(write.now), String(write.ttlMs),
       String(set.length / 2), String(setIfAbsent.length / 2), ...set, ...setIfAbsent, ...write.del]
     const moved = write.previousUserId !== undefined && write.previousUserId !== write.userId
-    const [applied] = await Promise.all([
+    // One round trip: the commands go out together. The user's index is written first (on one
+    // connection Redis runs them in order), so a session whose expiry moved is always findable by
+    // revokeAll(); the total index is only written here, at sign-in, sign-out and the refresh cadence.
+    const [userSessions, applied] = await Promise.all([
+      write.userId === undefined ? undefined : this.#client.sessionIndexAdd(userIndexKey(write.userId), ...indexArgs),
       this.#client.sessionWrite(sessionKey(handle), ...args),
       this.#client.sessionIndexAdd(ALL_SESSIONS_KEY, ...indexArgs),
       moved ? this.#client.zrem(userIndexKey(write.previousUserId as string), handle) : undefined
     ])
     if (Number(applied) === 0) await this.#unindex(handle, write.userId)
-    return Number(applied)
+    return { applied: Number(applied), userSessions: userSessions === undefined ? undefined : Number(userSessions) }
   }
 
   async destroy (handle: string, owner?: string): Promise<boolean> {

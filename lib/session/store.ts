@@ -1,11 +1,20 @@
 // The store @fastify/session talks to (get/set/destroy, plus touch). It owns the session rules:
-// TTL, idle timeout, absolute lifetime, the payload schema, and the concurrency rule below.
+// TTL, idle timeout, absolute lifetime, the payload schema, the per-user cap, and the rules below.
 //
 // Concurrency rule: the payload is stored one field per hash entry, and a save writes only the fields
 // whose JSON differs from what this request loaded (and deletes only the fields it removed). Two
 // concurrent requests that change different fields therefore both keep their change; two that change
 // the same field: the last write wins. A save never brings back a session that was destroyed or
-// revoked while the request ran. A save with nothing changed is a touch: expiry and last-seen only.
+// revoked while the request ran.
+//
+// Refresh cadence: a read costs one command (the load). Expiry, last-seen and the indexes are
+// refreshed only when the session is due (its last refresh is older than the cadence), so idle and
+// absolute timeouts hold to within one cadence, and an unchanged session that is not due costs no
+// write at all (and the plugin sends no Set-Cookie for it).
+//
+// Cookie rule: only the per-session lifetime (max age, or an absolute expiry) is stored; SameSite,
+// Domain, Secure, HttpOnly and Path always come from the current config, so tightened settings reach
+// existing sessions at their next cookie, and a shorter SESSION_TTL caps old sessions too.
 import { LRUCache } from 'lru-cache'
 import type { TSchema } from 'typebox'
 import { Compile, type Validator } from 'typebox/compile'
@@ -21,7 +30,7 @@ export interface SessionLogger {
 
 export interface SessionStoreOptions {
   backend: SessionBackend
-  /** Session lifetime when the cookie sets no max age (SESSION_TTL). */
+  /** Session lifetime when the cookie sets no max age (SESSION_TTL); also caps a stored max age. */
   ttl: number
   /** A session unused this long ends (SESSION_IDLE_TIMEOUT). */
   idleTimeout: number
@@ -31,7 +40,17 @@ export interface SessionStoreOptions {
   schema?: TSchema
   /** Payload field holding the user id the per-user index uses. Default 'userId'. */
   userKey?: string
-  /** Longest a backend operation may take before the request gets a 503. Default 1000 ms. */
+  /** Live sessions kept per user (SESSION_MAX_PER_USER); past it the oldest are revoked at sign-in. Default 50. */
+  maxPerUser?: number
+  /**
+   * How often an unchanged session's expiry, last-seen time and index entries are refreshed.
+   * Default min(60 s, idleTimeout / 10): timeouts hold to within this.
+   */
+  refreshEvery?: number
+  /**
+   * Kept for compatibility; the bound on each backend call is the Redis client's own commandTimeout
+   * (REDIS_COMMAND_TIMEOUT), not a timer per call.
+   */
   timeout?: number
   /** Retry-After seconds on a 503. Default 5. */
   retryAfter?: number
@@ -53,6 +72,9 @@ interface Loaded { fields: Record<string, string>, meta: SessionMeta }
 
 export interface ClientInfo { ip?: string | undefined, userAgent?: string | undefined }
 
+/** The per-session part of the cookie: a max age (rolling), or a fixed expiry. */
+interface CookieLifetime { maxAge?: number, expires?: number }
+
 const ACTIVE_REFRESH_MS = 5_000
 const noopLogger: SessionLogger = { warn: () => {}, info: () => {}, debug: () => {} }
 
@@ -65,8 +87,10 @@ export class SessionStore {
   #pending: { sessionId: string, loaded: Loaded } | undefined
   /** IP and user agent of the request that created a session id, kept until the first save. */
   readonly #clients = new LRUCache<string, ClientInfo>({ max: 10_000, ttl: 300_000 })
-  readonly #stats: SessionStats = { loads: 0, saves: 0, touches: 0, destroys: 0, invalid: 0, errors: 0, active: null }
+  readonly #stats: SessionStats = { loads: 0, saves: 0, touches: 0, destroys: 0, invalid: 0, errors: 0, unavailable: 0, capped: 0, active: null }
   #activeAt = 0
+  /** true from the first failed backend call until the next one that succeeds: one warning per outage. */
+  #down = false
 
   constructor (options: SessionStoreOptions) {
     this.backend = options.backend
@@ -75,6 +99,8 @@ export class SessionStore {
       idleTimeout: options.idleTimeout,
       absoluteTimeout: options.absoluteTimeout,
       userKey: options.userKey ?? 'userId',
+      maxPerUser: options.maxPerUser ?? 50,
+      refreshEvery: options.refreshEvery ?? Math.min(60_000, Math.floor(options.idleTimeout / 10)),
       timeout: options.timeout ?? 1_000,
       retryAfter: options.retryAfter ?? 5,
       logger: options.logger ?? noopLogger,
@@ -104,12 +130,19 @@ export class SessionStore {
     this.#save(sessionId, session).then(() => callback(), callback)
   }
 
-  /** express-session's optional method: a save whose data did not change is a touch anyway. */
+  /** express-session's optional method: extends an existing session only; a destroyed one stays gone. */
   touch (sessionId: string, session: SessionLike, callback: Callback): void {
-    this.set(sessionId, session, callback)
+    this.#touch(sessionId, session).then(() => callback(), callback)
   }
 
   destroy (sessionId: string, callback: Callback): void {
+    // A fresh id this process generated and never stored has nothing to destroy (regenerate() on a
+    // new visitor): no round trip, so a sign-in costs one store call.
+    if (this.#clients.has(sessionId)) {
+      this.#stats.destroys++
+      queueMicrotask(() => callback())
+      return
+    }
     this.guarded(this.backend.destroy(sessionHandle(sessionId))).then(() => {
       this.#stats.destroys++
       callback()
@@ -128,6 +161,15 @@ export class SessionStore {
     return true
   }
 
+  /**
+   * true when a restored session's expiry should be extended now (its last refresh is older than the
+   * cadence): the plugin then saves it (a touch) and sends the cookie again; otherwise neither.
+   */
+  isDue (session: object): boolean {
+    const loaded = this.#loaded.get(session)
+    return loaded !== undefined && this.#options.now() - loaded.meta.seenAt >= this.#options.refreshEvery
+  }
+
   /** Remembers who created a session id (called from the id generator) for the session list. */
   noteClient (sessionId: string, client: ClientInfo): void {
     this.#clients.set(sessionId, client)
@@ -143,22 +185,30 @@ export class SessionStore {
     return { ...this.#stats }
   }
 
-  /** Runs a backend call within the time budget; any failure becomes SessionUnavailableError (503). */
+  /**
+   * Awaits a backend call; any failure becomes SessionUnavailableError (503). The Redis client's
+   * commandTimeout bounds the wait (no timer per call). Logs one warning when the store becomes
+   * unavailable and one line when it answers again, never per request and never driver text.
+   */
   async guarded<T> (operation: Promise<T>): Promise<T> {
-    let timer: NodeJS.Timeout | undefined
-    const budget = new Promise<never>((_resolve, reject) => {
-      timer = setTimeout(() => reject(new Error(`no answer within ${this.#options.timeout} ms`)), this.#options.timeout)
-    })
+    let result: T
     try {
-      return await Promise.race([operation, budget])
+      result = await operation
     } catch (err) {
       this.#stats.errors++
-      operation.catch(() => {}) // a late failure after the budget must not become an unhandled rejection
-      this.#options.logger.debug({ err: { message: (err as Error).message } }, 'session backend failed')
+      this.#stats.unavailable++
+      if (!this.#down) {
+        this.#down = true
+        this.#options.logger.warn({}, 'session store unavailable: session routes answer 503 with Retry-After until it answers again')
+      }
+      this.#options.logger.debug({ err: { name: (err as Error).name } }, 'session backend call failed')
       throw new SessionUnavailableError(this.#options.retryAfter, { cause: err })
-    } finally {
-      clearTimeout(timer)
     }
+    if (this.#down) {
+      this.#down = false
+      this.#options.logger.info({}, 'session store available again')
+    }
+    return result
   }
 
   async #load (sessionId: string): Promise<{ session: SessionLike, loaded: Loaded } | undefined> {
@@ -167,9 +217,11 @@ export class SessionStore {
     this.#stats.loads++
     if (stored === undefined) return undefined
     const now = this.#options.now()
-    // Redis expiry enforces both timeouts already; checking again keeps a clock skew or a hand-set
-    // TTL from stretching them.
-    if (now >= stored.meta.absoluteAt || now - stored.meta.seenAt >= this.#options.idleTimeout) {
+    const lifetime = parseLifetime(stored.meta.cookie)
+    // Redis expiry enforces the timeouts already; checking again keeps a clock skew or a hand-set
+    // TTL from stretching them, and a cookie past its own expiry is never handed out.
+    if (now >= stored.meta.absoluteAt || now - stored.meta.seenAt >= this.#options.idleTimeout ||
+      (lifetime.expires !== undefined && lifetime.expires <= now)) {
       await this.#discard(handle)
       return undefined
     }
@@ -180,14 +232,22 @@ export class SessionStore {
       await this.#discard(handle)
       return undefined
     }
-    const cookie = parseCookie(stored.meta.cookie)
-    return { session: { ...payload, cookie }, loaded: { fields: stored.fields, meta: stored.meta } }
+    return { session: { ...payload, cookie: this.#cookieOf(lifetime) }, loaded: { fields: stored.fields, meta: stored.meta } }
+  }
+
+  /**
+   * What @fastify/session gets as the stored cookie: the lifetime only, so every other flag comes
+   * from the current cookie options. A stored max age longer than today's SESSION_TTL is capped.
+   */
+  #cookieOf (lifetime: CookieLifetime): Record<string, unknown> {
+    if (lifetime.expires !== undefined) return { expires: new Date(lifetime.expires), originalMaxAge: null }
+    return { originalMaxAge: Math.min(lifetime.maxAge ?? this.#options.ttl, this.#options.ttl) }
   }
 
   #parse (stored: StoredSession): Record<string, unknown> | undefined {
     const payload: Record<string, unknown> = {}
     try {
-      for (const [field, json] of Object.entries(stored.fields)) payload[field] = JSON.parse(json)
+      for (const field in stored.fields) payload[field] = JSON.parse(stored.fields[field] as string)
     } catch {
       return undefined
     }
@@ -199,10 +259,40 @@ export class SessionStore {
     await this.guarded(this.backend.destroy(handle)).catch(() => {})
   }
 
+  /** The TTL a write applies now, or < 1 when the session must end. */
+  #ttl (lifetime: CookieLifetime, absoluteAt: number, now: number): number {
+    const cookieLeft = lifetime.expires !== undefined ? lifetime.expires - now : Math.min(lifetime.maxAge ?? this.#options.ttl, this.#options.ttl)
+    return Math.floor(Math.min(cookieLeft, this.#options.idleTimeout, absoluteAt - now))
+  }
+
+  async #touch (sessionId: string, session: SessionLike): Promise<void> {
+    const now = this.#options.now()
+    const handle = sessionHandle(sessionId)
+    const lifetime = cookieLifetime(session.cookie)
+    const loaded = this.#loaded.get(session)
+    const ttlMs = this.#ttl(lifetime, loaded?.meta.absoluteAt ?? Infinity, now)
+    if (ttlMs < 1) {
+      await this.guarded(this.backend.destroy(handle))
+      return
+    }
+    // Update mode: nothing is written when the session is gone (expired, destroyed, revoked), and the
+    // absolute deadline stored with it still caps the TTL inside the write.
+    const userId = loaded?.meta.userId
+    const { applied } = await this.guarded(this.backend.write(handle, {
+      mode: 'update', now, ttlMs, set: { [META.seen]: String(now) }, setIfAbsent: {}, del: [], userId, previousUserId: userId
+    }))
+    this.#stats.touches++
+    if (applied > 0 && loaded !== undefined) this.#loaded.set(session, { fields: loaded.fields, meta: { ...loaded.meta, seenAt: now, expiresAt: now + applied } })
+  }
+
   async #save (sessionId: string, session: SessionLike): Promise<void> {
     const now = this.#options.now()
     const handle = sessionHandle(sessionId)
     const fields = serialisePayload(session)
+    const loaded = this.#loaded.get(session)
+    // regenerate() stores the fresh, empty session before the handler fills it; the save at the end
+    // of the request stores it anyway (and an empty one is never stored: saveUninitialized is off).
+    if (loaded === undefined && this.#clients.has(sessionId) && Object.keys(fields).length === 0) return
     if (this.#validator !== undefined) {
       const payload = Object.fromEntries(Object.entries(fields).map(([k, json]) => [k, JSON.parse(json)]))
       if (!this.#validator.Check(payload)) {
@@ -211,12 +301,11 @@ export class SessionStore {
     }
     const userValue = session[this.#options.userKey]
     const userId = typeof userValue === 'string' || typeof userValue === 'number' ? String(userValue) : undefined
-    const cookie = staticCookie(session.cookie)
-    const maxAge = cookieMaxAge(session.cookie) ?? this.#options.ttl
-    const loaded = this.#loaded.get(session)
+    const lifetime = cookieLifetime(session.cookie)
+    const cookie = JSON.stringify(lifetime)
     const createdAt = loaded?.meta.createdAt ?? now
     const absoluteAt = loaded?.meta.absoluteAt ?? now + this.#options.absoluteTimeout
-    const ttlMs = Math.floor(Math.min(maxAge, this.#options.idleTimeout, absoluteAt - now))
+    const ttlMs = this.#ttl(lifetime, absoluteAt, now)
     if (ttlMs < 1) {
       await this.guarded(this.backend.destroy(handle))
       return
@@ -227,8 +316,8 @@ export class SessionStore {
     if (loaded !== undefined) {
       const set: Record<string, string> = { [META.seen]: String(now) }
       const del: string[] = []
-      for (const [field, json] of Object.entries(fields)) if (loaded.fields[field] !== json) set[DATA_PREFIX + field] = json
-      for (const field of Object.keys(loaded.fields)) if (!(field in fields)) del.push(DATA_PREFIX + field)
+      for (const field in fields) if (loaded.fields[field] !== fields[field]) set[DATA_PREFIX + field] = fields[field] as string
+      for (const field in loaded.fields) if (!(field in fields)) del.push(DATA_PREFIX + field)
       if (cookie !== loaded.meta.cookie) set[META.cookie] = cookie
       if (userId !== loaded.meta.userId) {
         if (userId === undefined) del.push(META.user)
@@ -240,7 +329,7 @@ export class SessionStore {
       const client = this.#clients.get(sessionId)
       this.#clients.delete(sessionId)
       const set: Record<string, string> = { [META.seen]: String(now), [META.cookie]: cookie }
-      for (const [field, json] of Object.entries(fields)) set[DATA_PREFIX + field] = json
+      for (const field in fields) set[DATA_PREFIX + field] = fields[field] as string
       if (userId !== undefined) set[META.user] = userId
       if (client?.ip !== undefined) set[META.ip] = client.ip
       if (client?.userAgent !== undefined) set[META.userAgent] = client.userAgent.slice(0, 512)
@@ -255,7 +344,7 @@ export class SessionStore {
         previousUserId: undefined
       }
     }
-    const applied = await this.guarded(this.backend.write(handle, write))
+    const { applied, userSessions } = await this.guarded(this.backend.write(handle, write))
     if (touch) this.#stats.touches++
     else this.#stats.saves++
     if (applied === 0) return // destroyed or revoked meanwhile: it stays gone
@@ -272,13 +361,28 @@ export class SessionStore {
         cookie
       }
     })
+    if (userId !== undefined && userSessions !== undefined && userSessions > this.#options.maxPerUser) {
+      await this.#cap(userId, handle, now)
+    }
+  }
+
+  /** Revokes the user's oldest sessions beyond SESSION_MAX_PER_USER (never `keep`, the one signing in). */
+  async #cap (userId: string, keep: string, now: number): Promise<void> {
+    const live = await this.guarded(this.backend.list(userId, now))
+    const excess = live.length - this.#options.maxPerUser
+    if (excess <= 0) return
+    const oldest = live.filter((s) => s.handle !== keep).sort((a, b) => a.meta.createdAt - b.meta.createdAt).slice(0, excess)
+    await Promise.all(oldest.map(({ handle }) => this.guarded(this.backend.destroy(handle, userId))))
+    this.#stats.capped += oldest.length
+    this.#options.logger.info({ revoked: oldest.length, max: this.#options.maxPerUser }, 'sessions over SESSION_MAX_PER_USER: the oldest were revoked')
   }
 }
 
 /** One JSON string per payload field; `cookie` is the session's own, undefined fields are absent. */
 function serialisePayload (session: SessionLike): Record<string, string> {
   const fields: Record<string, string> = {}
-  for (const [field, value] of Object.entries(session)) {
+  for (const field in session) {
+    const value = session[field]
     if (field === 'cookie' || value === undefined || typeof value === 'function') continue
     fields[field] = JSON.stringify(value)
   }
@@ -290,22 +394,31 @@ function cookieJson (cookie: SessionLike['cookie']): Record<string, unknown> {
   return typeof cookie.toJSON === 'function' ? (cookie.toJSON as () => Record<string, unknown>)() : { ...cookie }
 }
 
-/** The cookie options without their expiry, which moves on every request and is not worth a write. */
-function staticCookie (cookie: SessionLike['cookie']): string {
-  const { expires: _expires, originalExpires: _originalExpires, ...rest } = cookieJson(cookie)
-  return JSON.stringify(rest)
+/**
+ * The per-session lifetime of a cookie: its max age when it has one (a rolling cookie), else its
+ * fixed expiry (express-session stores set only `expires` this way), else nothing (the default TTL).
+ */
+function cookieLifetime (cookie: SessionLike['cookie']): CookieLifetime {
+  const json = cookieJson(cookie)
+  const maxAge = json['originalMaxAge']
+  if (typeof maxAge === 'number' && maxAge > 0) return { maxAge }
+  const expires = json['expires']
+  const at = expires instanceof Date ? expires.getTime() : typeof expires === 'string' || typeof expires === 'number' ? new Date(expires).getTime() : NaN
+  return Number.isFinite(at) ? { expires: at } : {}
 }
 
-function cookieMaxAge (cookie: SessionLike['cookie']): number | undefined {
-  const value = cookieJson(cookie)['originalMaxAge']
-  return typeof value === 'number' && value > 0 ? value : undefined
-}
-
-/** Returned without an expiry, so @fastify/session restarts it from originalMaxAge (a rolling cookie). */
-function parseCookie (json: string): Record<string, unknown> {
+/**
+ * The stored lifetime. Sessions written before only the lifetime was stored hold the whole cookie
+ * JSON: its flags are ignored (they come from the current config), its max age is kept.
+ */
+function parseLifetime (json: string): CookieLifetime {
   try {
-    const parsed: unknown = JSON.parse(json)
-    return parsed !== null && typeof parsed === 'object' ? parsed as Record<string, unknown> : {}
+    const parsed = JSON.parse(json) as Record<string, unknown> | null
+    if (parsed === null || typeof parsed !== 'object') return {}
+    if (typeof parsed['maxAge'] === 'number') return { maxAge: parsed['maxAge'] }
+    if (typeof parsed['expires'] === 'number') return { expires: parsed['expires'] }
+    if (typeof parsed['originalMaxAge'] === 'number') return { maxAge: parsed['originalMaxAge'] }
+    return {}
   } catch {
     return {}
   }

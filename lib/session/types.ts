@@ -12,7 +12,7 @@ export interface SessionMeta {
   userId: string | undefined
   ip: string | undefined
   userAgent: string | undefined
-  /** JSON of the cookie options without its expiry (which moves with every request). */
+  /** JSON of the cookie's per-session lifetime: `{ maxAge }`, `{ expires }` or `{}` (flags come from config). */
   cookie: string
 }
 
@@ -42,6 +42,8 @@ export interface SessionWrite {
   previousUserId: string | undefined
 }
 
+export interface WriteResult { applied: number, userSessions?: number | undefined }
+
 export interface IndexedSession {
   handle: string
   meta: SessionMeta
@@ -50,8 +52,11 @@ export interface IndexedSession {
 export interface SessionBackend {
   readonly kind: 'redis' | 'memory'
   load: (handle: string) => Promise<StoredSession | undefined>
-  /** The applied TTL in ms, or 0 when nothing was written (update of a session that is gone). */
-  write: (handle: string, write: SessionWrite) => Promise<number>
+  /**
+   * `applied`: the TTL in ms, or 0 when nothing was written (update of a session that is gone).
+   * `userSessions`: entries in the user's index after the write, when the write indexed a user.
+   */
+  write: (handle: string, write: SessionWrite) => Promise<WriteResult>
   /** Deletes the session (only when it belongs to `owner`, if given) and its index entries. */
   destroy: (handle: string, owner?: string) => Promise<boolean>
   /** Live sessions of a user; index entries whose session is gone are removed on the way. */
@@ -72,6 +77,10 @@ export interface SessionStats {
   invalid: number
   /** Backend failures (each one answered 503 where a request was waiting). */
   errors: number
+  /** Store calls refused because the store was unavailable (the 503s); same count as errors, named for alerts. */
+  unavailable: number
+  /** Sessions revoked because their user went past SESSION_MAX_PER_USER. */
+  capped: number
   /** Sessions alive in the backend at the last count (refreshed in the background), or null if unknown. */
   active: number | null
 }

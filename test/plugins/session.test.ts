@@ -25,10 +25,10 @@ async function login (app: FastifyInstance, userId: string, cookie?: string): Pr
 }
 
 /** A bare app with the suite and test routes, for what the demo routes do not exercise. */
-async function customApp (t: Test, server: RedisServer, options: RedisSuiteOptions = {}): Promise<FastifyInstance> {
+async function customApp (t: Test, server: RedisServer, options: RedisSuiteOptions = {}, extraEnv: Record<string, string> = {}): Promise<FastifyInstance> {
   const app = Fastify()
   t.teardown(() => app.close())
-  await app.register(redisSuite, { env: { NODE_ENV: 'test', ...env(server) }, processEnv: false, ...options })
+  await app.register(redisSuite, { env: { NODE_ENV: 'test', ...env(server, extraEnv) }, processEnv: false, ...options })
   app.post<{ Params: { field: string } }>('/set/:field', { config: { session: true } }, async (request) => {
     await new Promise((resolve) => setTimeout(resolve, 50)) // both requests load before either saves
     ;(request.session as unknown as Record<string, unknown>)[request.params.field] = 'yes'
@@ -105,15 +105,81 @@ t.test('concurrent requests changing different fields of one session both keep t
   t.match((await app.inject({ url: '/read', cookies: { sid: cookie } })).json(), { start: 'yes', a: 'yes', b: 'yes' })
 })
 
-t.test('a rolling request with unchanged data is a touch, not a rewrite', async (t) => {
+t.test('an unchanged session is refreshed (a touch, with the cookie) only at the cadence, never rewritten', async (t) => {
   const server = await useRedis(t)
-  const { app } = await buildTestApp(t, env(server))
+  // SESSION_IDLE_TIMEOUT 2 s: the refresh cadence is 200 ms.
+  const { app } = await buildTestApp(t, env(server, { SESSION_IDLE_TIMEOUT: '2s' }))
   const cookie = await login(app, 'ada')
   const before = app.sessions.stats()
-  for (let i = 0; i < 5; i++) t.equal((await app.inject({ url: '/demo/me', cookies: { sid: cookie } })).statusCode, 200)
+  const commands = async (): Promise<number> => {
+    const stats = await server.cli('INFO', 'commandstats')
+    return [...stats.matchAll(/^cmdstat_(\w+):calls=(\d+)/gm)].filter(([, name]) => name !== 'ping' && name !== 'info').reduce((n, m) => n + Number(m[2]), 0)
+  }
+  const executed = await commands()
+  for (let i = 0; i < 5; i++) {
+    const res = await app.inject({ url: '/demo/me', cookies: { sid: cookie } })
+    t.equal(res.statusCode, 200)
+    t.equal(res.headers['set-cookie'], undefined, 'not due: no Set-Cookie')
+  }
+  t.equal(await commands() - executed, 5, 'one command per read, no write')
+  const notDue = app.sessions.stats()
+  t.equal(notDue.touches - before.touches, 0)
+  t.equal(notDue.saves - before.saves, 0)
+  await new Promise((resolve) => setTimeout(resolve, 250))
+  const due = await app.inject({ url: '/demo/me', cookies: { sid: cookie } })
+  t.equal(due.statusCode, 200)
+  t.equal(sid(due), cookie, 'due: the expiry moved and the cookie goes out again')
   const after = app.sessions.stats()
-  t.equal(after.touches - before.touches, 5)
-  t.equal(after.saves - before.saves, 0)
+  t.equal(after.touches - before.touches, 1, 'a touch')
+  t.equal(after.saves - before.saves, 0, 'not a rewrite')
+})
+
+t.test('cookie flags come from the current config; a shorter SESSION_TTL caps existing sessions', async (t) => {
+  const server = await useRedis(t)
+  const app = await customApp(t, server)
+  const first = await app.inject({ method: 'POST', url: '/set/start' })
+  t.match(first.headers['set-cookie'], /SameSite=Lax/)
+  const cookie = sid(first) ?? ''
+  const tightened = await customApp(t, server, {}, { SESSION_COOKIE_SAMESITE: 'strict', SESSION_COOKIE_DOMAIN: 'example.test', SESSION_TTL: '1h' })
+  const res = await tightened.inject({ method: 'POST', url: '/set/more', cookies: { sid: cookie } })
+  t.equal(res.statusCode, 200)
+  const set = res.cookies.find((c) => c.name === 'sid')
+  t.match(set, { sameSite: 'Strict', domain: 'example.test', httpOnly: true, path: '/' }, 'an existing session gets the tightened flags')
+  const lifetime = (set?.expires?.getTime() ?? 0) - Date.now()
+  t.ok(lifetime > 0 && lifetime <= 3_600_000, `cookie lifetime ${lifetime} ms ≤ the new SESSION_TTL`)
+  const [key] = (await server.cli('KEYS', 'sess:{*')).split('\n')
+  const pttl = Number(await server.cli('PTTL', key ?? ''))
+  t.ok(pttl > 0 && pttl <= 3_600_000, `stored TTL ${pttl} ms ≤ the new SESSION_TTL`)
+  t.match((await tightened.inject({ url: '/read', cookies: { sid: cookie } })).json(), { start: 'yes', more: 'yes' })
+})
+
+t.test('SESSION_MAX_PER_USER: signing in past the cap revokes the oldest sessions', async (t) => {
+  const server = await useRedis(t)
+  const { app } = await buildTestApp(t, env(server, { SESSION_MAX_PER_USER: '3' }))
+  const cookies: string[] = []
+  for (let i = 0; i < 5; i++) cookies.push(await login(app, 'ada'))
+  t.equal(await app.sessions.count('ada'), 3)
+  const statuses = await Promise.all(cookies.map(async (cookie) => (await app.inject({ url: '/demo/me', cookies: { sid: cookie } })).statusCode))
+  t.same(statuses, [401, 401, 200, 200, 200], 'the two oldest are signed out')
+})
+
+t.test('sign-in during an outage: 503, one warning for the outage, no error or stack per request, counted', async (t) => {
+  const server = await useRedis(t)
+  const { app, logs, rawLogs } = await buildTestApp(t, env(server, { REDIS_WAIT_ON_BOOT: 'true' }))
+  const cookie = await login(app, 'ada')
+  await server.kill()
+  for (let i = 0; i < 6; i++) {
+    const res = await app.inject({ method: 'POST', url: '/demo/login', payload: { userId: 'bob' }, ...(i % 2 === 0 ? { cookies: { sid: cookie } } : {}) })
+    t.equal(res.statusCode, 503)
+    t.equal(res.json().code, 'FRS_SESSION_UNAVAILABLE')
+  }
+  const lines = logs()
+  t.equal(lines.filter((l) => l.level >= 50).length, 0, 'no error-level line')
+  t.notMatch(rawLogs(), /FRS_SESSION_UNAVAILABLE|SessionUnavailableError/, 'the 503s are not logged as errors with a stack')
+  const warnings = lines.filter((l) => /session store unavailable/.test(l.msg ?? ''))
+  t.equal(warnings.length, 1, 'one warning')
+  t.notMatch(JSON.stringify(warnings), /ECONNREFUSED|Connection is closed|Stream isn't writeable/, 'no driver text')
+  t.ok(app.sessions.stats().unavailable >= 3, 'counted (session_events_total{event="unavailable"})')
 })
 
 t.test('routes without config.session never touch the store; reading request.session there is a clear error', async (t) => {

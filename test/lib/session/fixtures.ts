@@ -11,13 +11,13 @@ export const Payload = Type.Object({
   theme: Type.Optional(Type.String())
 })
 
-export async function connect (t: TeardownScope, server: RedisServer, keyPrefix?: string): Promise<Redis> {
+export async function connect (t: TeardownScope, server: RedisServer, keyPrefix?: string, commandTimeout = 1_000): Promise<Redis> {
   const client = new Redis({
     host: server.host,
     port: server.port,
     enableOfflineQueue: false,
     maxRetriesPerRequest: 0,
-    commandTimeout: 1_000,
+    commandTimeout,
     retryStrategy: () => 100,
     lazyConnect: true,
     ...(keyPrefix === undefined ? {} : { keyPrefix })
