@@ -44,6 +44,14 @@ async function redisSuite (app: FastifyInstance, options: RedisSuiteOptions): Pr
 }
 
 export default fp(redisSuite, { name: 'fastify-redis-suite', fastify: '5.x' })
+// The declarations of the packages the suite registers travel with its own: `request.session`
+// (@fastify/session, @fastify/cookie), `app.redis` (@fastify/redis) and a route's `config.rateLimit`
+// (@fastify/rate-limit) then type-check in an app that
+// never installed them itself (pnpm's isolated layout included). `import type {}` would be dropped from
+// the emitted .d.ts; `export type {} from` is kept. test/package.test.ts checks it on the packed package.
+export type {} from '@fastify/session'
+export type {} from '@fastify/redis'
+export type {} from '@fastify/rate-limit'
 export { configPlugin, redisPlugin, cachePlugin, healthRoutes }
 export { httpCachePlugin, type HttpCachePluginOptions }
 export type { HttpCache } from './plugins/http-cache.js'

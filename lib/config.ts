@@ -169,7 +169,7 @@ function checkRules (config: Config): string[] {
     }
   }
   for (const entry of [...config.TRUST_PROXY, ...config.RATE_LIMIT_ALLOW_LIST]) {
-    if (!isAddressOrCidr(entry)) {
+    if (isIP(entry.split('/')[0] ?? '') === 0) {
       const name = config.TRUST_PROXY.includes(entry) ? 'TRUST_PROXY' : 'RATE_LIMIT_ALLOW_LIST'
       problems.push(`${name} must be a comma-separated list of IP addresses or CIDRs, got ${JSON.stringify(entry)}`)
     }
@@ -198,13 +198,6 @@ function checkRules (config: Config): string[] {
     problems.push(`REDIS_URL (or REDIS_HOST, REDIS_SENTINELS, REDIS_CLUSTER_NODES) must be set in ${config.NODE_ENV}: in-process stores are for development only`)
   }
   return problems
-}
-
-function isAddressOrCidr (entry: string): boolean {
-  const [address = '', prefix, extra] = entry.split('/')
-  const family = isIP(address)
-  if (family === 0 || extra !== undefined) return false
-  return prefix === undefined || (/^\d{1,3}$/.test(prefix) && Number(prefix) <= (family === 4 ? 32 : 128))
 }
 
 export function isRedisConfigured (config: Config): boolean {

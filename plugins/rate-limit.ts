@@ -4,6 +4,8 @@
 // RateLimit and RateLimit-Policy headers; a refusal is a JSON 429 with Retry-After.
 import fp from 'fastify-plugin'
 import fastifyRateLimit from '@fastify/rate-limit'
+// Keeps @fastify/rate-limit's declaration merging (config.rateLimit) in this module's .d.ts, for apps that do not install it.
+export type {} from '@fastify/rate-limit'
 import type { FastifyInstance, FastifyReply, FastifyRequest, RouteOptions } from 'fastify'
 import { tryParseDuration } from '../lib/duration.js'
 import { buildAllowList } from '../lib/rate-limit/allow-list.js'

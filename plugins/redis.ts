@@ -2,6 +2,8 @@
 // clear error (or starts degraded), keeps the live state, and quits within a bound on close.
 import fp from 'fastify-plugin'
 import fastifyRedis from '@fastify/redis'
+// Keeps @fastify/redis's declaration merging in this module's .d.ts, for apps that import this entry point alone.
+export type {} from '@fastify/redis'
 import { Redis, Cluster } from 'ioredis'
 import type { FastifyBaseLogger, FastifyInstance } from 'fastify'
 import { isRedisConfigured } from '../lib/config.js'

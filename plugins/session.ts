@@ -19,6 +19,8 @@ import { randomBytes } from 'node:crypto'
 import fp from 'fastify-plugin'
 import fastifyCookie from '@fastify/cookie'
 import fastifySession from '@fastify/session'
+// Keeps @fastify/session's declaration merging in this module's .d.ts, for apps that import this entry point alone.
+export type {} from '@fastify/session'
 import type { FastifyInstance, FastifyReply, FastifyRequest, RouteOptions } from 'fastify'
 import type { TSchema } from 'typebox'
 import { secureCookies } from '../lib/config-schema.js'

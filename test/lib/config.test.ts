@@ -184,7 +184,7 @@ t.test('every refusal states the real rule', async (t) => {
   // Rules across variables, each with the rule in the message.
   t.same(problemsOf({ REDIS_COMMAND_TIMEOUT: '0' }), ['REDIS_COMMAND_TIMEOUT must be more than 0: a command must never wait for ever'])
   t.same(problemsOf({ TRUST_PROXY: 'proxy.internal' }), ['TRUST_PROXY must be a comma-separated list of IP addresses or CIDRs, got "proxy.internal"'])
-  t.same(problemsOf({ RATE_LIMIT_ALLOW_LIST: '10.0.0.0/33' }), ['RATE_LIMIT_ALLOW_LIST must be a comma-separated list of IP addresses or CIDRs, got "10.0.0.0/33"'])
+  t.same(problemsOf({ RATE_LIMIT_ALLOW_LIST: 'localhost' }), ['RATE_LIMIT_ALLOW_LIST must be a comma-separated list of IP addresses or CIDRs, got "localhost"'])
   t.same(problemsOf({ REDIS_CLUSTER_NAT_MAP: 'a=b' }), ['REDIS_CLUSTER_NAT_MAP must be a comma-separated list of internal-host:port=external-host:port, got "a=b"'])
   t.same(problemsOf({ REDIS_CLUSTER_NODES: 'a' }), ['REDIS_CLUSTER_NODES must be a comma-separated list of host:port, got "a"'])
   const strict = { NODE_ENV: 'production', REDIS_URL: 'rediss://h:1', SESSION_SECRET: SECRET }

@@ -20,6 +20,10 @@ export async function configTypes (): Promise<void> {
   app.config.REDIS_PROT.toString()
   // @ts-expect-error config is read-only
   app.config.REDIS_PORT = 1
+  // env overrides process.env; processEnv: false ignores process.env and .env
+  await app.register(redisSuite, { env: { REDIS_URL: 'redis://127.0.0.1:6379' }, processEnv: false, dotenvPath: false })
+  // @ts-expect-error processEnv is a boolean
+  await app.register(redisSuite, { processEnv: 'no' })
   // @ts-expect-error env values are strings, numbers or booleans
   await app.register(redisSuite, { env: { REDIS_PORT: {} } })
 }
