@@ -112,7 +112,7 @@ export const ConfigSchema = Type.Object({
   RATE_LIMIT_LEGACY_HEADERS: Type.Boolean({ default: false, description: 'Also send the x-ratelimit-* headers besides the IETF RateLimit and RateLimit-Policy.' }),
 
   METRICS_ENABLED: Type.Boolean({ default: true, description: 'Serve Prometheus metrics at /metrics.' }),
-  METRICS_TOKEN: text({ description: 'When set, /metrics requires Authorization: Bearer <token>.', secret: true }, { minLength: 16 }),
+  METRICS_TOKEN: text({ description: 'When set, /metrics and the details of /health/redis require Authorization: Bearer <token>. Staging and production need it or METRICS_PORT.', secret: true }, { minLength: 16 }),
   METRICS_PORT: Type.Optional(Type.Integer({ minimum: 1, maximum: 65535, description: 'Serve /metrics on this separate port (on HOST) instead of the app port.' }))
 })
 

@@ -197,6 +197,9 @@ function checkRules (config: Config): string[] {
   if (!isRedisConfigured(config)) {
     problems.push(`REDIS_URL (or REDIS_HOST, REDIS_SENTINELS, REDIS_CLUSTER_NODES) must be set in ${config.NODE_ENV}: in-process stores are for development only`)
   }
+  if (config.METRICS_ENABLED && config.METRICS_TOKEN === undefined && config.METRICS_PORT === undefined) {
+    problems.push(`METRICS_TOKEN (16+ characters) or METRICS_PORT (a port not exposed publicly) must be set in ${config.NODE_ENV}: /metrics would be public on the app port (or set METRICS_ENABLED=false)`)
+  }
   return problems
 }
 

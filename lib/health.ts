@@ -109,7 +109,8 @@ export class HealthRegistry {
       else if (typeof outcome === 'string') entry.result = { status: outcome, latencyMs }
       else entry.result = { ...outcome, latencyMs }
     } catch (err) {
-      entry.result = { status: 'down', latencyMs: Date.now() - started, lastError: (err as Error).message }
+      // latencyMs null: nothing answered; lastError always with its time (an ISO string, as served).
+      entry.result = { status: 'down', latencyMs: null, lastError: (err as Error).message, lastErrorAt: new Date().toISOString() }
     } finally {
       clearTimeout(timer)
     }

@@ -11,9 +11,12 @@ export type RedisStateMode = RedisMode | 'memory'
 export interface RedisState {
   status: RedisStatus
   mode: RedisStateMode
-  /** Round trip of the last background PING; null before the first one. */
+  /** Round trip of the last background PING; null before the first one and while disconnected. */
   latencyMs: number | null
+  /** The last error seen, always with `lastErrorAt`: after a recovery it says when, not that it is current. */
   lastError?: string
+  /** Epoch ms of `lastError`. */
+  lastErrorAt?: number
   reconnects: number
   /** Epoch ms of the last status change. */
   since: number
@@ -93,6 +96,7 @@ export class RedisMonitor extends EventEmitter<RedisMonitorEvents> {
     this.#schedule(0)
   }
 
+  /** Stops the PING loop; the disconnect that follows is planned and logged at info, not as an outage. */
   stop (): void {
     this.#stopped = true
     clearTimeout(this.#timer)
@@ -116,8 +120,8 @@ export class RedisMonitor extends EventEmitter<RedisMonitorEvents> {
     client.on('end', down)
     client.on('reconnecting', down)
     // Without an 'error' listener ioredis prints every failed reconnect to stderr.
-    client.on('error', (err: Error) => { this.#state.lastError = describeError(err) })
-    client.on('node error', (err: Error) => { this.#state.lastError = describeError(err) })
+    client.on('error', (err: Error) => { this.#recordError(err) })
+    client.on('node error', (err: Error) => { this.#recordError(err) })
   }
 
   #schedule (delay: number): void {
@@ -145,8 +149,13 @@ export class RedisMonitor extends EventEmitter<RedisMonitorEvents> {
     this.#schedule(Math.max(0, this.#options.pingInterval - (Date.now() - started)))
   }
 
+  #recordError (err: Error | string): void {
+    this.#state.lastError = typeof err === 'string' ? err : describeError(err)
+    this.#state.lastErrorAt = Date.now()
+  }
+
   #onPingFailure (client: Client, err: Error): void {
-    this.#state.lastError = describeError(err)
+    this.#recordError(err)
     if (err.message.startsWith('LOADING')) {
       this.#set('degraded')
       return
@@ -169,7 +178,7 @@ export class RedisMonitor extends EventEmitter<RedisMonitorEvents> {
       if (isCluster(client)) {
         const clusterInfo = await withTimeout(node.cluster('INFO') as Promise<string>, this.#options.pingTimeout)
         if (!clusterInfo.includes('cluster_state:ok')) {
-          this.#state.lastError = 'cluster_state is not ok: some slots are unavailable'
+          this.#recordError('cluster_state is not ok: some slots are unavailable')
           this.#set('degraded')
         }
       }
@@ -183,9 +192,16 @@ export class RedisMonitor extends EventEmitter<RedisMonitorEvents> {
     const previous = { ...this.#state }
     this.#state.status = status
     this.#state.since = Date.now()
-    const fields = { redis: { mode: this.#state.mode, address: this.#options.address, status, previous: previous.status, lastError: this.#state.lastError } }
-    if (status === 'connected') this.#options.logger.info(fields, `Redis ${status}`)
-    else this.#options.logger.warn(fields, `Redis ${status}`)
+    // A latency measured before the loss says nothing about a link that is down.
+    if (status === 'disconnected') this.#state.latencyMs = null
+    if (this.#stopped) {
+      // app.close(): the disconnect is ours, not an outage.
+      this.#options.logger.info({ redis: { mode: this.#state.mode, address: this.#options.address, status } }, 'Redis connection closed (app closing)')
+    } else {
+      const fields = { redis: { mode: this.#state.mode, address: this.#options.address, status, previous: previous.status, lastError: this.#state.lastError } }
+      if (status === 'connected') this.#options.logger.info(fields, `Redis ${status}`)
+      else this.#options.logger.warn(fields, `Redis ${status}`)
+    }
     this.emit('change', this.state, previous)
   }
 }

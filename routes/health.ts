@@ -1,9 +1,13 @@
 // Health routes for load balancers and Kubernetes (DESIGN §2). Every answer comes from cached state:
 // nothing here awaits Redis or reconnects. HEAD is served by Fastify for each GET route.
+// Details (Redis version, memory, errors with internal addresses) are internal (DESIGN §3): with
+// METRICS_TOKEN set they need `Authorization: Bearer <METRICS_TOKEN>`, and in staging and production
+// they are never public; status stays public for load balancers.
 import fp from 'fastify-plugin'
 import Type, { type Static } from 'typebox'
 import type { FastifyInstance } from 'fastify'
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
+import { bearerTokenMatches } from '../lib/metrics/bearer.js'
 import { HealthRegistry, type CheckStatus } from '../lib/health.js'
 import type { RedisState } from '../lib/redis-monitor.js'
 
@@ -20,11 +24,16 @@ const LatencySchema = Type.Union([Type.Number(), Type.Null()])
 
 export const LiveSchema = Type.Object({ status: Type.Literal('ok') })
 
+/** When `lastError` happened (ISO 8601): an error shown beside `connected` is history, not news. */
+const LastErrorAtSchema = Type.Optional(Type.String({ format: 'date-time' }))
+
 export const CheckSchema = Type.Object({
   status: Type.String(),
+  /** null while the dependency is down: no round trip was measured. */
   latencyMs: LatencySchema,
   mode: Type.Optional(Type.String()),
-  lastError: Type.Optional(Type.String())
+  lastError: Type.Optional(Type.String()),
+  lastErrorAt: LastErrorAtSchema
 }, { additionalProperties: true })
 
 export const HealthSchema = Type.Object({
@@ -44,11 +53,18 @@ export const RedisHealthSchema = Type.Object({
   connectedClients: Type.Number(),
   role: Type.String(),
   reconnects: Type.Number(),
-  lastError: Type.Optional(Type.String())
+  lastError: Type.Optional(Type.String()),
+  lastErrorAt: LastErrorAtSchema
 })
+
+/** /health/redis for a caller without the token where details are not public. */
+export const RedisStatusOnlySchema = Type.Object({ status: RedisStatusSchema })
+
+const RedisHealthResponse = Type.Union([RedisHealthSchema, RedisStatusOnlySchema])
 
 export type HealthBody = Static<typeof HealthSchema>
 export type RedisHealthBody = Static<typeof RedisHealthSchema>
+export type RedisStatusOnlyBody = Static<typeof RedisStatusOnlySchema>
 
 const REDIS_CHECK_STATUS: Record<RedisState['status'], CheckStatus> = { connected: 'ok', degraded: 'degraded', disconnected: 'down' }
 
@@ -56,14 +72,18 @@ async function healthRoutes (fastify: FastifyInstance): Promise<void> {
   const app = fastify.withTypeProvider<TypeBoxTypeProvider>()
   const registry = new HealthRegistry()
   app.decorate('health', registry)
+  const token = app.config.METRICS_TOKEN
+  const detailsPublic = token === undefined && app.config.NODE_ENV !== 'staging' && app.config.NODE_ENV !== 'production'
+  const mayReadDetails = (authorization: string | undefined): boolean =>
+    token === undefined ? detailsPublic : bearerTokenMatches(authorization, token)
 
   registry.addReadOnlyCheck({
     name: 'redis',
     required: app.config.HEALTH_READY_REQUIRES_REDIS,
     read: () => {
-      const { status, mode, latencyMs, lastError } = app.redisState
+      const { status, mode, latencyMs, lastError, lastErrorAt } = app.redisState
       // Shown in Redis' own words (connected/degraded/disconnected), as DESIGN §2 has it.
-      return { status: REDIS_CHECK_STATUS[status], shown: { status, mode, latencyMs, ...(lastError === undefined ? {} : { lastError }) } }
+      return { status: REDIS_CHECK_STATUS[status], shown: { status, mode, latencyMs, ...errorFields(lastError, lastErrorAt) } }
     }
   })
 
@@ -76,18 +96,26 @@ async function healthRoutes (fastify: FastifyInstance): Promise<void> {
 
   const summary = (): HealthBody & { ready: boolean } => ({ ...registry.snapshot(), uptimeS: Math.round(process.uptime()) })
 
-  app.get('/health', { schema: { response: { 200: HealthSchema, 503: HealthSchema } } }, async (_request, reply) => {
+  /** Errors name internal addresses: only for callers who may read details. */
+  const visible = (body: HealthBody, authorization: string | undefined): HealthBody =>
+    mayReadDetails(authorization) ? body : { ...body, checks: withoutErrors(body.checks) }
+
+  app.get('/health', { schema: { response: { 200: HealthSchema, 503: HealthSchema } } }, async (request, reply) => {
     const { ready, ...body } = summary()
-    return reply.headers(noStore).code(body.status === 'down' ? 503 : 200).send(body)
+    return reply.headers(noStore).code(body.status === 'down' ? 503 : 200).send(visible(body, request.headers.authorization))
   })
 
-  app.get('/health/ready', { schema: { response: { 200: HealthSchema, 503: HealthSchema } } }, async (_request, reply) => {
+  app.get('/health/ready', { schema: { response: { 200: HealthSchema, 503: HealthSchema } } }, async (request, reply) => {
     const { ready, ...body } = summary()
-    return reply.headers(noStore).code(ready ? 200 : 503).send(body)
+    return reply.headers(noStore).code(ready ? 200 : 503).send(visible(body, request.headers.authorization))
   })
 
-  app.get('/health/redis', { schema: { response: { 200: RedisHealthSchema, 503: RedisHealthSchema } } }, async (_request, reply) => {
+  app.get('/health/redis', { schema: { response: { 200: RedisHealthResponse, 503: RedisHealthResponse } } }, async (request, reply) => {
     const state = app.redisState
+    const code = state.status === 'disconnected' ? 503 : 200
+    if (!mayReadDetails(request.headers.authorization)) {
+      return reply.headers(noStore).code(code).send({ status: state.status } satisfies RedisStatusOnlyBody)
+    }
     const info = app.redisMonitor.serverInfo
     const body: RedisHealthBody = {
       status: state.status,
@@ -100,15 +128,27 @@ async function healthRoutes (fastify: FastifyInstance): Promise<void> {
       connectedClients: info?.connectedClients ?? 0,
       role: info?.role ?? (state.mode === 'memory' ? 'memory' : 'unknown'),
       reconnects: state.reconnects,
-      ...(state.lastError === undefined ? {} : { lastError: state.lastError })
+      ...errorFields(state.lastError, state.lastErrorAt)
     }
-    return reply.headers(noStore).code(state.status === 'disconnected' ? 503 : 200).send(body)
+    return reply.headers(noStore).code(code).send(body)
   })
 
   app.addHook('onReady', async () => { await registry.start() })
   // Covers app.close() called directly; server.ts marks shutdown earlier, before its drain delay.
   app.addHook('preClose', async () => { registry.shuttingDown = true })
   app.addHook('onClose', async () => { registry.stop() })
+}
+
+/** lastError only together with the time it happened. */
+function errorFields (lastError: string | undefined, lastErrorAt: number | undefined): { lastError?: string, lastErrorAt?: string } {
+  if (lastError === undefined || lastErrorAt === undefined) return {}
+  return { lastError, lastErrorAt: new Date(lastErrorAt).toISOString() }
+}
+
+function withoutErrors (checks: HealthBody['checks']): HealthBody['checks'] {
+  const stripped: HealthBody['checks'] = {}
+  for (const [name, { lastError, lastErrorAt, ...rest }] of Object.entries(checks)) stripped[name] = rest
+  return stripped
 }
 
 export default fp(healthRoutes, { name: 'redis-suite-health', dependencies: ['redis-suite-config', 'redis-suite-redis'] })

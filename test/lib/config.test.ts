@@ -110,7 +110,7 @@ t.test('production refuses insecure settings without echoing secrets', async (t)
   t.match(problemsOf({ NODE_ENV: 'production', SESSION_SECRET: SECRET })[0], /REDIS_URL .* must be set in production/)
   t.match(problemsOf({ NODE_ENV: 'staging', SESSION_SECRET: SECRET, REDIS_URL: 'rediss://h:1', REDIS_TLS_REJECT_UNAUTHORIZED: 'false' })[0],
     /REDIS_TLS_REJECT_UNAUTHORIZED=false is refused in staging/)
-  t.same(problemsOf({ NODE_ENV: 'production', SESSION_SECRET: SECRET, REDIS_URL: 'rediss://h:1' }), [])
+  t.same(problemsOf({ NODE_ENV: 'production', SESSION_SECRET: SECRET, REDIS_URL: 'rediss://h:1', METRICS_TOKEN: 'metrics-token-0123456789' }), [])
 })
 
 t.test('config is frozen and redacted when logged or serialised', async (t) => {
