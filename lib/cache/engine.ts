@@ -59,6 +59,8 @@ export class CacheEngine {
   readonly #tagPrefix: string
   readonly #generationPrefix: string
   #sweeping = false
+  // Bound once: judging an entry allocates no closure.
+  readonly #versionOf = (key: string): string | undefined => this.versions.get(key)
   // A lookup or load that started before an invalidation must not put what it read into memory: it
   // may be the very value invalidated. Broad invalidations (tags, namespace, flush) bump one counter;
   // a key invalidation is remembered per key, so writes elsewhere do not stop every memory fill.
@@ -203,7 +205,7 @@ export class CacheEngine {
     }
     if (raw === undefined) return UNAVAILABLE
     const envelope = raw === null ? undefined : decodeEnvelope(raw)
-    if (envelope !== undefined && !await this.#readEntryTags([envelope])) return UNAVAILABLE
+    if (envelope !== undefined && this.#hasUnreadTags(envelope) && !await this.#readEntryTags([envelope])) return UNAVAILABLE
     return this.#judge(namespace, fullKey, envelope, raw?.length ?? 1, r, needed, invalidationsBefore, count)
   }
 
@@ -324,14 +326,20 @@ export class CacheEngine {
     return unknown ?? EMPTY
   }
 
+  #hasUnreadTags (envelope: Envelope): boolean {
+    for (const tag in envelope.tags) {
+      if (this.versions.get(this.layout.tag(tag)) === undefined) return true
+    }
+    return false
+  }
+
   /** Entries may carry tags the caller did not declare: read those versions once (then they are known). */
   async #readEntryTags (envelopes: ReadonlyArray<Envelope | undefined>): Promise<boolean> {
     const tagKey = this.layout.tag
-    const versionOf = (key: string): string | undefined => this.versions.get(key)
     const unread = new Set<string>()
     for (const envelope of envelopes) {
       if (envelope === undefined) continue
-      for (const tag of unreadTags(envelope, tagKey, versionOf)) unread.add(tagKey(tag))
+      for (const tag of unreadTags(envelope, tagKey, this.#versionOf)) unread.add(tagKey(tag))
     }
     if (unread.size === 0 || this.redis === undefined) return true
     const keys = [...unread]
@@ -344,8 +352,7 @@ export class CacheEngine {
 
   #judge (namespace: string, fullKey: string, envelope: Envelope | undefined, size: number, r: ResolvedOptions,
     needed: readonly string[], invalidationsBefore: number, count: boolean): Lookup {
-    const versionOf = (key: string): string | undefined => this.versions.get(key)
-    const judged = envelope !== undefined && versionsMatch(envelope, needed[0] ?? '', this.layout.tag, versionOf)
+    const judged = envelope !== undefined && versionsMatch(envelope, needed[0] ?? '', this.layout.tag, this.#versionOf)
       ? this.#judgeSchema(fullKey, envelope, r)
       : undefined
     const now = Date.now()

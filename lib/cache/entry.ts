@@ -102,8 +102,8 @@ export function unreadTags (envelope: Envelope, tagKey: (tag: string) => string,
 /** True when neither clear() nor invalidateTags() ran since the envelope was written. */
 export function versionsMatch (envelope: Envelope, generationKey: string, tagKey: (tag: string) => string, versionOf: VersionOf): boolean {
   if (envelope.generation !== versionOf(generationKey)) return false
-  for (const [tag, version] of Object.entries(envelope.tags)) {
-    if (versionOf(tagKey(tag)) !== version) return false
+  for (const tag in envelope.tags) {
+    if (versionOf(tagKey(tag)) !== envelope.tags[tag]) return false
   }
   return true
 }

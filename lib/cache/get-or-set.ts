@@ -120,9 +120,11 @@ export class ReadThrough {
         return memory.recheck
       }
       return this.#miss(call, loader, memory.stale, remote, flight.startedAt, land)
+    }).then(undefined, (err: unknown) => {
+      // Callers that arrive after a hard timeout start a new flight rather than inherit the error.
+      land()
+      throw err
     })
-    // Callers that arrive after a hard timeout start a new flight rather than inherit the error.
-    flight.answer.catch(land)
     this.#flights.set(call.fullKey, flight)
     return flight
   }
