@@ -25,6 +25,8 @@ class CacheScope implements Cache {
   readonly #engine: CacheEngine
   readonly #readThrough: ReadThrough
   readonly #defaults: ResolvedDefaults
+  /** The entry key of '' in this namespace: a full key is this plus the key, one concatenation. */
+  readonly #keyPrefix: string
   readonly namespaceName: string
 
   constructor (engine: CacheEngine, readThrough: ReadThrough, namespace: string, defaults: ResolvedDefaults) {
@@ -32,13 +34,24 @@ class CacheScope implements Cache {
     this.#readThrough = readThrough
     this.namespaceName = namespace
     this.#defaults = defaults
+    this.#keyPrefix = engine.layout.entry(namespace, '')
   }
 
   get<S extends TSchema>(key: string, options: GetOptions<S> & { schema: S }): Promise<Static<S> | undefined>
   get<T = unknown>(key: string, options?: GetOptions): Promise<T | undefined>
   async get (key: string, options?: GetOptions<TSchema | undefined>): Promise<unknown> {
-    const [value] = await this.getMany([key], options as GetOptions)
-    return value
+    // One key, its own path (no array, no getMany): a memory hit is a Map lookup and a clock read.
+    const fullKey = this.#fullKey(key)
+    const r = resolveOptions(this.#defaults, options)
+    const namespace = this.namespaceName
+    const hit = this.#engine.memoryHit(namespace, fullKey, r)
+    if (hit !== undefined) return hit.value
+    const memory = this.#engine.lookupMemory(namespace, fullKey, r)
+    if (memory.fresh !== undefined) return memory.fresh.envelope.value
+    const remote = await this.#engine.lookupRedis(namespace, fullKey, r)
+    if (remote.fresh !== undefined) return remote.fresh.envelope.value
+    // Redis could not say: a memory entry that was only due for a check is still the best answer.
+    return remote.unavailable === true ? memory.recheck?.envelope.value : undefined
   }
 
   getMany<S extends TSchema>(keys: readonly string[], options: GetOptions<S> & { schema: S }): Promise<Array<Static<S> | undefined>>
@@ -47,11 +60,15 @@ class CacheScope implements Cache {
     const fullKeys = keys.map((key) => this.#fullKey(key))
     const r = resolveOptions(this.#defaults, options)
     const namespace = this.namespaceName
-    const found = fullKeys.map((fullKey) => this.#engine.lookupMemory(namespace, fullKey, r).fresh)
+    const memory = fullKeys.map((fullKey) => this.#engine.lookupMemory(namespace, fullKey, r))
+    const found = memory.map((lookup) => lookup.fresh)
     const notInMemory = fullKeys.flatMap((fullKey, i) => found[i] === undefined ? [i] : [])
     if (notInMemory.length > 0) {
       const remote = await this.#engine.lookupRedisMany(namespace, notInMemory.map((i) => fullKeys[i] ?? ''), r)
-      notInMemory.forEach((index, j) => { found[index] = remote[j]?.fresh })
+      notInMemory.forEach((index, j) => {
+        const lookup = remote[j]
+        found[index] = lookup?.fresh ?? (lookup?.unavailable === true ? memory[index]?.recheck : undefined)
+      })
     }
     return found.map((f) => f?.envelope.value)
   }
@@ -129,6 +146,6 @@ class CacheScope implements Cache {
 
   #fullKey (key: string): string {
     assertValidKey(key)
-    return this.#engine.layout.entry(this.namespaceName, key)
+    return this.#keyPrefix + key
   }
 }

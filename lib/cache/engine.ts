@@ -1,9 +1,17 @@
-// The engine shared by every namespace of one cache: the two tiers, the invalidation bus and the
-// counters, with lookups and writes that judge entries (expiry, versions, schema) in one place.
+// The engine shared by every namespace of one cache: the two tiers, the invalidation bus, the
+// in-process versions and the counters, with lookups and writes that judge entries (expiry, versions,
+// schema) in one place.
+//
+// Staleness bound. An invalidation (write, delete, invalidateTags, clear) made on one instance is seen
+// by every other instance within the pub/sub latency (a few ms). If its message is lost, it is still
+// seen within `syncInterval` (default 1 s) plus one command: generations and tag versions are re-read
+// every syncInterval (a change applies the invalidation locally), and a memory entry is served at most
+// syncInterval before Redis is asked again. After a reconnect the memory tier and the versions are
+// dropped, since messages may have been missed while the connection was down.
 import { randomUUID } from 'node:crypto'
 import { parseDuration } from '../duration.js'
 import {
-  checkSchema, decodeEnvelope, encodeEnvelope, isFresh, isUsable, unreadTags, versionsMatch, type Envelope
+  checkSchema, decodeEnvelope, deepFreeze, encodeEnvelope, unreadTags, versionsMatch, type Envelope
 } from './entry.js'
 import { InvalidationBus, type Invalidation } from './invalidation-bus.js'
 import { keyLayout, type KeyLayout } from './keys.js'
@@ -12,6 +20,7 @@ import type { ResolvedOptions } from './options.js'
 import { RedisTier, type RedisClient } from './redis-tier.js'
 import { CacheCounters, type CacheStats, type CacheTier } from './stats.js'
 import type { CacheOptions } from './types.js'
+import { VersionTable } from './versions.js'
 
 export interface Found { envelope: Envelope, tier: CacheTier }
 
@@ -19,12 +28,20 @@ export interface Found { envelope: Envelope, tier: CacheTier }
 export interface Lookup {
   fresh?: Found | undefined
   stale?: Found | undefined
-  /** Version key → version, when Redis answered; a write after a load records these. */
-  versions?: Map<string, string> | undefined
+  /** A memory entry due for a look at Redis: served only when Redis cannot answer. */
+  recheck?: Found | undefined
+  /** Version key → version the entry was judged with; a write after a load stamps these. */
+  versions?: Map<string, string | undefined> | undefined
+  /** Redis could not answer (down, skipped, or the namespace does not use it). */
+  unavailable?: boolean
 }
 
+const UNAVAILABLE: Lookup = Object.freeze({ unavailable: true })
+const NOTHING: Lookup = Object.freeze({})
+const EMPTY: readonly string[] = Object.freeze([])
 // Entries produced while Redis could not tell us the versions: kept in memory, never written to Redis.
 const UNKNOWN_VERSION = '?'
+const SWEEP_CHUNK = 1_000
 
 export class CacheEngine {
   readonly instanceId = randomUUID()
@@ -32,9 +49,18 @@ export class CacheEngine {
   readonly memory: MemoryTier | undefined
   readonly redis: RedisTier | undefined
   readonly counters: CacheCounters
+  readonly versions = new VersionTable()
   readonly #bus: InvalidationBus | undefined
   readonly #channel: string
   readonly #logger: CacheOptions['logger']
+  readonly #syncMs: number
+  readonly #sweepTimer: NodeJS.Timeout | undefined
+  readonly #generationKeys = new Map<string, readonly string[]>()
+  readonly #tagPrefix: string
+  readonly #generationPrefix: string
+  #sweeping = false
+  // Bound once: judging an entry allocates no closure.
+  readonly #versionOf = (key: string): string | undefined => this.versions.get(key)
   // A lookup or load that started before an invalidation must not put what it read into memory: it
   // may be the very value invalidated. Broad invalidations (tags, namespace, flush) bump one counter;
   // a key invalidation is remembered per key, so writes elsewhere do not stop every memory fill.
@@ -43,25 +69,34 @@ export class CacheEngine {
   readonly #keyInvalidations = new Map<string, number>()
 
   constructor (options: CacheOptions) {
-    this.layout = keyLayout(options.prefix ?? 'cache:')
+    const prefix = options.prefix ?? 'cache:'
+    this.layout = keyLayout(prefix)
+    this.#tagPrefix = this.layout.tag('').slice(0, -2)
+    this.#generationPrefix = this.layout.generation('').slice(0, -2)
     this.memory = options.memory === false ? undefined : new MemoryTier(options.memory)
     this.counters = new CacheCounters(options.onEvent)
     this.#logger = options.logger
+    this.#syncMs = parseDuration(options.syncInterval ?? 1_000, 'syncInterval')
     const client = options.redis
     this.#channel = options.channel ?? `${client?.options.keyPrefix ?? ''}cache:invalidate`
     if (client !== undefined) {
+      if (commandTimeoutOf(client) === undefined) {
+        options.logger?.warn({}, 'cache: the Redis client has no commandTimeout; a frozen Redis would hold cache calls as long as ioredis waits (set commandTimeout on the client)')
+      }
       this.redis = new RedisTier({
         client,
         logger: options.logger,
         isRedisReady: options.isRedisReady,
-        operationTimeoutMs: options.operationTimeout === undefined
-          ? defaultOperationTimeout(client)
-          : parseDuration(options.operationTimeout, 'operationTimeout'),
         retryAfterMs: parseDuration(options.retryAfter ?? 1_000, 'retryAfter'),
         onFailure: (operation) => this.counters.record({ type: 'redis-failure', operation })
       })
+      if (this.#syncMs > 0) {
+        this.#sweepTimer = setInterval(() => { this.#sweep().catch(() => undefined) }, this.#syncMs)
+        this.#sweepTimer.unref()
+      }
     }
-    if (options.subscriber !== undefined && this.memory !== undefined) {
+    // Even without a memory tier: the messages keep the in-process versions current.
+    if (options.subscriber !== undefined && client !== undefined) {
       this.#bus = new InvalidationBus({
         subscriber: options.subscriber,
         channel: this.#channel,
@@ -97,96 +132,135 @@ export class CacheEngine {
     }
   }
 
-  versionKeys (namespace: string, tags: readonly string[]): string[] {
-    return [this.layout.generation(namespace), ...tags.map(this.layout.tag)]
-  }
-
-  /** Memory first: a fresh hit there answers without touching Redis (and without re-validating). */
-  lookupMemory (namespace: string, fullKey: string, r: ResolvedOptions): Lookup {
-    if (this.memory === undefined || !r.memory) return {}
-    const envelope = this.memory.get(fullKey)
-    // A different schema than the one the value was checked with: check it against this one.
-    if (envelope !== undefined && r.schema !== undefined && envelope.schemaHash !== r.schema.hash &&
-      checkSchema(envelope, r.schema) !== 'ok') {
-      this.memory.delete(fullKey)
-    } else if (envelope !== undefined && isFresh(envelope)) {
-      this.counters.record({ type: 'hit', namespace, tier: 'memory' })
-      return { fresh: { envelope, tier: 'memory' } }
-    } else if (envelope !== undefined && isUsable(envelope)) {
-      this.counters.record({ type: 'miss', namespace, tier: 'memory' })
-      return { stale: { envelope, tier: 'memory' } }
+  /** The generation key of the namespace, then the tag keys: what an entry is judged against. */
+  versionKeys (namespace: string, tags: readonly string[]): readonly string[] {
+    let generation = this.#generationKeys.get(namespace)
+    if (generation === undefined) {
+      generation = Object.freeze([this.layout.generation(namespace)])
+      this.#generationKeys.set(namespace, generation)
     }
-    this.counters.record({ type: 'miss', namespace, tier: 'memory' })
-    return {}
+    return tags.length === 0 ? generation : [...generation, ...tags.map(this.layout.tag)]
   }
 
-  /** Redis next; `count` is false for the polls of a caller waiting on another instance's lock. */
+  /**
+   * The fast path of a memory hit: a fresh entry checked recently enough, validated against this
+   * schema when it entered the tier. No copy, no parse, no allocation; the value is frozen.
+   */
+  memoryHit (namespace: string, fullKey: string, r: ResolvedOptions): Envelope | undefined {
+    if (this.memory === undefined || !r.memory) return undefined
+    const now = Date.now()
+    const record = this.memory.get(fullKey, now)
+    if (record === undefined) return undefined
+    const envelope = record.envelope
+    if (now >= envelope.expiresAt || (r.schema !== undefined && envelope.schemaHash !== r.schema.hash) ||
+      (now >= record.checkBy && this.#redisUsable(r))) return undefined
+    this.counters.count('hit', namespace, 'memory')
+    return envelope
+  }
+
+  /** The memory tier in full: a fresh hit, a stale entry within grace, or one due for a look at Redis. */
+  lookupMemory (namespace: string, fullKey: string, r: ResolvedOptions): Lookup {
+    if (this.memory === undefined || !r.memory) return NOTHING
+    const now = Date.now()
+    const record = this.memory.get(fullKey, now)
+    if (record === undefined) {
+      this.counters.count('miss', namespace, 'memory')
+      return NOTHING
+    }
+    const envelope = record.envelope
+    // A different schema than the one the value was checked with: check it against this one.
+    if (r.schema !== undefined && envelope.schemaHash !== r.schema.hash && checkSchema(envelope, r.schema) !== 'ok') {
+      this.memory.delete(fullKey)
+      this.counters.count('miss', namespace, 'memory')
+      return NOTHING
+    }
+    const found: Found = { envelope, tier: 'memory' }
+    if (now < envelope.expiresAt) {
+      if (now < record.checkBy || !this.#redisUsable(r)) {
+        this.counters.count('hit', namespace, 'memory')
+        return { fresh: found }
+      }
+      this.counters.count('miss', namespace, 'memory')
+      return { recheck: found }
+    }
+    this.counters.count('miss', namespace, 'memory')
+    return { stale: found }
+  }
+
+  /** Redis next: one GET when the versions are known. `count` is false for the polls of a lock waiter. */
   async lookupRedis (namespace: string, fullKey: string, r: ResolvedOptions, count = true): Promise<Lookup> {
-    const [lookup] = await this.lookupRedisMany(namespace, [fullKey], r, count)
-    return lookup ?? {}
+    const redis = this.redis
+    if (redis === undefined || !r.redis || !redis.usable()) return UNAVAILABLE
+    const invalidationsBefore = this.#invalidations
+    const needed = this.versionKeys(namespace, r.tags)
+    const unknown = this.#unknown(needed)
+    let raw: string | null | undefined
+    if (unknown.length === 0) {
+      raw = await redis.get(fullKey)
+    } else {
+      const since = this.versions.seq
+      const read = await redis.read(fullKey, unknown)
+      if (read !== undefined) this.versions.fromRead(unknown, read.versions, since)
+      raw = read?.raw
+    }
+    if (raw === undefined) return UNAVAILABLE
+    const envelope = raw === null ? undefined : decodeEnvelope(raw)
+    if (envelope !== undefined && this.#hasUnreadTags(envelope) && !await this.#readEntryTags([envelope])) return UNAVAILABLE
+    return this.#judge(namespace, fullKey, envelope, raw?.length ?? 1, r, needed, invalidationsBefore, count)
   }
 
   async lookupRedisMany (namespace: string, fullKeys: readonly string[], r: ResolvedOptions, count = true): Promise<Lookup[]> {
-    if (this.redis === undefined || !r.redis || !this.redis.usable()) return fullKeys.map(() => ({}))
+    const redis = this.redis
+    if (redis === undefined || !r.redis || !redis.usable()) return fullKeys.map(() => UNAVAILABLE)
     const invalidationsBefore = this.#invalidations
-    const versionKeys = this.versionKeys(namespace, r.tags)
-    const read = fullKeys.length === 1 && fullKeys[0] !== undefined
-      ? await this.redis.read(fullKeys[0], versionKeys).then((one) => one && { raws: [one.raw], versions: one.versions })
-      : await this.redis.readMany(fullKeys, versionKeys)
-    if (read === undefined) return fullKeys.map(() => ({}))
-    const { versions } = read
+    const needed = this.versionKeys(namespace, r.tags)
+    const unknown = this.#unknown(needed)
+    const since = this.versions.seq
+    const read = await redis.readMany(fullKeys, unknown)
+    if (read === undefined) return fullKeys.map(() => UNAVAILABLE)
+    this.versions.fromRead(unknown, read.versions, since)
     const envelopes = read.raws.map((raw) => raw === null ? undefined : decodeEnvelope(raw))
-    // Entries may carry tags the caller did not declare: read those versions too, once for all.
-    const versionOf = (key: string): string | undefined => versions.get(key)
-    const unread = new Set(envelopes.flatMap((e) => e === undefined ? [] : unreadTags(e, this.layout.tag, versionOf)))
-    if (unread.size > 0) {
-      const extra = await this.redis.readVersions([...unread].map(this.layout.tag))
-      if (extra === undefined) return fullKeys.map(() => ({ versions }))
-      for (const [key, version] of extra) versions.set(key, version)
-    }
-    const generationKey = this.layout.generation(namespace)
-    return fullKeys.map((fullKey, i) => {
-      const envelope = envelopes[i]
-      const judged = envelope !== undefined && versionsMatch(envelope, generationKey, this.layout.tag, versionOf)
-        ? this.#judgeSchema(fullKey, envelope, r)
-        : undefined
-      if (count) this.counters.record({ type: judged !== undefined && isFresh(judged) ? 'hit' : 'miss', namespace, tier: 'redis' })
-      if (judged === undefined || !isUsable(judged)) return { versions }
-      const found: Found = { envelope: judged, tier: 'redis' }
-      if (!isFresh(judged)) return { stale: found, versions }
-      if (this.memory !== undefined && r.memory && this.#canFill(fullKey, invalidationsBefore)) {
-        this.memory.set(fullKey, namespace, judged, read.raws[i]?.length ?? 1)
-      }
-      return { fresh: found, versions }
-    })
+    if (!await this.#readEntryTags(envelopes)) return fullKeys.map(() => UNAVAILABLE)
+    return fullKeys.map((fullKey, i) =>
+      this.#judge(namespace, fullKey, envelopes[i], read.raws[i]?.length ?? 1, r, needed, invalidationsBefore, count))
   }
 
   /** Writes a value to both tiers and tells the other instances to drop their copy. */
   async write (namespace: string, fullKey: string, value: unknown, r: ResolvedOptions,
-    knownVersions: Map<string, string> | undefined, invalidationsBefore: number): Promise<Envelope> {
-    const versionKeys = this.versionKeys(namespace, r.tags)
-    let versions = knownVersions
-    if (this.redis !== undefined && r.redis && versionKeys.some((key) => versions?.get(key) === undefined)) {
-      versions = await this.redis.readVersions(versionKeys)
+    knownVersions: Map<string, string | undefined> | undefined, invalidationsBefore: number): Promise<Envelope> {
+    const needed = this.versionKeys(namespace, r.tags)
+    // Versions seen before the value was loaded: a load that raced an invalidation is stamped with the
+    // old version, so it is a miss, never a stale value under the new one.
+    const versionOf = (key: string): string | undefined => knownVersions?.get(key) ?? this.versions.get(key)
+    const useRedis = this.redis !== undefined && r.redis
+    const missing = useRedis ? needed.filter((key) => versionOf(key) === undefined) : []
+    if (missing.length > 0 && this.redis !== undefined) {
+      const since = this.versions.seq
+      const read = await this.redis.readVersions(missing)
+      if (read !== undefined) this.versions.fromRead(missing, read, since)
     }
     const now = Date.now()
-    const versionOf = (key: string): string => versions?.get(key) ?? UNKNOWN_VERSION
+    const tags: Record<string, string> = {}
+    for (const tag of r.tags) tags[tag] = versionOf(this.layout.tag(tag)) ?? UNKNOWN_VERSION
     const envelope: Envelope = {
-      format: 1,
+      format: 2,
       value,
       createdAt: now,
       expiresAt: now + r.ttl,
       staleUntil: now + r.ttl + r.grace,
-      generation: versionOf(this.layout.generation(namespace)),
-      tags: Object.fromEntries(r.tags.map((tag) => [tag, versionOf(this.layout.tag(tag))])),
-      ...(r.schema === undefined ? {} : { schemaHash: r.schema.hash })
+      generation: versionOf(needed[0] ?? '') ?? UNKNOWN_VERSION,
+      tags,
+      schemaHash: r.schema?.hash
     }
-    const json = encodeEnvelope(envelope)
+    const valueJson = JSON.stringify(value)
+    const stored = encodeEnvelope(envelope, valueJson)
     if (this.memory !== undefined && r.memory && this.#canFill(fullKey, invalidationsBefore)) {
-      this.memory.set(fullKey, namespace, envelope, json.length)
+      // The memory tier keeps its own frozen copy: the caller's object stays the caller's to change.
+      this.#fill(namespace, fullKey, { ...envelope, value: JSON.parse(valueJson) }, stored.length)
     }
-    if (this.redis !== undefined && r.redis && versions !== undefined) {
-      await this.redis.write(fullKey, json, r.ttl + r.grace)
+    const known = envelope.generation !== UNKNOWN_VERSION && Object.values(tags).every((v) => v !== UNKNOWN_VERSION)
+    if (this.redis !== undefined && r.redis && known) {
+      await this.redis.write(fullKey, stored, r.ttl + r.grace)
       await this.#publish({ kind: 'keys', keys: [fullKey] })
     }
     return envelope
@@ -202,21 +276,26 @@ export class CacheEngine {
   async invalidateTags (tags: string[]): Promise<void> {
     this.#apply({ kind: 'tags', tags })
     if (this.redis === undefined) return
-    await this.redis.bump(tags.map(this.layout.tag))
-    await this.#publish({ kind: 'tags', tags })
+    const keys = tags.map(this.layout.tag)
+    const versions = await this.redis.bump(keys)
+    this.#learn(keys, versions)
+    await this.#publish(versions === undefined ? { kind: 'tags', tags } : { kind: 'tags', tags, versions })
   }
 
   async clear (namespace: string): Promise<void> {
     this.#apply({ kind: 'namespace', namespace })
     if (this.redis === undefined) return
-    await this.redis.bump([this.layout.generation(namespace)])
-    await this.#publish({ kind: 'namespace', namespace })
+    const keys = [this.layout.generation(namespace)]
+    const versions = await this.redis.bump(keys)
+    this.#learn(keys, versions)
+    await this.#publish(versions?.[0] === undefined ? { kind: 'namespace', namespace } : { kind: 'namespace', namespace, version: versions[0] })
   }
 
   onReconnect (): void {
     this.#lastBroadInvalidation = ++this.#invalidations
     this.memory?.clear()
-    this.#logger?.debug({}, 'cache: memory tier flushed after a reconnect (invalidations may have been missed)')
+    this.versions.clear()
+    this.#logger?.debug({}, 'cache: memory tier and versions dropped after a reconnect (invalidations may have been missed)')
   }
 
   stats (): CacheStats {
@@ -228,9 +307,111 @@ export class CacheEngine {
   }
 
   async close (): Promise<void> {
+    clearInterval(this.#sweepTimer)
     await this.#bus?.close()
     this.redis?.close()
     this.memory?.clear()
+  }
+
+  #redisUsable (r: ResolvedOptions): boolean {
+    return r.redis && this.redis !== undefined && this.redis.usable()
+  }
+
+  /** The version keys not known in process; the shared empty array when all are (the usual case). */
+  #unknown (keys: readonly string[]): readonly string[] {
+    let unknown: string[] | undefined
+    for (const key of keys) {
+      if (this.versions.get(key) === undefined) (unknown ??= []).push(key)
+    }
+    return unknown ?? EMPTY
+  }
+
+  #hasUnreadTags (envelope: Envelope): boolean {
+    for (const tag in envelope.tags) {
+      if (this.versions.get(this.layout.tag(tag)) === undefined) return true
+    }
+    return false
+  }
+
+  /** Entries may carry tags the caller did not declare: read those versions once (then they are known). */
+  async #readEntryTags (envelopes: ReadonlyArray<Envelope | undefined>): Promise<boolean> {
+    const tagKey = this.layout.tag
+    const unread = new Set<string>()
+    for (const envelope of envelopes) {
+      if (envelope === undefined) continue
+      for (const tag of unreadTags(envelope, tagKey, this.#versionOf)) unread.add(tagKey(tag))
+    }
+    if (unread.size === 0 || this.redis === undefined) return true
+    const keys = [...unread]
+    const since = this.versions.seq
+    const read = await this.redis.readVersions(keys)
+    if (read === undefined) return false
+    this.versions.fromRead(keys, read, since)
+    return true
+  }
+
+  #judge (namespace: string, fullKey: string, envelope: Envelope | undefined, size: number, r: ResolvedOptions,
+    needed: readonly string[], invalidationsBefore: number, count: boolean): Lookup {
+    const judged = envelope !== undefined && versionsMatch(envelope, needed[0] ?? '', this.layout.tag, this.#versionOf)
+      ? this.#judgeSchema(fullKey, envelope, r)
+      : undefined
+    const now = Date.now()
+    const fresh = judged !== undefined && now < judged.expiresAt
+    if (count) this.counters.count(fresh ? 'hit' : 'miss', namespace, 'redis')
+    if (fresh) {
+      if (this.memory !== undefined && r.memory && this.#canFill(fullKey, invalidationsBefore)) {
+        this.#fill(namespace, fullKey, judged, size)
+      }
+      return { fresh: { envelope: judged, tier: 'redis' } }
+    }
+    // A miss or a stale entry: a load follows, and its write is stamped with these versions.
+    const versions = new Map(needed.map((key) => [key, this.versions.get(key)]))
+    if (judged === undefined || now >= judged.staleUntil) return { versions }
+    return { stale: { envelope: judged, tier: 'redis' }, versions }
+  }
+
+  #fill (namespace: string, fullKey: string, envelope: Envelope, size: number): void {
+    deepFreeze(envelope.value)
+    this.memory?.set(fullKey, { envelope: Object.freeze(envelope), namespace, checkBy: Date.now() + this.#syncMs }, size)
+  }
+
+  /** Versions this instance bumped to; unknown (read again when needed) when the bump failed. */
+  #learn (keys: readonly string[], versions: readonly string[] | undefined): void {
+    keys.forEach((key, i) => {
+      const version = versions?.[i]
+      if (version === undefined) this.versions.forget(key)
+      else this.versions.advance(key, version)
+    })
+  }
+
+  /**
+   * Re-reads every known version: a change that no message announced (a lost message, an instance
+   * whose publish failed) is applied here, at most syncInterval late.
+   */
+  async #sweep (): Promise<void> {
+    if (this.#sweeping || this.redis === undefined || !this.redis.usable() || this.versions.size === 0) return
+    this.#sweeping = true
+    try {
+      const keys = this.versions.keys()
+      for (let i = 0; i < keys.length; i += SWEEP_CHUNK) {
+        const chunk = keys.slice(i, i + SWEEP_CHUNK)
+        const since = this.versions.seq
+        const read = await this.redis.readVersions(chunk)
+        if (read === undefined) return
+        const changed = this.versions.fromRead(chunk, read, since)
+        if (changed.length > 0) this.#applyChanged(changed)
+      }
+    } finally {
+      this.#sweeping = false
+    }
+  }
+
+  #applyChanged (keys: readonly string[]): void {
+    const tags = keys.filter((key) => key.startsWith(this.#tagPrefix)).map((key) => key.slice(this.#tagPrefix.length + 1, -1))
+    const namespaces = keys.filter((key) => key.startsWith(this.#generationPrefix)).map((key) => key.slice(this.#generationPrefix.length + 1, -1))
+    this.#logger?.debug({ tags, namespaces }, 'cache: versions changed without a message; applied')
+    if (tags.length > 0) this.#applyRemote({ kind: 'tags', tags }, false)
+    for (const namespace of namespaces) this.#applyRemote({ kind: 'namespace', namespace }, false)
   }
 
   #judgeSchema (fullKey: string, envelope: Envelope, r: ResolvedOptions): Envelope | undefined {
@@ -258,7 +439,13 @@ export class CacheEngine {
     }
   }
 
-  #applyRemote (invalidation: Invalidation): void {
+  #applyRemote (invalidation: Invalidation, fromMessage = true): void {
+    if (fromMessage && invalidation.kind === 'tags') {
+      const keys = invalidation.tags.map(this.layout.tag)
+      this.#learn(keys, invalidation.versions)
+    } else if (fromMessage && invalidation.kind === 'namespace') {
+      this.#learn([this.layout.generation(invalidation.namespace)], invalidation.version === undefined ? undefined : [invalidation.version])
+    }
     const evicted = this.#apply(invalidation)
     this.counters.record({ type: 'invalidation-received', kind: invalidation.kind, evicted })
   }
@@ -269,9 +456,8 @@ export class CacheEngine {
   }
 }
 
-function defaultOperationTimeout (client: RedisClient): number {
-  const commandTimeout = client.isCluster
+function commandTimeoutOf (client: RedisClient): number | undefined {
+  return client.isCluster
     ? (client.options as { redisOptions?: { commandTimeout?: number } }).redisOptions?.commandTimeout
     : (client.options as { commandTimeout?: number }).commandTimeout
-  return commandTimeout === undefined ? 1_000 : commandTimeout + 250
 }

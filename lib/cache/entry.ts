@@ -4,7 +4,7 @@
 // time, and the hash of the schema it was validated with.
 import type { CompiledSchema } from './schema.js'
 
-export const ENVELOPE_FORMAT = 1
+export const ENVELOPE_FORMAT = 2
 
 export interface Envelope {
   format: typeof ENVELOPE_FORMAT
@@ -19,27 +19,67 @@ export interface Envelope {
   generation: string
   /** tag → version when written; invalidateTags() bumps versions so older entries stop matching. */
   tags: Record<string, string>
-  schemaHash?: string
+  schemaHash?: string | undefined
 }
 
-export function encodeEnvelope (envelope: Envelope): string {
-  return JSON.stringify(envelope)
+// The stored form is lean: a few header lines, then the value's JSON, so a read parses only the value.
+//
+//   2\n<createdAt>\n<expiresAt>\n<staleUntil>\n<generation>\n<schemaHash>\n<tag>\t<version>\t…\n<value JSON>
+//
+// Numbers are base 36; tags and keys can hold no control character (keys.ts), versions are digits,
+// schema hashes base64url, so '\n' and '\t' never occur inside a header field.
+const HEADER_LINES = 7
+
+export function encodeEnvelope (envelope: Envelope, valueJson = JSON.stringify(envelope.value)): string {
+  let tags = ''
+  for (const tag in envelope.tags) tags += (tags === '' ? '' : '\t') + tag + '\t' + (envelope.tags[tag] ?? '')
+  return `2\n${envelope.createdAt.toString(36)}\n${envelope.expiresAt.toString(36)}\n${envelope.staleUntil.toString(36)}\n${envelope.generation}\n${envelope.schemaHash ?? ''}\n${tags}\n${valueJson}`
 }
 
 /** Parses an envelope; anything unreadable (another writer, an old format) is simply not an entry. */
 export function decodeEnvelope (raw: string): Envelope | undefined {
-  let parsed: unknown
+  if (raw.charCodeAt(0) !== 50 || raw.charCodeAt(1) !== 10) return undefined // '2\n'
+  const fields: string[] = []
+  let from = 2
+  for (let i = 1; i < HEADER_LINES; i++) {
+    const end = raw.indexOf('\n', from)
+    if (end === -1) return undefined
+    fields.push(raw.slice(from, end))
+    from = end + 1
+  }
+  const [created = '', expires = '', staleUntil = '', generation = '', schemaHash = '', tagText = ''] = fields
+  let value: unknown
   try {
-    parsed = JSON.parse(raw)
+    value = JSON.parse(raw.slice(from))
   } catch {
     return undefined
   }
-  if (parsed === null || typeof parsed !== 'object') return undefined
-  const e = parsed as Partial<Envelope>
-  const valid = e.format === ENVELOPE_FORMAT && 'value' in e &&
-    typeof e.createdAt === 'number' && typeof e.expiresAt === 'number' && typeof e.staleUntil === 'number' &&
-    typeof e.generation === 'string' && e.tags !== null && typeof e.tags === 'object'
-  return valid ? e as Envelope : undefined
+  // No prototype: a tag named '__proto__' is a tag like any other.
+  const tags = Object.create(null) as Record<string, string>
+  if (tagText !== '') {
+    const parts = tagText.split('\t')
+    for (let i = 0; i + 1 < parts.length; i += 2) tags[parts[i] as string] = parts[i + 1] as string
+  }
+  const envelope: Envelope = {
+    format: ENVELOPE_FORMAT,
+    value,
+    createdAt: parseInt(created, 36),
+    expiresAt: parseInt(expires, 36),
+    staleUntil: parseInt(staleUntil, 36),
+    generation,
+    tags,
+    schemaHash: schemaHash === '' ? undefined : schemaHash
+  }
+  return Number.isFinite(envelope.expiresAt) && Number.isFinite(envelope.staleUntil) ? envelope : undefined
+}
+
+/** Freezes a value shared by every reader of the memory tier, so no caller can change it for the others. */
+export function deepFreeze<T> (value: T): T {
+  if (value !== null && typeof value === 'object' && !Object.isFrozen(value)) {
+    Object.freeze(value)
+    for (const key of Object.keys(value)) deepFreeze((value as Record<string, unknown>)[key])
+  }
+  return value
 }
 
 export function isFresh (envelope: Envelope, now = Date.now()): boolean {
@@ -62,8 +102,8 @@ export function unreadTags (envelope: Envelope, tagKey: (tag: string) => string,
 /** True when neither clear() nor invalidateTags() ran since the envelope was written. */
 export function versionsMatch (envelope: Envelope, generationKey: string, tagKey: (tag: string) => string, versionOf: VersionOf): boolean {
   if (envelope.generation !== versionOf(generationKey)) return false
-  for (const [tag, version] of Object.entries(envelope.tags)) {
-    if (versionOf(tagKey(tag)) !== version) return false
+  for (const tag in envelope.tags) {
+    if (versionOf(tagKey(tag)) !== envelope.tags[tag]) return false
   }
   return true
 }

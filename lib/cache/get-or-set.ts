@@ -13,12 +13,14 @@
 // error falls back to the stale value when there is one (stale-if-error).
 import { setTimeout as sleep } from 'node:timers/promises'
 import type { CacheEngine, Found, Lookup } from './engine.js'
-import { isFresh, type Envelope } from './entry.js'
+import type { Envelope } from './entry.js'
 import { CacheTimeoutError, CacheValueError } from './errors.js'
 import type { ResolvedOptions } from './options.js'
 import type { Loader, ManyLoader } from './types.js'
 
 const LOCK_POLL_MS = 40
+
+interface Flight { answer: Promise<Found>, startedAt: number }
 
 interface Call {
   namespace: string
@@ -29,7 +31,7 @@ interface Call {
 
 export class ReadThrough {
   readonly #engine: CacheEngine
-  readonly #flights = new Map<string, { answer: Promise<Found>, startedAt: number }>()
+  readonly #flights = new Map<string, Flight>()
   #lockTokens = 0
 
   constructor (engine: CacheEngine) {
@@ -37,6 +39,8 @@ export class ReadThrough {
   }
 
   async getOrSet (call: Call, loader: Loader<unknown>): Promise<unknown> {
+    const hit = this.#engine.memoryHit(call.namespace, call.fullKey, call.r)
+    if (hit !== undefined) return hit.value
     const memory = this.#engine.lookupMemory(call.namespace, call.fullKey, call.r)
     if (memory.fresh !== undefined) return memory.fresh.envelope.value
     let flight = this.#flights.get(call.fullKey)
@@ -44,9 +48,7 @@ export class ReadThrough {
     // an invalidation of this key may carry the invalidated value, so a later caller starts afresh.
     if (flight !== undefined && this.#engine.invalidatedSince(call.fullKey, flight.startedAt)) flight = undefined
     if (flight === undefined) {
-      const startedAt = this.#engine.invalidations
-      flight = { answer: this.#fly(call, loader, memory.stale), startedAt }
-      this.#flights.set(call.fullKey, flight)
+      flight = this.#fly(call, loader, memory)
     } else if (memory.stale !== undefined) {
       // Someone is already refreshing this key: serve stale rather than wait.
       return this.#served(call, memory.stale)
@@ -62,7 +64,10 @@ export class ReadThrough {
     const remote = await this.#engine.lookupRedisMany(namespace, notInMemory.map((i) => fullKeys[i] ?? ''), r)
     notInMemory.forEach((index, j) => {
       const found = remote[j] ?? {}
-      lookups[index] = { fresh: found.fresh, stale: newest(lookups[index]?.stale, found.stale), versions: found.versions }
+      const memory = lookups[index]
+      // Redis could not say: a memory entry only due for a check is still good.
+      const fresh = found.fresh ?? (found.unavailable === true ? memory?.recheck : undefined)
+      lookups[index] = { fresh, stale: newest(memory?.stale, found.stale), versions: found.versions }
     })
     const misses = keys.flatMap((_, i) => lookups[i]?.fresh === undefined ? [i] : [])
     if (misses.length > 0) {
@@ -93,30 +98,51 @@ export class ReadThrough {
   }
 
   #served (call: Call, found: Found): unknown {
-    if (!isFresh(found.envelope)) this.#engine.counters.record({ type: 'stale', namespace: call.namespace, tier: found.tier })
+    if (Date.now() >= found.envelope.expiresAt) this.#engine.counters.count('stale', call.namespace, found.tier)
     return found.envelope.value
   }
 
-  #fly (call: Call, loader: Loader<unknown>, memoryStale: Found | undefined): Promise<Found> {
+  /**
+   * A Redis hit answers the flight and lands it at once: that is the hot path, a GET and two promises.
+   * Anything else (a miss, a stale entry) goes on to #load's lock, loader, timeouts and grace.
+   */
+  #fly (call: Call, loader: Loader<unknown>, memory: Lookup): Flight {
+    const flight: Flight = { answer: undefined as unknown as Promise<Found>, startedAt: this.#engine.invalidations }
+    const land = (): void => { if (this.#flights.get(call.fullKey) === flight) this.#flights.delete(call.fullKey) }
+    flight.answer = this.#engine.lookupRedis(call.namespace, call.fullKey, call.r).then((remote) => {
+      if (remote.fresh !== undefined) {
+        land()
+        return remote.fresh
+      }
+      // Redis could not say: a memory entry only due for a check is still good.
+      if (remote.unavailable === true && memory.recheck !== undefined) {
+        land()
+        return memory.recheck
+      }
+      return this.#miss(call, loader, memory.stale, remote, flight.startedAt, land)
+    }).then(undefined, (err: unknown) => {
+      // Callers that arrive after a hard timeout start a new flight rather than inherit the error.
+      land()
+      throw err
+    })
+    this.#flights.set(call.fullKey, flight)
+    return flight
+  }
+
+  #miss (call: Call, loader: Loader<unknown>, memoryStale: Found | undefined, remote: Lookup,
+    invalidationsBefore: number, land: () => void): Promise<Found> {
     let settle!: (found: Found) => void
     let fail!: (err: unknown) => void
     const answer = new Promise<Found>((resolve, reject) => { settle = resolve; fail = reject })
     // #run settles `answer` (maybe early, with a stale value) and only returns once the load is over.
-    const done = this.#run(call, loader, memoryStale, settle, fail).catch(fail)
-    // Callers that arrive after a hard timeout start a new flight rather than inherit the error.
-    const land = (): void => { if (this.#flights.get(call.fullKey)?.answer === answer) this.#flights.delete(call.fullKey) }
-    answer.catch(land)
-    done.finally(land).catch(() => undefined)
+    this.#run(call, loader, newest(memoryStale, remote.stale), remote.versions, invalidationsBefore, settle, fail)
+      .catch(fail).finally(land).catch(() => undefined)
     return answer
   }
 
-  async #run (call: Call, loader: Loader<unknown>, memoryStale: Found | undefined,
-    resolve: (found: Found) => void, reject: (err: unknown) => void): Promise<void> {
+  async #run (call: Call, loader: Loader<unknown>, stale: Found | undefined, versions: Lookup['versions'],
+    invalidationsBefore: number, resolve: (found: Found) => void, reject: (err: unknown) => void): Promise<void> {
     const { namespace, key, r } = call
-    const invalidationsBefore = this.#engine.invalidations
-    const remote = await this.#engine.lookupRedis(namespace, call.fullKey, r)
-    if (remote.fresh !== undefined) return resolve(remote.fresh)
-    const stale = newest(memoryStale, remote.stale)
     const controller = new AbortController()
     const timers: NodeJS.Timeout[] = []
     const after = (ms: number, fn: () => void): void => { timers.push(setTimeout(fn, ms)) }
@@ -132,7 +158,7 @@ export class ReadThrough {
       })
     }
     try {
-      const envelope = await this.#loadOnce(call, loader, stale, remote.versions, invalidationsBefore, controller.signal)
+      const envelope = await this.#loadOnce(call, loader, stale, versions, invalidationsBefore, controller.signal)
       resolve({ envelope, tier: 'redis' })
     } catch (err) {
       this.#engine.counters.record({ type: 'load-error', namespace })
@@ -145,7 +171,7 @@ export class ReadThrough {
 
   /** Runs the loader under the cross-instance lock, or reads what the lock holder wrote. */
   async #loadOnce (call: Call, loader: Loader<unknown>, stale: Found | undefined,
-    versions: Map<string, string> | undefined, invalidationsBefore: number, signal: AbortSignal): Promise<Envelope> {
+    versions: Lookup['versions'], invalidationsBefore: number, signal: AbortSignal): Promise<Envelope> {
     const redis = this.#engine.redis
     if (redis === undefined || !call.r.redis) return this.#load(call, loader, stale, versions, invalidationsBefore, signal)
     const lockKey = this.#engine.layout.lock(call.namespace, call.key)
@@ -166,7 +192,7 @@ export class ReadThrough {
   }
 
   async #load (call: Call, loader: Loader<unknown>, stale: Found | undefined,
-    versions: Map<string, string> | undefined, invalidationsBefore: number, signal: AbortSignal): Promise<Envelope> {
+    versions: Lookup['versions'], invalidationsBefore: number, signal: AbortSignal): Promise<Envelope> {
     const started = Date.now()
     const value = await loader({ key: call.key, namespace: call.namespace, stale: stale?.envelope.value, signal })
     this.#engine.counters.record({ type: 'load', namespace: call.namespace, durationMs: Date.now() - started })
@@ -174,7 +200,7 @@ export class ReadThrough {
     if (value === undefined) {
       // Nothing to cache (JSON has no undefined); the callers still get the answer.
       const now = Date.now()
-      return { format: 1, value, createdAt: now, expiresAt: now + call.r.ttl, staleUntil: now, generation: '', tags: {} }
+      return { format: 2, value, createdAt: now, expiresAt: now + call.r.ttl, staleUntil: now, generation: '', tags: {} }
     }
     return this.#engine.write(call.namespace, call.fullKey, value, call.r, versions, invalidationsBefore)
   }

@@ -1,7 +1,7 @@
 // Cross-instance invalidation over Redis pub/sub. Every write, delete, tag invalidation or clear is
 // published on one channel; each instance evicts what a message names from its memory tier. Redis
-// itself always holds the truth (versions and entries), so a lost message can only leave a memory
-// entry alive until its ttl; reconnects flush the memory tier for that reason.
+// itself always holds the truth (versions and entries), so a lost message only delays an invalidation,
+// by at most syncInterval (engine.ts); reconnects flush the memory tier and the versions.
 //
 // Pub/sub rather than client-side tracking: tracking needs RESP3 or a redirect connection per client,
 // tracks every key read (a memory cost on the server) and knows nothing of tags or generations,
@@ -9,10 +9,13 @@
 import type { CacheLogger, RedisClient } from './redis-tier.js'
 import type { InvalidationKind } from './stats.js'
 
+// Tag and namespace invalidations carry the versions the bump produced, so receivers update their
+// in-process versions (versions.ts) without reading them; a message without them (an older instance)
+// makes the receiver read them again when next needed.
 export type Invalidation =
   | { kind: 'keys', keys: string[] }
-  | { kind: 'tags', tags: string[] }
-  | { kind: 'namespace', namespace: string }
+  | { kind: 'tags', tags: string[], versions?: string[] | undefined }
+  | { kind: 'namespace', namespace: string, version?: string | undefined }
 
 interface WireMessage { from: string, invalidation: Invalidation }
 
@@ -105,10 +108,17 @@ function parse (text: string): WireMessage | undefined {
     const message = JSON.parse(text) as Partial<WireMessage>
     const invalidation = message.invalidation
     if (typeof message.from !== 'string' || invalidation === undefined || !KINDS.has(invalidation.kind)) return undefined
+    // Versions that are not digit strings are dropped: the receiver then reads them from Redis.
+    if (invalidation.kind === 'tags' && !(Array.isArray(invalidation.versions) && invalidation.versions.every(isVersion))) delete invalidation.versions
+    if (invalidation.kind === 'namespace' && !isVersion(invalidation.version)) delete invalidation.version
     return message as WireMessage
   } catch {
     return undefined
   }
+}
+
+function isVersion (value: unknown): value is string {
+  return typeof value === 'string' && /^\d{1,20}$/.test(value)
 }
 
 function delay (ms: number): Promise<void> {

@@ -25,7 +25,8 @@ export function assertValidKey (key: unknown): asserts key is string {
   if (typeof key !== 'string' || key.length === 0) {
     throw new CacheKeyError(`A cache key must be a non-empty string, got ${typeof key === 'string' ? 'an empty string' : typeof key}`)
   }
-  if (Buffer.byteLength(key) > MAX_KEY_BYTES) {
+  // A UTF-16 unit is at most 3 UTF-8 bytes: short keys need no byte count.
+  if (key.length * 3 > MAX_KEY_BYTES && Buffer.byteLength(key) > MAX_KEY_BYTES) {
     throw new CacheKeyError(`A cache key must be at most ${MAX_KEY_BYTES} bytes, got ${Buffer.byteLength(key)} bytes (starting ${JSON.stringify(key.slice(0, 40))}); hash long inputs into the key`)
   }
   if (CONTROL_CHARS.test(key)) {

@@ -1,6 +1,6 @@
 // The in-process tier: an LRU bounded by entry count and by bytes (the JSON size of each value), so a
 // burst of large values cannot grow the heap without limit. Entries leave it at the end of their grace
-// period, on LRU eviction, or when an invalidation (local or from another instance) names them.
+// period (when next read), on LRU eviction, or when an invalidation (local or from another instance) names them.
 import { LRUCache } from 'lru-cache'
 import type { Envelope } from './entry.js'
 
@@ -11,28 +11,38 @@ export interface MemoryTierOptions {
   maxBytes?: number
 }
 
-interface MemoryRecord {
-  envelope: Envelope
-  namespace: string
+export interface MemoryRecord {
+  /** Frozen (engine.ts): every caller shares it. */
+  readonly envelope: Envelope
+  readonly namespace: string
+  /** After this time (ms since the epoch) Redis is asked again before the entry is served. */
+  readonly checkBy: number
 }
 
 export class MemoryTier {
   readonly #lru: LRUCache<string, MemoryRecord>
 
   constructor ({ maxEntries = 10_000, maxBytes = 64 * 1024 * 1024 }: MemoryTierOptions = {}) {
+    // No lru-cache TTL: the envelope carries its own expiry, checked by the reader with the clock it
+    // already read, and lru-cache's TTL bookkeeping costs a clock read (and a timer) per get.
     this.#lru = new LRUCache<string, MemoryRecord>({ max: maxEntries, maxSize: maxBytes })
   }
 
-  get (key: string): Envelope | undefined {
-    return this.#lru.get(key)?.envelope
+  /** The record, or undefined; one past its grace period is dropped here. */
+  get (key: string, now: number): MemoryRecord | undefined {
+    const record = this.#lru.get(key)
+    if (record !== undefined && now >= record.envelope.staleUntil) {
+      this.#lru.delete(key)
+      return undefined
+    }
+    return record
   }
 
   /** `size` is the length of the entry's JSON, known from the write or the Redis read. */
-  set (key: string, namespace: string, envelope: Envelope, size: number): void {
-    const ttl = envelope.staleUntil - Date.now()
-    if (ttl <= 0) return
+  set (key: string, record: MemoryRecord, size: number): void {
+    if (record.envelope.staleUntil <= Date.now()) return
     // An entry larger than the whole tier is refused by lru-cache; that is what we want.
-    this.#lru.set(key, { envelope, namespace }, { ttl, size: Math.max(1, size) })
+    this.#lru.set(key, record, { size: Math.max(1, size) })
   }
 
   delete (key: string): void {

@@ -1,4 +1,5 @@
 // Per-call options resolved against the namespace defaults, durations parsed once into milliseconds.
+// Resolved options are shared between calls: never mutate one.
 import type { TSchema } from 'typebox'
 import { parseDuration, type Duration } from '../duration.js'
 import { assertValidTags } from './keys.js'
@@ -42,26 +43,70 @@ export function resolveDefaults (defaults: CacheDefaults, parent?: ResolvedDefau
   }
 }
 
+// A call without options, or with a schema alone (the common shapes), gets one object resolved once per
+// namespace (and schema) and shared by every such call: nothing is parsed, copied or allocated.
+const plain = new WeakMap<ResolvedDefaults, ResolvedOptions>()
+const withSchema = new WeakMap<ResolvedDefaults, WeakMap<TSchema, ResolvedOptions>>()
+
 export function resolveOptions (defaults: ResolvedDefaults, options: GetOrSetOptions<TSchema | undefined> | undefined): ResolvedOptions {
-  const schema = options?.schema === undefined ? undefined : compileSchema(options.schema)
-  if (options === undefined) return { ...defaults, schema }
-  const { ttl, grace, tags, timeout, lockTtl, lockWait } = options
-  const resolved = { ...defaults, schema }
+  if (options === undefined) return plainOptions(defaults)
+  const { ttl, grace, tags, timeout, lockTtl, lockWait, schema } = options
+  if (ttl === undefined && grace === undefined && tags === undefined && timeout === undefined &&
+    lockTtl === undefined && lockWait === undefined) {
+    return schema === undefined ? plainOptions(defaults) : schemaOptions(defaults, schema)
+  }
+  const resolved: ResolvedOptions = { ...defaults, schema: schema === undefined ? undefined : compileSchema(schema) }
   if (ttl !== undefined) resolved.ttl = positiveMs(ttl, 'ttl') ?? defaults.ttl
-  if (grace !== undefined) resolved.grace = parseDuration(grace, 'grace')
+  if (grace !== undefined) resolved.grace = ms(grace, 'grace')
   if (tags !== undefined && tags.length > 0) {
     assertValidTags(tags)
     resolved.tags = [...new Set([...defaults.tags, ...tags])]
   }
-  if (timeout?.soft !== undefined) resolved.softTimeout = parseDuration(timeout.soft, 'timeout.soft')
-  if (timeout?.hard !== undefined) resolved.hardTimeout = parseDuration(timeout.hard, 'timeout.hard')
+  if (timeout?.soft !== undefined) resolved.softTimeout = ms(timeout.soft, 'timeout.soft')
+  if (timeout?.hard !== undefined) resolved.hardTimeout = ms(timeout.hard, 'timeout.hard')
   if (lockTtl !== undefined) resolved.lockTtl = positiveMs(lockTtl, 'lockTtl') ?? defaults.lockTtl
-  if (lockWait !== undefined) resolved.lockWait = parseDuration(lockWait, 'lockWait')
+  if (lockWait !== undefined) resolved.lockWait = ms(lockWait, 'lockWait')
   return resolved
 }
 
+function plainOptions (defaults: ResolvedDefaults): ResolvedOptions {
+  let resolved = plain.get(defaults)
+  if (resolved === undefined) {
+    resolved = Object.freeze({ ...defaults, schema: undefined }) as ResolvedOptions
+    plain.set(defaults, resolved)
+  }
+  return resolved
+}
+
+function schemaOptions (defaults: ResolvedDefaults, schema: TSchema): ResolvedOptions {
+  let bySchema = withSchema.get(defaults)
+  if (bySchema === undefined) {
+    bySchema = new WeakMap()
+    withSchema.set(defaults, bySchema)
+  }
+  let resolved = bySchema.get(schema)
+  if (resolved === undefined) {
+    resolved = Object.freeze({ ...defaults, schema: compileSchema(schema) }) as ResolvedOptions
+    bySchema.set(schema, resolved)
+  }
+  return resolved
+}
+
+// Duration strings in calls are literals of the code ('5m'), so their values are remembered.
+const parsed = new Map<string, number>()
+
+function ms (value: Duration, name: string): number {
+  if (typeof value !== 'string') return parseDuration(value, name)
+  let result = parsed.get(value)
+  if (result === undefined) {
+    result = parseDuration(value, name)
+    if (parsed.size < 1_000) parsed.set(value, result)
+  }
+  return result
+}
+
 function optionalMs (value: Duration | undefined, name: string): number | undefined {
-  return value === undefined ? undefined : parseDuration(value, name)
+  return value === undefined ? undefined : ms(value, name)
 }
 
 function positiveMs (value: Duration | undefined, name: string): number | undefined {

@@ -1,17 +1,14 @@
-// The Redis tier: every command the cache sends, each one bounded in time and unable to throw.
-// A failure comes back as `undefined` (a miss, a lock not taken, a write skipped) and is logged once
-// per outage, not once per command.
+// The Redis tier: every command the cache sends, unable to throw. Each command is bounded by the
+// client's own commandTimeout (the suite sets it; see RedisTier's constructor for a client without
+// one), with no timer of ours per command. A failure comes back as `undefined` (a miss, a lock not
+// taken, a write skipped) and is logged once per outage, not once per command; after a connection-level
+// failure Redis is skipped for `retryAfterMs` (a circuit breaker, as bentocache's remote cache has).
 //
-// Tags and namespace generations on Cluster. A tag spans entries in every slot, so no single Lua script
-// can read an entry and its tag versions on Cluster (a script may only touch keys of one slot). Rather
-// than pin every entry to one slot (a hot shard) or read the tags after the entry (two round trips),
-// a read sends GET entry and the reads of the version keys it expects (the namespace generation plus
-// the tags the caller declares) in the same tick: on a standalone server they share the socket and
-// one round trip (GET + MGET); on Cluster each goes to its own node in parallel, one GET per version
-// key, since ioredis neither splits a cross-slot MGET nor pipelines across slots. The reads are not
-// atomic, which is fine: a version bump that lands between them is indistinguishable from one that
-// landed just after the read. Only an entry carrying tags the caller did not declare costs a second
-// round trip for those versions. Each version key has its own hash tag, so tags spread over shards.
+// A hit is one GET: namespace generations and tag versions live in process (versions.ts). Version keys
+// that are not known yet are read with MGET in the same tick as the GET (one round trip on a
+// standalone server; on Cluster each version key is its own GET to its own node, since ioredis neither
+// splits a cross-slot MGET nor pipelines across slots). Each version key has its own hash tag, so
+// tags spread over shards.
 import type { Cluster, Redis } from 'ioredis'
 import { releaseLock, tryLock } from '../lock-store.js'
 
@@ -26,8 +23,6 @@ export interface RedisTierOptions {
   client: RedisClient
   logger?: CacheLogger | undefined
   isRedisReady?: (() => boolean) | undefined
-  /** Upper bound on any one operation, in case the client has no commandTimeout. */
-  operationTimeoutMs: number
   /** After a connection failure or timeout, skip Redis this long instead of waiting on it again. */
   retryAfterMs: number
   onFailure?: ((operation: string) => void) | undefined
@@ -60,24 +55,30 @@ export class RedisTier {
     this.#closed = true
   }
 
-  /** GET the entry and read the versions it will be judged against, in one round trip. */
-  async read (entryKey: string, versionKeys: readonly string[]): Promise<{ raw: string | null, versions: Map<string, string> } | undefined> {
+  /** GET one entry: null when absent, undefined when Redis could not answer. */
+  get (entryKey: string): Promise<string | null | undefined> {
+    if (!this.usable()) return Promise.resolve(undefined)
+    return this.#client.get(entryKey).then(this.#ok, this.#readFailed)
+  }
+
+  /** GET the entry and MGET version keys not known yet, in the same tick. */
+  async read (entryKey: string, versionKeys: readonly string[]): Promise<{ raw: string | null, versions: Array<string | null> } | undefined> {
     return this.#run('read', async () => {
       const [raw, versions] = await Promise.all([this.#client.get(entryKey), this.#mget(versionKeys)])
-      return { raw, versions: toVersionMap(versionKeys, versions) }
+      return { raw, versions }
     })
   }
 
-  async readMany (entryKeys: readonly string[], versionKeys: readonly string[]): Promise<{ raws: Array<string | null>, versions: Map<string, string> } | undefined> {
+  async readMany (entryKeys: readonly string[], versionKeys: readonly string[]): Promise<{ raws: Array<string | null>, versions: Array<string | null> } | undefined> {
     return this.#run('read', async () => {
       const [raws, versions] = await Promise.all([this.#mget(entryKeys), this.#mget(versionKeys)])
-      return { raws, versions: toVersionMap(versionKeys, versions) }
+      return { raws, versions }
     })
   }
 
-  async readVersions (versionKeys: readonly string[]): Promise<Map<string, string> | undefined> {
-    if (versionKeys.length === 0) return new Map()
-    return this.#run('read', async () => toVersionMap(versionKeys, await this.#mget(versionKeys)))
+  async readVersions (versionKeys: readonly string[]): Promise<Array<string | null> | undefined> {
+    if (versionKeys.length === 0) return []
+    return this.#run('read', () => this.#mget(versionKeys))
   }
 
   async write (entryKey: string, json: string, ttlMs: number): Promise<boolean> {
@@ -92,12 +93,12 @@ export class RedisTier {
     }) ?? false
   }
 
-  /** INCR each version key: entries written with the old versions stop matching. */
-  async bump (versionKeys: readonly string[]): Promise<boolean> {
+  /** INCR each version key: entries written with the old versions stop matching. The new versions. */
+  async bump (versionKeys: readonly string[]): Promise<string[] | undefined> {
     return await this.#run('invalidate', async () => {
-      await Promise.all(versionKeys.map((k) => this.#client.incr(k)))
-      return true
-    }) ?? false
+      const versions = await Promise.all(versionKeys.map((k) => this.#client.incr(k)))
+      return versions.map(String)
+    })
   }
 
   /** SET NX PX: 'acquired', 'taken' by another instance, or undefined when Redis cannot say. */
@@ -122,22 +123,25 @@ export class RedisTier {
 
   async #run<T> (operation: string, command: () => Promise<T>): Promise<T | undefined> {
     if (!this.usable()) return undefined
-    let timer: NodeJS.Timeout | undefined
-    const deadline = new Promise<never>((_resolve, reject) => {
-      timer = setTimeout(() => reject(new Error(`cache ${operation} did not finish within ${this.#options.operationTimeoutMs} ms`)),
-        this.#options.operationTimeoutMs)
-      timer.unref()
-    })
     try {
-      const result = await Promise.race([command(), deadline])
-      this.#recovered()
+      const result = await command()
+      if (this.#failing) this.#recovered()
       return result
     } catch (err) {
       this.#failed(operation, err as Error)
       return undefined
-    } finally {
-      clearTimeout(timer)
     }
+  }
+
+  // Bound once: the hit path allocates no closure per call.
+  readonly #ok = <T>(value: T): T => {
+    if (this.#failing) this.#recovered()
+    return value
+  }
+
+  readonly #readFailed = (err: unknown): undefined => {
+    this.#failed('read', err as Error)
+    return undefined
   }
 
   #failed (operation: string, err: Error): void {
@@ -160,9 +164,4 @@ export class RedisTier {
     this.#failing = false
     this.#failures = 0
   }
-}
-
-function toVersionMap (keys: readonly string[], values: ReadonlyArray<string | null>): Map<string, string> {
-  // A version key that does not exist yet is version '0': nothing was ever invalidated.
-  return new Map(keys.map((key, i) => [key, values[i] ?? '0']))
 }

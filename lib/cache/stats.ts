@@ -40,6 +40,15 @@ export class CacheCounters {
     this.#onEvent = onEvent
   }
 
+  /** A hit, miss or stale answer: a plain increment; an event object only when someone observes. */
+  count (type: 'hit' | 'miss' | 'stale', namespace: string, tier: CacheTier): void {
+    const counters = this.#of(namespace)[tier]
+    if (type === 'hit') counters.hits++
+    else if (type === 'miss') counters.misses++
+    else counters.stale++
+    if (this.#onEvent !== undefined) this.#emit({ type, namespace, tier })
+  }
+
   record (event: CacheEvent): void {
     switch (event.type) {
       case 'hit': this.#of(event.namespace)[event.tier].hits++; break
@@ -51,9 +60,12 @@ export class CacheCounters {
       case 'redis-failure': this.#redisFailures++; break
       case 'invalidation-received': this.#invalidationsReceived++; break
     }
-    if (this.#onEvent === undefined) return
+    if (this.#onEvent !== undefined) this.#emit(event)
+  }
+
+  #emit (event: CacheEvent): void {
     try {
-      this.#onEvent(event)
+      this.#onEvent?.(event)
     } catch {
       // An observer's bug must not turn a cache hit into an error.
     }
@@ -69,6 +81,7 @@ export class CacheCounters {
 
   #of (namespace: string): NamespaceStats {
     let stats = this.#namespaces.get(namespace)
+    // Almost always there: one Map lookup, no allocation.
     if (stats === undefined) {
       stats = { memory: emptyTier(), redis: emptyTier(), loads: 0, loadErrors: 0, loadTimeouts: 0 }
       this.#namespaces.set(namespace, stats)

@@ -45,8 +45,12 @@ export interface CacheOptions extends Omit<CacheDefaults, 'tags' | 'memory' | 'r
   prefix?: string
   /** Pub/sub channel for invalidations. Default '<client keyPrefix>cache:invalidate'. */
   channel?: string
-  /** Bound on one Redis operation. Default: the client's commandTimeout + 250 ms, else 1000 ms. */
-  operationTimeout?: Duration
+  /**
+   * The staleness bound when an invalidation message is lost: generations and tag versions are re-read
+   * from Redis this often, and a memory entry is served this long before Redis is asked again.
+   * Default '1s'. (Each Redis command is bounded by the client's own commandTimeout.)
+   */
+  syncInterval?: Duration
   /** After a connection-level Redis failure, skip Redis for this long. Default '1s'. */
   retryAfter?: Duration
   logger?: CacheLogger | undefined
