@@ -73,6 +73,24 @@ interface CachedRoute {
   name: string
   /** Whether the last write was refused by the budget (logged once per change). */
   atCap: boolean
+  /** The Cache-Control this route sends, formatted once. */
+  cacheControl: string
+}
+
+/** What a hit sends, computed once per stored entry (per instance). */
+interface PreparedHit {
+  headers: Record<string, string | string[]>
+  body: string | Buffer
+}
+
+// Keyed by the entry object the cache's memory tier hands back on every hit.
+const prepared = new WeakMap<StoredResponse, PreparedHit>()
+
+function prepare (entry: StoredResponse, route: CachedRoute, tags: readonly string[]): PreparedHit {
+  const headers: PreparedHit['headers'] = { ...entry.headers, etag: entry.etag, 'cache-control': route.cacheControl }
+  if (route.policy.vary.length > 0) headers.vary = route.policy.vary.join(', ')
+  if (tags.length > 0) headers['surrogate-key'] = tags.join(' ')
+  return { headers, body: bodyOf(entry) }
 }
 
 /** A revalidation in progress in this process; identical ones wait for its response. */
@@ -150,16 +168,23 @@ async function httpCachePlugin (app: FastifyInstance, options: HttpCachePluginOp
         policy: policy.cache,
         budget: new RouteBudget(policy.cache.maxEntries, policy.cache.maxBytes),
         name: `${methods.join(',')} ${route.url}`,
-        atCap: false
+        atCap: false,
+        cacheControl: formatCacheControl(policy.cache)
       }
       if (!cached.budget.capped) uncapped.push(cached.name)
       addHook(route, 'preParsing', (request: FastifyRequest, reply: FastifyReply, _payload: unknown) => lookup(request, reply, cached))
       // Before HEAD's own onSend, which drops the body: a HEAD miss can fill GET's entry too.
-      addHook(route, 'onSend', (request: FastifyRequest, reply: FastifyReply, payload: unknown) => storeResponse(request, reply, payload),
-        (hook) => hook.name === 'headRouteOnSendHandler')
-      const finish = async (request: FastifyRequest): Promise<void> => settle(request)
+      // Callback hooks: a hit (no exchange) passes through without a promise or a microtask.
+      addHook(route, 'onSend', (request: FastifyRequest, reply: FastifyReply, payload: unknown, done: Done) => {
+        if ((request as Carrier)[kExchange] === null) return done(null, payload)
+        storeResponse(request, reply, payload).then((sent) => done(null, sent), done)
+      }, (hook) => hook.name === 'headRouteOnSendHandler')
+      const finish = (request: FastifyRequest, _reply: FastifyReply, done: () => void): void => {
+        settle(request)
+        done()
+      }
       addHook(route, 'onResponse', finish)
-      addHook(route, 'onRequestAbort', finish)
+      addHook(route, 'onRequestAbort', async (request: FastifyRequest) => { settle(request) })
       addHook(route, 'onTimeout', finish)
     }
     if (policy.invalidates !== undefined) {
@@ -206,12 +231,16 @@ async function httpCachePlugin (app: FastifyInstance, options: HttpCachePluginOp
     if (policy.clientRevalidation && wantsRevalidation(request.headers['cache-control'], request.headers.pragma)) {
       return revalidate(carrier, reply, exchange)
     }
-    const found = await store.lookup(key, storageTtl(policy), tags)
-    if (found.kind !== 'found') {
-      carrier[kExchange] = found.kind === 'fill' ? { ...exchange, fill: found.fill } : exchange
-      return
+    // The hit path reads the entry alone; only a miss pays for collapse (getOrSet, its lock and timers).
+    let entry = await store.peek(key)
+    if (entry === undefined) {
+      const found = await store.lookup(key, storageTtl(policy), tags)
+      if (found.kind !== 'found') {
+        carrier[kExchange] = found.kind === 'fill' ? { ...exchange, fill: found.fill } : exchange
+        return
+      }
+      entry = found.entry
     }
-    const entry = found.entry
     switch (freshness(entry.storedAt, policy)) {
       case 'fresh':
         return serve(request, reply, entry, exchange, 'HIT')
@@ -333,19 +362,36 @@ async function httpCachePlugin (app: FastifyInstance, options: HttpCachePluginOp
     }
   }
 
-  function serve (request: FastifyRequest, reply: FastifyReply, entry: StoredResponse, exchange: Exchange, verdict: 'HIT' | 'STALE'): FastifyReply {
+  /**
+   * A hit: the stored bytes and the headers computed once per entry (replayed ones, ETag,
+   * Cache-Control, Vary, Surrogate-Key); only Age and x-cache are per request.
+   */
+  function serve (request: FastifyRequest, reply: FastifyReply, entry: StoredResponse, { route, tags }: Exchange, verdict: 'HIT' | 'STALE'): FastifyReply {
     if (verdict === 'HIT') store.stats.hits++
     else store.stats.staleHits++
-    reply.code(entry.status).headers(entry.headers)
-    return reply.send(respond(request, reply, entry, exchange, verdict, bodyOf(entry)) ?? undefined)
+    let ready = prepared.get(entry)
+    if (ready === undefined) {
+      ready = prepare(entry, route, tags)
+      prepared.set(entry, ready)
+    }
+    reply.code(entry.status).headers(ready.headers)
+    reply.header('age', String(Math.max(0, Math.floor((Date.now() - entry.storedAt) / 1000))))
+    reply.header('x-cache', verdict)
+    const ifNoneMatch = request.headers['if-none-match']
+    if (ifNoneMatch === undefined || !matchesIfNoneMatch(ifNoneMatch, entry.etag)) return reply.send(ready.body)
+    store.stats.notModified++
+    reply.code(304)
+    reply.removeHeader('content-type')
+    return reply.send(request.method === 'HEAD' ? '' : undefined)
   }
 
   /** Sets the cache headers; answers 304 (returning no body) when the client's copy is current. */
-  function respond (request: FastifyRequest, reply: FastifyReply, entry: StoredResponse, { route: { policy }, tags }: Exchange,
+  function respond (request: FastifyRequest, reply: FastifyReply, entry: StoredResponse, { route, tags }: Exchange,
     verdict: Verdict, body: unknown): unknown {
+    const { policy } = route
     const ageS = Math.max(0, Math.floor((Date.now() - entry.storedAt) / 1000))
     reply.header('etag', entry.etag)
-    reply.header('cache-control', formatCacheControl(policy))
+    reply.header('cache-control', route.cacheControl)
     reply.header('age', String(ageS))
     if (policy.vary.length > 0) reply.header('vary', policy.vary.join(', '))
     if (tags.length > 0) reply.header('surrogate-key', tags.join(' '))
@@ -423,6 +469,7 @@ function defaultUserKey (request: FastifyRequest, cookieName: string): string | 
   return undefined
 }
 
+type Done = (err: Error | null, payload?: unknown) => void
 type HookName = 'preParsing' | 'onSend' | 'onResponse' | 'onRequestAbort' | 'onTimeout'
 type AnyHook = (...args: never[]) => unknown
 
