@@ -10,7 +10,8 @@
 //              registered after this one, and every one of them must run before a hit is served.
 //   onSend     (route-level, before HEAD's body stripping) the serialised response is stored,
 //              ETag/Cache-Control/Age/Surrogate-Key/x-cache are set, If-None-Match answers 304
-//   onResponse settles whatever the request left open (a fill, a refresh in progress)
+//   a miss's response 'close' settles whatever the request left open (a fill, a refresh, a
+//              revalidation), whether it was sent, aborted or timed out; a hit adds no listener
 import { randomBytes } from 'node:crypto'
 import fp from 'fastify-plugin'
 import type { FastifyInstance, FastifyReply, FastifyRequest, RouteOptions } from 'fastify'
@@ -179,13 +180,8 @@ async function httpCachePlugin (app: FastifyInstance, options: HttpCachePluginOp
         if ((request as Carrier)[kExchange] === null) return done(null, payload)
         storeResponse(request, reply, payload).then((sent) => done(null, sent), done)
       }, (hook) => hook.name === 'headRouteOnSendHandler')
-      const finish = (request: FastifyRequest, _reply: FastifyReply, done: () => void): void => {
-        settle(request)
-        done()
-      }
-      addHook(route, 'onResponse', finish)
-      addHook(route, 'onRequestAbort', async (request: FastifyRequest) => { settle(request) })
-      addHook(route, 'onTimeout', finish)
+      // No onResponse/onRequestAbort/onTimeout hooks: Fastify would add listeners to every request,
+      // hits included; a request that opens an exchange listens for its own end (see track()).
     }
     if (policy.invalidates !== undefined) {
       const tags = policy.invalidates
@@ -225,7 +221,7 @@ async function httpCachePlugin (app: FastifyInstance, options: HttpCachePluginOp
       // Our own stale-while-revalidate refresh: one per key and process already.
       delete request.headers[REFRESH_HEADER]
       store.stats.revalidations++
-      carrier[kExchange] = exchange
+      track(carrier, reply, exchange)
       return
     }
     if (policy.clientRevalidation && wantsRevalidation(request.headers['cache-control'], request.headers.pragma)) {
@@ -236,7 +232,7 @@ async function httpCachePlugin (app: FastifyInstance, options: HttpCachePluginOp
     if (entry === undefined) {
       const found = await store.lookup(key, storageTtl(policy), tags)
       if (found.kind !== 'found') {
-        carrier[kExchange] = found.kind === 'fill' ? { ...exchange, fill: found.fill } : exchange
+        track(carrier, reply, found.kind === 'fill' ? { ...exchange, fill: found.fill } : exchange)
         return
       }
       entry = found.entry
@@ -252,10 +248,10 @@ async function httpCachePlugin (app: FastifyInstance, options: HttpCachePluginOp
         // handler fails; while it does, identical requests get the stale copy rather than a second run.
         if (refreshing.has(key)) return serve(request, reply, entry, exchange, 'STALE')
         refreshing.add(key)
-        carrier[kExchange] = { ...exchange, stale: entry, refreshing: true }
+        track(carrier, reply, { ...exchange, stale: entry, refreshing: true })
         return
       case 'expired':
-        carrier[kExchange] = exchange
+        track(carrier, reply, exchange)
     }
   }
 
@@ -271,14 +267,14 @@ async function httpCachePlugin (app: FastifyInstance, options: HttpCachePluginOp
         store.stats.collapsed++
         return serve(request, reply, entry, exchange, 'HIT')
       }
-      request[kExchange] = exchange // the revalidation failed or stalled: run our own handler
+      track(request, reply, exchange) // the revalidation failed or stalled: run our own handler
       return
     }
     let settle!: (entry: StoredResponse | undefined) => void
     const done = new Promise<StoredResponse | undefined>((resolve) => { settle = resolve })
     const revalidation: Revalidation = { done, settle }
     revalidations.set(exchange.key, revalidation)
-    request[kExchange] = { ...exchange, revalidation }
+    track(request, reply, { ...exchange, revalidation })
   }
 
   async function storeResponse (request: FastifyRequest, reply: FastifyReply, payload: unknown): Promise<unknown> {
@@ -347,6 +343,15 @@ async function httpCachePlugin (app: FastifyInstance, options: HttpCachePluginOp
       }
     }
     return admitted
+  }
+
+  /**
+   * Opens the request's exchange, settled when the response ends however it ends: sent, aborted by
+   * the client, or timed out (the response's 'close' follows each). Only misses pay for the listener.
+   */
+  function track (request: Carrier, reply: FastifyReply, exchange: Exchange): void {
+    request[kExchange] = exchange
+    reply.raw.once('close', () => settle(request))
   }
 
   function settle (request: FastifyRequest): void {
@@ -470,7 +475,7 @@ function defaultUserKey (request: FastifyRequest, cookieName: string): string | 
 }
 
 type Done = (err: Error | null, payload?: unknown) => void
-type HookName = 'preParsing' | 'onSend' | 'onResponse' | 'onRequestAbort' | 'onTimeout'
+type HookName = 'preParsing' | 'onSend'
 type AnyHook = (...args: never[]) => unknown
 
 /** Appends a route-level hook (or inserts it before the first one `before` picks). */
