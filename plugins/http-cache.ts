@@ -10,7 +10,8 @@
 //              registered after this one, and every one of them must run before a hit is served.
 //   onSend     (route-level, before HEAD's body stripping) the serialised response is stored,
 //              ETag/Cache-Control/Age/Surrogate-Key/x-cache are set, If-None-Match answers 304
-//   onResponse settles whatever the request left open (a fill, a refresh in progress)
+//   a miss's response 'close' settles whatever the request left open (a fill, a refresh, a
+//              revalidation), whether it was sent, aborted or timed out; a hit adds no listener
 import { randomBytes } from 'node:crypto'
 import fp from 'fastify-plugin'
 import type { FastifyInstance, FastifyReply, FastifyRequest, RouteOptions } from 'fastify'
@@ -73,6 +74,24 @@ interface CachedRoute {
   name: string
   /** Whether the last write was refused by the budget (logged once per change). */
   atCap: boolean
+  /** The Cache-Control this route sends, formatted once. */
+  cacheControl: string
+}
+
+/** What a hit sends, computed once per stored entry (per instance). */
+interface PreparedHit {
+  headers: Record<string, string | string[]>
+  body: string | Buffer
+}
+
+// Keyed by the entry object the cache's memory tier hands back on every hit.
+const prepared = new WeakMap<StoredResponse, PreparedHit>()
+
+function prepare (entry: StoredResponse, route: CachedRoute, tags: readonly string[]): PreparedHit {
+  const headers: PreparedHit['headers'] = { ...entry.headers, etag: entry.etag, 'cache-control': route.cacheControl }
+  if (route.policy.vary.length > 0) headers.vary = route.policy.vary.join(', ')
+  if (tags.length > 0) headers['surrogate-key'] = tags.join(' ')
+  return { headers, body: bodyOf(entry) }
 }
 
 /** A revalidation in progress in this process; identical ones wait for its response. */
@@ -150,17 +169,19 @@ async function httpCachePlugin (app: FastifyInstance, options: HttpCachePluginOp
         policy: policy.cache,
         budget: new RouteBudget(policy.cache.maxEntries, policy.cache.maxBytes),
         name: `${methods.join(',')} ${route.url}`,
-        atCap: false
+        atCap: false,
+        cacheControl: formatCacheControl(policy.cache)
       }
       if (!cached.budget.capped) uncapped.push(cached.name)
       addHook(route, 'preParsing', (request: FastifyRequest, reply: FastifyReply, _payload: unknown) => lookup(request, reply, cached))
       // Before HEAD's own onSend, which drops the body: a HEAD miss can fill GET's entry too.
-      addHook(route, 'onSend', (request: FastifyRequest, reply: FastifyReply, payload: unknown) => storeResponse(request, reply, payload),
-        (hook) => hook.name === 'headRouteOnSendHandler')
-      const finish = async (request: FastifyRequest): Promise<void> => settle(request)
-      addHook(route, 'onResponse', finish)
-      addHook(route, 'onRequestAbort', finish)
-      addHook(route, 'onTimeout', finish)
+      // Callback hooks: a hit (no exchange) passes through without a promise or a microtask.
+      addHook(route, 'onSend', (request: FastifyRequest, reply: FastifyReply, payload: unknown, done: Done) => {
+        if ((request as Carrier)[kExchange] === null) return done(null, payload)
+        storeResponse(request, reply, payload).then((sent) => done(null, sent), done)
+      }, (hook) => hook.name === 'headRouteOnSendHandler')
+      // No onResponse/onRequestAbort/onTimeout hooks: Fastify would add listeners to every request,
+      // hits included; a request that opens an exchange listens for its own end (see track()).
     }
     if (policy.invalidates !== undefined) {
       const tags = policy.invalidates
@@ -200,18 +221,22 @@ async function httpCachePlugin (app: FastifyInstance, options: HttpCachePluginOp
       // Our own stale-while-revalidate refresh: one per key and process already.
       delete request.headers[REFRESH_HEADER]
       store.stats.revalidations++
-      carrier[kExchange] = exchange
+      track(carrier, reply, exchange)
       return
     }
     if (policy.clientRevalidation && wantsRevalidation(request.headers['cache-control'], request.headers.pragma)) {
       return revalidate(carrier, reply, exchange)
     }
-    const found = await store.lookup(key, storageTtl(policy), tags)
-    if (found.kind !== 'found') {
-      carrier[kExchange] = found.kind === 'fill' ? { ...exchange, fill: found.fill } : exchange
-      return
+    // The hit path reads the entry alone; only a miss pays for collapse (getOrSet, its lock and timers).
+    let entry = await store.peek(key)
+    if (entry === undefined) {
+      const found = await store.lookup(key, storageTtl(policy), tags)
+      if (found.kind !== 'found') {
+        track(carrier, reply, found.kind === 'fill' ? { ...exchange, fill: found.fill } : exchange)
+        return
+      }
+      entry = found.entry
     }
-    const entry = found.entry
     switch (freshness(entry.storedAt, policy)) {
       case 'fresh':
         return serve(request, reply, entry, exchange, 'HIT')
@@ -223,10 +248,10 @@ async function httpCachePlugin (app: FastifyInstance, options: HttpCachePluginOp
         // handler fails; while it does, identical requests get the stale copy rather than a second run.
         if (refreshing.has(key)) return serve(request, reply, entry, exchange, 'STALE')
         refreshing.add(key)
-        carrier[kExchange] = { ...exchange, stale: entry, refreshing: true }
+        track(carrier, reply, { ...exchange, stale: entry, refreshing: true })
         return
       case 'expired':
-        carrier[kExchange] = exchange
+        track(carrier, reply, exchange)
     }
   }
 
@@ -242,14 +267,14 @@ async function httpCachePlugin (app: FastifyInstance, options: HttpCachePluginOp
         store.stats.collapsed++
         return serve(request, reply, entry, exchange, 'HIT')
       }
-      request[kExchange] = exchange // the revalidation failed or stalled: run our own handler
+      track(request, reply, exchange) // the revalidation failed or stalled: run our own handler
       return
     }
     let settle!: (entry: StoredResponse | undefined) => void
     const done = new Promise<StoredResponse | undefined>((resolve) => { settle = resolve })
     const revalidation: Revalidation = { done, settle }
     revalidations.set(exchange.key, revalidation)
-    request[kExchange] = { ...exchange, revalidation }
+    track(request, reply, { ...exchange, revalidation })
   }
 
   async function storeResponse (request: FastifyRequest, reply: FastifyReply, payload: unknown): Promise<unknown> {
@@ -320,6 +345,15 @@ async function httpCachePlugin (app: FastifyInstance, options: HttpCachePluginOp
     return admitted
   }
 
+  /**
+   * Opens the request's exchange, settled when the response ends however it ends: sent, aborted by
+   * the client, or timed out (the response's 'close' follows each). Only misses pay for the listener.
+   */
+  function track (request: Carrier, reply: FastifyReply, exchange: Exchange): void {
+    request[kExchange] = exchange
+    reply.raw.once('close', () => settle(request))
+  }
+
   function settle (request: FastifyRequest): void {
     const carrier = request as Carrier
     const exchange = carrier[kExchange]
@@ -333,19 +367,36 @@ async function httpCachePlugin (app: FastifyInstance, options: HttpCachePluginOp
     }
   }
 
-  function serve (request: FastifyRequest, reply: FastifyReply, entry: StoredResponse, exchange: Exchange, verdict: 'HIT' | 'STALE'): FastifyReply {
+  /**
+   * A hit: the stored bytes and the headers computed once per entry (replayed ones, ETag,
+   * Cache-Control, Vary, Surrogate-Key); only Age and x-cache are per request.
+   */
+  function serve (request: FastifyRequest, reply: FastifyReply, entry: StoredResponse, { route, tags }: Exchange, verdict: 'HIT' | 'STALE'): FastifyReply {
     if (verdict === 'HIT') store.stats.hits++
     else store.stats.staleHits++
-    reply.code(entry.status).headers(entry.headers)
-    return reply.send(respond(request, reply, entry, exchange, verdict, bodyOf(entry)) ?? undefined)
+    let ready = prepared.get(entry)
+    if (ready === undefined) {
+      ready = prepare(entry, route, tags)
+      prepared.set(entry, ready)
+    }
+    reply.code(entry.status).headers(ready.headers)
+    reply.header('age', String(Math.max(0, Math.floor((Date.now() - entry.storedAt) / 1000))))
+    reply.header('x-cache', verdict)
+    const ifNoneMatch = request.headers['if-none-match']
+    if (ifNoneMatch === undefined || !matchesIfNoneMatch(ifNoneMatch, entry.etag)) return reply.send(ready.body)
+    store.stats.notModified++
+    reply.code(304)
+    reply.removeHeader('content-type')
+    return reply.send(request.method === 'HEAD' ? '' : undefined)
   }
 
   /** Sets the cache headers; answers 304 (returning no body) when the client's copy is current. */
-  function respond (request: FastifyRequest, reply: FastifyReply, entry: StoredResponse, { route: { policy }, tags }: Exchange,
+  function respond (request: FastifyRequest, reply: FastifyReply, entry: StoredResponse, { route, tags }: Exchange,
     verdict: Verdict, body: unknown): unknown {
+    const { policy } = route
     const ageS = Math.max(0, Math.floor((Date.now() - entry.storedAt) / 1000))
     reply.header('etag', entry.etag)
-    reply.header('cache-control', formatCacheControl(policy))
+    reply.header('cache-control', route.cacheControl)
     reply.header('age', String(ageS))
     if (policy.vary.length > 0) reply.header('vary', policy.vary.join(', '))
     if (tags.length > 0) reply.header('surrogate-key', tags.join(' '))
@@ -423,7 +474,8 @@ function defaultUserKey (request: FastifyRequest, cookieName: string): string | 
   return undefined
 }
 
-type HookName = 'preParsing' | 'onSend' | 'onResponse' | 'onRequestAbort' | 'onTimeout'
+type Done = (err: Error | null, payload?: unknown) => void
+type HookName = 'preParsing' | 'onSend'
 type AnyHook = (...args: never[]) => unknown
 
 /** Appends a route-level hook (or inserts it before the first one `before` picks). */

@@ -300,6 +300,9 @@ t.test('stale-while-revalidate serves the old response and refreshes in the back
   t.equal(rescued.headers['x-cache'], 'STALE')
   t.equal(rescued.json().run, 1)
   t.equal(runs.flaky, 2)
+  const retried = await app.inject('/flaky')
+  t.equal(retried.headers['x-cache'], 'STALE')
+  t.equal(runs.flaky, 3, 'the next request tries the handler again: the finished refresh released its key')
 })
 
 t.test('Redis killed: hits from memory, misses run the handler, writes still 2xx; never an error from the cache', async (t) => {
