@@ -190,6 +190,10 @@ async function sessionPlugin (app: FastifyInstance, options: SessionPluginOption
         })
         return
       }
+      // The hot path: unchanged, not due, same cookie. @fastify/session would hash the session again
+      // only to decide that there is nothing to save and no cookie to send.
+      done()
+      return
     }
     runOnSend(request, reply, payload, done)
   }
