@@ -56,7 +56,8 @@ type SendHook = (request: FastifyRequest, reply: FastifyReply, payload: unknown,
 const kSession = Symbol('redis-suite.session')
 const kEnabled = Symbol('redis-suite.sessionEnabled')
 const kRestored = Symbol('redis-suite.sessionRestored')
-interface SessionCarrier { [kSession]?: unknown, [kEnabled]?: boolean, [kRestored]?: unknown }
+const kDeadline = Symbol('redis-suite.sessionDeadline')
+interface SessionCarrier { [kSession]?: unknown, [kEnabled]?: boolean, [kRestored]?: unknown, [kDeadline]?: number }
 
 /**
  * The session this request loaded, or undefined on a route without `config: { session: true }`.
@@ -144,7 +145,10 @@ async function sessionPlugin (app: FastifyInstance, options: SessionPluginOption
   })
 
   const loadSession: RequestHook = (request, reply, done) => {
-    (request as FastifyRequest & SessionCarrier)[kEnabled] = true
+    const carrier = request as FastifyRequest & SessionCarrier
+    carrier[kEnabled] = true
+    // One time budget for every store call of this request (a sign-in waits once, not per call).
+    carrier[kDeadline] = Date.now() + config.REDIS_COMMAND_TIMEOUT
     hooks.onRequest(request, reply, (err) => {
       if (err === undefined || err === null) {
         // Synchronous with store.get's callback: links the session to what was loaded (see store.adopt).
@@ -186,12 +190,16 @@ async function sessionPlugin (app: FastifyInstance, options: SessionPluginOption
       if (resigned) request.cookies[cookieName] = encrypted
       if (resigned || store.isDue(session)) {
         // A touch: expiry, last-seen and indexes move; @fastify/session then sends the cookie (isSaved).
-        (session as unknown as { save: (cb: Done) => void }).save((err) => {
+        store.withDeadline(deadlineOf(request), () => (session as unknown as { save: (cb: Done) => void }).save((err) => {
           if (err === undefined || err === null) runOnSend(request, reply, payload, done)
           else unavailable(request, reply, err, done)
-        })
+        }))
         return
       }
+      // The hot path: unchanged, not due, same cookie. @fastify/session would hash the session again
+      // only to decide that there is nothing to save and no cookie to send.
+      done()
+      return
     }
     runOnSend(request, reply, payload, done)
   }
@@ -209,11 +217,14 @@ async function sessionPlugin (app: FastifyInstance, options: SessionPluginOption
   }
 
   const runOnSend: SendHook = (request, reply, payload, done) => {
-    hooks.onSend(request, reply, payload, (err) => {
+    store.withDeadline(deadlineOf(request), () => hooks.onSend(request, reply, payload, (err) => {
       if (err === undefined || err === null) done()
       else unavailable(request, reply, err, done)
-    })
+    }))
   }
+
+  const deadlineOf = (request: FastifyRequest): number =>
+    (request as FastifyRequest & SessionCarrier)[kDeadline] ?? Date.now() + config.REDIS_COMMAND_TIMEOUT
 
   // A handler's regenerate()/destroy() failing because the store is down is an expected condition:
   // answer the same 503 here, before Fastify's default handler would log an error and a stack for it.

@@ -92,14 +92,14 @@ export async function session (settings: Settings): Promise<CaseResult> {
       id: 7,
       title: 'Session-authenticated read route',
       rows: [
-        ...ratioRows(comparison, [{ label: '@fastify/session + naive ioredis store', target: 1.0 }], 'req/s'),
+        ...ratioRows(comparison, [{ label: '@fastify/session + naive ioredis store', target: 1.3 }], 'req/s'),
         figureRow('commands sent per authenticated read, ours', counted.ours.map((c) => c.sent), 'commands', { text: '= 1', met: (m) => m <= 1.0001 }),
         figureRow('commands sent per authenticated read, @fastify/session + naive store', counted.theirs.map((c) => c.sent), 'commands'),
-        figureRow('commands executed by Redis per read (incl. inside scripts), ours', counted.ours.map((c) => c.executed), 'commands'),
+        figureRow('commands executed by Redis per read not due for refresh (incl. inside scripts), ours', counted.ours.map((c) => c.executed), 'commands', { text: '≤ 2', met: (m) => m <= 2.0001 }),
         figureRow('commands executed by Redis per read, @fastify/session + naive store', counted.theirs.map((c) => c.executed), 'commands')
       ],
       notes: [
-        `autocannon, ${c} connections, one signed-in session per side; rolling sessions on both sides (their default).`,
+        `autocannon, ${c} connections, one signed-in session per side. Theirs: rolling (its default), a SET and a Set-Cookie per request; ours: the expiry, last-seen time and indexes move (and the cookie is re-sent) only at the refresh cadence, min(60 s, SESSION_IDLE_TIMEOUT / 10), so the counted reads are not due.`,
         `Per request over ${COUNTED_REQUESTS} requests (health PINGs excluded), sent by the client — ours: ${describe(first.ours?.sentBy)}; theirs: ${describe(first.theirs?.sentBy)}.`,
         `Executed by Redis (INFO commandstats, script internals included) — ours: ${describe(first.ours?.executedBy)}; theirs: ${describe(first.theirs?.executedBy)}.`
       ]

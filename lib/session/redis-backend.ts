@@ -102,9 +102,20 @@ export class RedisSessionBackend implements SessionBackend {
   }
 
   async destroy (handle: string, owner?: string): Promise<boolean> {
-    const [deleted, user] = await this.#client.sessionDestroy(sessionKey(handle), owner ?? '')
-    if (owner !== undefined && user !== '' && user !== owner) return false
-    await this.#unindex(handle, user === '' ? owner : user)
+    if (owner === undefined) {
+      // Sign-out and regenerate(): one round trip. The total index entry goes with the session; the
+      // user's index entry (its user is known from the reply) follows on the same connection without
+      // a wait, so a later count or list of that user runs after it.
+      const [[deleted, user]] = await Promise.all([
+        this.#client.sessionDestroy(sessionKey(handle), ''),
+        this.#client.zrem(ALL_SESSIONS_KEY, handle)
+      ])
+      if (user !== '') this.#client.zrem(userIndexKey(user), handle).catch(() => {}) // a leftover is pruned by list()
+      return Number(deleted) === 1
+    }
+    const [deleted, user] = await this.#client.sessionDestroy(sessionKey(handle), owner)
+    if (user !== '' && user !== owner) return false
+    await this.#unindex(handle, owner)
     return Number(deleted) === 1
   }
 

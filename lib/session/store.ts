@@ -76,6 +76,8 @@ export interface ClientInfo { ip?: string | undefined, userAgent?: string | unde
 interface CookieLifetime { maxAge?: number, expires?: number }
 
 const ACTIVE_REFRESH_MS = 5_000
+/** Granularity of the shared deadline sweep: the most a request's budget can be overrun by. */
+const SWEEP_MS = 20
 const noopLogger: SessionLogger = { warn: () => {}, info: () => {}, debug: () => {} }
 
 export class SessionStore {
@@ -91,6 +93,11 @@ export class SessionStore {
   #activeAt = 0
   /** true from the first failed backend call until the next one that succeeds: one warning per outage. */
   #down = false
+  /** The request's deadline while the plugin runs a save synchronously (see withDeadline). */
+  #deadline: number | undefined
+  /** Calls that must end before their request's deadline, all watched by one shared sweep timer. */
+  readonly #expiring = new Set<{ at: number, expire: () => void }>()
+  #sweeper: NodeJS.Timeout | undefined
 
   constructor (options: SessionStoreOptions) {
     this.backend = options.backend
@@ -170,6 +177,21 @@ export class SessionStore {
     return loaded !== undefined && this.#options.now() - loaded.meta.seenAt >= this.#options.refreshEvery
   }
 
+  /**
+   * Runs `fn` (which starts store calls synchronously, as @fastify/session's save does) under the
+   * request's deadline: one time budget for all the store calls of one request. A call started with
+   * less than a full command timeout left is bounded by what is left, by one shared sweep timer
+   * rather than a timer per call; a call started after the deadline fails at once.
+   */
+  withDeadline<T> (deadline: number, fn: () => T): T {
+    this.#deadline = deadline
+    try {
+      return fn()
+    } finally {
+      this.#deadline = undefined
+    }
+  }
+
   /** Remembers who created a session id (called from the id generator) for the session list. */
   noteClient (sessionId: string, client: ClientInfo): void {
     this.#clients.set(sessionId, client)
@@ -190,10 +212,10 @@ export class SessionStore {
    * commandTimeout bounds the wait (no timer per call). Logs one warning when the store becomes
    * unavailable and one line when it answers again, never per request and never driver text.
    */
-  async guarded<T> (operation: Promise<T>): Promise<T> {
+  async guarded<T> (operation: Promise<T>, deadline?: number): Promise<T> {
     let result: T
     try {
-      result = await operation
+      result = await (deadline === undefined ? operation : this.#before(operation, deadline))
     } catch (err) {
       this.#stats.errors++
       this.#stats.unavailable++
@@ -209,6 +231,38 @@ export class SessionStore {
       this.#options.logger.info({}, 'session store available again')
     }
     return result
+  }
+
+  /** `operation`, or a rejection once `deadline` passes when that comes before the client's own timeout. */
+  #before<T> (operation: Promise<T>, deadline: number): Promise<T> {
+    const left = deadline - this.#options.now()
+    if (left >= this.#options.timeout - SWEEP_MS) return operation
+    operation.catch(() => {}) // its late failure is not this request's any more
+    if (left <= 0) return Promise.reject(new Error('request time budget spent'))
+    return new Promise<T>((resolve, reject) => {
+      const entry = { at: deadline, expire: () => reject(new Error('request time budget spent')) }
+      this.#expiring.add(entry)
+      this.#sweeper ??= setInterval(() => this.#sweep(), SWEEP_MS).unref()
+      operation.then(resolve, reject).finally(() => this.#unwatch(entry))
+    })
+  }
+
+  #sweep (): void {
+    const now = this.#options.now()
+    for (const entry of this.#expiring) {
+      if (entry.at <= now) {
+        entry.expire()
+        this.#unwatch(entry)
+      }
+    }
+  }
+
+  #unwatch (entry: { at: number, expire: () => void }): void {
+    this.#expiring.delete(entry)
+    if (this.#expiring.size === 0 && this.#sweeper !== undefined) {
+      clearInterval(this.#sweeper)
+      this.#sweeper = undefined
+    }
   }
 
   async #load (sessionId: string): Promise<{ session: SessionLike, loaded: Loaded } | undefined> {
@@ -286,6 +340,7 @@ export class SessionStore {
   }
 
   async #save (sessionId: string, session: SessionLike): Promise<void> {
+    const deadline = this.#deadline // read before the first await: set only while the plugin's call runs
     const now = this.#options.now()
     const handle = sessionHandle(sessionId)
     const fields = serialisePayload(session)
@@ -344,7 +399,7 @@ export class SessionStore {
         previousUserId: undefined
       }
     }
-    const { applied, userSessions } = await this.guarded(this.backend.write(handle, write))
+    const { applied, userSessions } = await this.guarded(this.backend.write(handle, write), deadline)
     if (touch) this.#stats.touches++
     else this.#stats.saves++
     if (applied === 0) return // destroyed or revoked meanwhile: it stays gone
