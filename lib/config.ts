@@ -57,7 +57,7 @@ export function loadConfig (options: LoadConfigOptions = {}): Readonly<Config> {
       schema: structuredClone(SCHEMA_JSON),
       data: merged,
       env: false,
-      ajv: { customOptions: (ajv: any) => ajv.addKeyword('x-secret').addKeyword('x-duration').addKeyword('x-needs-unit').addKeyword('x-expected') }
+      ajv: { customOptions: (ajv: any) => ajv.addKeyword('x-secret').addKeyword('x-duration').addKeyword('x-needs-unit') }
     }) as Record<string, unknown>
   } catch (err) {
     throw new ConfigError([...describeSchemaErrors((err as { errors?: AjvError[] }).errors ?? [], merged), ...unitless])
@@ -103,7 +103,6 @@ function describeSchemaErrors (errors: AjvError[], merged: Record<string, unknow
 /** The rule a variable's schema enforces, in words: the message must state the real rule. */
 function expected (name: string): string {
   const schema = VARIABLES.get(name)?.schema ?? {}
-  if (typeof schema['x-expected'] === 'string') return schema['x-expected']
   if (Array.isArray(schema.enum)) return 'one of ' + schema.enum.join(', ')
   if (schema['x-duration'] === true) {
     return schema['x-needs-unit'] === true

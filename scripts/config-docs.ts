@@ -11,6 +11,11 @@ function defaultOf (schema: Record<string, unknown>): string {
   return schema.default === undefined ? '' : String(schema.default)
 }
 
+/** Durations measured in seconds or more refuse bare numbers under 1000 (lib/config.ts): say so where values are edited. */
+function unitNote (schema: Record<string, unknown>): string {
+  return schema['x-needs-unit'] === true ? ' Give a unit (60s): a bare number under 1000 is refused.' : ''
+}
+
 function profileNote (name: string): string {
   const notes = PROFILES.flatMap((profile) => {
     const value = PROFILE_DEFAULTS[profile][name as keyof typeof PROFILE_DEFAULTS[typeof profile]]
@@ -20,9 +25,13 @@ function profileNote (name: string): string {
 }
 
 export function renderEnvExample (): string {
-  const lines = ['# Every variable fastify-redis-suite reads, with its default. Generated from lib/config-schema.ts.', '']
+  const lines = [
+    '# Every variable fastify-redis-suite reads, with its default. Generated from lib/config-schema.ts.',
+    "# Durations are milliseconds (1500) or a number with a unit ('300ms', '5s', '5m', '7d').",
+    ''
+  ]
   for (const { name, schema } of describeVariables()) {
-    lines.push(`# ${String(schema.description)}${profileNote(name)}`)
+    lines.push(`# ${String(schema.description)}${unitNote(schema)}${profileNote(name)}`)
     lines.push(`${defaultOf(schema) === '' ? '# ' : ''}${name}=${defaultOf(schema)}`)
     lines.push('')
   }
@@ -33,7 +42,7 @@ export function renderTable (): string {
   const rows = ['| Variable | Default | Meaning |', '| --- | --- | --- |']
   for (const { name, schema, secret } of describeVariables()) {
     const fallback = defaultOf(schema)
-    const meaning = `${String(schema.description)}${profileNote(name)}${secret ? ' Secret: never logged.' : ''}`
+    const meaning = `${String(schema.description)}${unitNote(schema)}${profileNote(name)}${secret ? ' Secret: never logged.' : ''}`
     rows.push(`| \`${name}\` | ${fallback === '' ? '—' : `\`${fallback}\``} | ${meaning.replaceAll('|', '\\|')} |`)
   }
   return [TABLE_START, ...rows, TABLE_END].join('\n')

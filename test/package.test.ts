@@ -101,9 +101,9 @@ t.test('the tarball holds the library only, with a LICENSE and usable source map
   t.equal(scripts.engines.node, '>=22', 'engines matches what cookie@2 (via @fastify/cookie) needs')
 })
 
-async function typeCheck (): Promise<string> {
+async function typeCheck (project: string): Promise<string> {
   try {
-    await run(process.execPath, [TSC, '-p', app], { cwd: app, maxBuffer: 16 << 20 })
+    await run(process.execPath, [TSC, '-p', join(app, project)], { cwd: app, maxBuffer: 16 << 20 })
     return ''
   } catch (err) {
     return String((err as { stdout?: string }).stdout ?? err)
@@ -119,19 +119,34 @@ import redisSuite from 'fastify-redis-suite'
 const app = Fastify()
 await app.register(redisSuite, { env: { REDIS_URL: 'redis://127.0.0.1:6379' } })
 const value: string | null = await app.redis.get('key')
-app.get('/me', { config: { session: true } }, async (request) => {
+app.get('/me', { config: { session: true, rateLimit: { max: 5, timeWindow: '1 minute' } } }, async (request) => {
   await request.session.regenerate()
   const id: string = request.session.sessionId
   return { id, value }
 })
 `)
+  // A second, separate program: an app that imports only the plugin entry points gets the same types.
+  mkdirSync(join(app, 'subpaths'))
+  writeFileSync(join(app, 'subpaths', 'plugins.ts'), `
+import Fastify from 'fastify'
+import sessionPlugin from 'fastify-redis-suite/session'
+import redisPlugin from 'fastify-redis-suite/redis'
+import rateLimitPlugin from 'fastify-redis-suite/rate-limit'
+
+const app = Fastify()
+void [sessionPlugin, redisPlugin, rateLimitPlugin]
+const value: string | null = await app.redis.get('key')
+app.get('/me', { config: { session: true, rateLimit: false } }, async (request) => ({ id: request.session.sessionId, value }))
+`)
+  writeFileSync(join(app, 'tsconfig.subpaths.json'), JSON.stringify({ extends: './tsconfig.json', include: ['subpaths/*.ts'] }))
   const blocks = extractTsBlocks(readFileSync('README.md', 'utf8'))
   t.ok(blocks.length >= 10, `${blocks.length} ts blocks in README.md`)
   writeFileSync(join(app, 'src', 'readme-preamble.ts'), README_PREAMBLE)
   for (const block of blocks) writeFileSync(join(app, 'src', `readme-line-${block.line}.ts`), block.module)
-  const errors = await typeCheck()
+  const [errors, subpathErrors] = await Promise.all([typeCheck('tsconfig.json'), typeCheck('tsconfig.subpaths.json')])
   // Report each error against its README line, so the failing block is easy to find.
   const readable = errors.replace(/src\/readme-line-(\d+)\.ts\((\d+),(\d+)\)/g, (_m, line: string, row: string, col: string) =>
     `README.md:${Number(line) + Number(row)}:${col}`)
   t.equal(readable, '', 'strict tsc over the fixture app')
+  t.equal(subpathErrors, '', 'strict tsc over an app importing only plugin entry points')
 })
