@@ -16,6 +16,9 @@ declare module 'fastify' {
   }
 }
 
+/** Every app channel is `<REDIS_KEY_PREFIX>ps:<name>` on Redis. */
+export const PUBSUB_CHANNEL_SEGMENT = 'ps:'
+
 async function pubsubPlugin (app: FastifyInstance): Promise<void> {
   const config = app.config
   const main = app.redisConnections.main
@@ -29,8 +32,10 @@ async function pubsubPlugin (app: FastifyInstance): Promise<void> {
         subscriber: () => app.redisConnections.subscriber() as RedisClient,
         timeoutMs
       }),
-      // ioredis prefixes keys, never channels: without this, apps sharing a Redis would hear each other.
-      prefix: config.REDIS_KEY_PREFIX,
+      // ioredis prefixes keys, never channels: without the app's prefix, apps sharing a Redis would hear
+      // each other. The `ps:` segment keeps app channels apart from the suite's own (the cache's
+      // `cache:invalidate`): a channel name taken from user input can never forge an invalidation.
+      prefix: `${config.REDIS_KEY_PREFIX}${PUBSUB_CHANNEL_SEGMENT}`,
       logger,
       streams: new RedisStreams({ client: main, blockingConnection: () => duplicate(main), timeoutMs, logger })
     })

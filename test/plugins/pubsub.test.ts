@@ -26,7 +26,7 @@ t.test('two app instances exchange typed messages; an invalid one is dropped and
   t.same(received, [{ text: 'hi', from: 'a' }])
   const drop = b.logs().find((l) => /dropped a message/.test(l.msg ?? ''))
   t.match(drop, { level: 40, plugin: 'pubsub', channel: 'chat' }, 'logged as a warning by the app logger')
-  t.equal(await redis.cli('PUBSUB', 'NUMSUB', 'app:chat'), 'app:chat\n1', 'the channel carries the key prefix')
+  t.equal(await redis.cli('PUBSUB', 'NUMSUB', 'app:ps:chat'), 'app:ps:chat\n1', 'the channel carries the key prefix and the pub/sub segment')
 
   // Presence is shared too.
   await a.app.presence.join('lobby', 'ada')
@@ -56,6 +56,22 @@ async function readUntil (res: http.IncomingMessage, pattern: RegExp, timeoutMs:
     res.on('data', onData)
   })
 }
+
+t.test('an app channel named like the cache\'s invalidation channel cannot reach the cache', async (t) => {
+  const redis = await useRedis(t)
+  const env = { REDIS_URL: redis.url, REDIS_KEY_PREFIX: 'app:' }
+  const a = await buildTestApp(t, env)
+  const b = await buildTestApp(t, env)
+  await b.app.cache.set('k', 'kept', { ttl: '1m', tags: ['t'] })
+  t.equal(await b.app.cache.get('k'), 'kept', 'cached in the memory tier of b')
+  // A user-chosen channel name (chat room, topic) equal to the suite's own, carrying its wire format.
+  await a.app.pubsub.publish('cache:invalidate', { from: 'attacker', invalidation: { kind: 'tags', tags: ['t'] } })
+  await a.app.pubsub.publish('cache:invalidate', { from: 'attacker', invalidation: { kind: 'namespace', namespace: 'default' } })
+  t.equal(await redis.cli('PUBSUB', 'NUMSUB', 'app:ps:cache:invalidate'), 'app:ps:cache:invalidate\n0', 'published under the pub/sub segment, where nothing of the suite listens')
+  await new Promise((resolve) => setTimeout(resolve, 100))
+  t.equal(b.app.cache.stats().invalidationsReceived ?? 0, 0, 'the cache received no invalidation')
+  t.equal(await b.app.cache.get('k'), 'kept', 'the entry is untouched')
+})
 
 t.test('SSE demo route relays a message published by another instance, and unsubscribes on disconnect', async (t) => {
   const redis = await useRedis(t)
