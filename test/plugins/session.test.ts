@@ -134,6 +134,34 @@ t.test('an unchanged session is refreshed (a touch, with the cookie) only at the
   t.equal(after.saves - before.saves, 0, 'not a rewrite')
 })
 
+t.test('config.cache private on a session route: the same user hits, another user does not (no Set-Cookie when not due)', async (t) => {
+  const server = await useRedis(t)
+  const app = Fastify()
+  t.teardown(() => app.close())
+  await app.register(redisSuite, { env: { NODE_ENV: 'test', ...env(server) } })
+  app.post<{ Body: { userId: string } }>('/in', { config: { session: true } }, async (request) => {
+    await request.session.regenerate()
+    request.session.userId = request.body.userId
+    return { ok: true }
+  })
+  let runs = 0
+  app.get('/mine', { config: { session: true, cache: { ttl: '1m', private: true } } }, async (request) => {
+    runs++
+    return { userId: request.session.userId }
+  })
+  await app.ready()
+  const signIn = async (userId: string): Promise<string> => sid(await app.inject({ method: 'POST', url: '/in', payload: { userId } })) ?? ''
+  const ada = await signIn('ada')
+  const bob = await signIn('bob')
+  const seen: Array<[unknown, unknown, boolean]> = []
+  for (const cookie of [ada, ada, bob, bob]) {
+    const res = await app.inject({ url: '/mine', cookies: { sid: cookie } })
+    seen.push([res.json().userId, res.headers['x-cache'], res.headers['set-cookie'] !== undefined])
+  }
+  t.same(seen, [['ada', 'MISS', false], ['ada', 'HIT', false], ['bob', 'MISS', false], ['bob', 'HIT', false]])
+  t.equal(runs, 2, 'the handler ran once per user')
+})
+
 t.test('cookie flags come from the current config; a shorter SESSION_TTL caps existing sessions', async (t) => {
   const server = await useRedis(t)
   const app = await customApp(t, server)
