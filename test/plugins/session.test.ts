@@ -36,6 +36,11 @@ async function customApp (t: Test, server: RedisServer, options: RedisSuiteOptio
   })
   app.get('/read', { config: { session: true } }, async (request) => ({ ...request.session, cookie: undefined }))
   app.get('/plain', async () => ({ ok: true }))
+  app.post<{ Body: { userId: string } }>('/sign-in', { config: { session: true } }, async (request) => {
+    await request.session.regenerate()
+    request.session.userId = request.body.userId
+    return { ok: true }
+  })
   app.get('/misuse', async (request) => ({ user: request.session.userId }))
   await app.ready()
   return app
@@ -160,6 +165,34 @@ t.test('config.cache private on a session route: the same user hits, another use
   }
   t.same(seen, [['ada', 'MISS', false], ['ada', 'HIT', false], ['bob', 'MISS', false], ['bob', 'HIT', false]])
   t.equal(runs, 2, 'the handler ran once per user')
+})
+
+t.test('a sign-in costs one round trip without a session, and two after loading one', async (t) => {
+  const server = await useRedis(t)
+  const app = await customApp(t, server)
+  const client = app.redisConnections.main
+  if (client === undefined) throw new Error('no Redis client')
+  // A round trip starts when a command goes out while none of ours is in flight; commands sent
+  // together (pipelined on the connection) share it.
+  let inFlight = 0
+  let trips = 0
+  const original = client.sendCommand
+  client.sendCommand = function (this: typeof client, command: { name: string, promise: Promise<unknown> }, ...rest: unknown[]) {
+    if (command.name !== 'ping' && command.name !== 'info') {
+      if (inFlight === 0) trips++
+      inFlight++
+      command.promise.finally(() => { inFlight-- }).catch(() => {})
+    }
+    return (original as (...args: unknown[]) => unknown).call(this, command, ...rest)
+  } as never
+  t.teardown(() => { client.sendCommand = original })
+  const fresh = await app.inject({ method: 'POST', url: '/sign-in', payload: { userId: 'ada' } })
+  t.equal(fresh.statusCode, 200)
+  t.equal(trips, 1, 'no cookie: the save only')
+  trips = 0
+  const again = await app.inject({ method: 'POST', url: '/sign-in', payload: { userId: 'ada' }, cookies: { sid: sid(fresh) ?? '' } })
+  t.equal(again.statusCode, 200)
+  t.equal(trips, 3, 'with a session: its load, the destroy of the old id, the save of the new one')
 })
 
 t.test('cookie flags come from the current config; a shorter SESSION_TTL caps existing sessions', async (t) => {
