@@ -48,8 +48,8 @@ export interface SessionStoreOptions {
    */
   refreshEvery?: number
   /**
-   * Kept for compatibility; the bound on each backend call is the Redis client's own commandTimeout
-   * (REDIS_COMMAND_TIMEOUT), not a timer per call.
+   * The Redis client's commandTimeout (REDIS_COMMAND_TIMEOUT), which bounds each backend call (no
+   * timer per call here); also one request's budget for all its store calls (withDeadline). Default 1000 ms.
    */
   timeout?: number
   /** Retry-After seconds on a 503. Default 5. */
@@ -78,6 +78,7 @@ interface CookieLifetime { maxAge?: number, expires?: number }
 const ACTIVE_REFRESH_MS = 5_000
 /** Granularity of the shared deadline sweep: the most a request's budget can be overrun by. */
 const SWEEP_MS = 20
+const MAX_DEADLINES = 100_000
 const noopLogger: SessionLogger = { warn: () => {}, info: () => {}, debug: () => {} }
 
 export class SessionStore {
@@ -98,6 +99,8 @@ export class SessionStore {
   /** Calls that must end before their request's deadline, all watched by one shared sweep timer. */
   readonly #expiring = new Set<{ at: number, expire: () => void }>()
   #sweeper: NodeJS.Timeout | undefined
+  /** Deadlines of requests under way, by the id of the session each loaded (see adopt). */
+  readonly #deadlines = new Map<string, number>()
 
   constructor (options: SessionStoreOptions) {
     this.backend = options.backend
@@ -150,7 +153,13 @@ export class SessionStore {
       queueMicrotask(() => callback())
       return
     }
-    this.guarded(this.backend.destroy(sessionHandle(sessionId))).then(() => {
+    // regenerate() and destroy() in a handler: bounded by the deadline of the request that loaded it.
+    const deadline = this.#deadline ?? this.#deadlines.get(sessionId)
+    if (deadline !== undefined && deadline <= this.#options.now()) {
+      this.guarded(Promise.reject(new Error('request time budget spent'))).catch(callback)
+      return
+    }
+    this.guarded(this.backend.destroy(sessionHandle(sessionId)), deadline).then(() => {
       this.#stats.destroys++
       callback()
     }, callback)
@@ -162,10 +171,21 @@ export class SessionStore {
    * plugin calls this from the session hook's callback. Without it a save replaces the whole payload.
    * Returns true when `session` was restored from the store.
    */
-  adopt (session: { sessionId: string } & object): boolean {
+  adopt (session: { sessionId: string } & object, deadline?: number): boolean {
     if (this.#pending === undefined || this.#pending.sessionId !== session.sessionId) return false
     this.#loaded.set(session, this.#pending.loaded)
+    if (deadline !== undefined) {
+      // Read by destroy() (regenerate, sign-out) while the request runs; release() ends it. The bound
+      // keeps requests that never reach release() (aborted) from accumulating.
+      if (this.#deadlines.size >= MAX_DEADLINES) this.#deadlines.clear()
+      this.#deadlines.set(session.sessionId, deadline)
+    }
     return true
+  }
+
+  /** The request that loaded this session id has answered: its deadline no longer applies. */
+  release (sessionId: string): void {
+    this.#deadlines.delete(sessionId)
   }
 
   /**
