@@ -153,7 +153,7 @@ async function sessionPlugin (app: FastifyInstance, options: SessionPluginOption
       if (err === undefined || err === null) {
         // Synchronous with store.get's callback: links the session to what was loaded (see store.adopt).
         const session = (request as SessionCarrier)[kSession]
-        if (session !== null && typeof session === 'object' && 'sessionId' in session && store.adopt(session as { sessionId: string })) {
+        if (session !== null && typeof session === 'object' && 'sessionId' in session && store.adopt(session as { sessionId: string }, carrier[kDeadline])) {
           (request as SessionCarrier)[kRestored] = session
         }
         done()
@@ -179,7 +179,9 @@ async function sessionPlugin (app: FastifyInstance, options: SessionPluginOption
       insecureWarned = true
       log.warn('a session was not saved: its cookie is Secure but the request came over plain HTTP. Serve HTTPS, list the TLS-terminating proxy in TRUST_PROXY, or set SESSION_COOKIE_SECURE=false for local HTTP')
     }
-    const restored = session !== null && session !== undefined && session === (request as SessionCarrier)[kRestored]
+    const restoredSession = (request as SessionCarrier)[kRestored] as { sessionId: string } | undefined
+    if (restoredSession !== undefined) store.release(restoredSession.sessionId)
+    const restored = session !== null && session !== undefined && session === restoredSession
     if (restored && session.isModified?.() === false && !(session.cookie?.secure === true && request.protocol !== 'https')) {
       const cookie = request.cookies[cookieName]
       const encrypted = (session as { encryptedSessionId: string }).encryptedSessionId

@@ -5,7 +5,9 @@
 //
 //   sess:{<handle>}            hash: d:<field> = JSON of one payload field, m:<meta> = metadata
 //   sess:user:{<userId>}       sorted set: handle → expiry (ms), pruned with ZREMRANGEBYSCORE
-//   sess:all                   sorted set: handle → expiry (ms), for the total count
+//   sess:all                   sorted set: handle → expiry (ms), for the total count; written only at
+//                              sign-in, data changes, sign-out, revocation and the refresh cadence, never
+//                              on a plain read (one slot on Cluster: it must not be hot)
 // The client's REDIS_KEY_PREFIX is applied by ioredis on top of these.
 import { createHash } from 'node:crypto'
 

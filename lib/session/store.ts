@@ -18,8 +18,10 @@
 import { LRUCache } from 'lru-cache'
 import type { TSchema } from 'typebox'
 import { Compile, type Validator } from 'typebox/compile'
+import { DeadlineSweep } from './deadline.js'
 import { SessionDataError, SessionUnavailableError } from './errors.js'
 import { DATA_PREFIX, META, sessionHandle } from './keys.js'
+import { cookieLifetime, parseLifetime, serialisePayload, type CookieLifetime } from './lifetime.js'
 import type { SessionBackend, SessionMeta, SessionStats, StoredSession, SessionWrite } from './types.js'
 
 export interface SessionLogger {
@@ -48,8 +50,8 @@ export interface SessionStoreOptions {
    */
   refreshEvery?: number
   /**
-   * Kept for compatibility; the bound on each backend call is the Redis client's own commandTimeout
-   * (REDIS_COMMAND_TIMEOUT), not a timer per call.
+   * The Redis client's commandTimeout (REDIS_COMMAND_TIMEOUT), which bounds each backend call (no
+   * timer per call here); also one request's budget for all its store calls (withDeadline). Default 1000 ms.
    */
   timeout?: number
   /** Retry-After seconds on a 503. Default 5. */
@@ -72,12 +74,8 @@ interface Loaded { fields: Record<string, string>, meta: SessionMeta }
 
 export interface ClientInfo { ip?: string | undefined, userAgent?: string | undefined }
 
-/** The per-session part of the cookie: a max age (rolling), or a fixed expiry. */
-interface CookieLifetime { maxAge?: number, expires?: number }
-
 const ACTIVE_REFRESH_MS = 5_000
-/** Granularity of the shared deadline sweep: the most a request's budget can be overrun by. */
-const SWEEP_MS = 20
+const MAX_DEADLINES = 100_000
 const noopLogger: SessionLogger = { warn: () => {}, info: () => {}, debug: () => {} }
 
 export class SessionStore {
@@ -95,9 +93,9 @@ export class SessionStore {
   #down = false
   /** The request's deadline while the plugin runs a save synchronously (see withDeadline). */
   #deadline: number | undefined
-  /** Calls that must end before their request's deadline, all watched by one shared sweep timer. */
-  readonly #expiring = new Set<{ at: number, expire: () => void }>()
-  #sweeper: NodeJS.Timeout | undefined
+  readonly #sweep: DeadlineSweep
+  /** Deadlines of requests under way, by the id of the session each loaded (see adopt). */
+  readonly #deadlines = new Map<string, number>()
 
   constructor (options: SessionStoreOptions) {
     this.backend = options.backend
@@ -114,6 +112,7 @@ export class SessionStore {
       now: options.now ?? Date.now
     }
     this.#validator = options.schema === undefined ? undefined : Compile(options.schema)
+    this.#sweep = new DeadlineSweep(this.#options.now)
   }
 
   get userKey (): string { return this.#options.userKey }
@@ -150,7 +149,13 @@ export class SessionStore {
       queueMicrotask(() => callback())
       return
     }
-    this.guarded(this.backend.destroy(sessionHandle(sessionId))).then(() => {
+    // regenerate() and destroy() in a handler: bounded by the deadline of the request that loaded it.
+    const deadline = this.#deadline ?? this.#deadlines.get(sessionId)
+    if (deadline !== undefined && deadline <= this.#options.now()) {
+      this.guarded(Promise.reject(new Error('request time budget spent'))).catch(callback)
+      return
+    }
+    this.guarded(this.backend.destroy(sessionHandle(sessionId)), deadline).then(() => {
       this.#stats.destroys++
       callback()
     }, callback)
@@ -162,10 +167,21 @@ export class SessionStore {
    * plugin calls this from the session hook's callback. Without it a save replaces the whole payload.
    * Returns true when `session` was restored from the store.
    */
-  adopt (session: { sessionId: string } & object): boolean {
+  adopt (session: { sessionId: string } & object, deadline?: number): boolean {
     if (this.#pending === undefined || this.#pending.sessionId !== session.sessionId) return false
     this.#loaded.set(session, this.#pending.loaded)
+    if (deadline !== undefined) {
+      // Read by destroy() (regenerate, sign-out) while the request runs; release() ends it. The bound
+      // keeps requests that never reach release() (aborted) from accumulating.
+      if (this.#deadlines.size >= MAX_DEADLINES) this.#deadlines.clear()
+      this.#deadlines.set(session.sessionId, deadline)
+    }
     return true
+  }
+
+  /** The request that loaded this session id has answered: its deadline no longer applies. */
+  release (sessionId: string): void {
+    this.#deadlines.delete(sessionId)
   }
 
   /**
@@ -215,7 +231,7 @@ export class SessionStore {
   async guarded<T> (operation: Promise<T>, deadline?: number): Promise<T> {
     let result: T
     try {
-      result = await (deadline === undefined ? operation : this.#before(operation, deadline))
+      result = await (deadline === undefined ? operation : this.#sweep.bound(operation, deadline, this.#options.timeout))
     } catch (err) {
       this.#stats.errors++
       this.#stats.unavailable++
@@ -231,38 +247,6 @@ export class SessionStore {
       this.#options.logger.info({}, 'session store available again')
     }
     return result
-  }
-
-  /** `operation`, or a rejection once `deadline` passes when that comes before the client's own timeout. */
-  #before<T> (operation: Promise<T>, deadline: number): Promise<T> {
-    const left = deadline - this.#options.now()
-    if (left >= this.#options.timeout - SWEEP_MS) return operation
-    operation.catch(() => {}) // its late failure is not this request's any more
-    if (left <= 0) return Promise.reject(new Error('request time budget spent'))
-    return new Promise<T>((resolve, reject) => {
-      const entry = { at: deadline, expire: () => reject(new Error('request time budget spent')) }
-      this.#expiring.add(entry)
-      this.#sweeper ??= setInterval(() => this.#sweep(), SWEEP_MS).unref()
-      operation.then(resolve, reject).finally(() => this.#unwatch(entry))
-    })
-  }
-
-  #sweep (): void {
-    const now = this.#options.now()
-    for (const entry of this.#expiring) {
-      if (entry.at <= now) {
-        entry.expire()
-        this.#unwatch(entry)
-      }
-    }
-  }
-
-  #unwatch (entry: { at: number, expire: () => void }): void {
-    this.#expiring.delete(entry)
-    if (this.#expiring.size === 0 && this.#sweeper !== undefined) {
-      clearInterval(this.#sweeper)
-      this.#sweeper = undefined
-    }
   }
 
   async #load (sessionId: string): Promise<{ session: SessionLike, loaded: Loaded } | undefined> {
@@ -430,51 +414,5 @@ export class SessionStore {
     await Promise.all(oldest.map(({ handle }) => this.guarded(this.backend.destroy(handle, userId))))
     this.#stats.capped += oldest.length
     this.#options.logger.info({ revoked: oldest.length, max: this.#options.maxPerUser }, 'sessions over SESSION_MAX_PER_USER: the oldest were revoked')
-  }
-}
-
-/** One JSON string per payload field; `cookie` is the session's own, undefined fields are absent. */
-function serialisePayload (session: SessionLike): Record<string, string> {
-  const fields: Record<string, string> = {}
-  for (const field in session) {
-    const value = session[field]
-    if (field === 'cookie' || value === undefined || typeof value === 'function') continue
-    fields[field] = JSON.stringify(value)
-  }
-  return fields
-}
-
-function cookieJson (cookie: SessionLike['cookie']): Record<string, unknown> {
-  if (cookie === undefined || cookie === null) return {}
-  return typeof cookie.toJSON === 'function' ? (cookie.toJSON as () => Record<string, unknown>)() : { ...cookie }
-}
-
-/**
- * The per-session lifetime of a cookie: its max age when it has one (a rolling cookie), else its
- * fixed expiry (express-session stores set only `expires` this way), else nothing (the default TTL).
- */
-function cookieLifetime (cookie: SessionLike['cookie']): CookieLifetime {
-  const json = cookieJson(cookie)
-  const maxAge = json['originalMaxAge']
-  if (typeof maxAge === 'number' && maxAge > 0) return { maxAge }
-  const expires = json['expires']
-  const at = expires instanceof Date ? expires.getTime() : typeof expires === 'string' || typeof expires === 'number' ? new Date(expires).getTime() : NaN
-  return Number.isFinite(at) ? { expires: at } : {}
-}
-
-/**
- * The stored lifetime. Sessions written before only the lifetime was stored hold the whole cookie
- * JSON: its flags are ignored (they come from the current config), its max age is kept.
- */
-function parseLifetime (json: string): CookieLifetime {
-  try {
-    const parsed = JSON.parse(json) as Record<string, unknown> | null
-    if (parsed === null || typeof parsed !== 'object') return {}
-    if (typeof parsed['maxAge'] === 'number') return { maxAge: parsed['maxAge'] }
-    if (typeof parsed['expires'] === 'number') return { expires: parsed['expires'] }
-    if (typeof parsed['originalMaxAge'] === 'number') return { maxAge: parsed['originalMaxAge'] }
-    return {}
-  } catch {
-    return {}
   }
 }

@@ -36,6 +36,11 @@ async function customApp (t: Test, server: RedisServer, options: RedisSuiteOptio
   })
   app.get('/read', { config: { session: true } }, async (request) => ({ ...request.session, cookie: undefined }))
   app.get('/plain', async () => ({ ok: true }))
+  app.post<{ Body: { userId: string } }>('/sign-in', { config: { session: true } }, async (request) => {
+    await request.session.regenerate()
+    request.session.userId = request.body.userId
+    return { ok: true }
+  })
   app.get('/misuse', async (request) => ({ user: request.session.userId }))
   await app.ready()
   return app
@@ -132,6 +137,62 @@ t.test('an unchanged session is refreshed (a touch, with the cookie) only at the
   const after = app.sessions.stats()
   t.equal(after.touches - before.touches, 1, 'a touch')
   t.equal(after.saves - before.saves, 0, 'not a rewrite')
+})
+
+t.test('config.cache private on a session route: the same user hits, another user does not (no Set-Cookie when not due)', async (t) => {
+  const server = await useRedis(t)
+  const app = Fastify()
+  t.teardown(() => app.close())
+  await app.register(redisSuite, { env: { NODE_ENV: 'test', ...env(server) } })
+  app.post<{ Body: { userId: string } }>('/in', { config: { session: true } }, async (request) => {
+    await request.session.regenerate()
+    request.session.userId = request.body.userId
+    return { ok: true }
+  })
+  let runs = 0
+  app.get('/mine', { config: { session: true, cache: { ttl: '1m', private: true } } }, async (request) => {
+    runs++
+    return { userId: request.session.userId }
+  })
+  await app.ready()
+  const signIn = async (userId: string): Promise<string> => sid(await app.inject({ method: 'POST', url: '/in', payload: { userId } })) ?? ''
+  const ada = await signIn('ada')
+  const bob = await signIn('bob')
+  const seen: Array<[unknown, unknown, boolean]> = []
+  for (const cookie of [ada, ada, bob, bob]) {
+    const res = await app.inject({ url: '/mine', cookies: { sid: cookie } })
+    seen.push([res.json().userId, res.headers['x-cache'], res.headers['set-cookie'] !== undefined])
+  }
+  t.same(seen, [['ada', 'MISS', false], ['ada', 'HIT', false], ['bob', 'MISS', false], ['bob', 'HIT', false]])
+  t.equal(runs, 2, 'the handler ran once per user')
+})
+
+t.test('a sign-in costs one round trip without a session, and two after loading one', async (t) => {
+  const server = await useRedis(t)
+  const app = await customApp(t, server)
+  const client = app.redisConnections.main
+  if (client === undefined) throw new Error('no Redis client')
+  // A round trip starts when a command goes out while none of ours is in flight; commands sent
+  // together (pipelined on the connection) share it.
+  let inFlight = 0
+  let trips = 0
+  const original = client.sendCommand
+  client.sendCommand = function (this: typeof client, command: { name: string, promise: Promise<unknown> }, ...rest: unknown[]) {
+    if (command.name !== 'ping' && command.name !== 'info') {
+      if (inFlight === 0) trips++
+      inFlight++
+      command.promise.finally(() => { inFlight-- }).catch(() => {})
+    }
+    return (original as (...args: unknown[]) => unknown).call(this, command, ...rest)
+  } as never
+  t.teardown(() => { client.sendCommand = original })
+  const fresh = await app.inject({ method: 'POST', url: '/sign-in', payload: { userId: 'ada' } })
+  t.equal(fresh.statusCode, 200)
+  t.equal(trips, 1, 'no cookie: the save only')
+  trips = 0
+  const again = await app.inject({ method: 'POST', url: '/sign-in', payload: { userId: 'ada' }, cookies: { sid: sid(fresh) ?? '' } })
+  t.equal(again.statusCode, 200)
+  t.equal(trips, 3, 'with a session: its load, the destroy of the old id, the save of the new one')
 })
 
 t.test('cookie flags come from the current config; a shorter SESSION_TTL caps existing sessions', async (t) => {
