@@ -278,7 +278,10 @@ export class SessionStore {
    * from the current cookie options. A stored max age longer than today's SESSION_TTL is capped.
    */
   #cookieOf (lifetime: CookieLifetime): Record<string, unknown> {
-    if (lifetime.expires !== undefined) return { expires: new Date(lifetime.expires), originalMaxAge: null }
+    // maxAge: undefined overrides the plugin's configured maxAge when @fastify/session spreads this over
+    // its cookie options; without it the Cookie takes `originalMaxAge || maxAge` and a fixed expiry
+    // silently becomes a rolling SESSION_TTL.
+    if (lifetime.expires !== undefined) return { expires: new Date(lifetime.expires), originalMaxAge: null, maxAge: undefined }
     return { originalMaxAge: Math.min(lifetime.maxAge ?? this.#options.ttl, this.#options.ttl) }
   }
 

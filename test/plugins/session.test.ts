@@ -41,6 +41,12 @@ async function customApp (t: Test, server: RedisServer, options: RedisSuiteOptio
     request.session.userId = request.body.userId
     return { ok: true }
   })
+  app.post('/fixed', { config: { session: true } }, async (request) => {
+    request.session.cookie.originalMaxAge = null
+    request.session.cookie.expires = new Date(Date.now() + 60_000)
+    request.session.userId = 'ada'
+    return { ok: true }
+  })
   app.get('/misuse', async (request) => ({ user: request.session.userId }))
   await app.ready()
   return app
@@ -212,6 +218,20 @@ t.test('cookie flags come from the current config; a shorter SESSION_TTL caps ex
   const pttl = Number(await server.cli('PTTL', key ?? ''))
   t.ok(pttl > 0 && pttl <= 3_600_000, `stored TTL ${pttl} ms ≤ the new SESSION_TTL`)
   t.match((await tightened.inject({ url: '/read', cookies: { sid: cookie } })).json(), { start: 'yes', more: 'yes' })
+})
+
+t.test('a session with a fixed expiry (no max age) keeps it across requests instead of becoming rolling', async (t) => {
+  const server = await useRedis(t)
+  const app = await customApp(t, server)
+  const first = await app.inject({ method: 'POST', url: '/fixed' })
+  const cookie = sid(first)
+  t.ok(cookie, 'signed in')
+  const changed = await app.inject({ method: 'POST', url: '/set/theme', cookies: { sid: cookie ?? '' } })
+  t.equal(changed.statusCode, 200)
+  const expires = changed.cookies.find((c) => c.name === 'sid')?.expires?.getTime()
+  t.ok(expires !== undefined && expires - Date.now() <= 60_000, 'the cookie still ends within the fixed 60 s, not after SESSION_TTL')
+  const ttl = Number(await server.cli('PTTL', (await server.cli('--scan', '--pattern', 'sess:{*')).trim()))
+  t.ok(ttl > 0 && ttl <= 60_000, `the stored session ends with it too (PTTL ${ttl})`)
 })
 
 t.test('SESSION_MAX_PER_USER: signing in past the cap revokes the oldest sessions', async (t) => {
