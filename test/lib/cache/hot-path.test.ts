@@ -3,7 +3,7 @@
 import t from 'tap'
 import Type from 'typebox'
 import { resolveDefaults, resolveOptions } from '../../../lib/cache/options.js'
-import { redisWithInstance } from './fixtures.js'
+import { commandCalls, redisWithInstance } from './fixtures.js'
 
 t.test('resolveOptions returns one shared object for calls without options or with a schema alone', async (t) => {
   const defaults = resolveDefaults({ ttl: '5m', tags: ['a'] })
@@ -40,4 +40,16 @@ t.test('a Redis hit adds no timer of its own: the client\'s commandTimeout is th
   }
   // ioredis arms one timer per command for commandTimeout; before, the cache armed a second.
   t.equal(timers, hits * 2, 'one timer per command, the client\'s')
+})
+
+t.test('concurrent hits of different keys leave as one MGET (one socket write), each still answered alone', async (t) => {
+  const { server, cache } = await redisWithInstance(t, { memory: false })
+  const keys = Array.from({ length: 20 }, (_, i) => `k${i}`)
+  for (const key of keys) await cache.set(key, key)
+  t.equal(await cache.get('k0'), 'k0') // versions known from here on
+  const mgets = await commandCalls(server, 'mget')
+  const gets = await commandCalls(server, 'get')
+  t.same(await Promise.all([...keys.map((key) => cache.get(key)), cache.get('absent')]), [...keys, undefined])
+  t.equal(await commandCalls(server, 'mget') - mgets, 1, 'one MGET for the 21 reads of one tick')
+  t.equal(await commandCalls(server, 'get') - gets, 0)
 })
