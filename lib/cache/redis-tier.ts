@@ -55,10 +55,45 @@ export class RedisTier {
     this.#closed = true
   }
 
-  /** GET one entry: null when absent, undefined when Redis could not answer. */
+  /**
+   * GET one entry: null when absent, undefined when Redis could not answer. The GETs asked for in one
+   * tick leave as one MGET (one socket write instead of one per GET, the cost that dominated the
+   * profile of concurrent hits), as ioredis's auto-pipelining would batch them; the suite's client
+   * does not enable it. Still one command, and one round trip, per hit when alone. On Cluster, where
+   * an MGET must stay in one slot, each key is its own GET.
+   */
   get (entryKey: string): Promise<string | null | undefined> {
     if (!this.usable()) return Promise.resolve(undefined)
-    return this.#client.get(entryKey).then(this.#ok, this.#readFailed)
+    if (this.isCluster) return this.#client.get(entryKey).then(this.#ok, this.#readFailed)
+    return new Promise((resolve) => {
+      if (this.#batch === undefined) {
+        this.#batch = { keys: [], resolves: [] }
+        process.nextTick(this.#flush)
+      }
+      this.#batch.keys.push(entryKey)
+      this.#batch.resolves.push(resolve)
+    })
+  }
+
+  #batch: { keys: string[], resolves: Array<(raw: string | null | undefined) => void> } | undefined
+
+  readonly #flush = (): void => {
+    const batch = this.#batch
+    this.#batch = undefined
+    if (batch === undefined) return
+    const { keys, resolves } = batch
+    const first = keys[0]
+    if (keys.length === 1 && first !== undefined) {
+      this.#client.get(first).then(this.#ok, this.#readFailed).then(resolves[0])
+      return
+    }
+    this.#client.mget(...keys).then((raws) => {
+      if (this.#failing) this.#recovered()
+      for (let i = 0; i < resolves.length; i++) resolves[i]?.(raws[i] ?? null)
+    }, (err: unknown) => {
+      this.#failed('read', err as Error)
+      for (const resolve of resolves) resolve(undefined)
+    })
   }
 
   /** GET the entry and MGET version keys not known yet, in the same tick. */

@@ -51,6 +51,12 @@ export interface CacheOptions extends Omit<CacheDefaults, 'tags' | 'memory' | 'r
    * Default '1s'. (Each Redis command is bounded by the client's own commandTimeout.)
    */
   syncInterval?: Duration
+  /**
+   * Memory-tier values are shared by every caller (no copy per hit): never mutate one. With `freeze`
+   * they are deep-frozen when they enter the tier, so a mutation throws instead of silently changing
+   * what the next caller reads. Costs ~300 bytes per entry. Default: true unless NODE_ENV is production or staging.
+   */
+  freeze?: boolean
   /** After a connection-level Redis failure, skip Redis for this long. Default '1s'. */
   retryAfter?: Duration
   logger?: CacheLogger | undefined

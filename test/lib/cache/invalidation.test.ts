@@ -1,7 +1,9 @@
 // Cross-instance invalidation over pub/sub, with two cache instances on their own connections.
+import { Redis } from 'ioredis'
 import t from 'tap'
 import { useRedis, waitFor } from '../../helpers/index.js'
-import { instance } from './fixtures.js'
+import { createCache } from '../../../lib/cache/index.js'
+import { connect, instance } from './fixtures.js'
 
 t.test('set, delete, invalidateTags and clear on one instance evict from the other\'s memory', async (t) => {
   const server = await useRedis(t)
@@ -58,4 +60,23 @@ t.test('after the subscriber reconnects, the memory tier is flushed (messages ma
   a.cache.onReconnect()
   t.equal(a.cache.stats().memory?.entries, 0, 'onReconnect() flushes too')
   t.equal(await a.cache.get('k'), 2, 'Redis still has it')
+})
+
+t.test('the invalidation subscription warns when a connected server refuses it, and not when it is merely connecting', async (t) => {
+  const server = await useRedis(t, { acl: [{ username: 'nochannels', password: 'nochannels-password', rules: '~* +@all' }] })
+  // A user without '&…' channel rights: SUBSCRIBE is refused with NOPERM by a connected server.
+  const refused = await instance(t, server, {}, { username: 'nochannels', password: 'nochannels-password' })
+  t.match(refused.warnings, [/could not subscribe to invalidations/], 'a real refusal is reported')
+  // A subscriber still connecting when the cache is built: no warning, and it subscribes once ready.
+  const client = await connect(t, server)
+  const subscriber = new Redis({ host: server.host, port: server.port, enableOfflineQueue: false, lazyConnect: true })
+  subscriber.on('error', () => {})
+  t.teardown(() => subscriber.disconnect())
+  const warnings: string[] = []
+  const cache = createCache({ redis: client, subscriber, logger: { warn: (_obj, msg) => warnings.push(msg ?? ''), debug: () => {} } })
+  t.teardown(() => cache.close())
+  await subscriber.connect()
+  await cache.ready()
+  t.same(warnings, [], 'no warning for a subscriber that was not connected yet')
+  t.equal(Number((await server.cli('PUBSUB', 'NUMSUB', 'cache:invalidate')).split('\n')[1]), 1, 'subscribed once ready')
 })

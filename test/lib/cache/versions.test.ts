@@ -97,8 +97,8 @@ t.test('after a reconnect the versions are read again (a bump may have been miss
   t.equal(await a.cache.get('u'), undefined, 'the first read after the reconnect sees the new version')
 })
 
-t.test('memory hits share one frozen value: a caller cannot change what others read', async (t) => {
-  const { cache } = await redisWithInstance(t)
+t.test('memory hits share one value, deep-frozen with freeze: a caller cannot change what others read', async (t) => {
+  const { cache } = await redisWithInstance(t, { freeze: true })
   const user = { id: 1, name: 'Ada', roles: ['admin'] }
   await cache.set('user', user)
   user.name = 'changed by the writer afterwards'
@@ -107,4 +107,15 @@ t.test('memory hits share one frozen value: a caller cannot change what others r
   t.ok(Object.isFrozen(read) && Object.isFrozen(read?.roles), 'frozen, deeply')
   t.throws(() => { (read as typeof user).name = 'x' }, TypeError)
   t.equal(await cache.get('user'), read, 'the same object for every memory hit: no copy per hit')
+})
+
+t.test('freeze: false (the production default) shares the value unfrozen; the tier still keeps its own copy', async (t) => {
+  const { cache } = await redisWithInstance(t, { freeze: false })
+  const user = { id: 1, name: 'Ada' }
+  await cache.set('user', user)
+  user.name = 'changed by the writer afterwards'
+  const read = await cache.get<typeof user>('user')
+  t.same(read, { id: 1, name: 'Ada' })
+  t.notOk(Object.isFrozen(read))
+  t.equal(await cache.get('user'), read, 'no copy per hit')
 })
