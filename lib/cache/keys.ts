@@ -1,8 +1,8 @@
 // Key layout. Every Redis key the cache writes starts with `prefix` (default 'cache:'); the client's
 // own keyPrefix, if any, is added in front by ioredis.
 //
-//   <prefix>e:<namespace>:<key>        an entry (JSON envelope, see entry.ts)
-//   <prefix>lock:<namespace>:<key>     the short stampede lock of that entry
+//   <prefix>e:{}<namespace>:<key>      an entry (JSON envelope, see entry.ts)
+//   <prefix>lock:{}<namespace>:<key>   the short stampede lock of that entry
 //   <prefix>gen:{<namespace>}          the namespace generation, bumped by clear()
 //   <prefix>tag:{<tag>}                a tag version, bumped by invalidateTags()
 //
@@ -11,6 +11,9 @@
 // `<prefix><namespace>:<key>` and the key `a:lock` was the lock of the key `a`). Namespace names
 // hold no ':', so '<namespace>:<key>' is unambiguous whatever the key holds. The other features'
 // prefixes (sess:, rl:, lock:, presence:, stream:) are disjoint from 'cache:' (test/lib/keys.test.ts).
+// The empty hash tag `{}` before the caller's text makes Redis Cluster hash the whole key (the first
+// '{' opens the tag, and an empty one means "no tag"), so a key or URL holding `{x}` cannot pick the
+// slot: a client cannot pile every entry onto one shard.
 import { CacheKeyError, CacheNamespaceError } from './errors.js'
 
 export const MAX_KEY_BYTES = 1024
@@ -51,8 +54,8 @@ export interface KeyLayout {
 
 export function keyLayout (prefix: string): KeyLayout {
   return {
-    entry: (namespace, key) => `${prefix}e:${namespace}:${key}`,
-    lock: (namespace, key) => `${prefix}lock:${namespace}:${key}`,
+    entry: (namespace, key) => `${prefix}e:{}${namespace}:${key}`,
+    lock: (namespace, key) => `${prefix}lock:{}${namespace}:${key}`,
     // Braces make each version key its own Cluster hash slot; see redis-tier.ts for why.
     generation: (namespace) => `${prefix}gen:{${namespace}}`,
     tag: (tag) => `${prefix}tag:{${tag}}`

@@ -108,6 +108,23 @@ t.test('no two builders (or two inputs of one builder) produce the same key', as
   t.same(collisions, [])
 })
 
+/** The part of a key Redis Cluster hashes: the first non-empty {tag}, else the whole key. */
+function hashedPart (key: string): string {
+  const open = key.indexOf('{')
+  if (open === -1) return key
+  const close = key.indexOf('}', open + 1)
+  return close === -1 || close === open + 1 ? key : key.slice(open + 1, close)
+}
+
+t.test('a cache key or URL holding {…} cannot choose the Cluster slot of its entry or lock', async (t) => {
+  const cache = keyLayout('cache:')
+  for (const input of ['/x/{a}', '{a}', 'user:{a}:1', '/search?q={a}']) {
+    for (const key of [cache.entry('http', input), cache.lock('http', input), cache.entry(ROOT_NAMESPACE, input)]) {
+      t.equal(hashedPart(key), key, `${key} is hashed whole`)
+    }
+  }
+})
+
 t.test('a cached entry named like another key\'s stampede lock does not hold that key\'s misses', async (t) => {
   const server = await useRedis(t)
   const client = await connect(t, server)

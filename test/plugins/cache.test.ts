@@ -14,7 +14,7 @@ t.test('typed values round-trip through Redis and are shared by two app instance
 
   await a.cache.set('user:1', { id: 1, name: 'Ada' }, { ttl: '5m', tags: ['users'], schema: User })
   t.same(await b.cache.get('user:1', { schema: User }), { id: 1, name: 'Ada' }, 'the other instance reads it from Redis')
-  t.match(await redis.cli('--scan', '--pattern', 'app:cache:*'), /app:cache:e:default:user:1/, 'keys carry the app prefix')
+  t.match(await redis.cli('--scan', '--pattern', 'app:cache:*'), /app:cache:e:{}default:user:1/, 'keys carry the app prefix')
 
   let loads = 0
   const loader = async () => { loads++; return { id: 2, name: 'Grace' } }

@@ -88,7 +88,7 @@ t.test('miss, then hit: served before validation and the handler, with the store
   t.equal(runs.items, 1, 'the handler ran once')
   t.equal(runs.preValidation, 1, 'a hit skips validation and the hooks after it')
 
-  t.match(await redis.cli('--scan', '--pattern', 'cache:e:http:*'), /cache:e:http:GET http:\/\/localhost(:80)?\/items\?page=1/, 'stored in Redis under the http namespace')
+  t.match(await redis.cli('--scan', '--pattern', 'cache:e:{}http:*'), /cache:e:{}http:GET http:\/\/localhost(:80)?\/items\?page=1/, 'stored in Redis under the http namespace')
   const other = await cachedApp(t, { REDIS_URL: redis.url })
   const fromRedis = await other.inject('/items?page=1')
   t.equal(fromRedis.headers['x-cache'], 'HIT', 'another instance hits the entry in Redis')

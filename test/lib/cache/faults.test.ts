@@ -40,7 +40,7 @@ t.test('SIGKILL during reads: misses and memory values, no errors, one warning',
   await server.restart()
   await waitFor(async () => {
     await cache.set('back', 'yes')
-    return (await server.cli('EXISTS', 'cache:e:default:back')) === '1'
+    return (await server.cli('EXISTS', 'cache:e:{}default:back')) === '1'
   }, { what: 'writes to reach Redis again' })
   t.ok(warnings.some((w) => w.includes('answers again')), 'recovery is logged')
 })

@@ -32,21 +32,21 @@ t.test('two instances on two clients: concurrent misses run the loader once', as
   ])
   t.same(results, Array(20).fill('shared'))
   t.equal(loads, 1, 'the instance that lost the lock read the winner\'s value')
-  t.equal(await server.cli('EXISTS', 'cache:lock:default:hot'), '0', 'the lock was released')
+  t.equal(await server.cli('EXISTS', 'cache:lock:{}default:hot'), '0', 'the lock was released')
 })
 
 t.test('a lock holder that never writes costs a bounded wait, then the waiter loads itself', async (t) => {
   const { server, cache } = await redisWithInstance(t)
   // Another instance took the lock and died.
-  await server.cli('SET', 'cache:lock:default:orphan', 'dead-instance:1', 'PX', '60000')
+  await server.cli('SET', 'cache:lock:{}default:orphan', 'dead-instance:1', 'PX', '60000')
   const value = await cache.getOrSet('orphan', () => 'mine', { lockWait: '200ms' })
   t.equal(value, 'mine')
-  t.equal(await server.cli('GET', 'cache:lock:default:orphan'), 'dead-instance:1', 'someone else\'s lock is never deleted')
+  t.equal(await server.cli('GET', 'cache:lock:{}default:orphan'), 'dead-instance:1', 'someone else\'s lock is never deleted')
 })
 
 t.test('a waiter takes over as soon as the holder\'s lock expires', async (t) => {
   const { server, cache } = await redisWithInstance(t)
-  await server.cli('SET', 'cache:lock:default:k', 'dead-instance:1', 'PX', '150')
+  await server.cli('SET', 'cache:lock:{}default:k', 'dead-instance:1', 'PX', '150')
   let loads = 0
   t.equal(await cache.getOrSet('k', () => { loads++; return 'v' }, { lockWait: '10s' }), 'v')
   t.equal(loads, 1)

@@ -69,7 +69,7 @@ t.test('a lost write message: the memory copy is checked against Redis within sy
   t.equal(await a.cache.get('k'), 'old', 'in memory')
   // Another instance wrote a new value, and its message was lost.
   const now = Date.now()
-  await server.cli('SET', 'cache:e:default:k', encodeEnvelope({ format: 2, value: 'new', createdAt: now, expiresAt: now + 60_000, staleUntil: now + 60_000, generation: '0', tags: {} }))
+  await server.cli('SET', 'cache:e:{}default:k', encodeEnvelope({ format: 2, value: 'new', createdAt: now, expiresAt: now + 60_000, staleUntil: now + 60_000, generation: '0', tags: {} }))
   await waitFor(async () => (await a.cache.get('k')) === 'new', { what: 'the new value', timeoutMs: 5_000 })
   t.pass('seen')
 })
