@@ -103,13 +103,14 @@ function commandTimeoutOf (client: RedisClient): number | undefined {
 }
 
 // A second connection whose commandTimeout is the rate-limit budget: the budget without a timer per request.
-// Auto-pipelining: concurrent decisions leave in one write (one syscall) instead of one each.
+// Not auto-pipelined: ioredis holds the next auto-pipeline until the running one answers, so on a frozen
+// server a decision would wait up to two budgets (seen in test/faults/rate-limit.test.ts).
 function budgetClient (client: RedisClient, timeoutMs: number): RedisClient {
   if (client.isCluster) {
     const cluster = client as Cluster
-    return cluster.duplicate(undefined, { redisOptions: { ...cluster.options.redisOptions, commandTimeout: timeoutMs }, lazyConnect: false, enableAutoPipelining: true })
+    return cluster.duplicate(undefined, { redisOptions: { ...cluster.options.redisOptions, commandTimeout: timeoutMs }, lazyConnect: false })
   }
-  return (client as Redis).duplicate({ commandTimeout: timeoutMs, lazyConnect: false, enableAutoPipelining: true })
+  return (client as Redis).duplicate({ commandTimeout: timeoutMs, lazyConnect: false })
 }
 
 export class RateLimitStore {
