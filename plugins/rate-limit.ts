@@ -168,33 +168,45 @@ function answer (route: RouteLimit, request: FastifyRequest, reply: FastifyReply
 
 function routeHook (route: RouteLimit) {
   const { limit, keyGenerator, groupId, allow } = route
-  const fixed = allow === undefined && typeof route.max === 'number' && typeof route.timeWindow === 'number'
+  const fixed = typeof route.max === 'number' && typeof route.timeWindow === 'number'
 
-  async function slow (request: FastifyRequest, reply: FastifyReply, generated: string | number | Promise<string | number>): Promise<void> {
-    const key = String(await generated) + groupId
-    if (allow !== undefined && await allow(request, key)) return
+  async function slow (request: FastifyRequest, reply: FastifyReply, generated: string | number | Promise<string | number>, allowed?: Promise<boolean>): Promise<void> {
+    const key = allowed === undefined ? String(await generated) + groupId : String(generated)
+    if (allowed !== undefined ? await allowed : allow !== undefined && await allow(request, key)) return
     const max = typeof route.max === 'number' ? route.max : await route.max(request, key)
     const timeWindow = typeof route.timeWindow === 'number' ? route.timeWindow : await route.timeWindow(request, key)
     const failure = answer(route, request, reply, key, await limit.consume(key, max, timeWindow))
     if (failure !== undefined) throw failure
   }
 
+  // The common case stays on one promise: a string key, fixed max and window, a synchronous allow list.
   return function rateLimitHook (request: FastifyRequest, reply: FastifyReply, done: Done): void {
     const generated = keyGenerator(request)
-    if (fixed && typeof generated === 'string') {
-      const key = groupId === '' ? generated : generated + groupId
-      limit.consume(key).then((decision) => {
-        let failure: Error | undefined
-        try {
-          failure = answer(route, request, reply, key, decision)
-        } catch (err) {
-          failure = err instanceof Error ? err : new Error(String(err)) // a throwing onExceeding/onExceeded
-        }
-        done(failure)
-      }, done)
+    if (!fixed || typeof generated !== 'string') {
+      slow(request, reply, generated).then(() => { done() }, done)
       return
     }
-    slow(request, reply, generated).then(() => { done() }, done)
+    const key = groupId === '' ? generated : generated + groupId
+    if (allow !== undefined) {
+      const allowed = allow(request, key)
+      if (allowed === true) {
+        done()
+        return
+      }
+      if (allowed !== false) {
+        slow(request, reply, key, allowed).then(() => { done() }, done)
+        return
+      }
+    }
+    limit.consume(key).then((decision) => {
+      let failure: Error | undefined
+      try {
+        failure = answer(route, request, reply, key, decision)
+      } catch (err) {
+        failure = err instanceof Error ? err : new Error(String(err)) // a throwing onExceeding/onExceeded
+      }
+      done(failure)
+    }, done)
   }
 }
 

@@ -5,13 +5,14 @@ import t from 'tap'
 import type { FastifyInstance } from 'fastify'
 import { useRedis } from '../helpers/index.js'
 import { buildServer } from '../../server.js'
-import { authRateLimit } from '../../plugins/rate-limit.js'
+import { authRateLimit, type RateLimitPluginOptions } from '../../plugins/rate-limit.js'
 
 const redis = await useRedis(t)
 t.beforeEach(async () => { await redis.cli('FLUSHALL') })
 
-async function build (t: { teardown: (fn: () => unknown) => void }, env: Record<string, string>, routes: (app: FastifyInstance) => void): Promise<FastifyInstance> {
-  const app = await buildServer({ env: { NODE_ENV: 'test', REDIS_URL: redis.url, ...env }, logger: false })
+async function build (t: { teardown: (fn: () => unknown) => void }, env: Record<string, string>, routes: (app: FastifyInstance) => void,
+  rateLimit?: RateLimitPluginOptions): Promise<FastifyInstance> {
+  const app = await buildServer({ env: { NODE_ENV: 'test', REDIS_URL: redis.url, ...env }, logger: false, ...(rateLimit === undefined ? {} : { rateLimit }) })
   t.teardown(() => app.close())
   routes(app)
   await app.ready()
@@ -60,4 +61,21 @@ t.test('createRateLimit({ max }) inside a globally limited route counts on its o
   t.same(exceeded, [false, false, true], 'two allowed by the inner limit, whatever the global counter says')
   const last = await app.inject({ url: '/action', ...from })
   t.match(last.headers, { ratelimit: /^"default";r=96;/ }, 'the global limit counted only the requests')
+})
+
+t.test('an asynchronous allow list and a per-request max take the slow path and still decide', async (t) => {
+  const app = await build(t, { RATE_LIMIT_MAX: '1', RATE_LIMIT_ALLOW_LIST: '10.9.0.0/16' }, (app) => {
+    app.get('/open', async () => ({ ok: true }))
+    app.get('/tiered', { config: { rateLimit: { max: async (request) => request.headers['x-tier'] === 'gold' ? 3 : 1 } } }, async () => ({ ok: true }))
+  }, { allowList: async (request) => request.headers['x-internal'] === 'yes' })
+  const get = (url: string, headers: Record<string, string> = {}, remoteAddress = '203.0.113.41'): Promise<number> =>
+    app.inject({ url, headers, remoteAddress }).then((r) => r.statusCode)
+  t.same([await get('/open', { 'x-internal': 'yes' }), await get('/open', { 'x-internal': 'yes' })], [200, 200], 'allowed by the async check')
+  t.same([await get('/open', {}, '10.9.1.1'), await get('/open', {}, '10.9.1.1')], [200, 200], 'allowed by RATE_LIMIT_ALLOW_LIST')
+  t.same([await get('/open'), await get('/open')], [200, 429], 'everyone else is limited')
+  const gold = []
+  for (let i = 0; i < 4; i++) gold.push(await get('/tiered', { 'x-tier': 'gold' }, '203.0.113.42'))
+  t.same(gold, [200, 200, 200, 429], 'max from the request')
+  const res = await app.inject({ url: '/tiered', remoteAddress: '203.0.113.43' })
+  t.equal(res.headers['ratelimit-policy'], '"route";q=1;w=60', 'the policy header built from the decision')
 })
