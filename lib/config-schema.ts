@@ -109,6 +109,7 @@ export const ConfigSchema = Type.Object({
   RATE_LIMIT_BAN_AFTER: Type.Integer({ minimum: 0, default: 0, description: 'Refusals in a row after which a client is banned for RATE_LIMIT_BAN_DURATION; 0 turns bans off.' }),
   RATE_LIMIT_BAN_DURATION: duration('15m', { description: 'Length of a rate-limit ban.', needsUnit: true }),
   RATE_LIMIT_AUTH_MAX: Type.Integer({ minimum: 1, default: 5, description: 'Sign-in attempts allowed per minute per client IP on authentication routes (the authRateLimit preset the demo login uses).' }),
+  RATE_LIMIT_SYNC: oneOf(['exact', 'batched'], 'exact', 'exact: one Redis script per decision; batched: each instance decides from leases of quota (5 % of max) taken from Redis, over-admitting at most instances × lease per window (high-rate API limits; keep sign-in exact).'),
   RATE_LIMIT_LEGACY_HEADERS: Type.Boolean({ default: false, description: 'Also send the x-ratelimit-* headers besides the IETF RateLimit and RateLimit-Policy.' }),
 
   METRICS_ENABLED: Type.Boolean({ default: true, description: 'Serve Prometheus metrics at /metrics.' }),

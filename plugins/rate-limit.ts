@@ -1,19 +1,24 @@
-// Rate limits: @fastify/rate-limit routes, hooks and counts, with the suite's store behind its `store`
-// option (Redis, one round trip per request, the Redis-down mode from config). Requests are keyed by
-// the session's user id, else by client IP (TRUST_PROXY-aware, IPv6 by /64). Answers carry the IETF
-// RateLimit and RateLimit-Policy headers; a refusal is a JSON 429 with Retry-After.
+// Rate limits: every route (or only those with config.rateLimit) gets one route hook that keys the
+// request, asks the suite's store (one EVALSHA in exact mode, usually none in batched mode) and writes
+// the IETF RateLimit and RateLimit-Policy headers once from that decision; a refusal is a JSON 429 with
+// Retry-After. Everything about a route's limit is resolved once, when the route is added. Requests are
+// keyed by the session's user id, else by client IP (TRUST_PROXY-aware, IPv6 by /64).
+// @fastify/rate-limit provides `app.createRateLimit()` and `app.rateLimit()` on the same store; it is
+// run inside a child context that has no routes, so it never adds a second hook to our routes.
 import fp from 'fastify-plugin'
 import fastifyRateLimit from '@fastify/rate-limit'
 // Keeps @fastify/rate-limit's declaration merging (config.rateLimit) in this module's .d.ts, for apps that do not install it.
 export type {} from '@fastify/rate-limit'
+import type { RateLimitOptions, RateLimitPluginOptions as UpstreamOptions } from '@fastify/rate-limit'
 import type { FastifyInstance, FastifyReply, FastifyRequest, RouteOptions } from 'fastify'
-import { tryParseDuration } from '../lib/duration.js'
+import { parseDuration } from '../lib/duration.js'
 import { buildAllowList } from '../lib/rate-limit/allow-list.js'
-import { fastifyRateLimitStore, type RouteLimiterOptions } from '../lib/rate-limit/fastify-store.js'
-import { RateLimitExceededError, formatRateLimit, formatRateLimitPolicy } from '../lib/rate-limit/http.js'
+import { fastifyRateLimitStore, RateLimitUnavailableError, type RouteLimiterOptions } from '../lib/rate-limit/fastify-store.js'
+import { RateLimitExceededError, formatRateLimitPolicy, rateLimitFormatter } from '../lib/rate-limit/http.js'
 import { clientIpKey } from '../lib/rate-limit/keys.js'
-import { RateLimitStore } from '../lib/rate-limit/store.js'
+import { RateLimitStore, type BoundLimit } from '../lib/rate-limit/store.js'
 import type { RateLimitDecision, RateLimitStats, RedisDownMode } from '../lib/rate-limit/types.js'
+import { loadedSession } from './session.js'
 
 /** The suite's part of a route's `config.rateLimit`: `{ max, timeWindow, …, limiter: { … } }`. */
 export interface RouteLimiter extends RouteLimiterOptions {
@@ -45,9 +50,11 @@ declare module 'fastify' {
   }
 }
 
+type KeyGenerator = (request: FastifyRequest) => string | number | Promise<string | number>
+
 export interface RateLimitPluginOptions {
   /** Who a request counts against. Default: `user:<id>` when the session has a userId, else `ip:<client IP>`. */
-  keyGenerator?: (request: FastifyRequest) => string | number | Promise<string | number>
+  keyGenerator?: KeyGenerator
   /** Also never limit these requests (besides RATE_LIMIT_ALLOW_LIST). */
   allowList?: (request: FastifyRequest, key: string) => boolean | Promise<boolean>
   /** IPv6 clients are grouped by this prefix length. Default 64. */
@@ -61,17 +68,10 @@ export interface RateLimitPluginOptions {
   onDecision?: (decision: RateLimitDecision) => void
 }
 
-interface SessionLike { get?: (key: string) => unknown }
-
-/** The session's `userId`, when @fastify/session (or anything shaped like it) loaded one. */
+/** The loaded session's `userId`; undefined on routes without sessions or without the session plugin. Never throws. */
 export function sessionUserId (request: FastifyRequest): string | undefined {
-  try {
-    const session = (request as unknown as { session?: SessionLike | null }).session
-    const id = typeof session?.get === 'function' ? session.get('userId') : undefined
-    return typeof id === 'string' || typeof id === 'number' ? String(id) : undefined
-  } catch {
-    return undefined // a session that cannot be read counts as anonymous
-  }
+  const id = loadedSession(request)?.get('userId')
+  return typeof id === 'string' || typeof id === 'number' ? String(id) : undefined
 }
 
 /** The client IP key: IPv4 as is, IPv6 by its /64 (request.ip honours the trustProxy list). */
@@ -85,39 +85,136 @@ export function rateLimitKey (request: FastifyRequest, ipv6Subnet = 64): string 
   return userId === undefined ? clientIpRateLimitKey(request, ipv6Subnet) : `user:${userId}`
 }
 
+const AUTH_WINDOW_MS = 60_000
+
+/** The preset's max: RATE_LIMIT_AUTH_MAX of the app serving the request (5 without the suite's config). */
+function authMax (request: FastifyRequest): number {
+  return (request.server as Partial<Pick<FastifyInstance, 'config'>>).config?.RATE_LIMIT_AUTH_MAX ?? 5
+}
+
 /**
- * For login, password reset and sign-up routes: 5 attempts a minute per client IP and route (the
- * session does not count: the caller is not signed in yet), sliding, and a 15-minute ban, shared by
- * every instance, after 5 refusals within 15 minutes. Use as `{ config: { rateLimit: authRateLimit } }`
- * or spread it to change a field.
+ * For login, password reset and sign-up routes: RATE_LIMIT_AUTH_MAX attempts (default 5) a minute per
+ * client IP and route (the session does not count: the caller is not signed in yet), sliding, and a
+ * 15-minute ban, shared by every instance, after 5 refusals within 15 minutes. Use as
+ * `{ config: { rateLimit: authRateLimit } }`, or spread it to change a field (`max: 3` pins a number).
+ * On a route, the configured maximum is read once when the route is added; elsewhere (createRateLimit)
+ * per request from `request.server.config`.
  */
 export const authRateLimit = Object.freeze({
-  max: 5,
-  timeWindow: 60_000,
+  max: authMax,
+  timeWindow: AUTH_WINDOW_MS,
   keyGenerator: (request: FastifyRequest): string => clientIpRateLimitKey(request),
   limiter: Object.freeze({ algorithm: 'sliding', policy: 'auth', ban: Object.freeze({ after: 5, duration: '15m', within: '15m' }) }) as RouteLimiter
 })
 
-const LEGACY_HEADERS = ['x-ratelimit-limit', 'x-ratelimit-remaining', 'x-ratelimit-reset'] as const
+type Done = (err?: Error) => void
+type MaxSetting = number | ((request: FastifyRequest, key: string) => number | Promise<number>)
+type WindowSetting = number | ((request: FastifyRequest, key: string) => number | Promise<number>)
+type AllowCheck = (request: FastifyRequest, key: string) => boolean | Promise<boolean>
 
-interface Policy { name: string, windowMs: number | undefined }
-
-// @fastify/rate-limit writes x-ratelimit-*; they become the IETF fields here, so every number comes from
-// the one decision the plugin made (a per-request `max` function included).
-function ietfHeaders (policy: Policy, keepLegacy: boolean) {
-  return function rateLimitHeaders (_request: FastifyRequest, reply: FastifyReply, payload: unknown, done: (err: null, payload: unknown) => void): void {
-    const limit = reply.getHeader('x-ratelimit-limit')
-    if (limit !== undefined) {
-      reply.header('ratelimit-policy', formatRateLimitPolicy(policy.name, Number(limit), policy.windowMs))
-      reply.header('ratelimit', formatRateLimit(policy.name, Number(reply.getHeader('x-ratelimit-remaining')), Number(reply.getHeader('x-ratelimit-reset'))))
-      if (!keepLegacy) for (const name of LEGACY_HEADERS) reply.removeHeader(name)
-    }
-    done(null, payload)
-  }
+/** One route's limit, resolved when the route is added. */
+interface RouteLimit {
+  limit: BoundLimit
+  max: MaxSetting
+  timeWindow: WindowSetting
+  keyGenerator: KeyGenerator
+  allow: AllowCheck | undefined
+  groupId: string
+  /** RateLimit-Policy when max and window are fixed; else built per request. */
+  policyHeader: string | undefined
+  policyName: string
+  rate: (remaining: number, resetSeconds: number) => string
+  legacy: boolean
+  /** @fastify/rate-limit's numeric `ban` (403 past max + ban); -1: off. */
+  countBan: number
+  options: RateLimitOptions
 }
 
 function isUnder (url: string, prefix: string): boolean {
   return url === prefix || url.startsWith(prefix.endsWith('/') ? prefix : `${prefix}/`)
+}
+
+function windowOf (value: RateLimitOptions['timeWindow'], fallback: number): WindowSetting {
+  if (value === undefined) return fallback
+  if (typeof value === 'function') return value
+  return parseDuration(value, 'config.rateLimit.timeWindow')
+}
+
+// The answer to one decision: headers written once, then pass, 429/403, or 503 (closed mode).
+function answer (route: RouteLimit, request: FastifyRequest, reply: FastifyReply, key: string, decision: RateLimitDecision): Error | undefined {
+  if (decision.unavailable) return new RateLimitUnavailableError(decision.retryAfterMs)
+  const { limit: max, allowed } = decision
+  const ttlMs = allowed ? decision.resetMs : decision.retryAfterMs
+  const seconds = Math.ceil(ttlMs / 1000)
+  reply.header('ratelimit-policy', route.policyHeader ?? formatRateLimitPolicy(route.policyName, max, decision.timeWindow))
+  reply.header('ratelimit', route.rate(allowed ? decision.remaining : 0, seconds))
+  if (route.legacy) {
+    reply.header('x-ratelimit-limit', max)
+    reply.header('x-ratelimit-remaining', allowed ? decision.remaining : 0)
+    reply.header('x-ratelimit-reset', seconds)
+  }
+  const { options } = route
+  if (allowed) {
+    options.onExceeding?.(request, key)
+    return undefined
+  }
+  reply.header('retry-after', seconds)
+  options.onExceeded?.(request, key)
+  const banned = route.countBan !== -1 && decision.current - max > route.countBan
+  if (banned) options.onBanReach?.(request, key)
+  if (options.errorResponseBuilder !== undefined) {
+    return options.errorResponseBuilder(request, { statusCode: banned ? 403 : 429, ban: banned, after: `${seconds} seconds`, max, ttl: ttlMs }) as Error
+  }
+  return new RateLimitExceededError(ttlMs, banned)
+}
+
+function routeHook (route: RouteLimit) {
+  const { limit, keyGenerator, groupId, allow } = route
+  const fixed = typeof route.max === 'number' && typeof route.timeWindow === 'number'
+
+  async function slow (request: FastifyRequest, reply: FastifyReply, generated: string | number | Promise<string | number>, allowed?: Promise<boolean>): Promise<void> {
+    const key = allowed === undefined ? String(await generated) + groupId : String(generated)
+    if (allowed !== undefined ? await allowed : allow !== undefined && await allow(request, key)) return
+    const max = typeof route.max === 'number' ? route.max : await route.max(request, key)
+    const timeWindow = typeof route.timeWindow === 'number' ? route.timeWindow : await route.timeWindow(request, key)
+    const failure = answer(route, request, reply, key, await limit.consume(key, max, timeWindow))
+    if (failure !== undefined) throw failure
+  }
+
+  // The common case stays on one promise: a string key, fixed max and window, a synchronous allow list.
+  return function rateLimitHook (request: FastifyRequest, reply: FastifyReply, done: Done): void {
+    const generated = keyGenerator(request)
+    if (!fixed || typeof generated !== 'string') {
+      slow(request, reply, generated).then(() => { done() }, done)
+      return
+    }
+    const key = groupId === '' ? generated : generated + groupId
+    if (allow !== undefined) {
+      const allowed = allow(request, key)
+      if (allowed === true) {
+        done()
+        return
+      }
+      if (allowed !== false) {
+        slow(request, reply, key, allowed).then(() => { done() }, done)
+        return
+      }
+    }
+    limit.consume(key).then((decision) => {
+      let failure: Error | undefined
+      try {
+        failure = answer(route, request, reply, key, decision)
+      } catch (err) {
+        failure = err instanceof Error ? err : new Error(String(err)) // a throwing onExceeding/onExceeded
+      }
+      done(failure)
+    }, done)
+  }
+}
+
+function addRouteHook (route: RouteOptions, name: NonNullable<RateLimitOptions['hook']>, hook: ReturnType<typeof routeHook>): void {
+  const existing = route[name] as unknown
+  route[name] = (existing === undefined ? [hook] : [...(Array.isArray(existing) ? existing : [existing]), hook]) as never
 }
 
 async function rateLimitPlugin (app: FastifyInstance, options: RateLimitPluginOptions = {}): Promise<void> {
@@ -129,49 +226,93 @@ async function rateLimitPlugin (app: FastifyInstance, options: RateLimitPluginOp
     whenRedisDown: config.RATE_LIMIT_WHEN_REDIS_DOWN,
     timeout: config.RATE_LIMIT_TIMEOUT,
     algorithm: config.RATE_LIMIT_ALGORITHM,
+    sync: config.RATE_LIMIT_SYNC,
     ban: config.RATE_LIMIT_BAN_AFTER > 0 ? { after: config.RATE_LIMIT_BAN_AFTER, duration: config.RATE_LIMIT_BAN_DURATION } : false,
     logger: app.log.child({ plugin: 'rate-limit' }),
     onDecision: options.onDecision
   })
   app.decorate('rateLimits', { store, mode: store.mode, backend: store.backend, stats: () => store.stats() })
+  app.addHook('onClose', async () => { await store.close() })
+  await store.ready()
 
   const allowedIp = buildAllowList(config.RATE_LIMIT_ALLOW_LIST)
   const extraAllow = options.allowList
+  const suiteAllow: AllowCheck | undefined = allowedIp === undefined && extraAllow === undefined
+    ? undefined
+    : (request, key) => allowedIp?.(request.ip) === true || (extraAllow !== undefined && extraAllow(request, key))
   const ipv6Subnet = options.ipv6Subnet ?? 64
+  const keyGenerator: KeyGenerator = options.keyGenerator ?? ((request) => rateLimitKey(request, ipv6Subnet))
   const exempt = options.exemptRoutes ?? ['/health', '/metrics']
+  const legacy = config.RATE_LIMIT_LEGACY_HEADERS
 
-  // Runs before @fastify/rate-limit's own onRoute hook (registered below), so an exemption counts.
+  const resolve = (limit: RateLimitOptions, route: RouteOptions | undefined): RouteLimit => {
+    // The auth preset's max on a route is the configured one, fixed now (so its headers are built once too).
+    const max: MaxSetting = limit.max === authMax ? config.RATE_LIMIT_AUTH_MAX : limit.max ?? config.RATE_LIMIT_MAX
+    const timeWindow = windowOf(limit.timeWindow, config.RATE_LIMIT_WINDOW)
+    const limiter = limit.limiter
+    const policyName = route === undefined ? 'default' : limiter?.policy ?? 'route'
+    const methods = route === undefined ? '' : Array.isArray(route.method) ? route.method.join(',') : route.method
+    const bound = store.limit({
+      max: typeof max === 'number' ? max : 0,
+      timeWindow: typeof timeWindow === 'number' ? timeWindow : 60_000,
+      scope: limiter?.scope ?? (route === undefined ? 'global' : `${methods}${route.url}`),
+      algorithm: limiter?.algorithm,
+      ban: limiter?.ban,
+      continueExceeding: limit.continueExceeding,
+      exponentialBackoff: limit.exponentialBackoff
+    })
+    const allowList = limit.allowList
+    return {
+      limit: bound,
+      max,
+      timeWindow,
+      keyGenerator: limit.keyGenerator ?? keyGenerator,
+      allow: allowList === undefined ? suiteAllow : Array.isArray(allowList) ? (_request, key) => allowList.includes(key) : allowList,
+      groupId: limit.groupId ?? '',
+      policyHeader: typeof max === 'number' && typeof timeWindow === 'number' ? formatRateLimitPolicy(policyName, max, timeWindow) : undefined,
+      policyName,
+      rate: rateLimitFormatter(policyName),
+      legacy,
+      countBan: typeof limit.ban === 'number' && limit.ban >= 0 ? Math.trunc(limit.ban) : -1,
+      options: limit
+    }
+  }
+  let globalLimit: RouteLimit | undefined
+
   app.addHook('onRoute', (route) => {
     const limit = route.config?.rateLimit
-    if (limit == null && exempt.some((prefix) => isUnder(route.url, prefix))) {
-      route.config = { ...route.config, rateLimit: false }
+    if (limit === false) return
+    if (limit == null) {
+      if (!config.RATE_LIMIT_GLOBAL || exempt.some((prefix) => isUnder(route.url, prefix))) return
+      globalLimit ??= resolve({}, undefined)
+      addRouteHook(route, 'onRequest', routeHook(globalLimit))
       return
     }
-    if (limit === false || (limit == null && !config.RATE_LIMIT_GLOBAL)) return
-    const policy: Policy = limit == null
-      ? { name: 'default', windowMs: config.RATE_LIMIT_WINDOW }
-      : {
-          name: limit.limiter?.policy ?? 'route',
-          windowMs: typeof limit.timeWindow === 'function' ? undefined : tryParseDuration(limit.timeWindow ?? config.RATE_LIMIT_WINDOW)
-        }
-    const hook = ietfHeaders(policy, config.RATE_LIMIT_LEGACY_HEADERS) as unknown as NonNullable<RouteOptions['onSend']>
-    const existing = route.onSend
-    route.onSend = existing === undefined ? [hook] as never : [...(Array.isArray(existing) ? existing : [existing]), hook] as never
+    addRouteHook(route, limit.hook ?? 'onRequest', routeHook(resolve(limit, route)))
   })
 
-  await app.register(fastifyRateLimit, {
-    global: config.RATE_LIMIT_GLOBAL,
+  // app.createRateLimit() and app.rateLimit(), on the same store. Called directly on a child context
+  // (not registered, which fastify-plugin would hoist to ours), its onRoute hook sees no route of ours.
+  const upstream: UpstreamOptions = {
+    global: false,
     max: config.RATE_LIMIT_MAX,
     timeWindow: config.RATE_LIMIT_WINDOW,
     store: fastifyRateLimitStore(store),
-    keyGenerator: options.keyGenerator ?? ((request) => rateLimitKey(request, ipv6Subnet)),
-    ...(allowedIp === undefined && extraAllow === undefined
-      ? {}
-      : { allowList: async (request: FastifyRequest, key: string) => allowedIp?.(request.ip) === true || (extraAllow !== undefined && await extraAllow(request, key)) }),
+    keyGenerator,
+    ...(suiteAllow === undefined ? {} : { allowList: suiteAllow }),
     errorResponseBuilder: (_request, context) => new RateLimitExceededError(context.ttl, context.ban),
     // Closed mode must reach the client as a 503, never be skipped.
     skipOnError: false
+  }
+  let api: FastifyInstance | undefined
+  await app.register(async (child) => {
+    await (fastifyRateLimit as unknown as (instance: FastifyInstance, settings: UpstreamOptions) => Promise<void>)(child, upstream)
+    api = child
   })
+  if (api !== undefined) {
+    app.decorate('createRateLimit', api.createRateLimit)
+    app.decorate('rateLimit', api.rateLimit)
+  }
 }
 
 export default fp(rateLimitPlugin, {

@@ -1,8 +1,8 @@
 // The adapter behind @fastify/rate-limit's `store` option. The plugin constructs the class itself with
 // its own options (`new Store(globalParams)`), so our RateLimitStore is bound in a closure, and per-route
 // settings reach us through `child(routeOptions)` (the merged `config.rateLimit` of the route).
-import type { RateLimitStore } from './store.js'
-import type { BanOptions, RateLimitAlgorithm } from './types.js'
+import type { BoundLimit, RateLimitStore } from './store.js'
+import type { BanOptions, RateLimitAlgorithm, RateLimitDecision } from './types.js'
 
 /** Per-route settings read from `config.rateLimit.limiter` (a name the plugin itself leaves alone). */
 export interface RouteLimiterOptions {
@@ -43,54 +43,71 @@ export class RateLimitUnavailableError extends Error {
 /** The instance shape @fastify/rate-limit calls (FastifyRateLimitStore, with `child` as it really is called). */
 export interface FastifyRateLimitStoreAdapter {
   incr: (key: string, callback: IncrCallback, timeWindow: number, max: number) => void
+  /** The `{ increment: false }` peek: the count so far, nothing counted. */
+  read: (key: string, callback: IncrCallback, timeWindow: number, max: number) => void
   child: (routeOptions: unknown) => FastifyRateLimitStoreAdapter
 }
 
 export type FastifyRateLimitStoreClass = new (options: unknown) => FastifyRateLimitStoreAdapter
 
-function scopeOf (params: PluginParams): string {
+/**
+ * The counter's scope: `limiter.scope` when given; the route's method and URL for a route; 'global'
+ * for the plugin-wide limit (no routeInfo). A `createRateLimit(options)` limiter (routeInfo without a
+ * URL) counts on its own scope named by its settings, never on the global counter of the route it runs in.
+ */
+function scopeOf (params: PluginParams & { max?: unknown, timeWindow?: unknown }): string {
   if (params.limiter?.scope !== undefined) return params.limiter.scope
-  const method = params.routeInfo?.method
-  const url = params.routeInfo?.url
-  if (url === undefined) return 'global'
-  return `${Array.isArray(method) ? method.join(',') : method ?? ''}${url}`
+  const info = params.routeInfo
+  if (info === undefined) return 'global'
+  if (info.url === undefined) {
+    const setting = (value: unknown): string => typeof value === 'number' ? String(value) : 'fn'
+    return `limiter:${setting(params.max)}/${setting(params.timeWindow)}/${params.limiter?.algorithm ?? 'default'}`
+  }
+  const method = info.method
+  return `${Array.isArray(method) ? method.join(',') : method ?? ''}${info.url}`
+}
+
+function settle (callback: IncrCallback): (decision: RateLimitDecision) => void {
+  return (decision) => {
+    if (decision.unavailable) {
+      callback(new RateLimitUnavailableError(decision.retryAfterMs))
+      return
+    }
+    callback(null, { current: decision.current, ttl: decision.allowed ? decision.resetMs : decision.retryAfterMs })
+  }
 }
 
 /**
  * A class for `fastify.register(rateLimit, { store: fastifyRateLimitStore(store) })`.
  * `ttl` is what the plugin turns into `x-ratelimit-reset` (allowed: ms until the quota is whole)
- * and `Retry-After` (refused: ms until a request would pass).
+ * and `Retry-After` (refused: ms until a request would pass). Each route's limit is resolved once,
+ * in child(); `max` and `timeWindow` still come per call (they may be functions of the request).
  */
 export function fastifyRateLimitStore (store: RateLimitStore): FastifyRateLimitStoreClass {
   return class RedisSuiteRateLimitStore implements FastifyRateLimitStoreAdapter {
-    readonly #params: PluginParams
-    readonly #scope: string
+    readonly #limit: BoundLimit
 
     constructor (options: unknown) {
-      this.#params = (options ?? {}) as PluginParams
-      this.#scope = scopeOf(this.#params)
+      const params = (options ?? {}) as PluginParams & { max?: unknown, timeWindow?: unknown }
+      const { limiter } = params
+      this.#limit = store.limit({
+        max: typeof params.max === 'number' ? params.max : 0,
+        timeWindow: typeof params.timeWindow === 'number' ? params.timeWindow : 60_000,
+        scope: scopeOf(params),
+        algorithm: limiter?.algorithm,
+        ban: limiter?.ban,
+        continueExceeding: params.continueExceeding,
+        exponentialBackoff: params.exponentialBackoff
+      })
     }
 
     incr (key: string, callback: IncrCallback, timeWindow: number, max: number): void {
-      const { limiter, continueExceeding, exponentialBackoff } = this.#params
-      store.consume(key, {
-        max,
-        timeWindow,
-        scope: this.#scope,
-        algorithm: limiter?.algorithm,
-        ban: limiter?.ban,
-        continueExceeding,
-        exponentialBackoff
-      }).then((decision) => {
-        if (decision.unavailable) {
-          callback(new RateLimitUnavailableError(decision.retryAfterMs))
-          return
-        }
-        callback(null, { current: decision.current, ttl: decision.allowed ? decision.resetMs : decision.retryAfterMs })
-      }, (err: unknown) => {
-        // consume() does not reject; this is for a bad option (e.g. a malformed ban), a programming error.
-        callback(err instanceof Error ? err : new Error(String(err)))
-      })
+      // The bound limit never rejects (Redis failures become the Redis-down mode).
+      this.#limit.consume(key, max, timeWindow).then(settle(callback), callback)
+    }
+
+    read (key: string, callback: IncrCallback, timeWindow: number, max: number): void {
+      this.#limit.peek(key, max, timeWindow).then(settle(callback), callback)
     }
 
     child (routeOptions: unknown): FastifyRateLimitStoreAdapter {

@@ -39,3 +39,9 @@ export function formatRateLimitPolicy (policy: string, quota: number, windowMs?:
 export function formatRateLimit (policy: string, remaining: number, resetSeconds: number): string {
   return `${sfString(policy)};r=${nonNegativeInteger(remaining)};t=${nonNegativeInteger(resetSeconds)}`
 }
+
+/** `formatRateLimit` for one policy name, quoted once: the per-request part is two numbers. */
+export function rateLimitFormatter (policy: string): (remaining: number, resetSeconds: number) => string {
+  const head = `${sfString(policy)};r=`
+  return (remaining, resetSeconds) => `${head}${nonNegativeInteger(remaining)};t=${nonNegativeInteger(resetSeconds)}`
+}

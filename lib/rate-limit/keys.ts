@@ -84,6 +84,11 @@ export interface LimitKeyOptions {
  * routes spread over all slots. The client's keyPrefix must not contain '{'.
  */
 export function buildLimitKeys ({ namespace = 'rl:', scope, id, algorithm = 'fixed' }: LimitKeyOptions): LimitKeys {
-  const base = `${namespace}{${escapeTagText(scope)}|${escapeTagText(id)}}`
+  const base = `${limitKeyPrefix(namespace, scope)}${escapeTagText(id)}}`
   return { counter: `${base}:${algorithm === 'sliding' ? 'g' : 'f'}`, strikes: `${base}:s`, ban: `${base}:b` }
+}
+
+/** The part of a limit's keys before the id, `<namespace>{<scope>|`, computed once per limit. */
+export function limitKeyPrefix (namespace = 'rl:', scope: string): string {
+  return `${namespace}{${escapeTagText(scope)}|`
 }

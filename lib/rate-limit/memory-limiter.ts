@@ -52,6 +52,31 @@ export class MemoryLimiter implements Limiter {
     return params.algorithm === 'sliding' ? this.#sliding(keys, params, now) : this.#fixed(keys, params, now)
   }
 
+  /** The same answer as the read scripts (scripts.ts): the count so far, nothing written. */
+  peekSync (keys: LimitKeys, params: LimitParams): LimiterResult {
+    const now = this.#now()
+    const { max, timeWindow } = params
+    const banned = params.ban === undefined ? undefined : this.#live(keys.ban, now)
+    if (banned !== undefined) {
+      const left = Math.ceil(banned.until - now)
+      return { allowed: false, current: max + 1, remaining: 0, resetMs: left, retryAfterMs: left, banned: true }
+    }
+    const entry = this.#live(keys.counter, now)
+    if (params.algorithm === 'sliding') {
+      if (max <= 0) return { allowed: false, current: 1, remaining: 0, resetMs: timeWindow, retryAfterMs: timeWindow, banned: false }
+      const interval = timeWindow / max
+      const used = entry === undefined ? 0 : Math.max(0, entry.until - now)
+      const current = Math.ceil(used / interval - 1e-6)
+      const wait = used + interval - timeWindow - EPSILON
+      return { allowed: wait <= 0, current, remaining: wait <= 0 ? Math.max(0, max - current) : 0, resetMs: Math.ceil(used), retryAfterMs: wait <= 0 ? 0 : Math.ceil(wait), banned: false }
+    }
+    const current = entry?.count ?? 0
+    const ttl = entry === undefined ? 0 : Math.ceil(entry.until - now)
+    return current <= max
+      ? { allowed: true, current, remaining: max - current, resetMs: ttl, retryAfterMs: 0, banned: false }
+      : { allowed: false, current, remaining: 0, resetMs: ttl, retryAfterMs: Math.max(1, ttl), banned: false }
+  }
+
   #fixed (keys: LimitKeys, params: LimitParams, now: number): LimiterResult {
     const { max, timeWindow } = params
     let entry = this.#live(keys.counter, now)

@@ -1,18 +1,14 @@
 // The Redis limiter: one EVALSHA per decision (EVAL once after a NOSCRIPT, which also reloads the
-// script), raced against a time budget so a frozen server cannot hold a request. It throws on any
-// failure; the store (store.ts) turns failures into the configured Redis-down mode.
+// script). No timer of its own: the client's commandTimeout bounds each command (the store hands it a
+// client whose commandTimeout is the rate-limit budget, see store.ts). It throws on any failure; the
+// store turns failures into the configured Redis-down mode.
 import type { Cluster, Redis } from 'ioredis'
-import { FIXED_WINDOW_SCRIPT, SLIDING_WINDOW_SCRIPT, type LoadedScript } from './scripts.js'
-import type { Limiter, LimiterResult, LimitKeys, LimitParams } from './types.js'
+import type { LoadedScript } from './scripts.js'
+import type { LimiterResult } from './types.js'
 
 export type RedisClient = Redis | Cluster
 
-export interface RedisLimiterOptions {
-  /** Milliseconds a decision may wait on Redis. Default 250. */
-  timeoutMs?: number
-}
-
-/** Redis failed, or did not answer within the time budget. */
+/** Redis failed, or did not answer within the client's commandTimeout. */
 export class RateLimitRedisError extends Error {
   override name = 'RateLimitRedisError'
   readonly code: 'FRS_RATE_LIMIT_REDIS_TIMEOUT' | 'FRS_RATE_LIMIT_REDIS_ERROR'
@@ -23,54 +19,40 @@ export class RateLimitRedisError extends Error {
   }
 }
 
-export class RedisLimiter implements Limiter {
-  readonly #client: RedisClient
-  readonly #timeoutMs: number
+function wrap (err: unknown): RateLimitRedisError {
+  if (err instanceof RateLimitRedisError) return err
+  const message = err instanceof Error ? err.message : String(err)
+  return /timed? ?out/i.test(message)
+    ? new RateLimitRedisError('FRS_RATE_LIMIT_REDIS_TIMEOUT', `Redis did not answer in time: ${message}`, { cause: err })
+    : new RateLimitRedisError('FRS_RATE_LIMIT_REDIS_ERROR', `Redis rate-limit command failed: ${message}`, { cause: err })
+}
 
-  constructor (client: RedisClient, options: RedisLimiterOptions = {}) {
+/**
+ * Runs `script` on the three keys of one limit with its seven arguments (see scripts.ts).
+ * `client` is asked per call: the store switches between its tight-budget connection and the main one.
+ */
+export class RedisLimiter {
+  readonly #client: () => RedisClient
+
+  constructor (client: () => RedisClient) {
     this.#client = client
-    this.#timeoutMs = options.timeoutMs ?? 250
   }
 
-  async consume (keys: LimitKeys, params: LimitParams): Promise<LimiterResult> {
-    const script = params.algorithm === 'sliding' ? SLIDING_WINDOW_SCRIPT : FIXED_WINDOW_SCRIPT
-    const ban = params.ban
-    const args = [
-      String(Math.max(1, Math.trunc(params.timeWindow))),
-      String(Math.max(0, Math.trunc(params.max))),
-      String(ban?.after ?? 0),
-      String(ban?.durationMs ?? 0),
-      String(ban?.withinMs ?? 0),
-      params.continueExceeding === true ? '1' : '0',
-      params.exponentialBackoff === true ? '1' : '0'
-    ]
-    const reply = await this.#withinBudget(this.#run(script, [keys.counter, keys.strikes, keys.ban], args))
-    return toResult(reply)
-  }
-
-  async #run (script: LoadedScript, keys: string[], args: string[]): Promise<unknown> {
-    try {
-      return await this.#client.evalsha(script.sha, keys.length, ...keys, ...args)
-    } catch (err) {
+  run (script: LoadedScript, counter: string, strikes: string, ban: string, args: readonly string[]): Promise<LimiterResult> {
+    const client = this.#client()
+    return client.evalsha(script.sha, 3, counter, strikes, ban, ...args).then(toResult, (err: unknown) => {
       // After SCRIPT FLUSH, a failover or a restart: EVAL runs the script and caches it again.
-      if (!(err instanceof Error) || !err.message.includes('NOSCRIPT')) throw err
-      return await this.#client.eval(script.lua, keys.length, ...keys, ...args)
-    }
+      if (!(err instanceof Error) || !err.message.includes('NOSCRIPT')) throw wrap(err)
+      return client.eval(script.lua, 3, counter, strikes, ban, ...args).then(toResult, (again: unknown) => { throw wrap(again) })
+    })
   }
 
-  // The command is left to finish (or to fail on the client's own commandTimeout); its late reply is dropped.
-  #withinBudget<T> (command: Promise<T>): Promise<T> {
-    return new Promise<T>((resolve, reject) => {
-      const timer = setTimeout(() => {
-        reject(new RateLimitRedisError('FRS_RATE_LIMIT_REDIS_TIMEOUT', `Redis did not answer within ${this.#timeoutMs} ms`))
-      }, this.#timeoutMs)
-      command.then((value) => {
-        clearTimeout(timer)
-        resolve(value)
-      }, (err: unknown) => {
-        clearTimeout(timer)
-        reject(new RateLimitRedisError('FRS_RATE_LIMIT_REDIS_ERROR', `Redis rate-limit command failed: ${err instanceof Error ? err.message : String(err)}`, { cause: err }))
-      })
+  /** A script on one key with its own arguments; the raw reply. */
+  call (script: LoadedScript, key: string, args: readonly string[]): Promise<unknown> {
+    const client = this.#client()
+    return client.evalsha(script.sha, 1, key, ...args).catch((err: unknown) => {
+      if (!(err instanceof Error) || !err.message.includes('NOSCRIPT')) throw wrap(err)
+      return client.eval(script.lua, 1, key, ...args).catch((again: unknown) => { throw wrap(again) })
     })
   }
 }
@@ -79,13 +61,12 @@ function toResult (reply: unknown): LimiterResult {
   if (!Array.isArray(reply) || reply.length < 6) {
     throw new RateLimitRedisError('FRS_RATE_LIMIT_REDIS_ERROR', 'Unexpected reply from the rate-limit script')
   }
-  const [allowed, current, remaining, resetMs, retryAfterMs, banned] = reply.map(Number)
   return {
-    allowed: allowed === 1,
-    current: current ?? 0,
-    remaining: remaining ?? 0,
-    resetMs: resetMs ?? 0,
-    retryAfterMs: retryAfterMs ?? 0,
-    banned: banned === 1
+    allowed: reply[0] === 1,
+    current: Number(reply[1]),
+    remaining: Number(reply[2]),
+    resetMs: Number(reply[3]),
+    retryAfterMs: Number(reply[4]),
+    banned: reply[5] === 1
   }
 }

@@ -97,3 +97,72 @@ function load (lua: string): LoadedScript {
 
 export const FIXED_WINDOW_SCRIPT = load(FIXED_WINDOW_LUA)
 export const SLIDING_WINDOW_SCRIPT = load(SLIDING_WINDOW_LUA)
+
+/**
+ * Read-only twins of the scripts above, for @fastify/rate-limit's `{ increment: false }` peek: the
+ * same keys and ARGV, the same reply, nothing written. `current` is the count so far (not counting a
+ * next request), as @fastify/rate-limit's own stores answer `read`.
+ */
+export const FIXED_WINDOW_READ_LUA = `
+local counter, ban = KEYS[1], KEYS[3]
+local max = tonumber(ARGV[2])
+if tonumber(ARGV[3]) > 0 then
+  local banTtl = redis.call('PTTL', ban)
+  if banTtl > 0 then return { 0, max + 1, 0, banTtl, banTtl, 1 } end
+end
+local current = tonumber(redis.call('GET', counter) or '0')
+local ttl = redis.call('PTTL', counter)
+if ttl < 0 then ttl = 0 end
+if current <= max then return { 1, current, max - current, ttl, 0, 0 } end
+return { 0, current, 0, ttl, math.max(1, ttl), 0 }
+`
+
+export const SLIDING_WINDOW_READ_LUA = `
+local counter, ban = KEYS[1], KEYS[3]
+local window = tonumber(ARGV[1])
+local max = tonumber(ARGV[2])
+if tonumber(ARGV[3]) > 0 then
+  local banTtl = redis.call('PTTL', ban)
+  if banTtl > 0 then return { 0, max + 1, 0, banTtl, banTtl, 1 } end
+end
+local time = redis.call('TIME')
+local now = tonumber(time[1]) * 1000 + tonumber(time[2]) / 1000
+local tat = tonumber(redis.call('GET', counter))
+if max <= 0 then return { 0, 1, 0, window, window, 0 } end
+local interval = window / max
+local used = 0
+if tat ~= nil and tat > now then used = tat - now end
+local current = math.ceil(used / interval - 1e-6)
+local wait = used + interval - window - 0.001
+if wait <= 0 then return { 1, current, math.max(0, max - current), math.ceil(used), 0, 0 } end
+return { 0, current, 0, math.ceil(used), math.ceil(wait), 0 }
+`
+
+/**
+ * Batched mode's lease: takes up to ARGV[3] requests of the fixed window's quota at once (never past
+ * max, so the Redis counter itself never over-admits) and answers what was granted.
+ * KEYS: counter. ARGV: window ms, max, lease. Reply: { granted, counted after the grant, window PTTL }.
+ */
+export const LEASE_LUA = `
+local counter = KEYS[1]
+local window = tonumber(ARGV[1])
+local max = tonumber(ARGV[2])
+local lease = tonumber(ARGV[3])
+local current = tonumber(redis.call('GET', counter) or '0')
+local ttl = redis.call('PTTL', counter)
+local take = math.min(lease, max - current)
+if take <= 0 then
+  if ttl < 0 then ttl = window; redis.call('PEXPIRE', counter, string.format('%.0f', window)) end
+  return { 0, current, ttl }
+end
+current = redis.call('INCRBY', counter, take)
+if ttl < 0 then
+  ttl = window
+  redis.call('PEXPIRE', counter, string.format('%.0f', window))
+end
+return { take, current, ttl }
+`
+
+export const FIXED_WINDOW_READ_SCRIPT = load(FIXED_WINDOW_READ_LUA)
+export const SLIDING_WINDOW_READ_SCRIPT = load(SLIDING_WINDOW_READ_LUA)
+export const LEASE_SCRIPT = load(LEASE_LUA)

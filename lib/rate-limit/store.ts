@@ -1,14 +1,27 @@
 // The rate-limit store: decides one request against Redis (or the in-process limiter when no Redis is
 // configured), applies the Redis-down mode when Redis fails or is known down, counts every decision,
 // and logs the mode once at creation and Redis failures once per burst.
+//
+// Hot path: `limit(definition)` resolves everything about one limit once (ban, script, arguments, the
+// escaped scope of its keys); the bound limit's `consume(id)` then builds three key strings and sends
+// one EVALSHA. No timer per request: when the time budget is tighter than the client's commandTimeout,
+// the store opens one duplicate connection whose commandTimeout is the budget, and closes it in close().
+import type { Cluster, Redis } from 'ioredis'
 import { parseDuration, type Duration } from '../duration.js'
-import { buildLimitKeys } from './keys.js'
+import { BatchedLimiter, type BatchedLimiterOptions } from './batched-limiter.js'
+import { limitKeyPrefix } from './keys.js'
 import { MemoryLimiter } from './memory-limiter.js'
 import { RedisLimiter, type RedisClient } from './redis-limiter.js'
+import {
+  FIXED_WINDOW_READ_SCRIPT, FIXED_WINDOW_SCRIPT, SLIDING_WINDOW_READ_SCRIPT, SLIDING_WINDOW_SCRIPT, type LoadedScript
+} from './scripts.js'
 import type {
-  BanOptions, DecisionSource, LimiterResult, LimitParams, RateLimitAlgorithm, RateLimitDecision,
+  BanOptions, DecisionSource, LimiterResult, LimitKeys, LimitParams, RateLimitAlgorithm, RateLimitDecision,
   RateLimitLogger, RateLimitStats, RedisDownMode, ResolvedBan
 } from './types.js'
+
+/** `exact`: one Redis script per decision. `batched`: leases of quota, decided locally (batched-limiter.ts). */
+export type RateLimitSync = 'exact' | 'batched'
 
 export interface RateLimitStoreOptions {
   /** The app's ioredis client; without one, the in-process limiter decides (development only). */
@@ -23,6 +36,13 @@ export interface RateLimitStoreOptions {
   algorithm?: RateLimitAlgorithm
   /** Default ban; each call may override it (or turn it off with `false`). */
   ban?: BanOptions | false
+  /**
+   * `exact` (default) or `batched`: fixed-window limits without a ban decide locally from leases of
+   * quota (sliding, banned and backoff limits stay exact). Over-admission bound: instances × lease.
+   */
+  sync?: RateLimitSync
+  /** Batched mode's lease size and bookkeeping. */
+  batched?: BatchedLimiterOptions
   /** Prefix of every key. Default 'rl:'. */
   namespace?: string
   /** Keys kept by the in-process limiter (fallback or standalone). Default 10 000. */
@@ -36,7 +56,8 @@ export interface RateLimitStoreOptions {
   now?: () => number
 }
 
-export interface ConsumeOptions {
+/** One limit, as a route or a createRateLimit() call defines it. */
+export interface LimitDefinition {
   max: number
   timeWindow: Duration
   /** The route or limit the id is counted under. Default 'global'. */
@@ -45,6 +66,22 @@ export interface ConsumeOptions {
   ban?: BanOptions | false
   continueExceeding?: boolean
   exponentialBackoff?: boolean
+}
+
+/** @deprecated name kept for callers of consume(); same as LimitDefinition. */
+export type ConsumeOptions = LimitDefinition
+
+/** A limit resolved once; `consume` and `peek` are the per-request calls. */
+export interface BoundLimit {
+  readonly max: number
+  readonly timeWindowMs: number
+  readonly algorithm: RateLimitAlgorithm
+  /** Batched mode applies to this limit. */
+  readonly batched: boolean
+  /** Counts one request of `id`. `max`/`timeWindowMs` override the bound ones (per-request functions). Never rejects. */
+  consume: (id: string, max?: number, timeWindowMs?: number) => Promise<RateLimitDecision>
+  /** The same answer without counting (@fastify/rate-limit's `{ increment: false }`). Never rejects. */
+  peek: (id: string, max?: number, timeWindowMs?: number) => Promise<RateLimitDecision>
 }
 
 export function resolveBan (ban: BanOptions | false | undefined): ResolvedBan | undefined {
@@ -58,17 +95,39 @@ export function resolveBan (ban: BanOptions | false | undefined): ResolvedBan | 
 
 const MODES: readonly RedisDownMode[] = ['fallback', 'open', 'closed']
 
+function commandTimeoutOf (client: RedisClient): number | undefined {
+  const options = client.isCluster
+    ? (client.options as { redisOptions?: { commandTimeout?: number } }).redisOptions
+    : client.options as { commandTimeout?: number }
+  return options?.commandTimeout
+}
+
+// A second connection whose commandTimeout is the rate-limit budget: the budget without a timer per request.
+// Not auto-pipelined: ioredis holds the next auto-pipeline until the running one answers, so on a frozen
+// server a decision would wait up to two budgets (seen in test/faults/rate-limit.test.ts).
+function budgetClient (client: RedisClient, timeoutMs: number): RedisClient {
+  if (client.isCluster) {
+    const cluster = client as Cluster
+    return cluster.duplicate(undefined, { redisOptions: { ...cluster.options.redisOptions, commandTimeout: timeoutMs }, lazyConnect: false })
+  }
+  return (client as Redis).duplicate({ commandTimeout: timeoutMs, lazyConnect: false })
+}
+
 export class RateLimitStore {
   readonly mode: RedisDownMode
   readonly backend: 'redis' | 'memory'
+  readonly sync: RateLimitSync
   readonly timeoutMs: number
   readonly #redis: RedisLimiter | undefined
+  readonly #budget: RedisClient | undefined
+  readonly #batched: BatchedLimiter | undefined
   readonly #memory: MemoryLimiter
   readonly #isRedisReady: () => boolean
   readonly #options: RateLimitStoreOptions
   readonly #defaultBan: ResolvedBan | undefined
   readonly #closedRetryAfterMs: number
   readonly #stats: RateLimitStats = { allowed: 0, limited: 0, fallback: 0, open: 0, closed: 0, banned: 0, redisFailures: 0 }
+  readonly #bound = new Map<string, BoundLimit>()
   #failing = false
 
   constructor (options: RateLimitStoreOptions = {}) {
@@ -77,51 +136,164 @@ export class RateLimitStore {
     if (!MODES.includes(this.mode)) {
       throw new TypeError(`rate-limit whenRedisDown must be one of ${MODES.join(', ')}, got ${JSON.stringify(this.mode)}`)
     }
+    this.sync = options.sync ?? 'exact'
+    if (this.sync !== 'exact' && this.sync !== 'batched') {
+      throw new TypeError(`rate-limit sync must be exact or batched, got ${JSON.stringify(this.sync)}`)
+    }
     this.timeoutMs = parseDuration(options.timeout ?? 250, 'rate-limit timeout')
     this.#closedRetryAfterMs = parseDuration(options.closedRetryAfter ?? 1000, 'rate-limit closedRetryAfter')
     this.#defaultBan = resolveBan(options.ban)
-    this.backend = options.redis === undefined ? 'memory' : 'redis'
-    this.#redis = options.redis === undefined ? undefined : new RedisLimiter(options.redis, { timeoutMs: this.timeoutMs })
+    const main = options.redis
+    this.backend = main === undefined ? 'memory' : 'redis'
+    if (main !== undefined) {
+      const own = commandTimeoutOf(main)
+      this.#budget = own === undefined || own > this.timeoutMs ? budgetClient(main, this.timeoutMs) : undefined
+      this.#budget?.on('error', () => {}) // failures are counted and logged per decision burst, below
+      const budget = this.#budget
+      // Until the budget connection is up (start-up, a reconnect), the main one serves: its own commandTimeout bounds it.
+      this.#redis = new RedisLimiter(budget === undefined ? () => main : () => budget.status === 'ready' ? budget : main)
+      if (this.sync === 'batched') this.#batched = new BatchedLimiter(this.#redis, options.batched)
+    }
     this.#memory = new MemoryLimiter({ maxKeys: options.memoryMaxKeys, now: options.now })
     this.#isRedisReady = options.isRedisReady ?? (() => true)
     this.#logMode()
   }
 
-  /** Counts one request of `id` and decides it. Never rejects: Redis failures become the Redis-down mode. */
-  async consume (id: string, options: ConsumeOptions): Promise<RateLimitDecision> {
-    const algorithm = options.algorithm ?? this.#options.algorithm ?? 'fixed'
-    const params: LimitParams = {
-      max: Math.max(0, Math.trunc(options.max)),
-      timeWindow: Math.max(1, parseDuration(options.timeWindow, 'rate-limit timeWindow')),
-      algorithm,
-      ban: options.ban === undefined ? this.#defaultBan : resolveBan(options.ban),
-      continueExceeding: options.continueExceeding,
-      exponentialBackoff: options.exponentialBackoff
-    }
-    const keys = buildLimitKeys({ namespace: this.#options.namespace, scope: options.scope ?? 'global', id, algorithm })
-    const decide = (source: DecisionSource, result: LimiterResult): RateLimitDecision =>
-      this.#record({ ...result, source, key: id, limit: params.max, timeWindow: params.timeWindow, algorithm, unavailable: source === 'closed' })
-
-    if (this.#redis === undefined) return decide('memory', this.#memory.consumeSync(keys, params))
-    if (this.#isRedisReady()) {
-      try {
-        const result = await this.#redis.consume(keys, params)
-        this.#recovered()
-        return decide('redis', result)
-      } catch (err) {
-        this.#stats.redisFailures++
-        this.#failed(err)
+  /** Resolves when the budget connection (if any) is ready, or after `withinMs`; for start-up. */
+  async ready (withinMs = this.timeoutMs * 4): Promise<void> {
+    const budget = this.#budget
+    if (budget === undefined || budget.status === 'ready') return
+    await new Promise<void>((resolve) => {
+      const timer = setTimeout(done, withinMs)
+      function done (): void {
+        clearTimeout(timer)
+        budget?.off('ready', done)
+        resolve()
       }
-    } else {
-      this.#failed(new Error('the Redis connection is down'))
+      budget.once('ready', done)
+    })
+  }
+
+  /** Closes the connection the store opened (never the app's own). */
+  async close (): Promise<void> {
+    this.#budget?.disconnect()
+  }
+
+  /** Lease size of batched mode for `max` (0 when batched mode is off). */
+  leaseSize (max: number): number {
+    return this.#batched?.leaseSize(max) ?? 0
+  }
+
+  /** Counts one request of `id` and decides it. Never rejects: Redis failures become the Redis-down mode. */
+  consume (id: string, options: LimitDefinition): Promise<RateLimitDecision> {
+    return this.limit(options).consume(id)
+  }
+
+  /** Resolves a limit once (bans parsed, keys' scope escaped, script and arguments chosen). Cached by its settings. */
+  limit (definition: LimitDefinition): BoundLimit {
+    const ban = definition.ban === undefined ? this.#defaultBan : resolveBan(definition.ban)
+    const params: LimitParams = {
+      max: Math.max(0, Math.trunc(definition.max)),
+      timeWindow: Math.max(1, parseDuration(definition.timeWindow, 'rate-limit timeWindow')),
+      algorithm: definition.algorithm ?? this.#options.algorithm ?? 'fixed',
+      ban,
+      continueExceeding: definition.continueExceeding === true,
+      exponentialBackoff: definition.exponentialBackoff === true
     }
+    const scope = definition.scope ?? 'global'
+    const cacheKey = JSON.stringify([scope, params])
+    let bound = this.#bound.get(cacheKey)
+    if (bound === undefined) {
+      bound = this.#bind(scope, params)
+      if (this.#bound.size < 1000) this.#bound.set(cacheKey, bound)
+    }
+    return bound
+  }
+
+  #bind (scope: string, params: LimitParams): BoundLimit {
+    const prefix = limitKeyPrefix(this.#options.namespace, scope)
+    const counterSuffix = params.algorithm === 'sliding' ? '}:g' : '}:f'
+    const script: LoadedScript = params.algorithm === 'sliding' ? SLIDING_WINDOW_SCRIPT : FIXED_WINDOW_SCRIPT
+    const readScript: LoadedScript = params.algorithm === 'sliding' ? SLIDING_WINDOW_READ_SCRIPT : FIXED_WINDOW_READ_SCRIPT
+    const { ban } = params
+    const tail = [
+      String(ban?.after ?? 0), String(ban?.durationMs ?? 0), String(ban?.withinMs ?? 0),
+      params.continueExceeding === true ? '1' : '0', params.exponentialBackoff === true ? '1' : '0'
+    ]
+    const fixedArgs = [String(params.timeWindow), String(params.max), ...tail]
+    const batched = this.#batched !== undefined && params.algorithm === 'fixed' && ban === undefined &&
+      params.continueExceeding !== true && params.exponentialBackoff !== true
+    const store = this
+
+    function keysOf (id: string): LimitKeys {
+      const base = prefix + escapeId(id)
+      return { counter: base + counterSuffix, strikes: base + '}:s', ban: base + '}:b' }
+    }
+    function paramsFor (max: number | undefined, timeWindowMs: number | undefined): LimitParams {
+      return (max === undefined || max === params.max) && (timeWindowMs === undefined || timeWindowMs === params.timeWindow)
+        ? params
+        : { ...params, max: Math.max(0, Math.trunc(max ?? params.max)), timeWindow: Math.max(1, Math.trunc(timeWindowMs ?? params.timeWindow)) }
+    }
+    function argsFor (p: LimitParams): readonly string[] {
+      return p === params ? fixedArgs : [String(p.timeWindow), String(p.max), ...tail]
+    }
+
+    return {
+      max: params.max,
+      timeWindowMs: params.timeWindow,
+      algorithm: params.algorithm,
+      batched,
+      consume (id, max, timeWindowMs) {
+        const p = paramsFor(max, timeWindowMs)
+        const keys = keysOf(id)
+        return store.#decide(id, keys, p, batched
+          ? (redis) => store.#batched!.consume(keys.counter, p.max, p.timeWindow)
+          : (redis) => redis.run(script, keys.counter, keys.strikes, keys.ban, argsFor(p)), false)
+      },
+      peek (id, max, timeWindowMs) {
+        const p = paramsFor(max, timeWindowMs)
+        const keys = keysOf(id)
+        return store.#decide(id, keys, p, (redis) => redis.run(readScript, keys.counter, keys.strikes, keys.ban, argsFor(p)), true)
+      }
+    }
+  }
+
+  #decide (id: string, keys: LimitKeys, params: LimitParams, ask: (redis: RedisLimiter) => LimiterResult | Promise<LimiterResult>, peek: boolean): Promise<RateLimitDecision> {
+    const redis = this.#redis
+    if (redis === undefined) {
+      return Promise.resolve(this.#record(id, params, 'memory', peek ? this.#memory.peekSync(keys, params) : this.#memory.consumeSync(keys, params)))
+    }
+    if (!this.#isRedisReady()) {
+      this.#failed(new Error('the Redis connection is down'))
+      return Promise.resolve(this.#down(id, keys, params, peek))
+    }
+    let answer: LimiterResult | Promise<LimiterResult>
+    try {
+      answer = ask(redis)
+    } catch (err) {
+      return Promise.resolve(this.#afterFailure(err, id, keys, params, peek))
+    }
+    if (!(answer instanceof Promise)) return Promise.resolve(this.#record(id, params, 'redis', answer))
+    return answer.then((result) => {
+      if (this.#failing) this.#recovered()
+      return this.#record(id, params, 'redis', result)
+    }, (err: unknown) => this.#afterFailure(err, id, keys, params, peek))
+  }
+
+  #afterFailure (err: unknown, id: string, keys: LimitKeys, params: LimitParams, peek: boolean): RateLimitDecision {
+    this.#stats.redisFailures++
+    this.#failed(err)
+    return this.#down(id, keys, params, peek)
+  }
+
+  #down (id: string, keys: LimitKeys, params: LimitParams, peek: boolean): RateLimitDecision {
     switch (this.mode) {
       case 'fallback':
-        return decide('fallback', this.#memory.consumeSync(keys, params))
+        return this.#record(id, params, 'fallback', peek ? this.#memory.peekSync(keys, params) : this.#memory.consumeSync(keys, params))
       case 'open':
-        return decide('open', { allowed: true, current: 0, remaining: params.max, resetMs: 0, retryAfterMs: 0, banned: false })
+        return this.#record(id, params, 'open', { allowed: true, current: 0, remaining: params.max, resetMs: 0, retryAfterMs: 0, banned: false })
       case 'closed':
-        return decide('closed', {
+        return this.#record(id, params, 'closed', {
           allowed: false, current: params.max + 1, remaining: 0, resetMs: this.#closedRetryAfterMs, retryAfterMs: this.#closedRetryAfterMs, banned: false
         })
     }
@@ -132,19 +304,36 @@ export class RateLimitStore {
     return { ...this.#stats }
   }
 
-  #record (decision: RateLimitDecision): RateLimitDecision {
+  #record (id: string, params: LimitParams, source: DecisionSource, result: LimiterResult): RateLimitDecision {
+    const decision: RateLimitDecision = {
+      allowed: result.allowed,
+      current: result.current,
+      remaining: result.remaining,
+      resetMs: result.resetMs,
+      retryAfterMs: result.retryAfterMs,
+      banned: result.banned,
+      source,
+      key: id,
+      limit: params.max,
+      timeWindow: params.timeWindow,
+      algorithm: params.algorithm,
+      unavailable: source === 'closed'
+    }
     const stats = this.#stats
-    if (decision.source === 'redis' || decision.source === 'memory') {
+    if (source === 'redis' || source === 'memory') {
       if (decision.allowed) stats.allowed++
       else stats.limited++
     } else {
-      stats[decision.source]++
+      stats[source]++
     }
     if (decision.banned) stats.banned++
-    try {
-      this.#options.onDecision?.(decision)
-    } catch {
-      // A metrics callback must never fail a request.
+    const onDecision = this.#options.onDecision
+    if (onDecision !== undefined) {
+      try {
+        onDecision(decision)
+      } catch {
+        // A metrics callback must never fail a request.
+      }
     }
     return decision
   }
@@ -152,12 +341,13 @@ export class RateLimitStore {
   #logMode (): void {
     const logger = this.#options.logger
     if (logger === undefined) return
-    const rateLimit = { backend: this.backend, whenRedisDown: this.mode, timeoutMs: this.timeoutMs }
+    const rateLimit = { backend: this.backend, whenRedisDown: this.mode, timeoutMs: this.timeoutMs, sync: this.sync }
     if (this.backend === 'memory') {
       // info, not warn: the Redis plugin's one warning line already says the app runs on in-process stores.
       logger.info({ rateLimit }, 'rate limit: no Redis configured, limits are counted in this process only (not shared between instances)')
     } else {
-      logger.info({ rateLimit }, `rate limit: counted in Redis; while Redis is down, ${DOWN_MODE_TEXT[this.mode]}`)
+      const how = this.sync === 'batched' ? 'counted in Redis in leased batches (RATE_LIMIT_SYNC=batched)' : 'counted in Redis'
+      logger.info({ rateLimit }, `rate limit: ${how}; while Redis is down, ${DOWN_MODE_TEXT[this.mode]}`)
     }
   }
 
@@ -174,6 +364,14 @@ export class RateLimitStore {
     this.#failing = false
     this.#options.logger?.info({ rateLimit: { whenRedisDown: this.mode } }, 'rate limit: Redis answers again; limits are counted in Redis')
   }
+}
+
+const ESCAPED = /[%{}]/
+const ESCAPED_ALL = /[%{}]/g
+
+// As keys.ts escapes: braces would move the Cluster hash tag; the test first keeps the common case free.
+function escapeId (id: string): string {
+  return ESCAPED.test(id) ? id.replace(ESCAPED_ALL, (char) => `%${char.charCodeAt(0).toString(16).toUpperCase()}`) : id
 }
 
 const DOWN_MODE_TEXT: Record<RedisDownMode, string> = {

@@ -3,6 +3,7 @@
 import { Redis, type RedisOptions } from 'ioredis'
 import type { RedisServer } from '../../helpers/redis-server.js'
 import type { TeardownScope } from '../../helpers/fixtures.js'
+import { RateLimitStore, type RateLimitStoreOptions } from '../../../lib/rate-limit/store.js'
 
 export async function connectClient (t: TeardownScope, server: RedisServer, options: RedisOptions = {}): Promise<Redis> {
   const client = new Redis({
@@ -39,4 +40,12 @@ export function captureLogger (): { logs: CapturedLog[], logger: { info: (obj: o
       warn: (_obj, msg) => { logs.push({ level: 'warn', msg }) }
     }
   }
+}
+
+/** A store, ready (its budget connection up) and closed in t.teardown. */
+export async function openStore (t: TeardownScope, options: RateLimitStoreOptions = {}): Promise<RateLimitStore> {
+  const store = new RateLimitStore(options)
+  t.teardown(() => store.close())
+  await store.ready()
+  return store
 }

@@ -4,15 +4,15 @@ import rateLimit from '@fastify/rate-limit'
 import t from 'tap'
 import { useRedis } from '../../helpers/fixtures.js'
 import { fastifyRateLimitStore } from '../../../lib/rate-limit/fastify-store.js'
-import { RateLimitStore, type RateLimitStoreOptions } from '../../../lib/rate-limit/store.js'
-import { connectClient } from './clients.js'
+import type { RateLimitStoreOptions } from '../../../lib/rate-limit/store.js'
+import { connectClient, openStore } from './clients.js'
 
 const server = await useRedis(t)
 
 async function buildApp (tt: Parameters<typeof connectClient>[0], options: RateLimitStoreOptions): Promise<FastifyInstance> {
   const app = Fastify()
   tt.teardown(() => app.close())
-  await app.register(rateLimit, { max: 3, timeWindow: '1 minute', store: fastifyRateLimitStore(new RateLimitStore(options)) })
+  await app.register(rateLimit, { max: 3, timeWindow: '1 minute', store: fastifyRateLimitStore(await openStore(tt, options)) })
   app.get('/fixed', async () => ({ ok: true }))
   // `limiter` is ours; the suite's plugin declares its type on the plugin's route config.
   app.get('/sliding', { config: { rateLimit: { max: 2, timeWindow: 10_000, limiter: { algorithm: 'sliding' } } as object } }, async () => ({ ok: true }))

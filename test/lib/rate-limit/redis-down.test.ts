@@ -3,9 +3,8 @@
 import t from 'tap'
 import { useRedis } from '../../helpers/fixtures.js'
 import { waitFor } from '../../helpers/wait.js'
-import { RateLimitStore } from '../../../lib/rate-limit/store.js'
 import type { RateLimitDecision, RedisDownMode } from '../../../lib/rate-limit/types.js'
-import { captureLogger, connectClient } from './clients.js'
+import { captureLogger, connectClient, openStore } from './clients.js'
 
 const BUDGET_MS = 250
 const BOUND_MS = 1000
@@ -16,7 +15,7 @@ for (const fault of ['killed', 'frozen'] as const) {
       const server = await useRedis(t)
       const { logs, logger } = captureLogger()
       const seen: RateLimitDecision[] = []
-      const store = new RateLimitStore({
+      const store = await openStore(t, {
         redis: await connectClient(t, server), whenRedisDown: mode, timeout: BUDGET_MS, logger, onDecision: (d) => { seen.push(d) }
       })
       t.match(logs, [{ level: 'info', msg: new RegExp(`while Redis is down, .*${mode === 'fallback' ? 'in-process' : mode === 'open' ? 'fail open' : 'fail closed'}`) }],
@@ -68,7 +67,7 @@ t.test('a connection known to be down is skipped without a Redis command', async
   const server = await useRedis(t)
   const client = await connectClient(t, server)
   let ready = false
-  const store = new RateLimitStore({ redis: client, isRedisReady: () => ready })
+  const store = await openStore(t, { redis: client, isRedisReady: () => ready })
   const started = performance.now()
   const decision = await store.consume('skip', { max: 1, timeWindow: '1m' })
   t.ok(performance.now() - started < 50, 'answered at once')

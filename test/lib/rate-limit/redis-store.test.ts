@@ -7,12 +7,12 @@ import { sleep } from '../../helpers/wait.js'
 import { FIXED_WINDOW_LUA, SLIDING_WINDOW_LUA } from '../../../lib/rate-limit/scripts.js'
 import { RateLimitStore } from '../../../lib/rate-limit/store.js'
 import type { RateLimitAlgorithm } from '../../../lib/rate-limit/types.js'
-import { connectClient } from './clients.js'
+import { connectClient, openStore } from './clients.js'
 
 const server = await useRedis(t)
 
 async function newStore (tt: Parameters<typeof connectClient>[0], options: ConstructorParameters<typeof RateLimitStore>[0] = {}): Promise<RateLimitStore> {
-  return new RateLimitStore({ redis: await connectClient(tt, server), ...options })
+  return await openStore(tt, { redis: await connectClient(tt, server), ...options })
 }
 
 for (const algorithm of ['fixed', 'sliding'] as RateLimitAlgorithm[]) {
@@ -110,7 +110,7 @@ t.test('a ban is stored in Redis: every instance refuses until it ends', async (
 })
 
 t.test('keys honour the client keyPrefix and share one hash tag', async (t) => {
-  const store = new RateLimitStore({ redis: await connectClient(t, server, { keyPrefix: 'app:' }), ban: { after: 1, duration: 1000 } })
+  const store = await openStore(t, { redis: await connectClient(t, server, { keyPrefix: 'app:' }), ban: { after: 1, duration: 1000 } })
   await store.consume('203.0.113.9', { max: 0, timeWindow: 1000, scope: 'GET/prefixed' })
   const keys = (await server.cli('KEYS', 'app:*prefixed*')).split(/\s+/).filter(Boolean).sort()
   t.same(keys, ['app:rl:{GET/prefixed|203.0.113.9}:b', 'app:rl:{GET/prefixed|203.0.113.9}:f'])
