@@ -64,7 +64,7 @@ async function metricsPlugin (app: FastifyInstance, options: MetricsPluginOption
     }
     route.onResponse = route.onResponse === undefined ? [timing] : [...(Array.isArray(route.onResponse) ? route.onResponse : [route.onResponse]), timing]
   })
-  app.addHook('onResponse', (request, reply, done) => {
+  app.addHook('onResponse', function timeUnmatched (request, reply, done) {
     if (request.is404) metrics.observeRequest(request.method, undefined, reply.statusCode, reply.elapsedTime / 1000)
     done()
   })
