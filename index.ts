@@ -39,8 +39,9 @@ async function redisSuite (app: FastifyInstance, options: RedisSuiteOptions): Pr
   await app.register(pubsubPlugin)
   await app.register(presencePlugin)
   await app.register(locksPlugin)
-  await app.register(healthRoutes)
+  // Metrics before the health routes (DESIGN §1), so its per-route timing sees them.
   await app.register(metricsPlugin, options.metrics ?? {})
+  await app.register(healthRoutes)
 }
 
 export default fp(redisSuite, { name: 'fastify-redis-suite', fastify: '5.x' })

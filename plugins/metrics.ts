@@ -3,7 +3,7 @@
 // last in the suite, so every feature that is present can be found, and none depends on it.
 import fp from 'fastify-plugin'
 import type { Server } from 'node:http'
-import type { FastifyInstance } from 'fastify'
+import type { FastifyInstance, onResponseHookHandler } from 'fastify'
 import { SuiteMetrics, type MetricSources } from '../lib/metrics/suite-metrics.js'
 import { traceRedisCommands } from '../lib/metrics/redis-commands.js'
 import type { CacheStats } from '../lib/cache/stats.js'
@@ -52,8 +52,20 @@ async function metricsPlugin (app: FastifyInstance, options: MetricsPluginOption
   })
   app.decorate('metrics', metrics)
 
-  app.addHook('onResponse', (request, reply, done) => {
-    metrics.observeRequest(request.method, request.routeOptions.url, reply.statusCode, reply.elapsedTime / 1000)
+  // Timing is attached to each route with its pattern bound at registration (request.routeOptions
+  // builds a fresh object per read), and only 404s go through a global hook: Fastify gives the
+  // not-found handler the instance's global hooks and nothing else. Routes registered before this
+  // plugin are not timed (the suite registers metrics before its own routes).
+  app.addHook('onRoute', (route) => {
+    const record = metrics.requestRecorder(route.url)
+    const timing: onResponseHookHandler = (request, reply, done) => {
+      record(request.method, reply.statusCode, reply.elapsedTime / 1000)
+      done()
+    }
+    route.onResponse = route.onResponse === undefined ? [timing] : [...(Array.isArray(route.onResponse) ? route.onResponse : [route.onResponse]), timing]
+  })
+  app.addHook('onResponse', function timeUnmatched (request, reply, done) {
+    if (request.is404) metrics.observeRequest(request.method, undefined, reply.statusCode, reply.elapsedTime / 1000)
     done()
   })
 

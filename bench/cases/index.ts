@@ -11,6 +11,7 @@ import { redisRead } from './redis-read.js'
 import { routeCache } from './route-cache.js'
 import { session } from './session.js'
 import { stampedeCase } from './stampede.js'
+import { suiteOverhead } from './suite-overhead.js'
 
 export interface BenchCase {
   id: number
@@ -27,5 +28,6 @@ export const cases: BenchCase[] = [
   { id: 6, title: 'Rate-limited route', run: rateLimit },
   { id: 7, title: 'Session-authenticated read route', run: session },
   { id: 8, title: 'Health routes under load, Redis up and frozen', run: health },
-  { id: 9, title: 'Cost growth with keys in Redis; memory-tier size', run: costGrowth }
+  { id: 9, title: 'Cost growth with keys in Redis; memory-tier size', run: costGrowth },
+  { id: 10, title: 'The suite on a plain route vs raw Fastify', run: suiteOverhead }
 ]

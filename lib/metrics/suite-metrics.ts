@@ -2,6 +2,7 @@
 // can live in one process). HTTP and Redis command timings are observed as they happen; connection
 // state and the features' cumulative stats are read once per scrape.
 import { Counter, Gauge, Histogram, Registry } from 'prom-client'
+import { RequestHistogram } from './request-histogram.js'
 import type { CacheStats } from '../cache/stats.js'
 import type { RateLimitStats } from '../rate-limit/types.js'
 import type { RedisState, RedisStatus } from '../redis-monitor.js'
@@ -56,7 +57,7 @@ export class SuiteMetrics {
   readonly registry = new Registry()
   readonly #sources: MetricSources
   readonly #onSourceError: (source: string, err: unknown) => void
-  readonly #http: Histogram<'method' | 'route' | 'status_code'>
+  readonly #http: RequestHistogram
   readonly #commandDuration: Histogram<'connection' | 'command'>
   readonly #commandErrors: Counter<'connection' | 'command' | 'error'>
   readonly #state: Gauge<'state'>
@@ -81,10 +82,9 @@ export class SuiteMetrics {
     const registers = [this.registry]
     if (options.processMetrics !== false) addProcessMetrics(this.registry)
 
-    this.#http = new Histogram({
+    this.#http = new RequestHistogram({
       name: 'http_request_duration_seconds',
       help: 'Time from request received to response sent, by route pattern (unmatched for 404s), method and status code.',
-      labelNames: ['method', 'route', 'status_code'],
       buckets: HTTP_BUCKETS,
       registers
     })
@@ -121,7 +121,17 @@ export class SuiteMetrics {
   }
 
   observeRequest (method: string, route: string | undefined, statusCode: number, seconds: number): void {
-    this.#http.observe({ method, route: route ?? UNMATCHED_ROUTE, status_code: String(statusCode) }, seconds)
+    const label = route ?? UNMATCHED_ROUTE
+    this.#http.observe(this.#http.route(label), label, method, statusCode, seconds)
+  }
+
+  /**
+   * A recorder for one route pattern, resolved once (at route registration): per request it only
+   * finds the method and status series and increments, with no label object or hashed key.
+   */
+  requestRecorder (route: string): (method: string, statusCode: number, seconds: number) => void {
+    const series = this.#http.route(route)
+    return (method, statusCode, seconds) => { this.#http.observe(series, route, method, statusCode, seconds) }
   }
 
   observeRedisCommand (connection: string, command: string, seconds: number, error: CommandErrorKind | undefined): void {

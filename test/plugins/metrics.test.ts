@@ -221,3 +221,26 @@ t.test('metrics options: Redis command timing and process series can be turned o
   t.equal(sample(text, 'process_cpu_seconds_total'), undefined, 'no process series')
   t.equal(sample(text, 'redis_client_state', { state: 'connected' }), 1, 'the rest is there')
 })
+
+t.test('request timing on a plain route: pattern bound at registration, no request.routeOptions per request', async (t) => {
+  const { buildServer } = await import('../../server.js')
+  // Every feature registered; the global rate limit off, so the route uses none of them.
+  const app = await buildServer({ env: { NODE_ENV: 'test', LOG_LEVEL: 'silent', RATE_LIMIT_GLOBAL: 'false' }, logger: false })
+  t.teardown(() => app.close())
+  let prototype: object | undefined
+  app.get('/plain/:id', { onRequest: async (request) => { prototype ??= Object.getPrototypeOf(request) as object } }, async () => ({ ok: true }))
+  await app.ready()
+  await app.inject('/plain/1')
+  // request.routeOptions builds a fresh object on every read: shadow the getter on this context's
+  // Request prototype and count the reads during one more request.
+  let base: object | null = prototype!
+  let descriptor: PropertyDescriptor | undefined
+  while (base !== null && (descriptor = Object.getOwnPropertyDescriptor(base, 'routeOptions')) === undefined) base = Object.getPrototypeOf(base) as object | null
+  let reads = 0
+  Object.defineProperty(prototype!, 'routeOptions', { configurable: true, get () { reads++; return descriptor!.get!.call(this) } })
+  t.teardown(() => { delete (prototype as Record<string, unknown>)['routeOptions'] })
+  t.equal((await app.inject('/plain/2')).statusCode, 200)
+  t.equal(reads, 0, 'nothing in the suite read request.routeOptions')
+  const text = await app.metrics!.metrics()
+  t.equal(sample(text, 'http_request_duration_seconds_count', { method: 'GET', route: '/plain/:id', status_code: '200' }), 2, 'still timed, by pattern')
+})
