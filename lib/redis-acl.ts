@@ -3,11 +3,12 @@
 // Derived from what the suite sends (INFO commandstats after that test's surface run), not from
 // categories: `+@scripting` would allow FUNCTION FLUSH and SCRIPT FLUSH, `+@keyspace` SCAN, RANDOMKEY
 // and KEYS, and `&*` publishing to any channel.
+import { PUBSUB_CHANNEL_SEGMENT } from './pubsub.js'
 
 /** Every command the suite sends, lower case, `command|subcommand` where only one subcommand is needed. */
 export const SUITE_ACL_COMMANDS: readonly string[] = Object.freeze([
   // connection set-up (ready check: INFO), the health monitor, Cluster slot discovery and state
-  'auth', 'hello', 'ping', 'select', 'client|setname', 'info', 'quit', 'cluster|slots', 'cluster|info',
+  'auth', 'hello', 'ping', 'client|setname', 'info', 'quit', 'cluster|slots', 'cluster|info',
   // strings and counters: cache entries, tag versions, rate-limit counters, locks
   'get', 'mget', 'set', 'del', 'exists', 'incr', 'pexpire', 'pexpireat', 'pttl', 'time',
   // hashes and sorted sets: sessions and their per-user index, presence, the sliding limiter
@@ -32,6 +33,11 @@ export interface SuiteAclOptions {
    * PSUBSCRIBE only to a pattern that is literally one of the user's channel rules, so each gets its own.
    */
   patterns?: readonly string[]
+  /**
+   * REDIS_DB. SELECT is granted only for a database other than 0: key patterns apply in every
+   * database, so SELECT would give the user the same key names in all of them.
+   */
+  db?: number
 }
 
 /**
@@ -39,7 +45,11 @@ export interface SuiteAclOptions {
  * for a suite configured with this REDIS_KEY_PREFIX: its keys and channels only, its commands only.
  */
 export function suiteAclRule (keyPrefix: string, options: SuiteAclOptions = {}): string {
+  if (keyPrefix === '') {
+    throw new TypeError('suiteAclRule needs the REDIS_KEY_PREFIX the suite runs with (e.g. \'app:\'): with an empty prefix the rule would grant every key and channel (~* &*)')
+  }
   const prefix = globLiteral(keyPrefix)
-  const patterns = (options.patterns ?? []).map((pattern) => ` &${prefix}${pattern}`).join('')
-  return `resetkeys ~${prefix}* resetchannels &${prefix}*${patterns} -@all ${SUITE_ACL_COMMANDS.map((c) => `+${c}`).join(' ')}`
+  const patterns = (options.patterns ?? []).map((pattern) => ` &${prefix}${PUBSUB_CHANNEL_SEGMENT}${pattern}`).join('')
+  const commands = (options.db ?? 0) === 0 ? SUITE_ACL_COMMANDS : [...SUITE_ACL_COMMANDS, 'select']
+  return `resetkeys ~${prefix}* resetchannels &${prefix}*${patterns} -@all ${commands.map((c) => `+${c}`).join(' ')}`
 }

@@ -4,7 +4,7 @@
 import fp from 'fastify-plugin'
 import type { FastifyInstance } from 'fastify'
 import type { Cluster, Redis } from 'ioredis'
-import { PubSub } from '../lib/pubsub.js'
+import { PUBSUB_CHANNEL_SEGMENT, PubSub } from '../lib/pubsub.js'
 import { MemoryPubSubTransport, RedisPubSubTransport } from '../lib/pubsub-transport.js'
 import { RedisStreams } from '../lib/streams.js'
 import { MemoryStreams } from '../lib/memory-streams.js'
@@ -15,9 +15,6 @@ declare module 'fastify' {
     pubsub: PubSub
   }
 }
-
-/** Every app channel is `<REDIS_KEY_PREFIX>ps:<name>` on Redis. */
-export const PUBSUB_CHANNEL_SEGMENT = 'ps:'
 
 async function pubsubPlugin (app: FastifyInstance): Promise<void> {
   const config = app.config

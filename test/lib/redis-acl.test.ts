@@ -28,7 +28,10 @@ t.test('the rule: keys and channels under the prefix, only the listed commands',
   for (const command of ['flushall', 'flushdb', 'keys', 'scan', 'randomkey', 'function', 'script|flush', 'config', 'debug']) {
     t.notOk(SUITE_ACL_COMMANDS.includes(command), `${command} is not granted`)
   }
-  t.match(suiteAclRule('app:', { patterns: ['chat:*'] }), /^resetkeys ~app:\* resetchannels &app:\* &app:chat:\* -@all /, 'psubscribe patterns are listed literally')
+  t.match(suiteAclRule('app:', { patterns: ['chat:*'] }), /^resetkeys ~app:\* resetchannels &app:\* &app:ps:chat:\* -@all /, 'psubscribe patterns are listed literally, under the pub/sub segment')
+  t.throws(() => suiteAclRule(''), /empty prefix/, 'an empty prefix (every key and channel) is refused')
+  t.notMatch(suiteAclRule('app:'), /\+select/, 'no SELECT for database 0: key patterns would apply in every database')
+  t.match(suiteAclRule('app:', { db: 2 }), /\+select/, 'SELECT for a non-zero REDIS_DB')
   t.match(suiteAclRule('a*b?['), /~a\\\*b\\\?\\\[\*/, 'glob characters in the prefix are escaped')
 })
 
