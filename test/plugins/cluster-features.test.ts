@@ -238,13 +238,18 @@ t.test('every feature on the harness Cluster', async (t) => {
 
   // Last: it stops every node. With every master frozen no replica can win an election, so the
   // cluster comes back as it was after thaw().
-  await t.test('rate limits while the Cluster is down: closed mode answers 503 within the timeout', async (t) => {
+  await t.test('rate limits while the Cluster is down: closed answers 503, fallback still limits', async (t) => {
+    const fallback = (await buildLimitedApp(t, { ...env, RATE_LIMIT_WHEN_REDIS_DOWN: 'fallback' })).app
     const all = await cluster.masters()
     for (const node of all) node.freeze()
     try {
       const res = await app.inject({ url: '/limited', remoteAddress: '203.0.113.99' })
       t.equal(res.statusCode, 503)
       t.match(res.json(), { code: 'FRS_RATE_LIMIT_UNAVAILABLE' })
+      const codes: number[] = []
+      for (let i = 0; i < 3; i++) codes.push((await fallback.inject({ url: '/short', remoteAddress: '203.0.113.98' })).statusCode)
+      t.same(codes, [200, 200, 429], 'the in-process limiter limits while no node answers')
+      t.equal(fallback.rateLimits.stats().fallback, 3)
     } finally {
       for (const node of all) node.thaw()
     }
