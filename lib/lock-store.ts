@@ -10,6 +10,7 @@
 // replica promoted in its place does not know the lock and a second owner can take it. The fencing
 // token is the answer for work that must never overlap: the protected resource refuses a token
 // smaller than the last one it saw.
+import { createHash } from 'node:crypto'
 import { bounded, runScript, script, type RedisClient } from './redis-command.js'
 
 const ACQUIRE_FENCED = script(`
@@ -62,7 +63,10 @@ export interface LockStore {
 
 /** Redis keys of a lock name. The counter key extends the lock key, so both hash to the same slot. */
 export function lockKeys (name: string): { key: string, fence: string } {
-  const key = `lock:{${name}}`
+  // A name opening with '}' leaves an empty hash tag ('lock:{}…'), and Redis then hashes each whole key:
+  // lock and counter in different slots, CROSSSLOT on Cluster. Such a name is tagged with its digest
+  // instead, in a form ('lock:}{') no other name produces; every other name keeps its key.
+  const key = name.startsWith('}') ? `lock:}{${createHash('sha256').update(name).digest('hex').slice(0, 16)}}${name}` : `lock:{${name}}`
   return { key, fence: `${key}:fence` }
 }
 
