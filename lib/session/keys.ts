@@ -5,9 +5,10 @@
 //
 //   sess:{<handle>}            hash: d:<field> = JSON of one payload field, m:<meta> = metadata
 //   sess:user:{<userId>}       sorted set: handle → expiry (ms), pruned with ZREMRANGEBYSCORE
-//   sess:all                   sorted set: handle → expiry (ms), for the total count; written only at
-//                              sign-in, data changes, sign-out, revocation and the refresh cadence, never
-//                              on a plain read (one slot on Cluster: it must not be hot)
+//   sess:all:{<b>}             16 sorted sets: handle → expiry (ms), for the total count, b picked by the
+//                              handle; written only at sign-in, data changes, sign-out, revocation and
+//                              the refresh cadence, never on a plain read. Split so that sign-ins spread
+//                              over 16 slots on Cluster instead of all writing one key.
 // The client's REDIS_KEY_PREFIX is applied by ioredis on top of these.
 import { createHash } from 'node:crypto'
 
@@ -25,7 +26,16 @@ export function userIndexKey (userId: string): string {
   return `sess:user:{${encodeURIComponent(userId)}}`
 }
 
-export const ALL_SESSIONS_KEY = 'sess:all'
+const ALL_SESSIONS_BUCKETS = 16
+
+/** The bucket of the total index that holds this session (the handle is a uniform hash). */
+export function allSessionsKey (handle: string): string {
+  return `sess:all:{${(handle.charCodeAt(0) || 0) % ALL_SESSIONS_BUCKETS}}`
+}
+
+/** Every bucket of the total index: countAll() adds them up. */
+export const ALL_SESSIONS_KEYS: readonly string[] = Object.freeze(
+  Array.from({ length: ALL_SESSIONS_BUCKETS }, (_, b) => `sess:all:{${b}}`))
 
 /** Hash field prefixes: payload fields and metadata never collide whatever the payload's names. */
 export const DATA_PREFIX = 'd:'

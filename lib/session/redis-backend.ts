@@ -1,7 +1,7 @@
 // Sessions in Redis. Each script touches one key, so everything runs on Redis Cluster; writes to a
 // user's index go first, so a session whose expiry moved is always findable by revokeAll().
 import type { Cluster, Redis } from 'ioredis'
-import { ALL_SESSIONS_KEY, DATA_PREFIX, META, sessionKey, userIndexKey } from './keys.js'
+import { ALL_SESSIONS_KEYS, allSessionsKey, DATA_PREFIX, META, sessionKey, userIndexKey } from './keys.js'
 import type { IndexedSession, SessionBackend, SessionMeta, SessionWrite, StoredSession, WriteResult } from './types.js'
 
 export type RedisClient = Redis | Cluster
@@ -94,7 +94,7 @@ export class RedisSessionBackend implements SessionBackend {
     const [userSessions, applied] = await Promise.all([
       write.userId === undefined ? undefined : this.#client.sessionIndexAdd(userIndexKey(write.userId), ...indexArgs),
       this.#client.sessionWrite(sessionKey(handle), ...args),
-      this.#client.sessionIndexAdd(ALL_SESSIONS_KEY, ...indexArgs),
+      this.#client.sessionIndexAdd(allSessionsKey(handle), ...indexArgs),
       moved ? this.#client.zrem(userIndexKey(write.previousUserId as string), handle) : undefined
     ])
     if (Number(applied) === 0) await this.#unindex(handle, write.userId)
@@ -108,7 +108,7 @@ export class RedisSessionBackend implements SessionBackend {
       // a wait, so a later count or list of that user runs after it.
       const [[deleted, user]] = await Promise.all([
         this.#client.sessionDestroy(sessionKey(handle), ''),
-        this.#client.zrem(ALL_SESSIONS_KEY, handle)
+        this.#client.zrem(allSessionsKey(handle), handle)
       ])
       if (user !== '') this.#client.zrem(userIndexKey(user), handle).catch(() => {}) // a leftover is pruned by list()
       return Number(deleted) === 1
@@ -140,12 +140,13 @@ export class RedisSessionBackend implements SessionBackend {
   }
 
   async countAll (now: number): Promise<number> {
-    return await this.#client.zcount(ALL_SESSIONS_KEY, now, '+inf')
+    const counts = await Promise.all(ALL_SESSIONS_KEYS.map((key) => this.#client.zcount(key, now, '+inf')))
+    return counts.reduce((sum, n) => sum + n, 0)
   }
 
   async #unindex (handle: string, userId: string | undefined): Promise<void> {
     await Promise.all([
-      this.#client.zrem(ALL_SESSIONS_KEY, handle),
+      this.#client.zrem(allSessionsKey(handle), handle),
       userId === undefined ? undefined : this.#client.zrem(userIndexKey(userId), handle)
     ])
   }

@@ -6,7 +6,7 @@ import { keyLayout, ROOT_NAMESPACE } from '../../lib/cache/keys.js'
 import { lockKeys } from '../../lib/lock-store.js'
 import { presenceKey } from '../../lib/presence.js'
 import { buildLimitKeys } from '../../lib/rate-limit/keys.js'
-import { ALL_SESSIONS_KEY, sessionHandle, sessionKey, userIndexKey } from '../../lib/session/keys.js'
+import { ALL_SESSIONS_KEYS, sessionHandle, sessionKey, userIndexKey } from '../../lib/session/keys.js'
 import { streamKey } from '../../lib/streams.js'
 import { createCache } from '../../lib/cache/index.js'
 import { useRedis } from '../helpers/index.js'
@@ -20,7 +20,7 @@ const FEATURE_PREFIXES: Record<string, string> = {
   'cache tag': 'cache:tag:',
   session: 'sess:{',
   'session user index': 'sess:user:',
-  'session count': 'sess:all',
+  'session count': 'sess:all:',
   'rate limit': 'rl:',
   lock: 'lock:',
   presence: 'presence:',
@@ -74,7 +74,7 @@ function allKeys (): Map<string, Array<{ builder: string, input: string }>> {
     add('stream', input, streamKey(input))
   }
   for (const namespace of NAMESPACES) add('cache generation', namespace, cache.generation(namespace))
-  add('session count', '', ALL_SESSIONS_KEY)
+  ALL_SESSIONS_KEYS.forEach((key, b) => { add('session count', String(b), key) })
   return built
 }
 

@@ -131,7 +131,7 @@ t.test('every feature on the harness Cluster', async (t) => {
     const signIn = await watcher.take()
     t.comment(`sign-in: ${signIn.size} keys written by ${N} sign-ins; written by every one: ${hotKeys(signIn, N).join(', ') || 'none'}`)
     // The total session index is the one known global key (RELIABILITY.md, notes); nothing else may join it.
-    t.same(hotKeys(signIn, N).filter((key) => key !== 'app:sess:all'), [], 'sign-in: no key written by every sign-in besides sess:all')
+    t.same(hotKeys(signIn, N), [], 'sign-in: no key written by every sign-in (the total index is split in 16 buckets)')
 
     for (const [i, cookie] of cookies.entries()) {
       const res = await app.inject({ url: '/demo/me', cookies: { sid: cookie }, remoteAddress: ip(10 + i) })
@@ -247,7 +247,8 @@ t.test('every feature on the harness Cluster', async (t) => {
       t.equal(res.statusCode, 503)
       t.match(res.json(), { code: 'FRS_RATE_LIMIT_UNAVAILABLE' })
       const codes: number[] = []
-      for (let i = 0; i < 3; i++) codes.push((await fallback.inject({ url: '/short', remoteAddress: '203.0.113.98' })).statusCode)
+      // '/sliding' (2 in 4 s): each refused call to the frozen nodes takes RATE_LIMIT_TIMEOUT, longer than '/short''s window allows.
+      for (let i = 0; i < 3; i++) codes.push((await fallback.inject({ url: '/sliding', remoteAddress: '203.0.113.98' })).statusCode)
       t.same(codes, [200, 200, 429], 'the in-process limiter limits while no node answers')
       t.equal(fallback.rateLimits.stats().fallback, 3)
     } finally {
