@@ -187,7 +187,7 @@ t.test('every refusal states the real rule', async (t) => {
   t.same(problemsOf({ RATE_LIMIT_ALLOW_LIST: 'localhost' }), ['RATE_LIMIT_ALLOW_LIST must be a comma-separated list of IP addresses or CIDRs, got "localhost"'])
   t.same(problemsOf({ REDIS_CLUSTER_NAT_MAP: 'a=b' }), ['REDIS_CLUSTER_NAT_MAP must be a comma-separated list of internal-host:port=external-host:port, got "a=b"'])
   t.same(problemsOf({ REDIS_CLUSTER_NODES: 'a' }), ['REDIS_CLUSTER_NODES must be a comma-separated list of host:port, got "a"'])
-  const strict = { NODE_ENV: 'production', REDIS_URL: 'rediss://h:1', SESSION_SECRET: SECRET }
+  const strict = { NODE_ENV: 'production', REDIS_URL: 'rediss://h:1', SESSION_SECRET: SECRET, METRICS_TOKEN: 'm'.repeat(20) }
   t.same(problemsOf({ ...strict, SESSION_COOKIE_SECURE: 'false' }), ['SESSION_COOKIE_SECURE=false is refused in production: session cookies would travel in clear text'])
   t.same(problemsOf({ ...strict, SESSION_SECRET: 'a'.repeat(31) }), ['SESSION_SECRET must be at least 32 characters per secret in production'])
 })

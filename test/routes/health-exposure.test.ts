@@ -47,7 +47,7 @@ t.test('staging: /health/redis details and errors need the token; status stays p
   t.equal((await app.inject({ url: '/metrics' })).statusCode, 401, '/metrics needs the same token')
 
   await redis.kill()
-  await timeUntil(() => app.redisState.status === 'disconnected', 5_000, 'the loss seen')
+  await timeUntil(() => app.redisState.status === 'disconnected' && app.redisState.lastError !== undefined, 5_000, 'the loss and its error seen')
   const down = await app.inject('/health/redis')
   t.equal(down.statusCode, 503, 'a load balancer still sees the outage')
   t.same(down.json(), { status: 'disconnected' })

@@ -13,7 +13,7 @@ t.test('latencyMs is null while Redis is down; lastError comes with lastErrorAt 
   t.type((await app.inject('/health')).json().checks.redis.latencyMs, 'number')
 
   await redis.kill()
-  await timeUntil(() => app.redisState.status === 'disconnected', 5_000, 'the loss seen')
+  await timeUntil(() => app.redisState.status === 'disconnected' && app.redisState.lastError !== undefined, 5_000, 'the loss and its error seen')
   const health = await app.inject('/health')
   t.equal(health.statusCode, 503)
   const down = health.json()
