@@ -12,7 +12,7 @@
 //              ETag/Cache-Control/Age/Surrogate-Key/x-cache are set, If-None-Match answers 304
 //   a miss's response 'close' settles whatever the request left open (a fill, a refresh, a
 //              revalidation), whether it was sent, aborted or timed out; a hit adds no listener
-import { randomBytes } from 'node:crypto'
+import { createHash, randomBytes } from 'node:crypto'
 import fp from 'fastify-plugin'
 import type { FastifyInstance, FastifyReply, FastifyRequest, RouteOptions } from 'fastify'
 import { parseDuration, type Duration } from '../lib/duration.js'
@@ -59,7 +59,8 @@ export interface HttpCachePluginOptions {
   isAuthenticated?: (request: FastifyRequest) => boolean
   /**
    * Who a private response belongs to (HMAC-hashed into the key); undefined bypasses the cache.
-   * Default: the session's userId, else the Authorization header, else the session cookie, else undefined.
+   * Default: the loaded session's userId, else a hash of the Authorization header, else undefined
+   * (never the session cookie's unverified text); an app that authenticates its own way supplies it.
    */
   userKey?: (request: FastifyRequest) => string | undefined
 }
@@ -143,7 +144,10 @@ async function httpCachePlugin (app: FastifyInstance, options: HttpCachePluginOp
   const secret = config.SESSION_SECRET[0]
   const isAuthenticated = options.isAuthenticated ??
     ((request) => request.headers.authorization !== undefined || readCookie(request.headers.cookie, cookieName) !== undefined)
-  const userKey = options.userKey ?? ((request) => defaultUserKey(request, cookieName))
+  const userKey = options.userKey ?? defaultUserKey
+  // The router's own split of path and query (the key must see the URL as the handler does).
+  const routerConfig = app.initialConfig as { useSemicolonDelimiter?: boolean, routerOptions?: { useSemicolonDelimiter?: boolean } }
+  const semicolon = routerConfig.useSemicolonDelimiter === true || routerConfig.routerOptions?.useSemicolonDelimiter === true
   const refreshing = new Set<string>()
   const revalidations = new Map<string, Revalidation>()
   const refreshToken = randomBytes(18).toString('base64url')
@@ -210,7 +214,10 @@ async function httpCachePlugin (app: FastifyInstance, options: HttpCachePluginOp
       const user = identity === undefined ? undefined : hashIdentity(identity, secret)
       tags = tagsFor(policy.tags, request)
       const vary = policy.vary.map((name) => [name, headerValue(request.headers[name])] as const)
-      key = buildResponseKey({ method: request.method, origin: `${request.protocol}://${request.host}`, url: request.url, query: policy.query, vary, user })
+      const built = buildResponseKey({ method: request.method, origin: `${request.protocol}://${request.host}`, url: request.url, query: policy.query, semicolon, vary, user })
+      // A query parameter that does not decode reaches the handler raw: no decoded key stands for it.
+      if (built === undefined) return bypass(reply)
+      key = built
     } catch (err) {
       request.log.warn({ err }, 'http cache: cannot key this request (tags or user); answered without the cache')
       return bypass(reply)
@@ -463,14 +470,18 @@ async function httpCachePlugin (app: FastifyInstance, options: HttpCachePluginOp
   }
 }
 
-function defaultUserKey (request: FastifyRequest, cookieName: string): string | undefined {
+/**
+ * Only an identity someone verified: the loaded session's user, or the Authorization credential
+ * (hashed here too: the raw token never sits in a key or a string that may be logged). Never the
+ * session cookie's raw text: a cookie an attacker plants in a victim's browser would make the
+ * victim's private responses readable by anyone sending the same cookie. Else undefined: bypass.
+ */
+function defaultUserKey (request: FastifyRequest): string | undefined {
   const userId = loadedSession(request)?.get('userId')
   if (typeof userId === 'string' || typeof userId === 'number') return `user:${userId}`
   const authorization = headerValue(request.headers.authorization)
-  if (authorization !== undefined && authorization !== '') return `authorization:${authorization}`
-  const sessionId = readCookie(request.headers.cookie, cookieName)
-  if (sessionId !== undefined && sessionId !== '') return `session:${sessionId}`
-  // No identity the suite can see (the app may authenticate its own way): the caller bypasses.
+  if (authorization !== undefined && authorization !== '') return `authorization:${createHash('sha256').update(authorization).digest('base64url')}`
+  // No identity the suite can vouch for (the app may authenticate its own way): the caller bypasses.
   return undefined
 }
 
