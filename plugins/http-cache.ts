@@ -121,7 +121,10 @@ const kExchange = Symbol('redis-suite.httpCacheExchange')
 type Carrier = FastifyRequest & { [kExchange]: Exchange | null }
 
 // The background refresh of stale-while-revalidate marks its request with this header and a
-// per-process token: a client cannot force a refresh, since client no-cache no longer does.
+// one-time random value mapped to the exchange it refreshes. The value names the entry's key, so the
+// refresh (app.inject: plain HTTP from the client's address, where trusted-proxy headers no longer
+// count) fills the entry the client read, https and forwarded host included. One-time: onRequest
+// hooks and logs see it before lookup deletes it, and it is worth nothing by then.
 const REFRESH_HEADER = 'x-redis-suite-refresh'
 
 async function httpCachePlugin (app: FastifyInstance, options: HttpCachePluginOptions = {}): Promise<void> {
@@ -150,7 +153,7 @@ async function httpCachePlugin (app: FastifyInstance, options: HttpCachePluginOp
   const semicolon = routerConfig.useSemicolonDelimiter === true || routerConfig.routerOptions?.useSemicolonDelimiter === true
   const refreshing = new Set<string>()
   const revalidations = new Map<string, Revalidation>()
-  const refreshToken = randomBytes(18).toString('base64url')
+  const pendingRefreshes = new Map<string, Exchange>()
   const uncapped: string[] = []
   let capped = 0
   let closing = false
@@ -204,6 +207,19 @@ async function httpCachePlugin (app: FastifyInstance, options: HttpCachePluginOp
   async function lookup (request: FastifyRequest, reply: FastifyReply, route: CachedRoute): Promise<FastifyReply | undefined> {
     if (!CACHEABLE_METHODS.has(request.method)) return
     const { policy } = route
+    const carrier = request as Carrier
+    const refreshValue = request.headers[REFRESH_HEADER]
+    if (refreshValue !== undefined) {
+      delete request.headers[REFRESH_HEADER]
+      const refresh = typeof refreshValue === 'string' ? pendingRefreshes.get(refreshValue) : undefined
+      if (refresh !== undefined && refresh.route === route) {
+        // Our own stale-while-revalidate refresh (one per key and process): the key it was started for.
+        pendingRefreshes.delete(refreshValue as string)
+        store.stats.revalidations++
+        track(carrier, reply, refresh)
+        return
+      }
+    }
     if (!policy.private && personal(request, policy)) return bypass(reply)
     let key: string
     let tags: string[]
@@ -222,15 +238,7 @@ async function httpCachePlugin (app: FastifyInstance, options: HttpCachePluginOp
       request.log.warn({ err }, 'http cache: cannot key this request (tags or user); answered without the cache')
       return bypass(reply)
     }
-    const carrier = request as Carrier
     const exchange: Exchange = { route, key, tags }
-    if (request.headers[REFRESH_HEADER] === refreshToken) {
-      // Our own stale-while-revalidate refresh: one per key and process already.
-      delete request.headers[REFRESH_HEADER]
-      store.stats.revalidations++
-      track(carrier, reply, exchange)
-      return
-    }
     if (policy.clientRevalidation && wantsRevalidation(request.headers['cache-control'], request.headers.pragma)) {
       return revalidate(carrier, reply, exchange)
     }
@@ -248,7 +256,7 @@ async function httpCachePlugin (app: FastifyInstance, options: HttpCachePluginOp
       case 'fresh':
         return serve(request, reply, entry, exchange, 'HIT')
       case 'stale-while-revalidate':
-        refreshInBackground(request, key)
+        refreshInBackground(request, exchange)
         return serve(request, reply, entry, exchange, 'STALE')
       case 'stale-if-error':
         // Past stale-while-revalidate this request refreshes in line, keeping the entry in case the
@@ -424,18 +432,26 @@ async function httpCachePlugin (app: FastifyInstance, options: HttpCachePluginOp
   }
 
   /** Stale-while-revalidate: one background GET per key and process, through the whole route (auth included). */
-  function refreshInBackground (request: FastifyRequest, key: string): void {
+  function refreshInBackground (request: FastifyRequest, exchange: Exchange): void {
+    const { key } = exchange
     if (refreshing.has(key) || closing) return
     refreshing.add(key)
-    const headers: Record<string, string | string[] | undefined> = { ...request.headers, [REFRESH_HEADER]: refreshToken }
+    const once = randomBytes(18).toString('base64url')
+    pendingRefreshes.set(once, exchange)
+    const headers: Record<string, string | string[] | undefined> = { ...request.headers, [REFRESH_HEADER]: once }
     for (const name of ['if-none-match', 'if-modified-since', 'content-length', 'transfer-encoding', 'connection', 'expect']) {
       delete headers[name]
     }
-    app.inject({ method: 'GET', url: request.url, headers, remoteAddress: request.ip })
+    // From the peer the client's request came from (its proxy, when there is one) with the same
+    // X-Forwarded-* headers: the handler resolves the same ip, protocol and host as the client's did.
+    app.inject({ method: 'GET', url: request.url, headers, remoteAddress: request.raw.socket?.remoteAddress ?? request.ip })
       .then((response) => {
         if (response.statusCode >= 400) request.log.warn({ statusCode: response.statusCode }, 'http cache: background refresh failed; the stale response stays')
       }, (err: unknown) => request.log.warn({ err }, 'http cache: background refresh failed; the stale response stays'))
-      .finally(() => refreshing.delete(key))
+      .finally(() => {
+        pendingRefreshes.delete(once) // answered before reaching lookup (auth, rate limit): never valid again
+        refreshing.delete(key)
+      })
   }
 
   async function invalidate (request: FastifyRequest, reply: FastifyReply, payload: unknown, source: TagSource<FastifyRequest>): Promise<unknown> {

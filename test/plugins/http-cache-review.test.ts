@@ -7,6 +7,7 @@ import t from 'tap'
 import type { FastifyInstance } from 'fastify'
 import { buildServer } from '../../server.js'
 import { useRedis } from '../helpers/index.js'
+import { sleep, waitFor } from '../helpers/wait.js'
 
 type Runs = Record<string, number>
 interface Scope { teardown: (fn: () => unknown) => void }
@@ -138,4 +139,42 @@ t.test('review 2. a private route never keys on the raw session cookie: a plante
   t.equal((await app.inject({ url: '/mine', headers: planted })).headers['x-cache'], 'BYPASS', 'a session without a user: bypass')
   const key = await redis.cli('--scan', '--pattern', '*mine*')
   t.notMatch(key, /ada|planted/, 'the key holds a hash of the identity')
+})
+
+t.test('review 3. a stale-while-revalidate refresh fills the entry the client read, behind a TLS-terminating proxy', async (t) => {
+  const redis = await useRedis(t)
+  const runs: Runs = {}
+  const seen: string[] = []
+  const { app } = await build(t, { REDIS_URL: redis.url, TRUST_PROXY: '127.0.0.1' }, (app) => {
+    app.get('/news', {
+      config: { cache: { ttl: '300ms', staleWhileRevalidate: '1m' } },
+      // What an app's onRequest hook (or a request log) sees of the refresh's marker.
+      onRequest: async (request) => {
+        const marker = request.headers['x-redis-suite-refresh']
+        if (typeof marker === 'string') seen.push(marker)
+      }
+    }, async (request) => ({ self: `${request.protocol}://${request.host}`, run: count(runs, 'news') }))
+  })
+  // The proxy terminates TLS and forwards the client's address.
+  const proxied = { host: 'internal:3000', 'x-forwarded-host': 'app.example', 'x-forwarded-proto': 'https', 'x-forwarded-for': '203.0.113.5' }
+  const first = await app.inject({ url: '/news', headers: proxied })
+  t.equal(first.json().self, 'https://app.example')
+  await sleep(400)
+  const stale = await app.inject({ url: '/news', headers: proxied })
+  t.equal(stale.headers['x-cache'], 'STALE')
+  t.equal(stale.json().run, 1)
+  await waitFor(() => runs.news === 2, { what: 'the background refresh to run the handler' })
+  const refreshed = await waitFor(async () => {
+    const response = await app.inject({ url: '/news', headers: proxied })
+    return response.headers['x-cache'] === 'HIT' && response
+  }, { what: 'a hit on the refreshed entry', timeoutMs: 3_000 })
+  t.equal(refreshed.json().run, 2, 'the https entry holds the refreshed response')
+  t.equal(refreshed.json().self, 'https://app.example', 'computed for the same origin')
+  t.equal(runs.news, 2, 'one refresh, not one per request')
+  t.equal(await redis.cli('--scan', '--pattern', '*http://*news*'), '', 'no entry under the plain-HTTP key')
+
+  t.equal(seen.length, 1, 'the refresh carried a marker')
+  const replay = await app.inject({ url: '/news', headers: { ...proxied, 'x-redis-suite-refresh': seen[0] ?? '' } })
+  t.equal(replay.headers['x-cache'], 'HIT', 'a marker seen in a hook or a log cannot make the handler run')
+  t.equal(runs.news, 2)
 })
