@@ -16,10 +16,9 @@ import { createHash, randomBytes } from 'node:crypto'
 import fp from 'fastify-plugin'
 import type { FastifyInstance, FastifyReply, FastifyRequest, RouteOptions } from 'fastify'
 import { parseDuration, type Duration } from '../lib/duration.js'
-import { readServerSettings } from '../lib/redis-diagnostics.js'
 import {
   bodyOf, buildResponseKey, CACHEABLE_METHODS, computeEtag, formatCacheControl, freshness, hashIdentity, hasUnlistedCookie, headerValue,
-  INVALIDATING_METHODS, matchesIfNoneMatch, readCookie, replayableHeaders, resolveRoutePolicy, ResponseStore, RouteBudget, storageTtl,
+  INVALIDATING_METHODS, matchesIfNoneMatch, readCookie, readMaxmemoryPolicy, replayableHeaders, resolveRoutePolicy, ResponseStore, RouteBudget, storageTtl,
   tagsFor, wantsRevalidation, whyNotStorable,
   type CachedRoutePolicy, type Fill, type HttpCacheStats, type RouteCacheOptions, type StoredResponse, type TagSource
 } from '../lib/http-cache/index.js'
@@ -476,8 +475,8 @@ async function httpCachePlugin (app: FastifyInstance, options: HttpCachePluginOp
     const { main, cache } = app.redisConnections
     if (uncapped.length === 0 || main === undefined || cache !== main) return
     const check = async (): Promise<void> => {
-      const settings = await readServerSettings(main)
-      if (settings?.maxmemoryPolicy !== 'noeviction') return
+      // INFO, not CONFIG GET: the least-privilege ACL and managed Redis refuse CONFIG.
+      if (await readMaxmemoryPolicy(main) !== 'noeviction') return
       log.warn({ routes: uncapped },
         `http cache: ${uncapped.join('; ')} ${uncapped.length === 1 ? 'has' : 'have'} no maxEntries/maxBytes cap and share the noeviction Redis that holds sessions and rate limits: a client sending random query strings can fill it until session writes fail. Set a cap, or put the cache on its own allkeys-lru instance (REDIS_CACHE_URL)`)
     }

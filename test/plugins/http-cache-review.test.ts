@@ -6,6 +6,7 @@ import { Writable } from 'node:stream'
 import t from 'tap'
 import type { FastifyInstance } from 'fastify'
 import { buildServer } from '../../server.js'
+import { suiteAclRule } from '../../lib/redis-acl.js'
 import { useRedis } from '../helpers/index.js'
 import { sleep, waitFor } from '../helpers/wait.js'
 
@@ -177,4 +178,20 @@ t.test('review 3. a stale-while-revalidate refresh fills the entry the client re
   const replay = await app.inject({ url: '/news', headers: { ...proxied, 'x-redis-suite-refresh': seen[0] ?? '' } })
   t.equal(replay.headers['x-cache'], 'HIT', 'a marker seen in a hook or a log cannot make the handler run')
   t.equal(runs.news, 2)
+})
+
+t.test('review 4. the noeviction warning fires for the least-privilege ACL user, which may not run CONFIG', async (t) => {
+  const password = 'acl-password-review-4-0123'
+  const redis = await useRedis(t, { acl: [{ username: 'app', password, rules: suiteAclRule('app:') }] })
+  t.match(await redis.cli('--user', 'app', '--pass', password, '--no-auth-warning', 'config', 'get', 'maxmemory-policy'), /NOPERM/,
+    'CONFIG GET is refused to this user')
+  const { logs } = await build(t, {
+    REDIS_URL: `redis://app:${password}@127.0.0.1:${redis.port}`,
+    REDIS_KEY_PREFIX: 'app:',
+    SESSION_SECRET: 'review-4-session-secret-0123456789abcdef'
+  }, (app) => {
+    app.get('/open', { config: { cache: { ttl: '1m', maxEntries: false, maxBytes: false } } }, async () => ({ ok: true }))
+  })
+  const warned = logs().filter((l) => /noeviction/.test(l.msg ?? '') && /GET \/open/.test(l.msg ?? ''))
+  t.equal(warned.length, 1, 'warned once, naming the route (the policy read from INFO memory)')
 })
