@@ -50,8 +50,13 @@ export interface HttpCachePluginOptions {
   maxBodyBytes?: number
   /** Default of each route's maxEntries: live entries one route may write, per instance; false: no cap. Default 10,000. */
   maxEntriesPerRoute?: number | false
-  /** Default of each route's maxBytes: body bytes one route may keep written, per instance; false: no cap. Default 64 MiB. */
+  /** Default of each route's maxBytes: bytes one route may keep written (stored entries: base64 bodies, headers), per instance; false: no cap. Default 64 MiB. */
   maxBytesPerRoute?: number | false
+  /**
+   * Bytes all cached routes together may keep written, per instance (counted like maxBytes); false:
+   * no such cap, only the per-route ones. Default false.
+   */
+  maxBytesTotal?: number | false
   /** Response headers never replayed from the cache, besides the built-in per-response ones. */
   omitHeaders?: readonly string[]
   /** Whether a request is a user's own: not cached unless the route is private. Default: an Authorization header or the session cookie. */
@@ -141,6 +146,9 @@ async function httpCachePlugin (app: FastifyInstance, options: HttpCachePluginOp
     maxEntries: options.maxEntriesPerRoute ?? 10_000,
     maxBytes: options.maxBytesPerRoute ?? 64 * 1_048_576
   }
+  // Routes' TTLs differ, so this budget frees an entry only once those written before it expired:
+  // it may refuse early, never late.
+  const total = new RouteBudget(Infinity, options.maxBytesTotal === undefined || options.maxBytesTotal === false ? Infinity : options.maxBytesTotal)
   const omit = new Set((options.omitHeaders ?? []).map((h) => h.toLowerCase()))
   const cookieName = config.SESSION_COOKIE_NAME
   const secret = config.SESSION_SECRET[0]
@@ -178,7 +186,7 @@ async function httpCachePlugin (app: FastifyInstance, options: HttpCachePluginOp
         atCap: false,
         cacheControl: formatCacheControl(policy.cache)
       }
-      if (!cached.budget.capped) uncapped.push(cached.name)
+      if (!cached.budget.capped && !total.capped) uncapped.push(cached.name)
       addHook(route, 'preParsing', (request: FastifyRequest, reply: FastifyReply, _payload: unknown) => lookup(request, reply, cached))
       // Before HEAD's own onSend, which drops the body: a HEAD miss can fill GET's entry too.
       // Callback hooks: a hit (no exchange) passes through without a promise or a microtask.
@@ -309,7 +317,8 @@ async function httpCachePlugin (app: FastifyInstance, options: HttpCachePluginOp
         etag: typeof headers.etag === 'string' ? headers.etag : computeEtag(body),
         storedAt: Date.now()
       }
-      if (admit(exchange, entry, Buffer.byteLength(body))) {
+      // What Redis will hold, not the raw body: a Buffer is stored as base64, with headers and ETag.
+      if (admit(exchange, entry, Buffer.byteLength(key) + Buffer.byteLength(JSON.stringify(entry)))) {
         if (exchange.fill !== undefined) {
           exchange.fill.complete(entry)
         } else {
@@ -347,13 +356,18 @@ async function httpCachePlugin (app: FastifyInstance, options: HttpCachePluginOp
 
   /** The route's write budget: past it the response is served but not stored (warned once per change). */
   function admit ({ route, key }: Exchange, entry: StoredResponse, bytes: number): boolean {
-    const admitted = route.budget.admit(key, bytes, storageTtl(route.policy), entry.storedAt)
+    const ttlMs = storageTtl(route.policy)
+    let admitted = route.budget.admit(key, bytes, ttlMs, entry.storedAt)
+    if (admitted && !total.admit(key, bytes, ttlMs, entry.storedAt)) {
+      route.budget.release(key)
+      admitted = false
+    }
     if (!admitted) capped++
     if (admitted === route.atCap) {
       route.atCap = !admitted
       if (!admitted) {
-        log.warn({ route: route.name, maxEntries: route.budget.maxEntries, maxBytes: route.budget.maxBytes },
-          `http cache: ${route.name} reached its cap (maxEntries/maxBytes); further responses are served but not stored until entries expire`)
+        log.warn({ route: route.name, maxEntries: route.budget.maxEntries, maxBytes: route.budget.maxBytes, maxBytesTotal: total.maxBytes },
+          `http cache: ${route.name} reached its cap (maxEntries/maxBytes/maxBytesTotal); further responses are served but not stored until entries expire`)
       }
     }
     return admitted

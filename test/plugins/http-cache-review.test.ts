@@ -195,3 +195,28 @@ t.test('review 4. the noeviction warning fires for the least-privilege ACL user,
   const warned = logs().filter((l) => /noeviction/.test(l.msg ?? '') && /GET \/open/.test(l.msg ?? ''))
   t.equal(warned.length, 1, 'warned once, naming the route (the policy read from INFO memory)')
 })
+
+t.test('review 6. the caps count what is stored: a binary body as base64, with its headers', async (t) => {
+  const redis = await useRedis(t)
+  const { app } = await build(t, { REDIS_URL: redis.url }, (app) => {
+    app.get('/blob', { config: { cache: { ttl: '1m', maxBytes: 2_000 } } },
+      async (_request, reply) => reply.type('application/octet-stream').send(Buffer.alloc(900, 7)))
+  })
+  for (let i = 0; i < 3; i++) t.equal((await app.inject(`/blob?r=${i}`)).rawPayload.length, 900)
+  const stored = (await redis.cli('--scan', '--pattern', '*blob*')).split('\n').filter((k) => k !== '')
+  t.equal(stored.length, 1, 'two 900-byte bodies are 2 × 1200 bytes of base64: one entry fits in 2000')
+})
+
+t.test('review 6. maxBytesTotal caps what all routes together keep written', async (t) => {
+  const redis = await useRedis(t)
+  const { app, logs } = await build(t, { REDIS_URL: redis.url }, (app) => {
+    for (const name of ['a', 'b']) {
+      app.get(`/${name}`, { config: { cache: { ttl: '1m', maxBytes: false, maxEntries: false } } }, async (request) => ({ q: request.query, pad: 'x'.repeat(900) }))
+    }
+  }, { maxBytesTotal: 2_600 })
+  for (const name of ['a', 'b']) for (let i = 0; i < 2; i++) await app.inject(`/${name}?r=${i}`)
+  const stored = (await redis.cli('--scan', '--pattern', '*GET*')).split('\n').filter((k) => k !== '')
+  t.equal(stored.length, 2, 'two ~1.1 KB entries in 2600 bytes, whichever the route')
+  t.equal(app.httpCache.stats().capped, 2)
+  t.equal(logs().filter((l) => /noeviction/.test(l.msg ?? '')).length, 0, 'a plugin-wide cap is a cap: no noeviction warning')
+})
