@@ -63,16 +63,20 @@ export function canonicalUrl (url: string, only?: ReadonlySet<string>, semicolon
   for (const pair of url.slice(mark + 1).split('&')) {
     if (pair === '') continue
     const eq = pair.indexOf('=')
-    const name = decodeQueryPart(eq === -1 ? pair : pair.slice(0, eq))
-    // What the handler sees as the name; a parameter the route ignores costs nothing, however odd.
-    if (only !== undefined && !only.has(name.text)) continue
-    const value = eq === -1 ? { text: '', decoded: true } : decodeQueryPart(pair.slice(eq + 1))
-    if (!name.decoded || !value.decoded) return undefined
-    params.push([name.text, value.text])
+    const rawName = eq === -1 ? pair : pair.slice(0, eq)
+    const name = decodeQueryPart(rawName)
+    // What the handler sees as the name (the raw text when it does not decode); a parameter the
+    // route ignores costs nothing, however odd.
+    if (only !== undefined && !only.has(name ?? rawName.replaceAll('+', ' '))) continue
+    const value = eq === -1 ? '' : decodeQueryPart(pair.slice(eq + 1))
+    if (name === undefined || value === undefined) return undefined
+    params.push([name, value])
   }
   if (params.length === 0) return path
   params.sort(([a], [b]) => a < b ? -1 : a > b ? 1 : 0)
-  return `${path}?${params.map(([name, value]) => `${encodeURIComponent(name)}=${encodeURIComponent(value)}`).join('&')}`
+  let query = ''
+  for (const [name, value] of params) query += `${query === '' ? '?' : '&'}${encodeURIComponent(name)}=${encodeURIComponent(value)}`
+  return path + query
 }
 
 /** Where find-my-way ends the path: the first `?` or `#` after the first character. */
@@ -82,14 +86,14 @@ function queryStart (url: string): number {
   return question === -1 ? hash : hash === -1 ? question : Math.min(question, hash)
 }
 
-/** As fast-querystring decodes a name or value (`+` is a space; the raw text where decoding fails). */
-function decodeQueryPart (raw: string): { text: string, decoded: boolean } {
+/** As fast-querystring decodes a name or value (`+` is a space); undefined where it would keep the raw text. */
+function decodeQueryPart (raw: string): string | undefined {
   const text = raw.includes('+') ? raw.replaceAll('+', ' ') : raw
-  if (!text.includes('%')) return { text, decoded: true }
+  if (!text.includes('%')) return text
   try {
-    return { text: decodeURIComponent(text), decoded: true }
+    return decodeURIComponent(text)
   } catch {
-    return { text, decoded: false }
+    return undefined
   }
 }
 
