@@ -12,14 +12,13 @@
 //              ETag/Cache-Control/Age/Surrogate-Key/x-cache are set, If-None-Match answers 304
 //   a miss's response 'close' settles whatever the request left open (a fill, a refresh, a
 //              revalidation), whether it was sent, aborted or timed out; a hit adds no listener
-import { randomBytes } from 'node:crypto'
+import { createHash, randomBytes } from 'node:crypto'
 import fp from 'fastify-plugin'
 import type { FastifyInstance, FastifyReply, FastifyRequest, RouteOptions } from 'fastify'
 import { parseDuration, type Duration } from '../lib/duration.js'
-import { readServerSettings } from '../lib/redis-diagnostics.js'
 import {
   bodyOf, buildResponseKey, CACHEABLE_METHODS, computeEtag, formatCacheControl, freshness, hashIdentity, hasUnlistedCookie, headerValue,
-  INVALIDATING_METHODS, matchesIfNoneMatch, readCookie, replayableHeaders, resolveRoutePolicy, ResponseStore, RouteBudget, storageTtl,
+  INVALIDATING_METHODS, matchesIfNoneMatch, readCookie, readMaxmemoryPolicy, replayableHeaders, resolveRoutePolicy, ResponseStore, RouteBudget, storageTtl,
   tagsFor, wantsRevalidation, whyNotStorable,
   type CachedRoutePolicy, type Fill, type HttpCacheStats, type RouteCacheOptions, type StoredResponse, type TagSource
 } from '../lib/http-cache/index.js'
@@ -51,15 +50,21 @@ export interface HttpCachePluginOptions {
   maxBodyBytes?: number
   /** Default of each route's maxEntries: live entries one route may write, per instance; false: no cap. Default 10,000. */
   maxEntriesPerRoute?: number | false
-  /** Default of each route's maxBytes: body bytes one route may keep written, per instance; false: no cap. Default 64 MiB. */
+  /** Default of each route's maxBytes: bytes one route may keep written (stored entries: base64 bodies, headers), per instance; false: no cap. Default 64 MiB. */
   maxBytesPerRoute?: number | false
+  /**
+   * Bytes all cached routes together may keep written, per instance (counted like maxBytes); false:
+   * no such cap, only the per-route ones. Default false.
+   */
+  maxBytesTotal?: number | false
   /** Response headers never replayed from the cache, besides the built-in per-response ones. */
   omitHeaders?: readonly string[]
   /** Whether a request is a user's own: not cached unless the route is private. Default: an Authorization header or the session cookie. */
   isAuthenticated?: (request: FastifyRequest) => boolean
   /**
    * Who a private response belongs to (HMAC-hashed into the key); undefined bypasses the cache.
-   * Default: the session's userId, else the Authorization header, else the session cookie, else undefined.
+   * Default: the loaded session's userId, else a hash of the Authorization header, else undefined
+   * (never the session cookie's unverified text); an app that authenticates its own way supplies it.
    */
   userKey?: (request: FastifyRequest) => string | undefined
 }
@@ -120,7 +125,10 @@ const kExchange = Symbol('redis-suite.httpCacheExchange')
 type Carrier = FastifyRequest & { [kExchange]: Exchange | null }
 
 // The background refresh of stale-while-revalidate marks its request with this header and a
-// per-process token: a client cannot force a refresh, since client no-cache no longer does.
+// one-time random value mapped to the exchange it refreshes. The value names the entry's key, so the
+// refresh (app.inject: plain HTTP from the client's address, where trusted-proxy headers no longer
+// count) fills the entry the client read, https and forwarded host included. One-time: onRequest
+// hooks and logs see it before lookup deletes it, and it is worth nothing by then.
 const REFRESH_HEADER = 'x-redis-suite-refresh'
 
 async function httpCachePlugin (app: FastifyInstance, options: HttpCachePluginOptions = {}): Promise<void> {
@@ -138,15 +146,21 @@ async function httpCachePlugin (app: FastifyInstance, options: HttpCachePluginOp
     maxEntries: options.maxEntriesPerRoute ?? 10_000,
     maxBytes: options.maxBytesPerRoute ?? 64 * 1_048_576
   }
+  // Routes' TTLs differ, so this budget frees an entry only once those written before it expired:
+  // it may refuse early, never late.
+  const total = new RouteBudget(Infinity, options.maxBytesTotal === undefined || options.maxBytesTotal === false ? Infinity : options.maxBytesTotal)
   const omit = new Set((options.omitHeaders ?? []).map((h) => h.toLowerCase()))
   const cookieName = config.SESSION_COOKIE_NAME
   const secret = config.SESSION_SECRET[0]
   const isAuthenticated = options.isAuthenticated ??
     ((request) => request.headers.authorization !== undefined || readCookie(request.headers.cookie, cookieName) !== undefined)
-  const userKey = options.userKey ?? ((request) => defaultUserKey(request, cookieName))
+  const userKey = options.userKey ?? defaultUserKey
+  // The router's own split of path and query (the key must see the URL as the handler does).
+  const routerConfig = app.initialConfig as { useSemicolonDelimiter?: boolean, routerOptions?: { useSemicolonDelimiter?: boolean } }
+  const semicolon = routerConfig.useSemicolonDelimiter === true || routerConfig.routerOptions?.useSemicolonDelimiter === true
   const refreshing = new Set<string>()
   const revalidations = new Map<string, Revalidation>()
-  const refreshToken = randomBytes(18).toString('base64url')
+  const pendingRefreshes = new Map<string, Exchange>()
   const uncapped: string[] = []
   let capped = 0
   let closing = false
@@ -172,7 +186,7 @@ async function httpCachePlugin (app: FastifyInstance, options: HttpCachePluginOp
         atCap: false,
         cacheControl: formatCacheControl(policy.cache)
       }
-      if (!cached.budget.capped) uncapped.push(cached.name)
+      if (!cached.budget.capped && !total.capped) uncapped.push(cached.name)
       addHook(route, 'preParsing', (request: FastifyRequest, reply: FastifyReply, _payload: unknown) => lookup(request, reply, cached))
       // Before HEAD's own onSend, which drops the body: a HEAD miss can fill GET's entry too.
       // Callback hooks: a hit (no exchange) passes through without a promise or a microtask.
@@ -200,6 +214,19 @@ async function httpCachePlugin (app: FastifyInstance, options: HttpCachePluginOp
   async function lookup (request: FastifyRequest, reply: FastifyReply, route: CachedRoute): Promise<FastifyReply | undefined> {
     if (!CACHEABLE_METHODS.has(request.method)) return
     const { policy } = route
+    const carrier = request as Carrier
+    const refreshValue = request.headers[REFRESH_HEADER]
+    if (refreshValue !== undefined) {
+      delete request.headers[REFRESH_HEADER]
+      const refresh = typeof refreshValue === 'string' ? pendingRefreshes.get(refreshValue) : undefined
+      if (refresh !== undefined && refresh.route === route) {
+        // Our own stale-while-revalidate refresh (one per key and process): the key it was started for.
+        pendingRefreshes.delete(refreshValue as string)
+        store.stats.revalidations++
+        track(carrier, reply, refresh)
+        return
+      }
+    }
     if (!policy.private && personal(request, policy)) return bypass(reply)
     let key: string
     let tags: string[]
@@ -210,20 +237,15 @@ async function httpCachePlugin (app: FastifyInstance, options: HttpCachePluginOp
       const user = identity === undefined ? undefined : hashIdentity(identity, secret)
       tags = tagsFor(policy.tags, request)
       const vary = policy.vary.map((name) => [name, headerValue(request.headers[name])] as const)
-      key = buildResponseKey({ method: request.method, origin: `${request.protocol}://${request.host}`, url: request.url, query: policy.query, vary, user })
+      const built = buildResponseKey({ method: request.method, origin: `${request.protocol}://${request.host}`, url: request.url, query: policy.query, semicolon, vary, user })
+      // A query parameter that does not decode reaches the handler raw: no decoded key stands for it.
+      if (built === undefined) return bypass(reply)
+      key = built
     } catch (err) {
       request.log.warn({ err }, 'http cache: cannot key this request (tags or user); answered without the cache')
       return bypass(reply)
     }
-    const carrier = request as Carrier
     const exchange: Exchange = { route, key, tags }
-    if (request.headers[REFRESH_HEADER] === refreshToken) {
-      // Our own stale-while-revalidate refresh: one per key and process already.
-      delete request.headers[REFRESH_HEADER]
-      store.stats.revalidations++
-      track(carrier, reply, exchange)
-      return
-    }
     if (policy.clientRevalidation && wantsRevalidation(request.headers['cache-control'], request.headers.pragma)) {
       return revalidate(carrier, reply, exchange)
     }
@@ -241,7 +263,7 @@ async function httpCachePlugin (app: FastifyInstance, options: HttpCachePluginOp
       case 'fresh':
         return serve(request, reply, entry, exchange, 'HIT')
       case 'stale-while-revalidate':
-        refreshInBackground(request, key)
+        refreshInBackground(request, exchange)
         return serve(request, reply, entry, exchange, 'STALE')
       case 'stale-if-error':
         // Past stale-while-revalidate this request refreshes in line, keeping the entry in case the
@@ -295,7 +317,8 @@ async function httpCachePlugin (app: FastifyInstance, options: HttpCachePluginOp
         etag: typeof headers.etag === 'string' ? headers.etag : computeEtag(body),
         storedAt: Date.now()
       }
-      if (admit(exchange, entry, Buffer.byteLength(body))) {
+      // What Redis will hold, not the raw body: a Buffer is stored as base64, with headers and ETag.
+      if (admit(exchange, entry, Buffer.byteLength(key) + Buffer.byteLength(JSON.stringify(entry)))) {
         if (exchange.fill !== undefined) {
           exchange.fill.complete(entry)
         } else {
@@ -333,13 +356,18 @@ async function httpCachePlugin (app: FastifyInstance, options: HttpCachePluginOp
 
   /** The route's write budget: past it the response is served but not stored (warned once per change). */
   function admit ({ route, key }: Exchange, entry: StoredResponse, bytes: number): boolean {
-    const admitted = route.budget.admit(key, bytes, storageTtl(route.policy), entry.storedAt)
+    const ttlMs = storageTtl(route.policy)
+    let admitted = route.budget.admit(key, bytes, ttlMs, entry.storedAt)
+    if (admitted && !total.admit(key, bytes, ttlMs, entry.storedAt)) {
+      route.budget.release(key)
+      admitted = false
+    }
     if (!admitted) capped++
     if (admitted === route.atCap) {
       route.atCap = !admitted
       if (!admitted) {
-        log.warn({ route: route.name, maxEntries: route.budget.maxEntries, maxBytes: route.budget.maxBytes },
-          `http cache: ${route.name} reached its cap (maxEntries/maxBytes); further responses are served but not stored until entries expire`)
+        log.warn({ route: route.name, maxEntries: route.budget.maxEntries, maxBytes: route.budget.maxBytes, maxBytesTotal: total.maxBytes },
+          `http cache: ${route.name} reached its cap (maxEntries/maxBytes/maxBytesTotal); further responses are served but not stored until entries expire`)
       }
     }
     return admitted
@@ -417,18 +445,26 @@ async function httpCachePlugin (app: FastifyInstance, options: HttpCachePluginOp
   }
 
   /** Stale-while-revalidate: one background GET per key and process, through the whole route (auth included). */
-  function refreshInBackground (request: FastifyRequest, key: string): void {
+  function refreshInBackground (request: FastifyRequest, exchange: Exchange): void {
+    const { key } = exchange
     if (refreshing.has(key) || closing) return
     refreshing.add(key)
-    const headers: Record<string, string | string[] | undefined> = { ...request.headers, [REFRESH_HEADER]: refreshToken }
+    const once = randomBytes(18).toString('base64url')
+    pendingRefreshes.set(once, exchange)
+    const headers: Record<string, string | string[] | undefined> = { ...request.headers, [REFRESH_HEADER]: once }
     for (const name of ['if-none-match', 'if-modified-since', 'content-length', 'transfer-encoding', 'connection', 'expect']) {
       delete headers[name]
     }
-    app.inject({ method: 'GET', url: request.url, headers, remoteAddress: request.ip })
+    // From the peer the client's request came from (its proxy, when there is one) with the same
+    // X-Forwarded-* headers: the handler resolves the same ip, protocol and host as the client's did.
+    app.inject({ method: 'GET', url: request.url, headers, remoteAddress: request.raw.socket?.remoteAddress ?? request.ip })
       .then((response) => {
         if (response.statusCode >= 400) request.log.warn({ statusCode: response.statusCode }, 'http cache: background refresh failed; the stale response stays')
       }, (err: unknown) => request.log.warn({ err }, 'http cache: background refresh failed; the stale response stays'))
-      .finally(() => refreshing.delete(key))
+      .finally(() => {
+        pendingRefreshes.delete(once) // answered before reaching lookup (auth, rate limit): never valid again
+        refreshing.delete(key)
+      })
   }
 
   async function invalidate (request: FastifyRequest, reply: FastifyReply, payload: unknown, source: TagSource<FastifyRequest>): Promise<unknown> {
@@ -453,8 +489,8 @@ async function httpCachePlugin (app: FastifyInstance, options: HttpCachePluginOp
     const { main, cache } = app.redisConnections
     if (uncapped.length === 0 || main === undefined || cache !== main) return
     const check = async (): Promise<void> => {
-      const settings = await readServerSettings(main)
-      if (settings?.maxmemoryPolicy !== 'noeviction') return
+      // INFO, not CONFIG GET: the least-privilege ACL and managed Redis refuse CONFIG.
+      if (await readMaxmemoryPolicy(main) !== 'noeviction') return
       log.warn({ routes: uncapped },
         `http cache: ${uncapped.join('; ')} ${uncapped.length === 1 ? 'has' : 'have'} no maxEntries/maxBytes cap and share the noeviction Redis that holds sessions and rate limits: a client sending random query strings can fill it until session writes fail. Set a cap, or put the cache on its own allkeys-lru instance (REDIS_CACHE_URL)`)
     }
@@ -463,14 +499,18 @@ async function httpCachePlugin (app: FastifyInstance, options: HttpCachePluginOp
   }
 }
 
-function defaultUserKey (request: FastifyRequest, cookieName: string): string | undefined {
+/**
+ * Only an identity someone verified: the loaded session's user, or the Authorization credential
+ * (hashed here too: the raw token never sits in a key or a string that may be logged). Never the
+ * session cookie's raw text: a cookie an attacker plants in a victim's browser would make the
+ * victim's private responses readable by anyone sending the same cookie. Else undefined: bypass.
+ */
+function defaultUserKey (request: FastifyRequest): string | undefined {
   const userId = loadedSession(request)?.get('userId')
   if (typeof userId === 'string' || typeof userId === 'number') return `user:${userId}`
   const authorization = headerValue(request.headers.authorization)
-  if (authorization !== undefined && authorization !== '') return `authorization:${authorization}`
-  const sessionId = readCookie(request.headers.cookie, cookieName)
-  if (sessionId !== undefined && sessionId !== '') return `session:${sessionId}`
-  // No identity the suite can see (the app may authenticate its own way): the caller bypasses.
+  if (authorization !== undefined && authorization !== '') return `authorization:${createHash('sha256').update(authorization).digest('base64url')}`
+  // No identity the suite can vouch for (the app may authenticate its own way): the caller bypasses.
   return undefined
 }
 

@@ -22,15 +22,19 @@ export interface ResponseKeyParts {
   url: string
   /** The query parameters in the key; undefined: all of them. */
   query?: ReadonlySet<string> | undefined
+  /** Fastify's `useSemicolonDelimiter` may be on: a `;` in the path cannot be keyed (undefined). */
+  semicolon?: boolean | undefined
   /** The route's vary headers (lower case, sorted) with the request's value, undefined when absent. */
   vary?: ReadonlyArray<readonly [string, string | undefined]>
   /** Private routes: an opaque identity of the user (see hashIdentity). */
   user?: string | undefined
 }
 
-export function buildResponseKey ({ method, origin, url, query, vary = [], user }: ResponseKeyParts): string {
+export function buildResponseKey ({ method, origin, url, query, semicolon, vary = [], user }: ResponseKeyParts): string | undefined {
+  const target = canonicalUrl(url, query, semicolon)
+  if (target === undefined) return undefined
   const verb = method === 'HEAD' ? 'GET' : method
-  let key = `${verb} ${origin.toLowerCase()}${canonicalUrl(url, query)}`
+  let key = `${verb} ${origin.toLowerCase()}${target}`
   if (Buffer.byteLength(key) > MAX_READABLE_KEY_BYTES || CONTROL_CHARS.test(key)) key = `${verb} #${digest(key, 32)}`
   if (vary.length > 0) key += ` vary=${digest(JSON.stringify(vary), 22)}`
   if (user !== undefined) key += ` user=${user}`
@@ -39,20 +43,58 @@ export function buildResponseKey ({ method, origin, url, query, vary = [], user 
 
 /**
  * The path as received and the query parameters (only those in `only`, when given) sorted by name,
- * re-encoded one way. Sorting is stable and by name only: `?q=a&q=b` and `?q=b&q=a` are different
- * requests to a handler that reads the values in order.
+ * decoded and re-encoded one way; undefined when the URL cannot be keyed safely. Sorting is stable
+ * and by name only: `?q=a&q=b` and `?q=b&q=a` are different requests to a handler that reads the
+ * values in order.
+ *
+ * The split and the decoding are Fastify's own (find-my-way, fast-querystring), so that two URLs
+ * share a key only when the handler sees the same path and query: the query starts at the first `?`
+ * or `#` (`GET /users#&page=99` hands the handler `{ page: '99' }`; a fragment never reaches a
+ * server from a browser), and a selecting parameter that does not decode (`%FF`) reaches the handler
+ * as its raw text, which no decoded key can stand for: undefined. With `semicolon` (the app may have set
+ * Fastify's `useSemicolonDelimiter`) a `;` in the path is undefined too, whichever way it splits.
  */
-export function canonicalUrl (url: string, only?: ReadonlySet<string>): string {
-  const hash = url.indexOf('#')
-  const bare = hash === -1 ? url : url.slice(0, hash)
-  const mark = bare.indexOf('?')
-  if (mark === -1) return bare
-  const path = bare.slice(0, mark)
-  let params = [...new URLSearchParams(bare.slice(mark + 1))]
-  if (only !== undefined) params = params.filter(([name]) => only.has(name))
+export function canonicalUrl (url: string, only?: ReadonlySet<string>, semicolon = false): string | undefined {
+  const mark = queryStart(url)
+  const path = mark === -1 ? url : url.slice(0, mark)
+  if (semicolon && path.includes(';')) return undefined
+  if (mark === -1) return url
+  const params: Array<[string, string]> = []
+  for (const pair of url.slice(mark + 1).split('&')) {
+    if (pair === '') continue
+    const eq = pair.indexOf('=')
+    const rawName = eq === -1 ? pair : pair.slice(0, eq)
+    const name = decodeQueryPart(rawName)
+    // What the handler sees as the name (the raw text when it does not decode); a parameter the
+    // route ignores costs nothing, however odd.
+    if (only !== undefined && !only.has(name ?? rawName.replaceAll('+', ' '))) continue
+    const value = eq === -1 ? '' : decodeQueryPart(pair.slice(eq + 1))
+    if (name === undefined || value === undefined) return undefined
+    params.push([name, value])
+  }
   if (params.length === 0) return path
   params.sort(([a], [b]) => a < b ? -1 : a > b ? 1 : 0)
-  return `${path}?${new URLSearchParams(params).toString()}`
+  let query = ''
+  for (const [name, value] of params) query += `${query === '' ? '?' : '&'}${encodeURIComponent(name)}=${encodeURIComponent(value)}`
+  return path + query
+}
+
+/** Where find-my-way ends the path: the first `?` or `#` after the first character. */
+function queryStart (url: string): number {
+  const question = url.indexOf('?', 1)
+  const hash = url.indexOf('#', 1)
+  return question === -1 ? hash : hash === -1 ? question : Math.min(question, hash)
+}
+
+/** As fast-querystring decodes a name or value (`+` is a space); undefined where it would keep the raw text. */
+function decodeQueryPart (raw: string): string | undefined {
+  const text = raw.includes('+') ? raw.replaceAll('+', ' ') : raw
+  if (!text.includes('%')) return text
+  try {
+    return decodeURIComponent(text)
+  } catch {
+    return undefined
+  }
 }
 
 /** True when a Cookie header carries a cookie whose name is not in `ignored`. */

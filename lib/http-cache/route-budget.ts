@@ -1,5 +1,6 @@
-// What one route may keep written in Redis, counted by this instance: at most `maxEntries` live
-// entries and `maxBytes` of their bodies. A crawler sending random query strings then costs a bounded
+// What one route (or the whole HTTP cache) may keep written in Redis, counted by this instance: at
+// most `maxEntries` live entries and `maxBytes` of what they store (the entry as written: a binary
+// body as base64, headers, ETag, key). A crawler sending random query strings then costs a bounded
 // amount of memory on the Redis that also holds sessions and rate limits (often noeviction, where a
 // full instance fails session writes). Counted per instance, with no Redis command: N instances may
 // write up to N × the cap. An entry counts until its storage TTL ends (an invalidated entry stays in
@@ -39,6 +40,11 @@ export class RouteBudget {
     this.#written.set(key, { expiresAt: now + ttlMs, bytes })
     this.#bytes += bytes
     return true
+  }
+
+  /** Drops a reservation whose write did not happen (another budget refused it). */
+  release (key: string): void {
+    this.#forget(key)
   }
 
   #expire (now: number): void {

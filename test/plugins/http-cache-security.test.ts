@@ -193,7 +193,7 @@ t.test('6. a route writes at most maxEntries entries (and maxBytes); past it res
   const runs: Runs = {}
   const { app, logs } = await build(t, { REDIS_URL: redis.url }, (app) => {
     app.get('/crawl', { config: { cache: { ttl: '1m', maxEntries: 3 } } }, async (request) => ({ q: request.query, run: count(runs, 'crawl') }))
-    app.get('/big', { config: { cache: { ttl: '1m', maxBytes: 2_000 } } }, async (request) => ({ q: request.query, pad: 'x'.repeat(900) }))
+    app.get('/big', { config: { cache: { ttl: '1m', maxBytes: 2_600 } } }, async (request) => ({ q: request.query, pad: 'x'.repeat(900) }))
   })
   for (let i = 0; i < 10; i++) await app.inject(`/crawl?r=${i}`)
   t.equal(app.httpCache.stats().capped, 7, 'seven writes refused')
@@ -204,7 +204,7 @@ t.test('6. a route writes at most maxEntries entries (and maxBytes); past it res
   t.equal(logs().filter((l) => /maxEntries/.test(l.msg ?? '')).length, 1, 'one warning when the route reaches its cap')
 
   for (let i = 0; i < 5; i++) await app.inject(`/big?r=${i}`)
-  t.equal((await redis.cli('--scan', '--pattern', '*big*')).split('\n').filter((k) => k !== '').length, 2, 'two ~950-byte bodies fit in 2000 bytes')
+  t.equal((await redis.cli('--scan', '--pattern', '*big*')).split('\n').filter((k) => k !== '').length, 2, 'two entries of ~950-byte bodies (and their headers) fit in 2600 bytes')
 })
 
 t.test('6. a warning at start when the HTTP cache shares a noeviction Redis with an uncapped route', async (t) => {
