@@ -10,6 +10,7 @@ import { isRedisConfigured } from '../lib/config.js'
 import { buildConnectionPlan, RedisSetupError, type RedisConnectionPlan } from '../lib/redis-options.js'
 import { RedisMonitor, describeError, type RedisState } from '../lib/redis-monitor.js'
 import { checkServerSettings } from '../lib/redis-diagnostics.js'
+import { attachFailoverWait } from '../lib/redis-failover.js'
 
 export type RedisClient = Redis | Cluster
 
@@ -53,6 +54,17 @@ async function redisPlugin (app: FastifyInstance): Promise<void> {
   const plan = buildConnectionPlan(config)
   const main = createClient(plan)
   const monitor = new RedisMonitor(main, { ...monitorOptions(app, log), mode: plan.mode, address: plan.address })
+  // Sessions and locks send their commands whatever the state; rate limits and the cache skip Redis
+  // while it is not ready, so only the main client needs the wait. A Cluster follows its failover
+  // inside one command's redirections instead.
+  const detachFailoverWait = main instanceof Redis
+    ? attachFailoverWait(main, {
+      budgetMs: config.REDIS_FAILOVER_WAIT,
+      onExpired: (lostForMs, rejected) => {
+        log.warn({ redis: { mode: plan.mode, lostForMs, rejected } }, 'Redis did not come back within REDIS_FAILOVER_WAIT: commands fail fast until it does')
+      }
+    })
+    : () => {}
   const extra: RedisClient[] = []
   const cachePlan = config.REDIS_CACHE_URL === undefined ? undefined : buildConnectionPlan(config, config.REDIS_CACHE_URL)
   const cache = cachePlan === undefined ? main : track(extra, createClient(cachePlan))
@@ -107,6 +119,7 @@ async function redisPlugin (app: FastifyInstance): Promise<void> {
 
   app.addHook('onClose', async () => {
     monitor.stop()
+    detachFailoverWait()
     const timeout = Math.min(config.REDIS_COMMAND_TIMEOUT, 2_000)
     await Promise.all([main, ...extra].map((client) => quitWithin(client, timeout)))
   })
