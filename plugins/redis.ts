@@ -4,13 +4,13 @@ import fp from 'fastify-plugin'
 import fastifyRedis from '@fastify/redis'
 // Keeps @fastify/redis's declaration merging in this module's .d.ts, for apps that import this entry point alone.
 export type {} from '@fastify/redis'
-import { Redis, Cluster } from 'ioredis'
+import { Redis, Cluster, type RedisOptions } from 'ioredis'
 import type { FastifyBaseLogger, FastifyInstance } from 'fastify'
 import { isRedisConfigured } from '../lib/config.js'
 import { buildConnectionPlan, RedisSetupError, type RedisConnectionPlan } from '../lib/redis-options.js'
 import { RedisMonitor, describeError, type RedisState } from '../lib/redis-monitor.js'
 import { checkServerSettings } from '../lib/redis-diagnostics.js'
-import { attachFailoverWait } from '../lib/redis-failover.js'
+import { FailoverWait, watchSentinels } from '../lib/redis-failover.js'
 
 export type RedisClient = Redis | Cluster
 
@@ -57,12 +57,24 @@ async function redisPlugin (app: FastifyInstance): Promise<void> {
   // Sessions and locks send their commands whatever the state; rate limits and the cache skip Redis
   // while it is not ready, so only the main client needs the wait. A Cluster follows its failover
   // inside one command's redirections instead.
-  const detachFailoverWait = main instanceof Redis
-    ? attachFailoverWait(main, {
+  const failoverWait = main instanceof Redis
+    ? new FailoverWait(main, {
       budgetMs: config.REDIS_FAILOVER_WAIT,
       onExpired: (lostForMs, rejected) => {
         log.warn({ redis: { mode: plan.mode, lostForMs, rejected } }, 'Redis did not come back within REDIS_FAILOVER_WAIT: commands fail fast until it does')
       }
+    })
+    : undefined
+  const stopWatching = plan.mode === 'sentinel' && failoverWait !== undefined && config.REDIS_FAILOVER_WAIT > 0
+    ? watchSentinels({
+      sentinels: plan.options.sentinels ?? [],
+      name: config.REDIS_SENTINEL_NAME,
+      connection: sentinelConnection(plan.options),
+      onPromoting: () => {
+        log.info({ redis: { mode: plan.mode } }, 'Sentinel failover announced: holding commands until the new master is named')
+        failoverWait.hold()
+      },
+      onSettled: () => { failoverWait.release() }
     })
     : () => {}
   const extra: RedisClient[] = []
@@ -98,6 +110,7 @@ async function redisPlugin (app: FastifyInstance): Promise<void> {
       await ready
     } catch (err) {
       monitor.stop()
+      stopWatching()
       main.disconnect()
       for (const client of extra) client.disconnect()
       throw err
@@ -119,7 +132,8 @@ async function redisPlugin (app: FastifyInstance): Promise<void> {
 
   app.addHook('onClose', async () => {
     monitor.stop()
-    detachFailoverWait()
+    stopWatching()
+    failoverWait?.detach()
     const timeout = Math.min(config.REDIS_COMMAND_TIMEOUT, 2_000)
     await Promise.all([main, ...extra].map((client) => quitWithin(client, timeout)))
   })
@@ -143,6 +157,18 @@ function decorateState (app: FastifyInstance, monitor: RedisMonitor, connections
 
 function createClient (plan: RedisConnectionPlan): RedisClient {
   return plan.mode === 'cluster' ? new Cluster(plan.nodes, plan.options) : new Redis(plan.options)
+}
+
+/** The Sentinels' own credentials and TLS (REDIS_SENTINEL_*), for the failover watch. */
+function sentinelConnection (options: RedisOptions): RedisOptions {
+  return {
+    username: options.sentinelUsername,
+    password: options.sentinelPassword,
+    ...(options.sentinelTLS === undefined ? {} : { tls: options.sentinelTLS }),
+    connectTimeout: options.connectTimeout,
+    keepAlive: options.keepAlive,
+    retryStrategy: options.sentinelReconnectStrategy ?? options.retryStrategy
+  }
 }
 
 function track (list: RedisClient[], client: RedisClient): RedisClient {
