@@ -61,7 +61,7 @@ async function redisPlugin (app: FastifyInstance): Promise<void> {
     ? new FailoverWait(main, {
       budgetMs: config.REDIS_FAILOVER_WAIT,
       onExpired: (lostForMs, rejected) => {
-        log.warn({ redis: { mode: plan.mode, lostForMs, rejected } }, 'Redis did not come back within REDIS_FAILOVER_WAIT: commands fail fast until it does')
+        log.warn({ redis: { mode: plan.mode, lostForMs, rejected } }, 'REDIS_FAILOVER_WAIT spent and the connection is still down: commands fail fast until it is back')
       }
     })
     : undefined
