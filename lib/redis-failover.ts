@@ -76,6 +76,14 @@ export class FailoverWait {
     for (const [event, listener] of this.#listeners) client.on(event, listener)
   }
 
+  /**
+   * Milliseconds a command issued now may still wait for the connection (0 when connected or once
+   * the budget is spent): a caller with its own deadline, like a session request, adds it.
+   */
+  waitLeft (): number {
+    return this.#timer === undefined || this.#lostAt === undefined ? 0 : Math.max(0, this.#lostAt + this.#options.budgetMs - Date.now())
+  }
+
   /** Stops following the connection and restores the fail-fast options. */
   detach (): void {
     for (const [event, listener] of this.#listeners) this.#client.off(event, listener)

@@ -21,6 +21,11 @@ export interface RedisConnections {
   cache: RedisClient | undefined
   /** A dedicated connection for SUBSCRIBE, created on first use and closed with the app. */
   subscriber: () => RedisClient | undefined
+  /**
+   * Milliseconds a command sent on `main` now may still wait for a lost connection to come back
+   * (REDIS_FAILOVER_WAIT, counted from the loss); 0 when connected. A request deadline adds it.
+   */
+  failoverWaitLeft: () => number
 }
 
 declare module 'fastify' {
@@ -47,7 +52,7 @@ async function redisPlugin (app: FastifyInstance): Promise<void> {
   if (!isRedisConfigured(config)) {
     log.warn('No Redis configured (REDIS_URL is not set): running on in-process stores, which are per process and lost on restart')
     const monitor = new RedisMonitor(undefined, { ...monitorOptions(app, log), mode: 'memory', address: 'in-process' })
-    decorateState(app, monitor, { main: undefined, cache: undefined, subscriber: () => undefined })
+    decorateState(app, monitor, { main: undefined, cache: undefined, subscriber: () => undefined, failoverWaitLeft: () => 0 })
     return
   }
 
@@ -91,7 +96,8 @@ async function redisPlugin (app: FastifyInstance): Promise<void> {
         subscriber.connect().catch(() => {})
       }
       return subscriber
-    }
+    },
+    failoverWaitLeft: failoverWait === undefined ? () => 0 : () => failoverWait.waitLeft()
   }
   // The cache connection's trouble shows as cache misses and in its own log lines, not in health.
   for (const client of extra) client.on('error', () => {})

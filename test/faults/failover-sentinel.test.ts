@@ -3,8 +3,12 @@
 // (failoverDetector), and REDIS_FAILOVER_WAIT lets the commands issued while it reconnects wait for
 // the new master instead of failing: 0 failed commands, 0 acknowledged writes lost.
 import t from 'tap'
+import { request } from 'undici'
 import { useSentinelGroup, sleep, waitFor } from '../helpers/index.js'
 import { buildTestApp } from '../helper.js'
+import { cookiePair, startFaultApp } from '../helpers/fault-app.js'
+import { describeSummary, runLoad, summarize, type LoadRequest } from '../helpers/load.js'
+import { analyzeWrites } from '../helpers/writes.js'
 
 const INTERVAL_MS = 10 // 100 writes/s and 100 reads/s
 
@@ -62,4 +66,53 @@ t.test('planned Sentinel failover under load: no failed command, no lost write',
   t.equal(failed.length, 0, 'no command failed during the planned failover')
   t.equal(lost.length, 0, '0 acknowledged writes lost')
   t.equal(app.redisState.status === 'disconnected', false, 'connected after the failover')
+})
+
+t.test('planned Sentinel failover under 50 sign-ins/s + 100 session reads/s over HTTP: no failed request, no lost session', async (t) => {
+  const group = await useSentinelGroup(t)
+  const { app, baseUrl } = await startFaultApp(t, {
+    REDIS_SENTINELS: group.sentinelAddresses.map((a) => `${a.host}:${a.port}`).join(','),
+    REDIS_SENTINEL_NAME: group.name,
+    REDIS_FAILOVER_WAIT: '2s',
+    SESSION_SECRET: 'fault-suite-session-secret-0123456789abcdef'
+  })
+  t.equal(app.redisState.mode, 'sentinel')
+  const before = await group.getMasterAddress()
+  const signIn = await request(`${baseUrl}/demo/login`, { method: 'POST', body: JSON.stringify({ userId: 'reader' }), headers: { 'content-type': 'application/json' } })
+  await signIn.body.dump()
+  const readerCookie = cookiePair(signIn.headers['set-cookie']) ?? ''
+  t.not(readerCookie, '', 'a reader session to read during the failover')
+
+  let failoverAt = 0
+  const fault = (async () => {
+    await sleep(2_000)
+    failoverAt = Date.now()
+    await group.sentinels[0]!.cli('SENTINEL', 'FAILOVER', group.name)
+    await waitFor(async () => (await group.getMasterAddress()).port !== before.port, { timeoutMs: 20_000, what: 'the sentinels name the new master' })
+  })()
+  const run = await runLoad({
+    baseUrl,
+    rate: 150,
+    durationMs: 8_000,
+    next: (i): LoadRequest => i % 3 === 0
+      ? { path: '/demo/login', method: 'POST', body: JSON.stringify({ userId: `f${i}` }), headers: { 'content-type': 'application/json' }, tag: 'write' }
+      : { path: '/demo/me', headers: { cookie: readerCookie }, tag: 'read' }
+  })
+  await fault
+  const report = analyzeWrites(run, failoverAt)
+  const lost: number[] = []
+  for (const r of report.acknowledged) {
+    const res = await request(`${baseUrl}/demo/me`, { headers: { cookie: cookiePair(r.headers['set-cookie']) ?? '' } })
+    const body = await res.body.json() as { userId?: string }
+    if (body.userId !== `f${r.i}`) lost.push(r.i)
+  }
+  const failed = run.results.filter((r) => r.status !== 200)
+  const afterFailover = run.results.filter((r) => run.t0 + r.startedAt >= failoverAt)
+  t.comment(describeSummary('sign-ins and reads', summarize(run.results)))
+  t.comment(`planned failover over HTTP: ${failed.length} failed requests (${report.failed.length} sign-ins), ${report.acknowledged.length} acknowledged sign-ins, ${lost.length} lost; ` +
+    `longest silence between acknowledged sign-ins ${report.longestSilenceMs} ms; slowest request after SENTINEL FAILOVER ${Math.max(...afterFailover.map((r) => r.latencyMs ?? 0))} ms`)
+
+  t.equal(summarize(run.results).unfinished, 0, 'no request left unfinished')
+  t.equal(failed.length, 0, '0 failed requests during the planned failover')
+  t.equal(lost.length, 0, '0 acknowledged sign-ins lost')
 })
