@@ -21,6 +21,12 @@ import { Redis, type RedisOptions, type SentinelAddress } from 'ioredis'
 export interface FailoverWaitOptions {
   /** REDIS_FAILOVER_WAIT in ms; 0 disables the wait (every command fails fast while disconnected). */
   budgetMs: number
+  /**
+   * False when the link had already stopped answering before it closed (a frozen server or a
+   * black-holed link, dropped after PING timeouts): that is an outage from its first failed PING, not a
+   * failover, so nothing waits. Read on 'close' before anyone else marks the connection down.
+   */
+  answering?: () => boolean
   /** Called once per outage when the budget ran out with the connection still down. */
   onExpired?: (lostForMs: number, rejected: number) => void
 }
@@ -145,7 +151,7 @@ export class FailoverWait {
     // A failed reconnect attempt inside the same outage, boot, or the app closing: nothing to wait for.
     if (!this.#connected || this.#client.status === 'end') return
     this.#connected = false
-    if (this.#options.budgetMs <= 0) return
+    if (this.#options.budgetMs <= 0 || this.#options.answering?.() === false) return
     // ioredis emits 'close' on the next tick, after its close handler has rejected the commands in
     // flight (their outcome is unknown: a resent INCR could count twice).
     this.#open(Date.now())

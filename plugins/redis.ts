@@ -58,13 +58,14 @@ async function redisPlugin (app: FastifyInstance): Promise<void> {
 
   const plan = buildConnectionPlan(config)
   const main = createClient(plan)
-  const monitor = new RedisMonitor(main, { ...monitorOptions(app, log), mode: plan.mode, address: plan.address })
   // Sessions and locks send their commands whatever the state; rate limits and the cache skip Redis
   // while it is not ready, so only the main client needs the wait. A Cluster follows its failover
   // inside one command's redirections instead.
   const failoverWait = main instanceof Redis
     ? new FailoverWait(main, {
       budgetMs: config.REDIS_FAILOVER_WAIT,
+      // Its 'close' listener runs before the monitor's: the state still says whether PINGs were answered.
+      answering: () => monitor.state.status !== 'disconnected',
       onExpired: (lostForMs, rejected) => {
         log.warn({ redis: { mode: plan.mode, lostForMs, rejected } }, 'REDIS_FAILOVER_WAIT spent and the connection is still down: commands fail fast until it is back')
       }
@@ -82,6 +83,7 @@ async function redisPlugin (app: FastifyInstance): Promise<void> {
       onSettled: () => { failoverWait.release() }
     })
     : () => {}
+  const monitor = new RedisMonitor(main, { ...monitorOptions(app, log), mode: plan.mode, address: plan.address })
   const extra: RedisClient[] = []
   const cachePlan = config.REDIS_CACHE_URL === undefined ? undefined : buildConnectionPlan(config, config.REDIS_CACHE_URL)
   const cache = cachePlan === undefined ? main : track(extra, createClient(cachePlan))
