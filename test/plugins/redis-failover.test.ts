@@ -37,6 +37,7 @@ t.test('an outage longer than the budget: waiting commands fail when it runs out
   t.equal(await app.redis.ping(), 'PONG')
   await redis.kill()
   await waitFor(() => app.redis.status !== 'ready', { timeoutMs: 5_000, what: 'the client notices the SIGKILL' })
+  t.ok(app.redisConnections.failoverWaitLeft() > 0, 'a request deadline can see the wait left (sessions add it)')
 
   const inBudget = await Promise.all([outcome(app.redis.get('a')), outcome(app.redis.set('b', '1'))])
   for (const r of inBudget) t.match(r, { ok: false, code: 'FRS_REDIS_FAILOVER_WAIT_EXPIRED' }, 'a command in the budget waits for it, then fails with the budget error')
@@ -46,6 +47,7 @@ t.test('an outage longer than the budget: waiting commands fail when it runs out
   t.ok(late.every((r) => !r.ok && FAIL_FAST.test(r.message)), 'past the budget every command takes the fail-fast path (no offline queue)')
   t.equal((app.redis as unknown as { offlineQueue: { length: number } }).offlineQueue.length, 0, 'nothing is queued once the budget is spent')
   t.comment(`past the budget: slowest failure ${Math.max(...late.map((r) => r.ms))} ms`)
+  t.equal(app.redisConnections.failoverWaitLeft(), 0, 'no wait left once the budget is spent')
   t.equal(logs().filter((l) => /REDIS_FAILOVER_WAIT/.test(l.msg ?? '')).length, 1, 'one warning for the outage, not one per command')
 
   await redis.restart()
@@ -64,4 +66,15 @@ t.test('REDIS_FAILOVER_WAIT=0 keeps the old rule: every command fails at once wh
   await redis.kill()
   await waitFor(() => app.redis.status !== 'ready', { timeoutMs: 5_000, what: 'the client notices the SIGKILL' })
   t.match(await outcome(app.redis.get('a')), { ok: false, message: FAIL_FAST })
+})
+
+t.test('the ioredis internals the wait relies on are there (an upgrade must not silently undo it)', async (t) => {
+  const redis = await useRedis(t)
+  const { app } = await buildTestApp(t, { REDIS_URL: `redis://127.0.0.1:${redis.port}` })
+  const client = app.redis as unknown as Record<string, unknown>
+  t.type((client.offlineQueue as { length?: unknown } | undefined)?.length, 'number', 'offlineQueue')
+  t.type((client.commandQueue as { length?: unknown } | undefined)?.length, 'number', 'commandQueue')
+  t.type(client.flushQueue, 'function', 'flushQueue')
+  t.ok('reconnectTimeout' in client, 'reconnectTimeout')
+  t.equal(app.redisConnections.failoverWaitLeft(), 0, 'no wait left while connected')
 })
