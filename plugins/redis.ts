@@ -4,12 +4,13 @@ import fp from 'fastify-plugin'
 import fastifyRedis from '@fastify/redis'
 // Keeps @fastify/redis's declaration merging in this module's .d.ts, for apps that import this entry point alone.
 export type {} from '@fastify/redis'
-import { Redis, Cluster } from 'ioredis'
+import { Redis, Cluster, type RedisOptions } from 'ioredis'
 import type { FastifyBaseLogger, FastifyInstance } from 'fastify'
 import { isRedisConfigured } from '../lib/config.js'
 import { buildConnectionPlan, RedisSetupError, type RedisConnectionPlan } from '../lib/redis-options.js'
 import { RedisMonitor, describeError, type RedisState } from '../lib/redis-monitor.js'
 import { checkServerSettings } from '../lib/redis-diagnostics.js'
+import { FailoverWait, watchSentinels } from '../lib/redis-failover.js'
 
 export type RedisClient = Redis | Cluster
 
@@ -20,6 +21,11 @@ export interface RedisConnections {
   cache: RedisClient | undefined
   /** A dedicated connection for SUBSCRIBE, created on first use and closed with the app. */
   subscriber: () => RedisClient | undefined
+  /**
+   * Milliseconds a command sent on `main` now may still wait for a lost connection to come back
+   * (REDIS_FAILOVER_WAIT, counted from the loss); 0 when connected. A request deadline adds it.
+   */
+  failoverWaitLeft: () => number
 }
 
 declare module 'fastify' {
@@ -46,12 +52,37 @@ async function redisPlugin (app: FastifyInstance): Promise<void> {
   if (!isRedisConfigured(config)) {
     log.warn('No Redis configured (REDIS_URL is not set): running on in-process stores, which are per process and lost on restart')
     const monitor = new RedisMonitor(undefined, { ...monitorOptions(app, log), mode: 'memory', address: 'in-process' })
-    decorateState(app, monitor, { main: undefined, cache: undefined, subscriber: () => undefined })
+    decorateState(app, monitor, { main: undefined, cache: undefined, subscriber: () => undefined, failoverWaitLeft: () => 0 })
     return
   }
 
   const plan = buildConnectionPlan(config)
   const main = createClient(plan)
+  // Sessions and locks send their commands whatever the state; rate limits and the cache skip Redis
+  // while it is not ready, so only the main client needs the wait. A Cluster follows its failover
+  // inside one command's redirections instead.
+  const failoverWait = main instanceof Redis
+    ? new FailoverWait(main, {
+      budgetMs: config.REDIS_FAILOVER_WAIT,
+      // Its 'close' listener runs before the monitor's: the state still says whether PINGs were answered.
+      answering: () => monitor.state.status !== 'disconnected',
+      onExpired: (lostForMs, rejected) => {
+        log.warn({ redis: { mode: plan.mode, lostForMs, rejected } }, 'REDIS_FAILOVER_WAIT spent and the connection is still down: commands fail fast until it is back')
+      }
+    })
+    : undefined
+  const stopWatching = plan.mode === 'sentinel' && failoverWait !== undefined && config.REDIS_FAILOVER_WAIT > 0
+    ? watchSentinels({
+      sentinels: plan.options.sentinels ?? [],
+      name: config.REDIS_SENTINEL_NAME,
+      connection: sentinelConnection(plan.options),
+      onPromoting: () => {
+        log.info({ redis: { mode: plan.mode } }, 'Sentinel failover announced: holding commands until the new master is named')
+        failoverWait.hold()
+      },
+      onSettled: () => { failoverWait.release() }
+    })
+    : () => {}
   const monitor = new RedisMonitor(main, { ...monitorOptions(app, log), mode: plan.mode, address: plan.address })
   const extra: RedisClient[] = []
   const cachePlan = config.REDIS_CACHE_URL === undefined ? undefined : buildConnectionPlan(config, config.REDIS_CACHE_URL)
@@ -67,7 +98,8 @@ async function redisPlugin (app: FastifyInstance): Promise<void> {
         subscriber.connect().catch(() => {})
       }
       return subscriber
-    }
+    },
+    failoverWaitLeft: failoverWait === undefined ? () => 0 : () => failoverWait.waitLeft()
   }
   // The cache connection's trouble shows as cache misses and in its own log lines, not in health.
   for (const client of extra) client.on('error', () => {})
@@ -86,6 +118,7 @@ async function redisPlugin (app: FastifyInstance): Promise<void> {
       await ready
     } catch (err) {
       monitor.stop()
+      stopWatching()
       main.disconnect()
       for (const client of extra) client.disconnect()
       throw err
@@ -107,6 +140,8 @@ async function redisPlugin (app: FastifyInstance): Promise<void> {
 
   app.addHook('onClose', async () => {
     monitor.stop()
+    stopWatching()
+    failoverWait?.detach()
     const timeout = Math.min(config.REDIS_COMMAND_TIMEOUT, 2_000)
     await Promise.all([main, ...extra].map((client) => quitWithin(client, timeout)))
   })
@@ -130,6 +165,18 @@ function decorateState (app: FastifyInstance, monitor: RedisMonitor, connections
 
 function createClient (plan: RedisConnectionPlan): RedisClient {
   return plan.mode === 'cluster' ? new Cluster(plan.nodes, plan.options) : new Redis(plan.options)
+}
+
+/** The Sentinels' own credentials and TLS (REDIS_SENTINEL_*), for the failover watch. */
+function sentinelConnection (options: RedisOptions): RedisOptions {
+  return {
+    username: options.sentinelUsername,
+    password: options.sentinelPassword,
+    ...(options.sentinelTLS === undefined ? {} : { tls: options.sentinelTLS }),
+    connectTimeout: options.connectTimeout,
+    keepAlive: options.keepAlive,
+    retryStrategy: options.sentinelReconnectStrategy ?? options.retryStrategy
+  }
 }
 
 function track (list: RedisClient[], client: RedisClient): RedisClient {

@@ -225,8 +225,10 @@ async function sessionPlugin (app: FastifyInstance, options: SessionPluginOption
     }))
   }
 
+  // Plus what is left of REDIS_FAILOVER_WAIT when the save starts while the connection is being
+  // re-established (a failover): 0 when connected, so the usual budget otherwise.
   const deadlineOf = (request: FastifyRequest): number =>
-    (request as FastifyRequest & SessionCarrier)[kDeadline] ?? Date.now() + config.REDIS_COMMAND_TIMEOUT
+    ((request as FastifyRequest & SessionCarrier)[kDeadline] ?? Date.now() + config.REDIS_COMMAND_TIMEOUT) + app.redisConnections.failoverWaitLeft()
 
   // A handler's regenerate()/destroy() failing because the store is down is an expected condition:
   // answer the same 503 here, before Fastify's default handler would log an error and a stack for it.

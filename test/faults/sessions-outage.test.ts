@@ -59,8 +59,11 @@ for (const kind of ['kill', 'freeze'] as OutageKind[]) {
     t.ok(sessionDuring.every((r) => r.status === 503 || r.status === 200), 'session routes answer 200 or 503, never a 500')
     t.ok(unavailable.every((r) => r.headers['retry-after'] !== undefined), 'every 503 carries Retry-After')
     t.notOk(unavailable.some((r) => DRIVER_TEXT.test(r.body)), 'no driver text in any 503 body')
-    const bound = latencyBound(1_100, run, run.during('plain'))
-    t.ok(slowest503 <= bound, `slowest 503 ${slowest503} ms ≤ ${bound} ms (1100 + machine noise)`)
+    // A closed connection may be a failover: requests wait for it up to REDIS_FAILOVER_WAIT (2 s, issue 19)
+    // before the 503. A frozen server is an outage from its first failed PING: no wait.
+    const target = kind === 'kill' ? 2_100 : 1_100
+    const bound = latencyBound(target, run, run.during('plain'))
+    t.ok(slowest503 <= bound, `slowest 503 ${slowest503} ms ≤ ${bound} ms (${target} + machine noise)`)
     t.equal(others.filter((r) => r.status !== 200).length, 0, 'routes without sessions answer 200 with a session cookie sent')
     // After recovery the sessions from before the outage are still there.
     const me = await request(`${baseUrl}/demo/me`, { headers: { cookie: cookies[0] ?? '' } })

@@ -277,7 +277,8 @@ t.test('routes without config.session never touch the store; reading request.ses
 
 t.test('Redis killed: session routes answer 503 with Retry-After and a plain message; others are unaffected', async (t) => {
   const server = await useRedis(t)
-  const { app, rawLogs } = await buildTestApp(t, env(server, { REDIS_WAIT_ON_BOOT: 'true' }), 'debug')
+  // The fail-fast rule once an outage is older than REDIS_FAILOVER_WAIT; the wait itself: test/plugins/redis-failover.test.ts.
+  const { app, rawLogs } = await buildTestApp(t, env(server, { REDIS_WAIT_ON_BOOT: 'true', REDIS_FAILOVER_WAIT: '0' }), 'debug')
   const cookie = await login(app, 'ada')
   await server.kill()
   for (const request of [

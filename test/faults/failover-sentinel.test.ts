@@ -1,0 +1,156 @@
+// Issue 19: a planned Sentinel failover (SENTINEL FAILOVER) under a small, steady load of commands
+// through the suite's own client (app.redis). The Sentinels' +switch-master moves the client at once
+// (failoverDetector), and REDIS_FAILOVER_WAIT lets the commands issued while it reconnects wait for
+// the new master instead of failing: 0 failed commands, 0 acknowledged writes lost.
+import t from 'tap'
+import { request } from 'undici'
+import { useSentinelGroup, sleep, waitFor } from '../helpers/index.js'
+import { buildTestApp } from '../helper.js'
+import { cookiePair, startFaultApp } from '../helpers/fault-app.js'
+import { describeSummary, runLoad, summarize, type LoadRequest } from '../helpers/load.js'
+import { analyzeWrites } from '../helpers/writes.js'
+
+const INTERVAL_MS = 10 // 100 writes/s and 100 reads/s
+
+interface Outcome { i: number, kind: 'write' | 'read', ok: boolean, error?: string, startedAt: number, ms: number }
+
+t.test('planned Sentinel failover under load: no failed command, no lost write', async (t) => {
+  const group = await useSentinelGroup(t)
+  const { app } = await buildTestApp(t, {
+    REDIS_SENTINELS: group.sentinelAddresses.map((a) => `${a.host}:${a.port}`).join(','),
+    REDIS_SENTINEL_NAME: group.name,
+    REDIS_FAILOVER_WAIT: '2s',
+    REDIS_DEGRADED_LATENCY: '10s'
+  })
+  t.equal(app.redisState.mode, 'sentinel')
+  const before = await group.getMasterAddress()
+
+  const outcomes: Array<Promise<Outcome>> = []
+  const track = (i: number, kind: Outcome['kind'], command: () => Promise<unknown>): void => {
+    const startedAt = Date.now()
+    outcomes.push(command().then(
+      () => ({ i, kind, ok: true, startedAt, ms: Date.now() - startedAt }),
+      (err: Error) => ({ i, kind, ok: false, error: err.message, startedAt, ms: Date.now() - startedAt })))
+  }
+  const state = { stop: false }
+  const load = (async () => {
+    for (let i = 0; !state.stop; i++) {
+      track(i, 'write', () => app.redis.set(`w:${i}`, String(i)))
+      track(i, 'read', () => app.redis.get(`w:${Math.max(0, i - 1)}`))
+      await sleep(INTERVAL_MS)
+    }
+  })()
+
+  await sleep(1_000)
+  const failoverAt = Date.now()
+  t.equal(await group.sentinels[0]!.cli('SENTINEL', 'FAILOVER', group.name), 'OK')
+  await waitFor(async () => (await group.getMasterAddress()).port !== before.port, { timeoutMs: 20_000, what: 'the sentinels name the new master' })
+  const switchedAt = Date.now()
+  // Keep the load on until the client has moved and served a while from the new master.
+  await waitFor(async () => app.redis.status === 'ready' && (await app.redis.info('server')).includes(`tcp_port:${group.replica.port}`),
+    { timeoutMs: 20_000, what: 'the client reaches the new master' })
+  await sleep(1_000)
+  state.stop = true
+  await load
+  const results = await Promise.all(outcomes)
+
+  const failed = results.filter((r) => !r.ok)
+  const acknowledged = results.filter((r) => r.ok && r.kind === 'write')
+  const values = await app.redis.mget(acknowledged.map((r) => `w:${r.i}`))
+  const lost = acknowledged.filter((r, n) => values[n] !== String(r.i))
+  const waited = results.filter((r) => r.startedAt >= failoverAt).map((r) => r.ms)
+  t.comment(`${results.length} commands (${acknowledged.length} acknowledged writes); failed ${failed.length}; lost ${lost.length}; ` +
+    `longest wait ${Math.max(...waited)} ms; sentinels named the new master ${switchedAt - failoverAt} ms after SENTINEL FAILOVER`)
+  if (failed.length > 0) t.comment(`first failures: ${[...new Set(failed.map((r) => r.error))].slice(0, 3).join(' | ')}`)
+
+  t.equal(failed.length, 0, 'no command failed during the planned failover')
+  t.equal(lost.length, 0, '0 acknowledged writes lost')
+  t.equal(app.redisState.status === 'disconnected', false, 'connected after the failover')
+})
+
+t.test('planned Sentinel failover under 50 sign-ins/s + 100 session reads/s over HTTP: no failed request, no lost session', async (t) => {
+  const group = await useSentinelGroup(t)
+  const { app, baseUrl } = await startFaultApp(t, {
+    REDIS_SENTINELS: group.sentinelAddresses.map((a) => `${a.host}:${a.port}`).join(','),
+    REDIS_SENTINEL_NAME: group.name,
+    REDIS_FAILOVER_WAIT: '2s',
+    SESSION_SECRET: 'fault-suite-session-secret-0123456789abcdef'
+  })
+  t.equal(app.redisState.mode, 'sentinel')
+  const before = await group.getMasterAddress()
+  const signIn = await request(`${baseUrl}/demo/login`, { method: 'POST', body: JSON.stringify({ userId: 'reader' }), headers: { 'content-type': 'application/json' } })
+  await signIn.body.dump()
+  const readerCookie = cookiePair(signIn.headers['set-cookie']) ?? ''
+  t.not(readerCookie, '', 'a reader session to read during the failover')
+
+  let failoverAt = 0
+  const fault = (async () => {
+    await sleep(2_000)
+    failoverAt = Date.now()
+    await group.sentinels[0]!.cli('SENTINEL', 'FAILOVER', group.name)
+    await waitFor(async () => (await group.getMasterAddress()).port !== before.port, { timeoutMs: 20_000, what: 'the sentinels name the new master' })
+  })()
+  const run = await runLoad({
+    baseUrl,
+    rate: 150,
+    durationMs: 8_000,
+    next: (i): LoadRequest => i % 3 === 0
+      ? { path: '/demo/login', method: 'POST', body: JSON.stringify({ userId: `f${i}` }), headers: { 'content-type': 'application/json' }, tag: 'write' }
+      : { path: '/demo/me', headers: { cookie: readerCookie }, tag: 'read' }
+  })
+  await fault
+  const report = analyzeWrites(run, failoverAt)
+  const lost: number[] = []
+  for (const r of report.acknowledged) {
+    const res = await request(`${baseUrl}/demo/me`, { headers: { cookie: cookiePair(r.headers['set-cookie']) ?? '' } })
+    const body = await res.body.json() as { userId?: string }
+    if (body.userId !== `f${r.i}`) lost.push(r.i)
+  }
+  const failed = run.results.filter((r) => r.status !== 200)
+  const afterFailover = run.results.filter((r) => run.t0 + r.startedAt >= failoverAt)
+  t.comment(describeSummary('sign-ins and reads', summarize(run.results)))
+  t.comment(`planned failover over HTTP: ${failed.length} failed requests (${report.failed.length} sign-ins), ${report.acknowledged.length} acknowledged sign-ins, ${lost.length} lost; ` +
+    `longest silence between acknowledged sign-ins ${report.longestSilenceMs} ms; slowest request after SENTINEL FAILOVER ${Math.max(...afterFailover.map((r) => r.latencyMs ?? 0))} ms`)
+
+  t.equal(summarize(run.results).unfinished, 0, 'no request left unfinished')
+  t.equal(failed.length, 0, '0 failed requests during the planned failover')
+  t.equal(lost.length, 0, '0 acknowledged sign-ins lost')
+})
+
+t.test('unplanned Sentinel failover (master SIGKILLed) with a budget above the gap: no failed sign-in, no lost one', async (t) => {
+  const group = await useSentinelGroup(t)
+  // The gap is down-after-milliseconds (1 s here) + election and promotion, about 2.3 s measured.
+  const { app, baseUrl } = await startFaultApp(t, {
+    REDIS_SENTINELS: group.sentinelAddresses.map((a) => `${a.host}:${a.port}`).join(','),
+    REDIS_SENTINEL_NAME: group.name,
+    REDIS_FAILOVER_WAIT: '4s',
+    SESSION_SECRET: 'fault-suite-session-secret-0123456789abcdef'
+  })
+  t.equal(app.redisState.mode, 'sentinel')
+  let killAt = 0
+  const fault = (async () => {
+    await sleep(2_000)
+    killAt = Date.now()
+    await group.master.kill()
+    await waitFor(async () => (await group.getMasterAddress()).port !== group.master.port, { timeoutMs: 20_000, what: 'the sentinels promote the replica' })
+  })()
+  const run = await runLoad({
+    baseUrl,
+    rate: 50,
+    durationMs: 10_000,
+    next: (i): LoadRequest => ({ path: '/demo/login', method: 'POST', body: JSON.stringify({ userId: `k${i}` }), headers: { 'content-type': 'application/json' }, tag: 'write' })
+  })
+  await fault
+  const report = analyzeWrites(run, killAt)
+  const lost: number[] = []
+  for (const r of report.acknowledged) {
+    const res = await request(`${baseUrl}/demo/me`, { headers: { cookie: cookiePair(r.headers['set-cookie']) ?? '' } })
+    const body = await res.body.json() as { userId?: string }
+    if (body.userId !== `k${r.i}`) lost.push(r.i)
+  }
+  t.comment(describeSummary('sign-ins', summarize(run.results)))
+  t.comment(`unplanned failover, REDIS_FAILOVER_WAIT=4s: ${report.failed.length} failed sign-ins, ${report.acknowledged.length} acknowledged, ${lost.length} lost; longest silence between acknowledgements ${report.longestSilenceMs} ms`)
+  t.equal(summarize(run.results).unfinished, 0, 'no request left unfinished')
+  t.equal(report.failed.length, 0, 'no sign-in failed: the gap is inside the budget')
+  t.equal(lost.length, 0, '0 acknowledged sign-ins lost')
+})

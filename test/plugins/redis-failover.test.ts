@@ -1,0 +1,80 @@
+// REDIS_FAILOVER_WAIT (issue 19, DESIGN.md §3): a command issued while the connection is being
+// re-established waits for it, up to the budget counted from the loss; past the budget, and for the
+// rest of a longer outage, commands fail at once and nothing queues. Real redis-server, SIGKILLed.
+import t from 'tap'
+import { useRedis, waitFor } from '../helpers/index.js'
+import { buildTestApp } from '../helper.js'
+
+const FAIL_FAST = /enableOfflineQueue options is false/
+
+async function outcome (command: Promise<unknown>): Promise<{ ok: boolean, message: string, code: string | undefined, ms: number }> {
+  const started = Date.now()
+  try {
+    await command
+    return { ok: true, message: '', code: undefined, ms: Date.now() - started }
+  } catch (err) {
+    return { ok: false, message: (err as Error).message, code: (err as { code?: string }).code, ms: Date.now() - started }
+  }
+}
+
+t.test('a restart shorter than the budget costs no command: writes issued in the gap run once it is back', async (t) => {
+  const redis = await useRedis(t)
+  const { app } = await buildTestApp(t, { REDIS_URL: `redis://127.0.0.1:${redis.port}`, REDIS_FAILOVER_WAIT: '10s', REDIS_RETRY_MAX_DELAY: '100ms' })
+  await app.redis.set('counter', '0')
+  await redis.kill()
+  await waitFor(() => app.redis.status !== 'ready', { timeoutMs: 5_000, what: 'the client notices the SIGKILL' })
+  const pending = Array.from({ length: 20 }, () => outcome(app.redis.incr('counter')))
+  await redis.restart()
+  const results = await Promise.all(pending)
+  t.same(results.filter((r) => !r.ok).map((r) => r.message), [], 'no command issued during the gap failed')
+  t.equal(await app.redis.get('counter'), '20', 'each queued INCR ran exactly once')
+  t.comment(`longest wait in the gap: ${Math.max(...results.map((r) => r.ms))} ms`)
+})
+
+t.test('an outage longer than the budget: waiting commands fail when it runs out, later ones at once, nothing queues', async (t) => {
+  const redis = await useRedis(t)
+  const { app, logs } = await buildTestApp(t, { REDIS_URL: `redis://127.0.0.1:${redis.port}`, REDIS_FAILOVER_WAIT: '1s', REDIS_RETRY_MAX_DELAY: '100ms' })
+  t.equal(await app.redis.ping(), 'PONG')
+  await redis.kill()
+  await waitFor(() => app.redis.status !== 'ready', { timeoutMs: 5_000, what: 'the client notices the SIGKILL' })
+  t.ok(app.redisConnections.failoverWaitLeft() > 0, 'a request deadline can see the wait left (sessions add it)')
+
+  const inBudget = await Promise.all([outcome(app.redis.get('a')), outcome(app.redis.set('b', '1'))])
+  for (const r of inBudget) t.match(r, { ok: false, code: 'FRS_REDIS_FAILOVER_WAIT_EXPIRED' }, 'a command in the budget waits for it, then fails with the budget error')
+  t.comment(`in the budget: waited ${inBudget.map((r) => r.ms).join(', ')} ms (budget 1000 ms from the loss)`)
+
+  const late = await Promise.all(Array.from({ length: 50 }, () => outcome(app.redis.get('a'))))
+  t.ok(late.every((r) => !r.ok && FAIL_FAST.test(r.message)), 'past the budget every command takes the fail-fast path (no offline queue)')
+  t.equal((app.redis as unknown as { offlineQueue: { length: number } }).offlineQueue.length, 0, 'nothing is queued once the budget is spent')
+  t.comment(`past the budget: slowest failure ${Math.max(...late.map((r) => r.ms))} ms`)
+  t.equal(app.redisConnections.failoverWaitLeft(), 0, 'no wait left once the budget is spent')
+  t.equal(logs().filter((l) => /REDIS_FAILOVER_WAIT/.test(l.msg ?? '')).length, 1, 'one warning for the outage, not one per command')
+
+  await redis.restart()
+  await waitFor(() => app.redis.status === 'ready', { timeoutMs: 10_000, what: 'the client reconnects' })
+  t.equal(await app.redis.ping(), 'PONG')
+  // A new loss gets a new budget: the wait is per outage, not spent once for the process.
+  await redis.kill()
+  await waitFor(() => app.redis.status !== 'ready', { timeoutMs: 5_000, what: 'the client notices the second SIGKILL' })
+  t.match(await outcome(app.redis.get('a')), { ok: false, code: 'FRS_REDIS_FAILOVER_WAIT_EXPIRED' }, 'the second outage waits again')
+})
+
+t.test('REDIS_FAILOVER_WAIT=0 keeps the old rule: every command fails at once while disconnected', async (t) => {
+  const redis = await useRedis(t)
+  const { app } = await buildTestApp(t, { REDIS_URL: `redis://127.0.0.1:${redis.port}`, REDIS_FAILOVER_WAIT: '0' })
+  t.equal(await app.redis.ping(), 'PONG')
+  await redis.kill()
+  await waitFor(() => app.redis.status !== 'ready', { timeoutMs: 5_000, what: 'the client notices the SIGKILL' })
+  t.match(await outcome(app.redis.get('a')), { ok: false, message: FAIL_FAST })
+})
+
+t.test('the ioredis internals the wait relies on are there (an upgrade must not silently undo it)', async (t) => {
+  const redis = await useRedis(t)
+  const { app } = await buildTestApp(t, { REDIS_URL: `redis://127.0.0.1:${redis.port}` })
+  const client = app.redis as unknown as Record<string, unknown>
+  t.type((client.offlineQueue as { length?: unknown } | undefined)?.length, 'number', 'offlineQueue')
+  t.type((client.commandQueue as { length?: unknown } | undefined)?.length, 'number', 'commandQueue')
+  t.type(client.flushQueue, 'function', 'flushQueue')
+  t.ok('reconnectTimeout' in client, 'reconnectTimeout')
+  t.equal(app.redisConnections.failoverWaitLeft(), 0, 'no wait left while connected')
+})
