@@ -59,7 +59,7 @@ export const ConfigSchema = Type.Object({
   REDIS_TLS_SERVERNAME: text({ description: 'Server name to verify (SNI) when it differs from the host.' }),
   REDIS_TLS_REJECT_UNAUTHORIZED: Type.Boolean({ default: true, description: 'Verify the server certificate. false is refused in staging and production.' }),
   REDIS_KEY_PREFIX: Type.String({ default: '', description: 'Prefix for every key the suite writes, e.g. myapp: (pair it with an ACL key pattern).' }),
-  REDIS_CACHE_URL: text({ description: 'Optional separate Redis for the cache (an allkeys-lru instance); sessions and rate limits stay on REDIS_URL.', secret: true }, { pattern: '^rediss?://' }),
+  REDIS_CACHE_URL: text({ description: 'Optional separate Redis for the cache (one allkeys-lru server, standalone even when the main connection is Cluster or Sentinel); sessions and rate limits stay on REDIS_URL.', secret: true }, { pattern: '^rediss?://' }),
 
   REDIS_CONNECT_TIMEOUT: duration('5s', { description: 'Time allowed to open a connection, and for boot to wait for Redis.', needsUnit: true }),
   REDIS_COMMAND_TIMEOUT: duration('1s', { description: 'Longest any single command may wait for a reply.' }),

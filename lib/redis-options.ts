@@ -21,11 +21,15 @@ export type RedisConnectionPlan =
   | { mode: 'standalone' | 'sentinel', options: RedisOptions, address: string }
   | { mode: 'cluster', nodes: Array<{ host: string, port: number }>, options: ClusterOptions, address: string }
 
-/** Decide the mode and build the client options; `url` overrides REDIS_URL (used for REDIS_CACHE_URL). */
-export function buildConnectionPlan (config: Config, url = config.REDIS_URL): RedisConnectionPlan {
+/**
+ * Decide the mode and build the client options. `url` overrides REDIS_URL; a separate URL
+ * (REDIS_CACHE_URL) names one server, so `standalone` keeps it from taking the main connection's
+ * Cluster or Sentinel topology (which would put the cache back on the sessions' noeviction store).
+ */
+export function buildConnectionPlan (config: Config, url = config.REDIS_URL, { standalone = false } = {}): RedisConnectionPlan {
   const base = { ...boundedOptions(config), ...credentials(config, url) }
   const tls = tlsOptions(config, url)
-  if (config.REDIS_CLUSTER_NODES.length > 0) {
+  if (!standalone && config.REDIS_CLUSTER_NODES.length > 0) {
     const nodes = config.REDIS_CLUSTER_NODES.map(parseHostPort)
     const { retryStrategy, enableOfflineQueue, ...perNode } = base
     return {
@@ -49,7 +53,7 @@ export function buildConnectionPlan (config: Config, url = config.REDIS_URL): Re
       }
     }
   }
-  if (config.REDIS_SENTINELS.length > 0) {
+  if (!standalone && config.REDIS_SENTINELS.length > 0) {
     const sentinels: SentinelAddress[] = config.REDIS_SENTINELS.map(parseHostPort)
     return {
       mode: 'sentinel',

@@ -85,7 +85,7 @@ async function redisPlugin (app: FastifyInstance): Promise<void> {
     : () => {}
   const monitor = new RedisMonitor(main, { ...monitorOptions(app, log), mode: plan.mode, address: plan.address })
   const extra: RedisClient[] = []
-  const cachePlan = config.REDIS_CACHE_URL === undefined ? undefined : buildConnectionPlan(config, config.REDIS_CACHE_URL)
+  const cachePlan = config.REDIS_CACHE_URL === undefined ? undefined : buildConnectionPlan(config, config.REDIS_CACHE_URL, { standalone: true })
   const cache = cachePlan === undefined ? main : track(extra, createClient(cachePlan))
   let subscriber: RedisClient | undefined
   const connections: RedisConnections = {

@@ -10,7 +10,7 @@ import t from 'tap'
 import { Redis } from 'ioredis'
 import Type from 'typebox'
 import type { FastifyInstance } from 'fastify'
-import { useCluster, waitFor, type RedisCluster, type TeardownScope } from '../helpers/index.js'
+import { useCluster, useRedis, waitFor, type RedisCluster, type TeardownScope } from '../helpers/index.js'
 import { buildLimitedApp } from './rate-limit-app.js'
 
 const N = 20
@@ -234,6 +234,15 @@ t.test('every feature on the harness Cluster', async (t) => {
       t.ok(second.fencingToken > first.fencingToken, `${name}: fencing token grows (lock and counter in one slot)`)
       await second.release()
     }
+  })
+
+  await t.test('REDIS_CACHE_URL beside a Cluster: the cache goes to that one server, not to the Cluster', async (t) => {
+    const cacheServer = await useRedis(t)
+    const split = (await buildLimitedApp(t, { ...env, REDIS_CACHE_URL: cacheServer.url })).app
+    t.not(split.redisConnections.cache, split.redisConnections.main, 'a separate cache client')
+    t.notOk(split.redisConnections.cache.isCluster, 'the cache client is standalone')
+    await split.cache.set('split-key', 'v', { ttl: '1m' })
+    t.match(await cacheServer.cli('--scan', '--pattern', 'app:cache:*'), /split-key/, 'the entry is on the cache server')
   })
 
   // Last: it stops every node. With every master frozen no replica can win an election, so the
