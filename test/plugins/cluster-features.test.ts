@@ -240,7 +240,7 @@ t.test('every feature on the harness Cluster', async (t) => {
     const cacheServer = await useRedis(t)
     const split = (await buildLimitedApp(t, { ...env, REDIS_CACHE_URL: cacheServer.url })).app
     t.not(split.redisConnections.cache, split.redisConnections.main, 'a separate cache client')
-    t.notOk(split.redisConnections.cache.isCluster, 'the cache client is standalone')
+    t.notOk(split.redisConnections.cache?.isCluster, 'the cache client is standalone')
     await split.cache.set('split-key', 'v', { ttl: '1m' })
     t.match(await cacheServer.cli('--scan', '--pattern', 'app:cache:*'), /split-key/, 'the entry is on the cache server')
   })
