@@ -177,6 +177,7 @@ export class ReadThrough {
     const lockKey = this.#engine.layout.lock(call.namespace, call.key)
     const token = `${this.#engine.instanceId}:${++this.#lockTokens}`
     let lock = await redis.acquireLock(lockKey, token, call.r.lockTtl)
+    if (lock === 'taken') lock = await redis.reclaimOwnLock(lockKey, `${this.#engine.instanceId}:`, token, call.r.lockTtl)
     const waitUntil = Date.now() + call.r.lockWait
     while (lock === 'taken' && Date.now() < waitUntil && !signal.aborted) {
       await sleep(LOCK_POLL_MS)

@@ -141,6 +141,21 @@ export class RedisTier {
     return this.#run('lock', async () => await tryLock(this.#client, lockKey, token, ttlMs) ? 'acquired' : 'taken')
   }
 
+  /**
+   * The lock is taken: when this instance's own token holds it, no flight of ours is running it (the
+   * in-process flight would have been joined), so it is a lock whose release failed during an outage.
+   * Take it over instead of waiting `lockWait` for a value nobody will write. Another instance's lock
+   * is left alone.
+   */
+  async reclaimOwnLock (lockKey: string, ownPrefix: string, token: string, ttlMs: number): Promise<'acquired' | 'taken' | undefined> {
+    return await this.#run('lock', async () => {
+      const holder = await this.#client.get(lockKey)
+      if (holder !== null && !holder.startsWith(ownPrefix)) return 'taken'
+      if (holder !== null) await releaseLock(this.#client, lockKey, holder)
+      return await tryLock(this.#client, lockKey, token, ttlMs) ? 'acquired' : 'taken'
+    })
+  }
+
   /** Compare-and-delete (lib/lock-store.ts): never deletes a lock another instance took after ours expired. */
   async releaseLock (lockKey: string, token: string): Promise<void> {
     await this.#run('unlock', () => releaseLock(this.#client, lockKey, token))

@@ -44,6 +44,23 @@ t.test('a lock holder that never writes costs a bounded wait, then the waiter lo
   t.equal(await server.cli('GET', 'cache:lock:{}default:orphan'), 'dead-instance:1', 'someone else\'s lock is never deleted')
 })
 
+t.test('a lock this instance left behind (its release failed in an outage) is taken over, not waited out', async (t) => {
+  const { server, cache } = await redisWithInstance(t)
+  let ownToken = ''
+  await cache.getOrSet('left', async () => {
+    ownToken = await server.cli('GET', 'cache:lock:{}default:left')
+    return 'v1'
+  })
+  t.match(ownToken, /^[0-9a-f-]+:\d+$/, 'the instance\'s own token, read while it held the lock')
+  // As if the compare-and-delete had been lost to a connection reset.
+  await server.cli('SET', 'cache:lock:{}default:left', ownToken, 'PX', '60000')
+  await cache.delete('left')
+  let loads = 0
+  t.equal(await cache.getOrSet('left', () => { loads++; return 'v2' }, { lockWait: '200ms' }), 'v2')
+  t.equal(loads, 1)
+  t.equal(await server.cli('EXISTS', 'cache:lock:{}default:left'), '0', 'the leftover lock was taken over and released')
+})
+
 t.test('a waiter takes over as soon as the holder\'s lock expires', async (t) => {
   const { server, cache } = await redisWithInstance(t)
   await server.cli('SET', 'cache:lock:{}default:k', 'dead-instance:1', 'PX', '150')
