@@ -2,36 +2,12 @@
 // real redis-server through real HTTP: app.inject, or a raw socket where inject would normalise
 // the URL (a fragment never leaves a browser, but any client can send one).
 import net from 'node:net'
-import { Writable } from 'node:stream'
 import t from 'tap'
 import type { FastifyInstance } from 'fastify'
-import { buildServer } from '../../server.js'
+import { build, count, type Runs } from './http-cache-app.js'
 import { suiteAclRule } from '../../lib/redis-acl.js'
 import { useRedis } from '../helpers/index.js'
 import { sleep, waitFor } from '../helpers/wait.js'
-
-type Runs = Record<string, number>
-interface Scope { teardown: (fn: () => unknown) => void }
-interface Built { app: FastifyInstance, logs: () => Array<{ msg?: string, level: number }> }
-
-async function build (t: Scope, env: Record<string, string>, routes: (app: FastifyInstance) => void,
-  pluginOptions?: Record<string, unknown>): Promise<Built> {
-  const lines: string[] = []
-  const logStream = new Writable({
-    write (chunk, _encoding, callback) { lines.push(...String(chunk).split('\n').filter((l) => l !== '')); callback() }
-  })
-  const app = await buildServer({
-    env: { NODE_ENV: 'test', LOG_LEVEL: 'info', RATE_LIMIT_GLOBAL: 'false', ...env },
-    logStream,
-    ...(pluginOptions === undefined ? {} : { httpCache: pluginOptions })
-  } as Parameters<typeof buildServer>[0])
-  routes(app)
-  t.teardown(() => app.close())
-  await app.ready()
-  return { app, logs: () => lines.map((l) => JSON.parse(l) as { msg?: string, level: number }) }
-}
-
-const count = (runs: Runs, name: string): number => (runs[name] = (runs[name] ?? 0) + 1)
 
 interface RawResponse { status: number, headers: Record<string, string>, body: string }
 

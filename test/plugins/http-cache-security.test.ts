@@ -2,34 +2,10 @@
 // real HTTP (app.inject): no response crosses identities, the key holds everything that selects a
 // response, clients cannot force origin work on shared entries, and what one route may write is capped.
 import { setTimeout as sleep } from 'node:timers/promises'
-import { Writable } from 'node:stream'
 import t from 'tap'
-import type { FastifyInstance, FastifyRequest } from 'fastify'
-import { buildServer } from '../../server.js'
+import type { FastifyRequest } from 'fastify'
+import { build, count, type Runs } from './http-cache-app.js'
 import { useRedis } from '../helpers/index.js'
-
-type Runs = Record<string, number>
-interface Scope { teardown: (fn: () => unknown) => void }
-interface Built { app: FastifyInstance, logs: () => Array<{ msg?: string, level: number }> }
-
-async function build (t: Scope, env: Record<string, string>, routes: (app: FastifyInstance) => void,
-  pluginOptions?: Record<string, unknown>): Promise<Built> {
-  const lines: string[] = []
-  const logStream = new Writable({
-    write (chunk, _encoding, callback) { lines.push(...String(chunk).split('\n').filter((l) => l !== '')); callback() }
-  })
-  const app = await buildServer({
-    env: { NODE_ENV: 'test', LOG_LEVEL: 'info', RATE_LIMIT_GLOBAL: 'false', ...env },
-    logStream,
-    ...(pluginOptions === undefined ? {} : { httpCache: pluginOptions })
-  } as Parameters<typeof buildServer>[0])
-  routes(app)
-  t.teardown(() => app.close())
-  await app.ready()
-  return { app, logs: () => lines.map((l) => JSON.parse(l) as { msg?: string, level: number }) }
-}
-
-const count = (runs: Runs, name: string): number => (runs[name] = (runs[name] ?? 0) + 1)
 
 t.test('1. a private route never stores or serves without an identity', async (t) => {
   const redis = await useRedis(t)
