@@ -2,9 +2,9 @@
 // subscriber connection made on first use) or, in memory mode, this process.
 //
 // Redis pub/sub is fire-and-forget: a message published while the subscriber is disconnected is
-// lost. After a reconnect ioredis subscribes again by itself (autoResubscribe); on every 'ready' the
-// transport also re-sends SUBSCRIBE/PSUBSCRIBE for what it should hear (idempotent in Redis), so a
-// subscription made while the link was flapping is not left behind. Under RESP3 (ioredis 6's default)
+// lost. On every 'ready' the transport re-sends SUBSCRIBE/PSUBSCRIBE for what it should hear
+// (idempotent in Redis); the suite's subscriber connection has ioredis' own autoResubscribe off (its
+// rejection goes unhandled when the link drops again at once), so this is what restores them. Under RESP3 (ioredis 6's default)
 // messages arrive as push frames and ioredis still emits them as 'message' / 'pmessage'.
 import { bounded, whenReady, type RedisClient } from './redis-command.js'
 

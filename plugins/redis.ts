@@ -93,7 +93,10 @@ async function redisPlugin (app: FastifyInstance): Promise<void> {
     cache,
     subscriber: () => {
       if (subscriber === undefined) {
-        subscriber = track(extra, main.isCluster ? (main as Cluster).duplicate() : (main as Redis).duplicate())
+        // autoResubscribe off: ioredis re-subscribes on 'ready' without handling the rejection when the
+        // link drops again at once (an unhandledRejection, fatal by default); the cache's invalidation
+        // bus and the pub/sub transport subscribe again themselves on every 'ready'.
+        subscriber = track(extra, main.isCluster ? (main as Cluster).duplicate() : (main as Redis).duplicate({ autoResubscribe: false }))
         subscriber.on('error', () => {}) // its state is the main connection's; errors are reported there
         subscriber.connect().catch(() => {})
       }

@@ -85,10 +85,12 @@ export class InvalidationBus {
   }
 
   readonly #onReady = (): void => {
-    // After a reconnect ioredis subscribes again by itself (autoResubscribe), but whatever was
-    // published while the connection was down is lost.
-    if (this.#subscribed) this.#options.onResubscribed()
-    else this.#subscribe().catch(() => undefined)
+    // Subscribe on every 'ready' (SUBSCRIBE is idempotent): the suite's subscriber connection runs
+    // with autoResubscribe off, because ioredis leaves its own re-subscribe's rejection unhandled when
+    // the link drops again at once. Whatever was published while it was down is lost: tell the engine.
+    const wasSubscribed = this.#subscribed
+    this.#subscribe().catch(() => undefined)
+    if (wasSubscribed) this.#options.onResubscribed()
   }
 
   readonly #onMessage = (channel: string, text: string): void => {
