@@ -6,7 +6,7 @@ import { readFile } from 'node:fs/promises'
 import t from 'tap'
 import { Type } from 'typebox'
 import { Redis } from 'ioredis'
-import { useRedis } from '../helpers/index.js'
+import { useRedis, waitFor } from '../helpers/index.js'
 import { Writable } from 'node:stream'
 import { buildServer } from '../../server.js'
 import { SUITE_ACL_COMMANDS, suiteAclRule } from '../../lib/redis-acl.js'
@@ -95,6 +95,8 @@ t.test('the whole surface works as the ACL user; dangerous commands are refused'
   const unsubscribe = await app.pubsub.subscribe('acl-events', (message) => { received.push(message) })
   const unsubscribePattern = await app.pubsub.psubscribe('acl-*', () => {})
   t.equal(await app.pubsub.publish('acl-events', { n: 1 }), 2, 'delivered to the channel and the pattern')
+  // PUBLISH counts receivers when Redis queues the message; it reaches the handler a moment later.
+  await waitFor(() => received.length === 1, { timeoutMs: 2_000, what: 'the message handled' })
   await unsubscribe()
   await unsubscribePattern()
   const stream = app.pubsub.stream('acl-jobs', Type.Object({ n: Type.Number() }))
