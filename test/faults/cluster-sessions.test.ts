@@ -9,7 +9,7 @@ import { request } from 'undici'
 import { useCluster, sleep, waitFor } from '../helpers/index.js'
 import { cookiePair, startFaultApp } from '../helpers/fault-app.js'
 import { describeSummary, runLoad, summarize, type LoadRequest, type LoadRun, type LoadResult } from '../helpers/load.js'
-import { analyzeWrites } from '../helpers/writes.js'
+import { analyzeWrites, lostSignIns } from '../helpers/writes.js'
 
 const SIGN_INS = 50
 const READS = 100
@@ -20,16 +20,6 @@ function load (readers: readonly string[], prefix: string): (i: number) => LoadR
   return (i: number): LoadRequest => i % 3 === 0
     ? { path: '/demo/login', method: 'POST' as const, body: JSON.stringify({ userId: `${prefix}${i}` }), headers: { 'content-type': 'application/json' }, tag: 'write' }
     : { path: '/demo/me', headers: { cookie: readers[i % readers.length] ?? '' }, tag: 'read' }
-}
-
-async function lostSignIns (baseUrl: string, acknowledged: readonly LoadResult[], prefix: string): Promise<number[]> {
-  const lost: number[] = []
-  for (const r of acknowledged) {
-    const res = await request(`${baseUrl}/demo/me`, { headers: { cookie: cookiePair(r.headers['set-cookie']) ?? '' } })
-    const body = await res.body.json() as { userId?: string }
-    if (body.userId !== `${prefix}${r.i}`) lost.push(r.i)
-  }
-  return lost
 }
 
 /** The failed requests of a run; every one must be the route's 503 with Retry-After. */

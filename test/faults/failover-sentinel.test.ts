@@ -8,7 +8,7 @@ import { useSentinelGroup, sleep, waitFor } from '../helpers/index.js'
 import { buildTestApp } from '../helper.js'
 import { cookiePair, startFaultApp } from '../helpers/fault-app.js'
 import { describeSummary, runLoad, summarize, type LoadRequest } from '../helpers/load.js'
-import { analyzeWrites } from '../helpers/writes.js'
+import { analyzeWrites, lostSignIns } from '../helpers/writes.js'
 
 const INTERVAL_MS = 10 // 100 writes/s and 100 reads/s
 
@@ -100,12 +100,7 @@ t.test('planned Sentinel failover under 50 sign-ins/s + 100 session reads/s over
   })
   await fault
   const report = analyzeWrites(run, failoverAt)
-  const lost: number[] = []
-  for (const r of report.acknowledged) {
-    const res = await request(`${baseUrl}/demo/me`, { headers: { cookie: cookiePair(r.headers['set-cookie']) ?? '' } })
-    const body = await res.body.json() as { userId?: string }
-    if (body.userId !== `f${r.i}`) lost.push(r.i)
-  }
+  const lost = await lostSignIns(baseUrl, report.acknowledged, 'f')
   const failed = run.results.filter((r) => r.status !== 200)
   const afterFailover = run.results.filter((r) => run.t0 + r.startedAt >= failoverAt)
   t.comment(describeSummary('sign-ins and reads', summarize(run.results)))
@@ -142,12 +137,7 @@ t.test('unplanned Sentinel failover (master SIGKILLed) with a budget above the g
   })
   await fault
   const report = analyzeWrites(run, killAt)
-  const lost: number[] = []
-  for (const r of report.acknowledged) {
-    const res = await request(`${baseUrl}/demo/me`, { headers: { cookie: cookiePair(r.headers['set-cookie']) ?? '' } })
-    const body = await res.body.json() as { userId?: string }
-    if (body.userId !== `k${r.i}`) lost.push(r.i)
-  }
+  const lost = await lostSignIns(baseUrl, report.acknowledged, 'k')
   t.comment(describeSummary('sign-ins', summarize(run.results)))
   t.comment(`unplanned failover, REDIS_FAILOVER_WAIT=4s: ${report.failed.length} failed sign-ins, ${report.acknowledged.length} acknowledged, ${lost.length} lost; longest silence between acknowledgements ${report.longestSilenceMs} ms`)
   t.equal(summarize(run.results).unfinished, 0, 'no request left unfinished')

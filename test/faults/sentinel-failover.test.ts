@@ -3,11 +3,10 @@
 // Session writes: each sign-in creates a session; a lost one is an acknowledged cookie that no
 // longer names its user after the failover.
 import t from 'tap'
-import { request } from 'undici'
 import { useSentinelGroup, sleep } from '../helpers/index.js'
-import { cookiePair, startFaultApp } from '../helpers/fault-app.js'
+import { startFaultApp } from '../helpers/fault-app.js'
 import { describeSummary, runLoad, summarize } from '../helpers/load.js'
-import { analyzeWrites } from '../helpers/writes.js'
+import { analyzeWrites, lostSignIns } from '../helpers/writes.js'
 
 const RATE = 50
 
@@ -42,12 +41,7 @@ t.test('Sentinel: master SIGKILLed under write load', async (t) => {
   })
   await fault
   const report = analyzeWrites(run, killAt)
-  const lost: number[] = []
-  for (const r of report.acknowledged) {
-    const res = await request(`${baseUrl}/demo/me`, { headers: { cookie: cookiePair(r.headers['set-cookie']) ?? '' } })
-    const body = await res.body.json() as { userId?: string }
-    if (body.userId !== `f${r.i}`) lost.push(r.i)
-  }
+  const lost = await lostSignIns(baseUrl, report.acknowledged, 'f')
   t.comment(describeSummary('writes', summarize(run.results)))
   t.comment(`failover: ${report.failed.length} failed sign-ins, failing window ${report.gapMs} ms, longest silence between acknowledgements ${report.longestSilenceMs} ms, ${report.acknowledged.length} acknowledged, ${lost.length} lost`)
 

@@ -1,6 +1,8 @@
 // Acknowledged-write bookkeeping for failover and durability cases: which writes the app answered 200
 // for (Redis acknowledged them), how many failed, how long writes were failing, and which
 // acknowledged ones a fresh client can no longer read.
+import { request } from 'undici'
+import { cookiePair } from './fault-app.js'
 import type { LoadResult, LoadRun } from './load.js'
 
 export interface WriteReport {
@@ -41,6 +43,20 @@ export async function lostWrites (acknowledged: readonly LoadResult[], read: (ke
     const chunk = acknowledged.slice(start, start + batch)
     const values = await read(chunk.map((r) => `fault:w${r.i}`))
     chunk.forEach((r, index) => { if (values[index] !== writeValue(r.i)) lost.push(r) })
+  }
+  return lost
+}
+
+/**
+ * The acknowledged sign-ins (POST /demo/login with userId `<prefix><i>`) whose session a fresh
+ * request with the returned cookie no longer reads as that user: their indexes.
+ */
+export async function lostSignIns (baseUrl: string, acknowledged: readonly LoadResult[], prefix: string): Promise<number[]> {
+  const lost: number[] = []
+  for (const r of acknowledged) {
+    const res = await request(`${baseUrl}/demo/me`, { headers: { cookie: cookiePair(r.headers['set-cookie']) ?? '' } })
+    const body = await res.body.json() as { userId?: string }
+    if (body.userId !== `${prefix}${r.i}`) lost.push(r.i)
   }
   return lost
 }
