@@ -264,8 +264,9 @@ export class CacheEngine {
     }
     const known = envelope.generation !== UNKNOWN_VERSION && Object.values(tags).every((v) => v !== UNKNOWN_VERSION)
     if (this.redis !== undefined && r.redis && known) {
-      await this.redis.write(fullKey, stored, r.ttl + r.grace)
-      await this.#publish({ kind: 'keys', keys: [fullKey] })
+      // Sent together, answered in one round trip: Redis runs them in order on the one connection,
+      // so no instance hears of the new value before it is there.
+      await Promise.all([this.redis.write(fullKey, stored, r.ttl + r.grace), this.#publish({ kind: 'keys', keys: [fullKey] })])
     }
     return envelope
   }
@@ -273,8 +274,7 @@ export class CacheEngine {
   async delete (fullKeys: string[]): Promise<void> {
     for (const key of fullKeys) this.memory?.delete(key)
     if (this.redis === undefined) return
-    await this.redis.delete(fullKeys)
-    await this.#publish({ kind: 'keys', keys: fullKeys })
+    await Promise.all([this.redis.delete(fullKeys), this.#publish({ kind: 'keys', keys: fullKeys })])
   }
 
   async invalidateTags (tags: string[]): Promise<void> {

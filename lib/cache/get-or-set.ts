@@ -188,7 +188,9 @@ export class ReadThrough {
     try {
       return await this.#load(call, loader, stale, versions, invalidationsBefore, signal)
     } finally {
-      if (lock === 'acquired') await redis.releaseLock(lockKey, token)
+      // Not awaited: the callers have their value once it is written. The release follows the write
+      // on the same connection, and the next SET NX on this key from this process follows the release.
+      if (lock === 'acquired') void redis.releaseLock(lockKey, token)
     }
   }
 
