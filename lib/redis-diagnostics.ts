@@ -13,17 +13,28 @@ export interface ServerSettings {
   save?: string
 }
 
+/**
+ * CONFIG GET first (it knows the save points); managed Redis and the suite's least-privilege ACL user
+ * (lib/redis-acl.ts) deny it, so INFO, which every user may run, answers the eviction policy and the
+ * AOF switch. The save points are not in INFO: left unknown, so no persistence warning on a guess.
+ */
 export async function readServerSettings (client: Redis | Cluster): Promise<ServerSettings | undefined> {
   const node = client.isCluster ? (client as Cluster).nodes('master')[0] : client as Redis
   if (node === undefined) return undefined
-  try {
-    const pairs = await node.call('CONFIG', 'GET', 'maxmemory-policy', 'appendonly', 'save') as string[] | Record<string, string>
+  const fromConfig = await node.call('CONFIG', 'GET', 'maxmemory-policy', 'appendonly', 'save').then((pairs) => {
     // RESP3 answers CONFIG GET with a map; RESP2 with a flat list.
-    const fields = Array.isArray(pairs) ? Object.fromEntries(chunk(pairs)) : pairs
+    const fields = Array.isArray(pairs) ? Object.fromEntries(chunk(pairs as string[])) : pairs as Record<string, string>
     return { maxmemoryPolicy: fields['maxmemory-policy'], appendonly: fields.appendonly, save: fields.save }
-  } catch {
-    return undefined
-  }
+  }, () => undefined)
+  if (fromConfig !== undefined) return fromConfig
+  return await node.info().then((text) => {
+    const fields = new Map(text.split('\r\n').flatMap((line) => {
+      const at = line.indexOf(':')
+      return at > 0 ? [[line.slice(0, at), line.slice(at + 1)] as const] : []
+    }))
+    const aof = fields.get('aof_enabled')
+    return { maxmemoryPolicy: fields.get('maxmemory_policy'), appendonly: aof === undefined ? undefined : aof === '1' ? 'yes' : 'no' }
+  }, () => undefined)
 }
 
 /** Warnings for settings that put sessions and rate limits at risk. */
@@ -32,7 +43,7 @@ export function settingWarnings (settings: ServerSettings): string[] {
   if (settings.maxmemoryPolicy !== undefined && settings.maxmemoryPolicy !== 'noeviction') {
     warnings.push(`maxmemory-policy is ${settings.maxmemoryPolicy}: sessions and rate-limit counters can be evicted under memory pressure; use noeviction here and put the cache on its own instance (REDIS_CACHE_URL)`)
   }
-  if (settings.appendonly === 'no' && (settings.save === undefined || settings.save.trim() === '')) {
+  if (settings.appendonly === 'no' && settings.save?.trim() === '') {
     warnings.push('persistence is off (appendonly no, no save points): every session is lost when Redis restarts; enable appendonly with appendfsync everysec')
   }
   return warnings
@@ -41,7 +52,7 @@ export function settingWarnings (settings: ServerSettings): string[] {
 export async function checkServerSettings (client: Redis | Cluster, log: DiagnosticsLogger): Promise<string[]> {
   const settings = await readServerSettings(client)
   if (settings === undefined) {
-    log.debug({}, 'Redis settings not checked: CONFIG GET is not allowed or failed')
+    log.debug({}, 'Redis settings not checked: neither CONFIG GET nor INFO answered')
     return []
   }
   const warnings = settingWarnings(settings)
