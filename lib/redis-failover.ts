@@ -10,12 +10,14 @@
 // `maxRetriesPerRequest` and `retryStrategy` from `client.options` at the moment it needs them,
 // which is what makes a per-outage switch possible without wrapping `sendCommand`.
 //
-// On Sentinel, `watchSentinels` adds a planned failover's early warning: the leader Sentinel announces
-// `+failover-state-send-slaveof-noone` about one Sentinel tick (100 ms) before it promotes the replica.
-// Writes the old master accepts after the promotion are lost when it is turned into a replica, and
-// ioredis' own failoverDetector only moves on `+switch-master`, about a second later. So on the warning
-// the client lets its commands in flight finish, disconnects, and holds every new command (within the
-// budget) until `+switch-master` names the new master.
+// On Sentinel, `watchSentinels` adds a planned failover's early warning. The Sentinel that runs it
+// announces `+try-failover` when SENTINEL FAILOVER is received, and sends REPLICAOF NO ONE to the
+// replica two or three Sentinel ticks (50-100 ms each) later. A write the old master accepts after that
+// promotion is lost when it is turned into a replica (about 8 s after +switch-master), and ioredis' own
+// failoverDetector only moves on `+switch-master`, about a second after the promotion. So on the
+// warning the client stops writing to the old master at once (new commands go to the offline queue),
+// lets the commands already sent get their replies, disconnects, and stays away from the old master
+// until `+switch-master` names the new one (or the failover is given up).
 import { Redis, type RedisOptions, type SentinelAddress } from 'ioredis'
 
 export interface FailoverWaitOptions {
@@ -45,7 +47,13 @@ interface Internals {
   flushQueue: (error: Error, options: { offlineQueue: boolean, commandQueue: boolean }) => void
 }
 
-const DRAIN_POLLS = 50
+/** How long a hold waits for the replies to commands already sent before dropping them (unknown outcome). */
+const DRAIN_MS = 200
+/**
+ * How long a hold keeps the client away from the old master when no Sentinel says how the failover
+ * ended (Sentinel connections lost): past it the client reconnects wherever the Sentinels point.
+ */
+const HOLD_CEILING_MS = 10_000
 
 /**
  * The bounded failover wait of one standalone or Sentinel client built with the bounded options
@@ -60,8 +68,9 @@ export class FailoverWait {
   #connected: boolean
   #lostAt: number | undefined
   #timer: NodeJS.Timeout | undefined
-  /** Set while a planned failover is announced and not yet switched: do not reconnect to the old master. */
+  /** Set while a failover is announced and not yet settled: do not reconnect to the old master. */
   #held = false
+  #heldSince = 0
   /** The next close is one we caused: reject what was in flight ourselves (ioredis will not, see #open). */
   #closingOnPurpose = false
   readonly #listeners: Array<['ready' | 'close' | 'end', () => void]>
@@ -71,12 +80,23 @@ export class FailoverWait {
     this.#internals = client as unknown as Internals
     this.#options = options
     const settings = client.options
+    const retry = settings.retryStrategy
     this.#fastFail = {
       enableOfflineQueue: settings.enableOfflineQueue,
       commandTimeout: settings.commandTimeout,
       maxRetriesPerRequest: settings.maxRetriesPerRequest,
-      retryStrategy: settings.retryStrategy
+      // Runs once per reconnect attempt: while a failover is held, the next attempt waits for
+      // release() (never past the hold's ceiling) instead of reaching the old master.
+      retryStrategy: (times: number) => {
+        if (this.#held) {
+          const left = this.#heldSince + HOLD_CEILING_MS - Date.now()
+          if (left > 0) return left
+          this.#held = false
+        }
+        return retry?.(times)
+      }
     }
+    settings.retryStrategy = this.#fastFail.retryStrategy
     this.#connected = client.status === 'ready'
     this.#listeners = [['ready', () => { this.#onReady() }], ['close', () => { this.#onClose() }], ['end', () => { this.#onEnd() }]]
     for (const [event, listener] of this.#listeners) client.on(event, listener)
@@ -98,27 +118,35 @@ export class FailoverWait {
   }
 
   /**
-   * A planned failover is announced: stop sending to the current master. Commands in flight finish
-   * first (polled for a few ms, well inside the Sentinel tick before the promotion), then the client
-   * disconnects and holds new commands until `release()` or the end of the budget.
+   * A failover is announced: stop sending to the current master. New commands go to the offline queue
+   * at once; the commands already sent get their replies (for up to DRAIN_MS, well inside the Sentinel
+   * ticks before the promotion), then the client disconnects and holds every command until `release()`
+   * or the end of the budget, and stays away from the old master until `release()`. True when this
+   * call started the hold (false: already held, or the wait is off).
    */
-  hold (): void {
-    if (this.#options.budgetMs <= 0 || this.#held) return
+  hold (): boolean {
+    if (this.#options.budgetMs <= 0 || this.#held) return false
     this.#held = true
-    if (!this.#connected) return // already down: just do not reconnect to the old master early
-    let polls = 0
+    this.#heldSince = Date.now()
+    if (!this.#connected) return true // already down: just keep away from the old master
+    this.#connected = false
+    this.#open(this.#heldSince)
+    // ioredis writes a command only while `stream.writable`; the setter is Node's (it sets
+    // `_writableState.writable`) and leaves reading, replies and end() as they were.
+    const stream = (this.#client as unknown as { stream?: { writable: boolean } }).stream
+    if (stream !== undefined) stream.writable = false
     const drain = (): void => {
-      if (!this.#held || !this.#connected) return
-      if (this.#internals.commandQueue.length > 0 && polls++ < DRAIN_POLLS) {
+      // Released meanwhile or not: this stream no longer takes commands, so it must go.
+      if (this.#client.status !== 'ready') return
+      if (this.#internals.commandQueue.length > 0 && Date.now() - this.#heldSince < DRAIN_MS) {
         setImmediate(drain)
         return
       }
-      this.#connected = false
-      this.#open(Date.now())
       this.#closingOnPurpose = true
       this.#client.disconnect(true)
     }
     drain()
+    return true
   }
 
   /** The new master is named (or the failover was given up): reconnect now. */
@@ -176,23 +204,19 @@ export class FailoverWait {
     // A queued command's own timer starts when it is issued; it must outlast the wait for the
     // connection (the budget, enforced by #expire) plus the usual bound on the reply.
     settings.commandTimeout = this.#options.budgetMs + (this.#fastFail.commandTimeout ?? 0)
-    const retry = this.#fastFail.retryStrategy
-    // While held, the next reconnect waits for release() (or the end of the budget).
-    settings.retryStrategy = (times: number) => this.#held ? Math.max(0, lostAt + this.#options.budgetMs - Date.now()) : retry?.(times)
     this.#timer = setTimeout(() => { this.#expire() }, Math.max(0, lostAt + this.#options.budgetMs - Date.now()))
     this.#timer.unref()
   }
 
   #expire (): void {
     const since = this.#lostAt ?? Date.now()
-    const wasHeld = this.#held
-    this.#held = false
     this.#restore()
     const rejected = this.#internals.offlineQueue.length
     this.#internals.flushQueue(new FailoverWaitExpiredError(`the Redis connection was lost ${Date.now() - since} ms ago and did not come back within REDIS_FAILOVER_WAIT (${this.#options.budgetMs} ms)`),
       { offlineQueue: true, commandQueue: false })
     this.#options.onExpired?.(Date.now() - since, rejected)
-    if (wasHeld && this.#client.status === 'reconnecting') this.#client.connect().catch(() => {})
+    // A failover still held past the budget: commands fail fast from now on, and the client keeps
+    // away from the old master (it would accept writes the promotion then discards) until release().
   }
 
   #restore (): void {
@@ -208,14 +232,21 @@ export interface SentinelWatchOptions {
   name: string
   /** Options for the connections to the Sentinels: credentials, TLS, reconnect strategy. */
   connection: RedisOptions
-  /** The promotion is about to happen: stop writing to the old master. */
+  /** A failover of this master started: stop writing to the old master before the promotion. */
   onPromoting: () => void
-  /** The new master is named, or the failover ended without one: reconnect. */
+  /** The new master is named, or every Sentinel that started a failover gave it up: reconnect. */
   onSettled: () => void
 }
 
-const PROMOTING = '+failover-state-send-slaveof-noone'
-const SETTLED = ['+switch-master', '-failover-abort-not-elected', '-failover-abort-slave-timeout', '-failover-abort-no-good-slave', '+failover-end-for-timeout']
+/**
+ * The events that announce a failover, earliest first: `+try-failover` comes with SENTINEL FAILOVER
+ * (or, unplanned, once the master is objectively down), two or three ticks before REPLICAOF NO ONE;
+ * the later ones are there in case the first was missed (a Sentinel connection re-established late).
+ */
+const STARTED = ['+try-failover', '+failover-state-select-slave', '+failover-state-send-slaveof-noone']
+const SWITCHED = '+switch-master'
+/** One Sentinel gave up its failover attempt (not elected, no replica, timeout). */
+const ABORTED = ['-failover-abort-not-elected', '-failover-abort-slave-timeout', '-failover-abort-no-good-slave', '+failover-end-for-timeout']
 
 /**
  * Subscribes to every configured Sentinel's failover events for one master. Failures are quiet: the
@@ -223,7 +254,14 @@ const SETTLED = ['+switch-master', '-failover-abort-not-elected', '-failover-abo
  * later. Returns a function that closes the Sentinel connections.
  */
 export function watchSentinels (options: SentinelWatchOptions): () => void {
-  const clients = options.sentinels.map((address) => {
+  // Sentinel events name the master as "master <name> <ip> <port>" (master events), "... @ <name> <ip>
+  // <port>" (replica and Sentinel events), or "<name> <old> <new>" (+switch-master).
+  const masterEvent = `master ${options.name} `
+  const instanceEvent = `@ ${options.name} `
+  // The Sentinels running a failover of ours: in an unplanned one several try and all but the
+  // elected one abort, so one abort settles nothing while another Sentinel still runs it.
+  const running = new Set<number>()
+  const clients = options.sentinels.map((address, index) => {
     const client = new Redis({
       ...options.connection,
       host: address.host,
@@ -235,13 +273,21 @@ export function watchSentinels (options: SentinelWatchOptions): () => void {
       connectionName: 'fastify-redis-suite-failover-watch'
     })
     client.on('error', () => {})
-    client.subscribe(PROMOTING, ...SETTLED).catch(() => {})
+    client.subscribe(...STARTED, SWITCHED, ...ABORTED).catch(() => {})
     client.on('message', (channel: string, message: string) => {
-      // Instance events end with "@ <master-name> <ip> <port>"; +switch-master starts with the name.
-      const ours = channel === '+switch-master' ? message.startsWith(`${options.name} `) : message.includes(`@ ${options.name} `)
-      if (!ours) return
-      if (channel === PROMOTING) options.onPromoting()
-      else options.onSettled()
+      if (channel === SWITCHED) {
+        if (!message.startsWith(`${options.name} `)) return
+        running.clear()
+        options.onSettled()
+        return
+      }
+      if (!message.startsWith(masterEvent) && !message.includes(instanceEvent)) return
+      if (STARTED.includes(channel)) {
+        running.add(index)
+        options.onPromoting()
+      } else if (running.delete(index) && running.size === 0) {
+        options.onSettled()
+      }
     })
     return client
   })

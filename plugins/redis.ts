@@ -77,8 +77,7 @@ async function redisPlugin (app: FastifyInstance): Promise<void> {
       name: config.REDIS_SENTINEL_NAME,
       connection: sentinelConnection(plan.options),
       onPromoting: () => {
-        log.info({ redis: { mode: plan.mode } }, 'Sentinel failover announced: holding commands until the new master is named')
-        failoverWait.hold()
+        if (failoverWait.hold()) log.info({ redis: { mode: plan.mode } }, 'Sentinel failover announced: holding commands until the new master is named')
       },
       onSettled: () => { failoverWait.release() }
     })
