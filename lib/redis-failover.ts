@@ -18,7 +18,7 @@
 // warning the client stops writing to the old master at once (new commands go to the offline queue),
 // lets the commands already sent get their replies, disconnects, and stays away from the old master
 // until `+switch-master` names the new one (or the failover is given up).
-import { Redis, type RedisOptions, type SentinelAddress } from 'ioredis'
+import { Redis, type Cluster, type RedisOptions, type SentinelAddress } from 'ioredis'
 
 export interface FailoverWaitOptions {
   /** REDIS_FAILOVER_WAIT in ms; 0 disables the wait (every command fails fast while disconnected). */
@@ -223,6 +223,106 @@ export class FailoverWait {
     if (this.#timer !== undefined) clearTimeout(this.#timer)
     this.#timer = undefined
     Object.assign(this.#client.options, this.#fastFail)
+  }
+}
+
+export interface ClusterFailoverWaitOptions {
+  /** REDIS_FAILOVER_WAIT in ms; 0 disables the wait (a command gets the usual redirections only). */
+  budgetMs: number
+  /** REDIS_COMMAND_TIMEOUT in ms: the usual bound on one command, added to the wait. */
+  commandTimeoutMs: number
+  /** Called once per outage when the budget ran out with node connections still being lost. */
+  onExpired?: (lostForMs: number) => void
+}
+
+/** ioredis Cluster internals this class adjusts; all exist in ioredis 6 (asserted by the tests). */
+interface ClusterInternals {
+  connectionPool: { redisOptions: RedisOptions }
+}
+
+/** How often, during a Cluster wait, the node clients' command timeout is brought to the deadline. */
+const CLUSTER_TICK_MS = 100
+
+/**
+ * REDIS_FAILOVER_WAIT on Cluster. A Cluster client follows a failover inside each command: a lost
+ * node's commands are retried every `retryDelayOnFailover` (CLUSTERDOWN every
+ * `retryDelayOnClusterDown`), each retry refreshing the slots, and MOVED is followed at once. What
+ * bounds that today is `maxRedirections` and the command timeout, both about one
+ * REDIS_COMMAND_TIMEOUT: too short for a replica to take over (cluster-node-timeout + election).
+ *
+ * When a node connection is lost (`-node`), and for one budget from that moment, commands issued get
+ * enough redirections and a command timeout reaching the end of the budget (plus the usual
+ * REDIS_COMMAND_TIMEOUT for the reply); the timeout is moved every 100 ms, by a timer that exists only
+ * during the wait. Past the budget the usual bounds come back, so a longer outage fails as fast as
+ * before. A new wait opens only after a budget without node losses: while an outage lasts, the
+ * retries keep losing connections to the dead node, so it does not grant itself a new budget.
+ */
+export class ClusterFailoverWait {
+  readonly #cluster: Cluster
+  readonly #options: ClusterFailoverWaitOptions
+  readonly #maxRedirections: number
+  #lostAt: number | undefined
+  #lastLoss = Number.NEGATIVE_INFINITY
+  #timer: NodeJS.Timeout | undefined
+  readonly #onLoss = (): void => { this.#loss() }
+
+  constructor (cluster: Cluster, options: ClusterFailoverWaitOptions) {
+    this.#cluster = cluster
+    this.#options = options
+    this.#maxRedirections = cluster.options.maxRedirections ?? 16
+    cluster.on('-node', this.#onLoss)
+  }
+
+  /** Milliseconds a command issued now may still wait for the failover (0 outside a wait). */
+  waitLeft (): number {
+    return this.#lostAt === undefined ? 0 : Math.max(0, this.#lostAt + this.#options.budgetMs - Date.now())
+  }
+
+  detach (): void {
+    this.#cluster.off('-node', this.#onLoss)
+    if (this.#lostAt !== undefined) this.#end(false)
+  }
+
+  #loss (): void {
+    // At boot and on close the pool drops the connections it no longer needs: not a loss.
+    if (this.#cluster.status !== 'ready') return
+    const now = Date.now()
+    const quiet = now - this.#lastLoss >= this.#options.budgetMs
+    this.#lastLoss = now
+    if (this.#lostAt !== undefined || !quiet || this.#options.budgetMs <= 0) return
+    this.#lostAt = now
+    const retryEvery = Math.max(1, Math.min(this.#cluster.options.retryDelayOnFailover ?? 100, this.#cluster.options.retryDelayOnClusterDown ?? 100))
+    this.#cluster.options.maxRedirections = this.#maxRedirections + Math.ceil((this.#options.budgetMs + this.#options.commandTimeoutMs) / retryEvery)
+    this.#stretch()
+    this.#timer = setInterval(() => { this.#stretch() }, CLUSTER_TICK_MS)
+    this.#timer.unref()
+  }
+
+  /** Command timeout for commands issued now: to the end of the budget, plus the usual bound. */
+  #stretch (): void {
+    const left = this.waitLeft()
+    if (left <= 0) {
+      this.#end(true)
+      return
+    }
+    this.#setCommandTimeout(left + this.#options.commandTimeoutMs)
+  }
+
+  #end (expired: boolean): void {
+    const lostAt = this.#lostAt ?? Date.now()
+    clearInterval(this.#timer)
+    this.#timer = undefined
+    this.#lostAt = undefined
+    this.#cluster.options.maxRedirections = this.#maxRedirections
+    this.#setCommandTimeout(this.#options.commandTimeoutMs)
+    // Still down when retries lost a node connection lately; otherwise the failover was over in time.
+    if (expired && Date.now() - this.#lastLoss < 2 * CLUSTER_TICK_MS) this.#options.onExpired?.(Date.now() - lostAt)
+  }
+
+  #setCommandTimeout (ms: number): void {
+    // The pool's copy is what new node connections (a MOVED to a new master) are built with.
+    ;(this.#cluster as unknown as ClusterInternals).connectionPool.redisOptions.commandTimeout = ms
+    for (const node of this.#cluster.nodes('all')) node.options.commandTimeout = ms
   }
 }
 
