@@ -74,29 +74,31 @@ export class FailoverWait {
   /** The next close is one we caused: reject what was in flight ourselves (ioredis will not, see #open). */
   #closingOnPurpose = false
   readonly #listeners: Array<['ready' | 'close' | 'end', () => void]>
+  /**
+   * The reconnect strategy while a failover is held (installed on this client only, so duplicates
+   * made earlier keep their own): the next attempt waits for release(), never past the hold's ceiling.
+   */
+  readonly #heldRetry = (times: number): number | null | undefined => {
+    if (this.#held) {
+      const left = this.#heldSince + HOLD_CEILING_MS - Date.now()
+      if (left > 0) return left
+      this.#held = false
+    }
+    const retry = this.#fastFail.retryStrategy
+    return retry == null ? undefined : retry(times) as number | null | undefined
+  }
 
   constructor (client: Redis, options: FailoverWaitOptions) {
     this.#client = client
     this.#internals = client as unknown as Internals
     this.#options = options
     const settings = client.options
-    const retry = settings.retryStrategy
     this.#fastFail = {
       enableOfflineQueue: settings.enableOfflineQueue,
       commandTimeout: settings.commandTimeout,
       maxRetriesPerRequest: settings.maxRetriesPerRequest,
-      // Runs once per reconnect attempt: while a failover is held, the next attempt waits for
-      // release() (never past the hold's ceiling) instead of reaching the old master.
-      retryStrategy: (times: number) => {
-        if (this.#held) {
-          const left = this.#heldSince + HOLD_CEILING_MS - Date.now()
-          if (left > 0) return left
-          this.#held = false
-        }
-        return retry?.(times)
-      }
+      retryStrategy: settings.retryStrategy
     }
-    settings.retryStrategy = this.#fastFail.retryStrategy
     this.#connected = client.status === 'ready'
     this.#listeners = [['ready', () => { this.#onReady() }], ['close', () => { this.#onClose() }], ['end', () => { this.#onEnd() }]]
     for (const [event, listener] of this.#listeners) client.on(event, listener)
@@ -128,6 +130,7 @@ export class FailoverWait {
     if (this.#options.budgetMs <= 0 || this.#held) return false
     this.#held = true
     this.#heldSince = Date.now()
+    this.#client.options.retryStrategy = this.#heldRetry
     if (!this.#connected) return true // already down: just keep away from the old master
     this.#connected = false
     this.#open(this.#heldSince)
@@ -217,6 +220,7 @@ export class FailoverWait {
     this.#options.onExpired?.(Date.now() - since, rejected)
     // A failover still held past the budget: commands fail fast from now on, and the client keeps
     // away from the old master (it would accept writes the promotion then discards) until release().
+    if (this.#held) this.#client.options.retryStrategy = this.#heldRetry
   }
 
   #restore (): void {

@@ -88,10 +88,12 @@ t.test('a held failover: no command issued after hold() reaches the old master; 
   t.teardown(() => { client.disconnect(); observer.disconnect() })
   await client.connect()
   const wait = new FailoverWait(client, { budgetMs: 5_000 })
+  const subscriber = client.duplicate() // as the pub/sub connection is made: before any failover
   // Sent before the hold: in flight when it starts, answered by the old master.
   const inFlight = Array.from({ length: 50 }, (_, i) => outcome(client.set(`before:${i}`, '1')))
   t.equal(wait.hold(), true, 'the hold starts')
   t.equal(wait.hold(), false, 'a second announcement of the same failover changes nothing')
+  t.not(subscriber.options.retryStrategy, client.options.retryStrategy, 'the hold is this client\'s: a duplicate keeps reconnecting on its own terms')
   // Issued after the hold, while the old connection is still open for the replies: must be held back.
   const held = Array.from({ length: 50 }, (_, i) => outcome(client.set(`after:${i}`, '1')))
   t.same((await Promise.all(inFlight)).filter((r) => !r.ok), [], 'the commands in flight were answered')
