@@ -152,6 +152,22 @@ export class FailoverWait {
     return true
   }
 
+  /**
+   * `+switch-master` named the new master. Held: reconnect now. Not held (the announcement was missed):
+   * leave the old master the same careful way as a hold, and reconnect at once. Already connected to
+   * that address (a late +switch-master from another Sentinel): nothing to do. An address written
+   * differently (a host name for an IP) costs one careful reconnect, never a failed command.
+   */
+  switched (host: string, port: number): void {
+    if (this.#held) {
+      this.release()
+      return
+    }
+    const stream = (this.#client as unknown as { stream?: { remoteAddress?: string, remotePort?: number } }).stream
+    if (this.#client.status === 'ready' && stream?.remotePort === port && stream.remoteAddress === host) return
+    if (this.hold()) this.#held = false // moving now: the reconnect after the drain is not held
+  }
+
   /** The new master is named (or the failover was given up): reconnect now. */
   release (): void {
     if (!this.#held) return
@@ -338,7 +354,9 @@ export interface SentinelWatchOptions {
   connection: RedisOptions
   /** A failover of this master started: stop writing to the old master before the promotion. */
   onPromoting: () => void
-  /** The new master is named, or every Sentinel that started a failover gave it up: reconnect. */
+  /** `+switch-master`: the new master's address. */
+  onSwitched: (host: string, port: number) => void
+  /** Every Sentinel that started a failover gave it up: reconnect. */
   onSettled: () => void
 }
 
@@ -380,9 +398,11 @@ export function watchSentinels (options: SentinelWatchOptions): () => void {
     client.subscribe(...STARTED, SWITCHED, ...ABORTED).catch(() => {})
     client.on('message', (channel: string, message: string) => {
       if (channel === SWITCHED) {
-        if (!message.startsWith(`${options.name} `)) return
+        // "<name> <old-ip> <old-port> <new-ip> <new-port>"
+        const [name, , , host, port] = message.split(' ')
+        if (name !== options.name || host === undefined || port === undefined) return
         running.clear()
-        options.onSettled()
+        options.onSwitched(host, Number(port))
         return
       }
       if (!message.startsWith(masterEvent) && !message.includes(instanceEvent)) return

@@ -57,6 +57,11 @@ async function redisPlugin (app: FastifyInstance): Promise<void> {
   }
 
   const plan = buildConnectionPlan(config)
+  const watchingSentinels = plan.mode === 'sentinel' && config.REDIS_FAILOVER_WAIT > 0
+  // Our Sentinel watch replaces ioredis' failoverDetector, which drops the connection on every
+  // +switch-master any Sentinel publishes (for any master name, and again when a slower Sentinel
+  // repeats it after the client has already moved), failing the commands in flight on the new master.
+  if (watchingSentinels) plan.options.failoverDetector = false
   const main = createClient(plan)
   // Sessions and locks send their commands whatever the state; rate limits and the cache skip Redis
   // while it is not ready, so only the main client needs the wait. A Cluster follows its failover
@@ -80,7 +85,7 @@ async function redisPlugin (app: FastifyInstance): Promise<void> {
       }
     })
     : undefined
-  const stopWatching = plan.mode === 'sentinel' && failoverWait !== undefined && config.REDIS_FAILOVER_WAIT > 0
+  const stopWatching = watchingSentinels && failoverWait !== undefined
     ? watchSentinels({
       sentinels: plan.options.sentinels ?? [],
       name: config.REDIS_SENTINEL_NAME,
@@ -88,6 +93,7 @@ async function redisPlugin (app: FastifyInstance): Promise<void> {
       onPromoting: () => {
         if (failoverWait.hold()) log.info({ redis: { mode: plan.mode } }, 'Sentinel failover announced: holding commands until the new master is named')
       },
+      onSwitched: (host, port) => { failoverWait.switched(host, port) },
       onSettled: () => { failoverWait.release() }
     })
     : () => {}

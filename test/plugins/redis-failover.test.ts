@@ -106,3 +106,23 @@ t.test('a held failover: no command issued after hold() reaches the old master; 
   t.equal(await observer.exists(...Array.from({ length: 50 }, (_, i) => `after:${i}`)), 50)
   wait.detach()
 })
+
+t.test('+switch-master: a repeat naming the master the client is on changes nothing; another address moves it without a failed command', async (t) => {
+  const redis = await useRedis(t)
+  const client = new Redis({ port: redis.port, enableOfflineQueue: false, maxRetriesPerRequest: 0, autoResendUnfulfilledCommands: false, retryStrategy: () => 20, lazyConnect: true })
+  t.teardown(() => { client.disconnect() })
+  await client.connect()
+  const wait = new FailoverWait(client, { budgetMs: 5_000 })
+  let closes = 0
+  client.on('close', () => { closes++ })
+  wait.switched('127.0.0.1', redis.port)
+  t.equal(await client.ping(), 'PONG')
+  t.equal(closes, 0, 'already on the named master: no reconnect (ioredis\' failoverDetector would drop it)')
+  // Standalone, the reconnect finds the same server: what matters is that no command is lost on the way.
+  const during = Array.from({ length: 50 }, (_, i) => outcome(client.set(`k:${i}`, '1')))
+  wait.switched('127.0.0.1', redis.port + 1)
+  const after = Array.from({ length: 50 }, (_, i) => outcome(client.set(`k:${50 + i}`, '1')))
+  t.same([...await Promise.all(during), ...await Promise.all(after)].filter((r) => !r.ok), [], 'no command failed while moving')
+  t.equal(closes, 1, 'one careful reconnect')
+  wait.detach()
+})
