@@ -57,8 +57,8 @@ const HOLD_CEILING_MS = 10_000
 
 /**
  * The bounded failover wait of one standalone or Sentinel client built with the bounded options
- * (offline queue off, `maxRetriesPerRequest: 0`). Cluster clients are not handled here: they follow a
- * failover through MOVED redirections and slot refreshes inside one command's retries.
+ * (offline queue off, `maxRetriesPerRequest: 0`). A Cluster client follows a failover inside each
+ * command's redirections instead: ClusterFailoverWait, below.
  */
 export class FailoverWait {
   readonly #client: Redis
