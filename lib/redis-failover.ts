@@ -163,6 +163,10 @@ export class FailoverWait {
       this.release()
       return
     }
+    if (this.#client.status === 'reconnecting') {
+      this.#reconnectNow() // the Sentinels now name the new master: no need to wait for the backoff
+      return
+    }
     const stream = (this.#client as unknown as { stream?: { remoteAddress?: string, remotePort?: number } }).stream
     if (this.#client.status === 'ready' && stream?.remotePort === port && stream.remoteAddress === host) return
     if (this.hold()) this.#held = false // moving now: the reconnect after the drain is not held
@@ -172,8 +176,12 @@ export class FailoverWait {
   release (): void {
     if (!this.#held) return
     this.#held = false
+    this.#reconnectNow()
+  }
+
+  /** Replaces a pending reconnect (held, or a backoff) by one now. */
+  #reconnectNow (): void {
     if (this.#client.status !== 'reconnecting') return
-    // Replace the held reconnect (scheduled for the end of the budget) by one now.
     const pending = this.#internals.reconnectTimeout
     if (pending !== null) clearTimeout(pending)
     this.#internals.reconnectTimeout = null
