@@ -22,6 +22,10 @@ for (const budget of ['4s', '2s']) {
       SESSION_SECRET: 'fault-suite-session-secret-0123456789abcdef'
     })
     t.equal(app.redisState.mode, 'cluster')
+    // The ioredis internals the Cluster wait adjusts (an upgrade must not silently undo it).
+    const cluster$ = app.redis as unknown as { options: { maxRedirections: number }, connectionPool?: { redisOptions?: { commandTimeout?: number } } }
+    const usual = { maxRedirections: cluster$.options.maxRedirections, commandTimeout: cluster$.connectionPool?.redisOptions?.commandTimeout }
+    t.same(usual, { maxRedirections: 8, commandTimeout: 1_000 }, 'the pool builds node clients from its own redisOptions')
     const readers: string[] = []
     for (let i = 0; i < READERS; i++) {
       const res = await request(`${baseUrl}/demo/login`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ userId: `r${i}` }) })
@@ -68,6 +72,9 @@ for (const budget of ['4s', '2s']) {
       `longest silence between acknowledged sign-ins ${report.longestSilenceMs} ms; slowest request after the kill ${Math.max(...afterKill.map((r) => r.latencyMs ?? 0))} ms`)
     for (const r of failed.slice(0, 8)) t.comment(`  failed ${r.tag} started ${run.t0 + r.startedAt - killAt} ms after the kill, answered in ${r.latencyMs ?? '-'} ms: ${r.status ?? r.error ?? ''}`)
     t.equal(summarize(run.results).unfinished, 0, 'no request left unfinished')
+    t.equal(app.redisConnections.failoverWaitLeft(), 0, 'the wait is over')
+    t.same({ maxRedirections: cluster$.options.maxRedirections, commandTimeout: cluster$.connectionPool?.redisOptions?.commandTimeout }, usual,
+      'the usual bounds are back: a later outage fails as fast as before')
     t.ok(failed.every((r) => r.status === 503 && r.headers['retry-after'] !== undefined), 'every failure is a 503 with Retry-After, never a 500')
     t.equal(lostSettled.length, 0, 'sign-ins acknowledged > 1 s before the kill survive')
     if (budget === '4s') t.equal(failed.length - inFlight.length, 0, 'a budget above the gap: no request issued after the loss failed')
