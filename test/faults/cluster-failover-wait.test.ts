@@ -85,3 +85,48 @@ for (const budget of ['4s', '2s']) {
 function lostSignInsNote (lost: number, settled: number): string {
   return lost === settled ? 'all acknowledged > 1 s before the kill' : `${settled} acknowledged > 1 s before the kill`
 }
+
+t.test('Cluster: a master and its replica SIGKILLed (no failover possible): one budget of waiting, then fail fast, no new budget', async (t) => {
+  const cluster = await useCluster(t)
+  const { app, logs } = await startFaultApp(t, {
+    REDIS_CLUSTER_NODES: cluster.startupNodes.map((a) => `${a.host}:${a.port}`).join(','),
+    REDIS_FAILOVER_WAIT: '1s'
+  })
+  const [replica] = await cluster.replicas()
+  if (replica === undefined) throw new Error('no replica')
+  const masterPort = Number(/master_port:(\d+)/.exec(await replica.cli('INFO', 'replication'))?.[1])
+  const master = cluster.nodes.find((n) => n.port === masterPort)
+  if (master === undefined) throw new Error('the replica\'s master is not a node of this cluster')
+  await Promise.all([replica.kill(), master.kill()])
+  await waitUntil(() => app.redisConnections.failoverWaitLeft() > 0, 5_000, 'the Cluster wait opens')
+  const inBudget = await Promise.all(Array.from({ length: 20 }, (_, i) => settle(app.redis.set(`gone:${i}`, '1'))))
+  await waitUntil(() => app.redisConnections.failoverWaitLeft() === 0, 5_000, 'the budget runs out')
+  // Keep commands coming for 3 s past the budget: their retries keep losing connections to the dead
+  // nodes, which must not open a new wait.
+  const later: Array<{ ok: boolean, ms: number }> = []
+  let reopened = false
+  const until = Date.now() + 3_000
+  while (Date.now() < until) {
+    const batch = await Promise.all(Array.from({ length: 20 }, (_, i) => settle(app.redis.set(`gone:${i}`, '1'))))
+    later.push(...batch)
+    if (app.redisConnections.failoverWaitLeft() > 0) reopened = true
+  }
+  const failedInBudget = inBudget.filter((r) => !r.ok)
+  const failedLater = later.filter((r) => !r.ok)
+  t.comment(`in the budget: ${failedInBudget.length} of ${inBudget.length} failed, slowest ${Math.max(...inBudget.map((r) => r.ms))} ms; ` +
+    `after it: ${failedLater.length} of ${later.length} failed, slowest ${Math.max(...later.map((r) => r.ms))} ms`)
+  t.ok(failedInBudget.length > 0, 'the commands of the budget fail once it is spent (some keys may live on live masters until CLUSTERDOWN)')
+  t.equal(reopened, false, 'no new budget while the outage lasts')
+  t.ok(failedLater.length > 0, 'past the budget, commands fail')
+  t.ok(logs().some((l) => /REDIS_FAILOVER_WAIT spent/.test(String(l.msg))), 'one warning says the budget is spent')
+})
+
+async function settle (p: Promise<unknown>): Promise<{ ok: boolean, ms: number }> {
+  const started = Date.now()
+  try {
+    await p
+    return { ok: true, ms: Date.now() - started }
+  } catch {
+    return { ok: false, ms: Date.now() - started }
+  }
+}
