@@ -75,24 +75,33 @@ export const LOCK_UNAVAILABLE = 'FRS_LOCK_UNAVAILABLE'
 export class RedisLockStore implements LockStore {
   readonly #client: RedisClient
   readonly #timeoutMs: number
+  readonly #waitLeft: () => number
 
-  /** `timeoutMs` bounds each command (use REDIS_COMMAND_TIMEOUT). */
-  constructor (client: RedisClient, timeoutMs: number) {
+  /**
+   * `timeoutMs` bounds each command (use REDIS_COMMAND_TIMEOUT); `waitLeft` is what a command issued
+   * now may wait for a failover on top (app.redisConnections.failoverWaitLeft, REDIS_FAILOVER_WAIT).
+   */
+  constructor (client: RedisClient, timeoutMs: number, waitLeft: () => number = () => 0) {
     this.#client = client
     this.#timeoutMs = timeoutMs
+    this.#waitLeft = waitLeft
   }
 
   acquire (name: string, owner: string, ttlMs: number): Promise<number | undefined> {
     const { key, fence } = lockKeys(name)
-    return bounded(() => tryFencedLock(this.#client, key, fence, owner, ttlMs), this.#timeoutMs, LOCK_UNAVAILABLE, `acquire lock ${JSON.stringify(name)}`)
+    return bounded(() => tryFencedLock(this.#client, key, fence, owner, ttlMs), this.#bound(), LOCK_UNAVAILABLE, `acquire lock ${JSON.stringify(name)}`)
   }
 
   release (name: string, owner: string): Promise<boolean> {
-    return bounded(() => releaseLock(this.#client, lockKeys(name).key, owner), this.#timeoutMs, LOCK_UNAVAILABLE, `release lock ${JSON.stringify(name)}`)
+    return bounded(() => releaseLock(this.#client, lockKeys(name).key, owner), this.#bound(), LOCK_UNAVAILABLE, `release lock ${JSON.stringify(name)}`)
   }
 
   extend (name: string, owner: string, ttlMs: number): Promise<boolean> {
-    return bounded(() => extendLock(this.#client, lockKeys(name).key, owner, ttlMs), this.#timeoutMs, LOCK_UNAVAILABLE, `extend lock ${JSON.stringify(name)}`)
+    return bounded(() => extendLock(this.#client, lockKeys(name).key, owner, ttlMs), this.#bound(), LOCK_UNAVAILABLE, `extend lock ${JSON.stringify(name)}`)
+  }
+
+  #bound (): number {
+    return this.#timeoutMs + this.#waitLeft()
   }
 }
 

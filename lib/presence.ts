@@ -81,10 +81,13 @@ return redis.call('ZCARD', KEYS[1])
 export class RedisPresenceStore implements PresenceStore {
   readonly #client: RedisClient
   readonly #timeoutMs: number
+  readonly #waitLeft: () => number
 
-  constructor (client: RedisClient, timeoutMs: number) {
+  /** `timeoutMs` bounds each command; `waitLeft` adds the failover wait left (REDIS_FAILOVER_WAIT). */
+  constructor (client: RedisClient, timeoutMs: number, waitLeft: () => number = () => 0) {
     this.#client = client
     this.#timeoutMs = timeoutMs
+    this.#waitLeft = waitLeft
   }
 
   async touch (room: string, userId: string, ttlMs: number, mode: 'join' | 'refresh'): Promise<{ present: boolean, count: number, expiresAt: number }> {
@@ -111,7 +114,7 @@ export class RedisPresenceStore implements PresenceStore {
   }
 
   #run (s: ReturnType<typeof script>, room: string, args: string[], what: string): Promise<unknown> {
-    return bounded(() => runScript(this.#client, s, [presenceKey(room)], args), this.#timeoutMs, PRESENCE_UNAVAILABLE, `presence ${what} in room ${JSON.stringify(room)}`)
+    return bounded(() => runScript(this.#client, s, [presenceKey(room)], args), this.#timeoutMs + this.#waitLeft(), PRESENCE_UNAVAILABLE, `presence ${what} in room ${JSON.stringify(room)}`)
   }
 }
 

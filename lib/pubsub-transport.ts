@@ -28,6 +28,8 @@ export interface RedisTransportOptions {
   subscriber: () => RedisClient
   /** Bound on each command and on waiting for a connection that is still connecting. */
   timeoutMs: number
+  /** The failover wait left (REDIS_FAILOVER_WAIT), added to the bound of a command issued now. */
+  waitLeft?: () => number
 }
 
 export class RedisPubSubTransport implements PubSubTransport {
@@ -42,7 +44,7 @@ export class RedisPubSubTransport implements PubSubTransport {
   }
 
   publish (channel: string, payload: string): Promise<number> {
-    return bounded(() => this.#options.publisher.publish(channel, payload), this.#options.timeoutMs, PUBSUB_UNAVAILABLE, `publish to ${JSON.stringify(channel)}`)
+    return bounded(() => this.#options.publisher.publish(channel, payload), this.#bound(), PUBSUB_UNAVAILABLE, `publish to ${JSON.stringify(channel)}`)
   }
 
   async subscribe (channel: string): Promise<void> {
@@ -102,9 +104,12 @@ export class RedisPubSubTransport implements PubSubTransport {
 
   async #command (what: string, send: (sub: RedisClient) => Promise<unknown>): Promise<void> {
     const sub = this.#connection()
-    const { timeoutMs } = this.#options
-    await whenReady(sub, timeoutMs, PUBSUB_UNAVAILABLE, what)
-    await bounded(() => send(sub), timeoutMs, PUBSUB_UNAVAILABLE, what)
+    await whenReady(sub, this.#bound(), PUBSUB_UNAVAILABLE, what)
+    await bounded(() => send(sub), this.#bound(), PUBSUB_UNAVAILABLE, what)
+  }
+
+  #bound (): number {
+    return this.#options.timeoutMs + (this.#options.waitLeft?.() ?? 0)
   }
 
   readonly #onMessage = (channel: string, payload: string): void => {

@@ -10,13 +10,15 @@
 // `maxRetriesPerRequest` and `retryStrategy` from `client.options` at the moment it needs them,
 // which is what makes a per-outage switch possible without wrapping `sendCommand`.
 //
-// On Sentinel, `watchSentinels` adds a planned failover's early warning: the leader Sentinel announces
-// `+failover-state-send-slaveof-noone` about one Sentinel tick (100 ms) before it promotes the replica.
-// Writes the old master accepts after the promotion are lost when it is turned into a replica, and
-// ioredis' own failoverDetector only moves on `+switch-master`, about a second later. So on the warning
-// the client lets its commands in flight finish, disconnects, and holds every new command (within the
-// budget) until `+switch-master` names the new master.
-import { Redis, type RedisOptions, type SentinelAddress } from 'ioredis'
+// On Sentinel, `watchSentinels` adds a planned failover's early warning. The Sentinel that runs it
+// announces `+try-failover` when SENTINEL FAILOVER is received, and sends REPLICAOF NO ONE to the
+// replica two or three Sentinel ticks (50-100 ms each) later. A write the old master accepts after that
+// promotion is lost when it is turned into a replica (about 8 s after +switch-master), and ioredis' own
+// failoverDetector only moves on `+switch-master`, about a second after the promotion. So on the
+// warning the client stops writing to the old master at once (new commands go to the offline queue),
+// lets the commands already sent get their replies, disconnects, and stays away from the old master
+// until `+switch-master` names the new one (or the failover is given up).
+import { Redis, type Cluster, type RedisOptions, type SentinelAddress } from 'ioredis'
 
 export interface FailoverWaitOptions {
   /** REDIS_FAILOVER_WAIT in ms; 0 disables the wait (every command fails fast while disconnected). */
@@ -45,12 +47,18 @@ interface Internals {
   flushQueue: (error: Error, options: { offlineQueue: boolean, commandQueue: boolean }) => void
 }
 
-const DRAIN_POLLS = 50
+/** How long a hold waits for the replies to commands already sent before dropping them (unknown outcome). */
+const DRAIN_MS = 200
+/**
+ * How long a hold keeps the client away from the old master when no Sentinel says how the failover
+ * ended (Sentinel connections lost): past it the client reconnects wherever the Sentinels point.
+ */
+const HOLD_CEILING_MS = 10_000
 
 /**
  * The bounded failover wait of one standalone or Sentinel client built with the bounded options
- * (offline queue off, `maxRetriesPerRequest: 0`). Cluster clients are not handled here: they follow a
- * failover through MOVED redirections and slot refreshes inside one command's retries.
+ * (offline queue off, `maxRetriesPerRequest: 0`). A Cluster client follows a failover inside each
+ * command's redirections instead: ClusterFailoverWait, below.
  */
 export class FailoverWait {
   readonly #client: Redis
@@ -60,11 +68,25 @@ export class FailoverWait {
   #connected: boolean
   #lostAt: number | undefined
   #timer: NodeJS.Timeout | undefined
-  /** Set while a planned failover is announced and not yet switched: do not reconnect to the old master. */
+  /** Set while a failover is announced and not yet settled: do not reconnect to the old master. */
   #held = false
+  #heldSince = 0
   /** The next close is one we caused: reject what was in flight ourselves (ioredis will not, see #open). */
   #closingOnPurpose = false
   readonly #listeners: Array<['ready' | 'close' | 'end', () => void]>
+  /**
+   * The reconnect strategy while a failover is held (installed on this client only, so duplicates
+   * made earlier keep their own): the next attempt waits for release(), never past the hold's ceiling.
+   */
+  readonly #heldRetry = (times: number): number | null | undefined => {
+    if (this.#held) {
+      const left = this.#heldSince + HOLD_CEILING_MS - Date.now()
+      if (left > 0) return left
+      this.#held = false
+    }
+    const retry = this.#fastFail.retryStrategy
+    return retry == null ? undefined : retry(times) as number | null | undefined
+  }
 
   constructor (client: Redis, options: FailoverWaitOptions) {
     this.#client = client
@@ -98,35 +120,68 @@ export class FailoverWait {
   }
 
   /**
-   * A planned failover is announced: stop sending to the current master. Commands in flight finish
-   * first (polled for a few ms, well inside the Sentinel tick before the promotion), then the client
-   * disconnects and holds new commands until `release()` or the end of the budget.
+   * A failover is announced: stop sending to the current master. New commands go to the offline queue
+   * at once; the commands already sent get their replies (for up to DRAIN_MS, well inside the Sentinel
+   * ticks before the promotion), then the client disconnects and holds every command until `release()`
+   * or the end of the budget, and stays away from the old master until `release()`. True when this
+   * call started the hold (false: already held, or the wait is off).
    */
-  hold (): void {
-    if (this.#options.budgetMs <= 0 || this.#held) return
+  hold (): boolean {
+    if (this.#options.budgetMs <= 0 || this.#held) return false
     this.#held = true
-    if (!this.#connected) return // already down: just do not reconnect to the old master early
-    let polls = 0
+    this.#heldSince = Date.now()
+    this.#client.options.retryStrategy = this.#heldRetry
+    if (!this.#connected) return true // already down: just keep away from the old master
+    this.#connected = false
+    this.#open(this.#heldSince)
+    // ioredis writes a command only while `stream.writable`; the setter is Node's (it sets
+    // `_writableState.writable`) and leaves reading, replies and end() as they were.
+    const stream = (this.#client as unknown as { stream?: { writable: boolean } }).stream
+    if (stream !== undefined) stream.writable = false
     const drain = (): void => {
-      if (!this.#held || !this.#connected) return
-      if (this.#internals.commandQueue.length > 0 && polls++ < DRAIN_POLLS) {
+      // Released meanwhile or not: this stream no longer takes commands, so it must go.
+      if (this.#client.status !== 'ready') return
+      if (this.#internals.commandQueue.length > 0 && Date.now() - this.#heldSince < DRAIN_MS) {
         setImmediate(drain)
         return
       }
-      this.#connected = false
-      this.#open(Date.now())
       this.#closingOnPurpose = true
       this.#client.disconnect(true)
     }
     drain()
+    return true
+  }
+
+  /**
+   * `+switch-master` named the new master. Held: reconnect now. Not held (the announcement was missed):
+   * leave the old master the same careful way as a hold, and reconnect at once. Already connected to
+   * that address (a late +switch-master from another Sentinel): nothing to do. An address written
+   * differently (a host name for an IP) costs one careful reconnect, never a failed command.
+   */
+  switched (host: string, port: number): void {
+    if (this.#held) {
+      this.release()
+      return
+    }
+    if (this.#client.status === 'reconnecting') {
+      this.#reconnectNow() // the Sentinels now name the new master: no need to wait for the backoff
+      return
+    }
+    const stream = (this.#client as unknown as { stream?: { remoteAddress?: string, remotePort?: number } }).stream
+    if (this.#client.status === 'ready' && stream?.remotePort === port && stream.remoteAddress === host) return
+    if (this.hold()) this.#held = false // moving now: the reconnect after the drain is not held
   }
 
   /** The new master is named (or the failover was given up): reconnect now. */
   release (): void {
     if (!this.#held) return
     this.#held = false
+    this.#reconnectNow()
+  }
+
+  /** Replaces a pending reconnect (held, or a backoff) by one now. */
+  #reconnectNow (): void {
     if (this.#client.status !== 'reconnecting') return
-    // Replace the held reconnect (scheduled for the end of the budget) by one now.
     const pending = this.#internals.reconnectTimeout
     if (pending !== null) clearTimeout(pending)
     this.#internals.reconnectTimeout = null
@@ -176,23 +231,20 @@ export class FailoverWait {
     // A queued command's own timer starts when it is issued; it must outlast the wait for the
     // connection (the budget, enforced by #expire) plus the usual bound on the reply.
     settings.commandTimeout = this.#options.budgetMs + (this.#fastFail.commandTimeout ?? 0)
-    const retry = this.#fastFail.retryStrategy
-    // While held, the next reconnect waits for release() (or the end of the budget).
-    settings.retryStrategy = (times: number) => this.#held ? Math.max(0, lostAt + this.#options.budgetMs - Date.now()) : retry?.(times)
     this.#timer = setTimeout(() => { this.#expire() }, Math.max(0, lostAt + this.#options.budgetMs - Date.now()))
     this.#timer.unref()
   }
 
   #expire (): void {
     const since = this.#lostAt ?? Date.now()
-    const wasHeld = this.#held
-    this.#held = false
     this.#restore()
     const rejected = this.#internals.offlineQueue.length
     this.#internals.flushQueue(new FailoverWaitExpiredError(`the Redis connection was lost ${Date.now() - since} ms ago and did not come back within REDIS_FAILOVER_WAIT (${this.#options.budgetMs} ms)`),
       { offlineQueue: true, commandQueue: false })
     this.#options.onExpired?.(Date.now() - since, rejected)
-    if (wasHeld && this.#client.status === 'reconnecting') this.#client.connect().catch(() => {})
+    // A failover still held past the budget: commands fail fast from now on, and the client keeps
+    // away from the old master (it would accept writes the promotion then discards) until release().
+    if (this.#held) this.#client.options.retryStrategy = this.#heldRetry
   }
 
   #restore (): void {
@@ -202,20 +254,129 @@ export class FailoverWait {
   }
 }
 
+export interface ClusterFailoverWaitOptions {
+  /** REDIS_FAILOVER_WAIT in ms; 0 disables the wait (a command gets the usual redirections only). */
+  budgetMs: number
+  /** REDIS_COMMAND_TIMEOUT in ms: the usual bound on one command, added to the wait. */
+  commandTimeoutMs: number
+  /** Called once per outage when the budget ran out with node connections still being lost. */
+  onExpired?: (lostForMs: number) => void
+}
+
+/** ioredis Cluster internals this class adjusts; all exist in ioredis 6 (asserted by the tests). */
+interface ClusterInternals {
+  connectionPool: { redisOptions: RedisOptions }
+}
+
+/** How often, during a Cluster wait, the node clients' command timeout is brought to the deadline. */
+const CLUSTER_TICK_MS = 100
+
+/**
+ * REDIS_FAILOVER_WAIT on Cluster. A Cluster client follows a failover inside each command: a lost
+ * node's commands are retried every `retryDelayOnFailover` (CLUSTERDOWN every
+ * `retryDelayOnClusterDown`), each retry refreshing the slots, and MOVED is followed at once. What
+ * bounds that today is `maxRedirections` and the command timeout, both about one
+ * REDIS_COMMAND_TIMEOUT: too short for a replica to take over (cluster-node-timeout + election).
+ *
+ * When a node connection is lost (`-node`), and for one budget from that moment, commands issued get
+ * enough redirections and a command timeout reaching the end of the budget (plus the usual
+ * REDIS_COMMAND_TIMEOUT for the reply); the timeout is moved every 100 ms, by a timer that exists only
+ * during the wait. Past the budget the usual bounds come back, so a longer outage fails as fast as
+ * before. A new wait opens only after a budget without node losses: while an outage lasts, the
+ * retries keep losing connections to the dead node, so it does not grant itself a new budget.
+ */
+export class ClusterFailoverWait {
+  readonly #cluster: Cluster
+  readonly #options: ClusterFailoverWaitOptions
+  readonly #maxRedirections: number
+  #lostAt: number | undefined
+  #lastLoss = Number.NEGATIVE_INFINITY
+  #timer: NodeJS.Timeout | undefined
+  readonly #onLoss = (): void => { this.#loss() }
+
+  constructor (cluster: Cluster, options: ClusterFailoverWaitOptions) {
+    this.#cluster = cluster
+    this.#options = options
+    this.#maxRedirections = cluster.options.maxRedirections ?? 16
+    cluster.on('-node', this.#onLoss)
+  }
+
+  /** Milliseconds a command issued now may still wait for the failover (0 outside a wait). */
+  waitLeft (): number {
+    return this.#lostAt === undefined ? 0 : Math.max(0, this.#lostAt + this.#options.budgetMs - Date.now())
+  }
+
+  detach (): void {
+    this.#cluster.off('-node', this.#onLoss)
+    if (this.#lostAt !== undefined) this.#end(false)
+  }
+
+  #loss (): void {
+    // At boot and on close the pool drops the connections it no longer needs: not a loss.
+    if (this.#cluster.status !== 'ready') return
+    const now = Date.now()
+    const quiet = now - this.#lastLoss >= this.#options.budgetMs
+    this.#lastLoss = now
+    if (this.#lostAt !== undefined || !quiet || this.#options.budgetMs <= 0) return
+    this.#lostAt = now
+    const retryEvery = Math.max(1, Math.min(this.#cluster.options.retryDelayOnFailover ?? 100, this.#cluster.options.retryDelayOnClusterDown ?? 100))
+    this.#cluster.options.maxRedirections = this.#maxRedirections + Math.ceil((this.#options.budgetMs + this.#options.commandTimeoutMs) / retryEvery)
+    this.#stretch()
+    this.#timer = setInterval(() => { this.#stretch() }, CLUSTER_TICK_MS)
+    this.#timer.unref()
+  }
+
+  /** Command timeout for commands issued now: to the end of the budget, plus the usual bound. */
+  #stretch (): void {
+    const left = this.waitLeft()
+    if (left <= 0) {
+      this.#end(true)
+      return
+    }
+    this.#setCommandTimeout(left + this.#options.commandTimeoutMs)
+  }
+
+  #end (expired: boolean): void {
+    const lostAt = this.#lostAt ?? Date.now()
+    clearInterval(this.#timer)
+    this.#timer = undefined
+    this.#lostAt = undefined
+    this.#cluster.options.maxRedirections = this.#maxRedirections
+    this.#setCommandTimeout(this.#options.commandTimeoutMs)
+    // Still down when retries lost a node connection lately; otherwise the failover was over in time.
+    if (expired && Date.now() - this.#lastLoss < 2 * CLUSTER_TICK_MS) this.#options.onExpired?.(Date.now() - lostAt)
+  }
+
+  #setCommandTimeout (ms: number): void {
+    // The pool's copy is what new node connections (a MOVED to a new master) are built with.
+    ;(this.#cluster as unknown as ClusterInternals).connectionPool.redisOptions.commandTimeout = ms
+    for (const node of this.#cluster.nodes('all')) node.options.commandTimeout = ms
+  }
+}
+
 export interface SentinelWatchOptions {
   sentinels: ReadonlyArray<Partial<SentinelAddress>>
   /** The master name (REDIS_SENTINEL_NAME). */
   name: string
   /** Options for the connections to the Sentinels: credentials, TLS, reconnect strategy. */
   connection: RedisOptions
-  /** The promotion is about to happen: stop writing to the old master. */
+  /** A failover of this master started: stop writing to the old master before the promotion. */
   onPromoting: () => void
-  /** The new master is named, or the failover ended without one: reconnect. */
+  /** `+switch-master`: the new master's address. */
+  onSwitched: (host: string, port: number) => void
+  /** Every Sentinel that started a failover gave it up: reconnect. */
   onSettled: () => void
 }
 
-const PROMOTING = '+failover-state-send-slaveof-noone'
-const SETTLED = ['+switch-master', '-failover-abort-not-elected', '-failover-abort-slave-timeout', '-failover-abort-no-good-slave', '+failover-end-for-timeout']
+/**
+ * The events that announce a failover, earliest first: `+try-failover` comes with SENTINEL FAILOVER
+ * (or, unplanned, once the master is objectively down), two or three ticks before REPLICAOF NO ONE;
+ * the later ones are there in case the first was missed (a Sentinel connection re-established late).
+ */
+const STARTED = ['+try-failover', '+failover-state-select-slave', '+failover-state-send-slaveof-noone']
+const SWITCHED = '+switch-master'
+/** One Sentinel gave up its failover attempt (not elected, no replica, timeout). */
+const ABORTED = ['-failover-abort-not-elected', '-failover-abort-slave-timeout', '-failover-abort-no-good-slave', '+failover-end-for-timeout']
 
 /**
  * Subscribes to every configured Sentinel's failover events for one master. Failures are quiet: the
@@ -223,7 +384,14 @@ const SETTLED = ['+switch-master', '-failover-abort-not-elected', '-failover-abo
  * later. Returns a function that closes the Sentinel connections.
  */
 export function watchSentinels (options: SentinelWatchOptions): () => void {
-  const clients = options.sentinels.map((address) => {
+  // Sentinel events name the master as "master <name> <ip> <port>" (master events), "... @ <name> <ip>
+  // <port>" (replica and Sentinel events), or "<name> <old> <new>" (+switch-master).
+  const masterEvent = `master ${options.name} `
+  const instanceEvent = `@ ${options.name} `
+  // The Sentinels running a failover of ours: in an unplanned one several try and all but the
+  // elected one abort, so one abort settles nothing while another Sentinel still runs it.
+  const running = new Set<number>()
+  const clients = options.sentinels.map((address, index) => {
     const client = new Redis({
       ...options.connection,
       host: address.host,
@@ -235,13 +403,23 @@ export function watchSentinels (options: SentinelWatchOptions): () => void {
       connectionName: 'fastify-redis-suite-failover-watch'
     })
     client.on('error', () => {})
-    client.subscribe(PROMOTING, ...SETTLED).catch(() => {})
+    client.subscribe(...STARTED, SWITCHED, ...ABORTED).catch(() => {})
     client.on('message', (channel: string, message: string) => {
-      // Instance events end with "@ <master-name> <ip> <port>"; +switch-master starts with the name.
-      const ours = channel === '+switch-master' ? message.startsWith(`${options.name} `) : message.includes(`@ ${options.name} `)
-      if (!ours) return
-      if (channel === PROMOTING) options.onPromoting()
-      else options.onSettled()
+      if (channel === SWITCHED) {
+        // "<name> <old-ip> <old-port> <new-ip> <new-port>"
+        const [name, , , host, port] = message.split(' ')
+        if (name !== options.name || host === undefined || port === undefined) return
+        running.clear()
+        options.onSwitched(host, Number(port))
+        return
+      }
+      if (!message.startsWith(masterEvent) && !message.includes(instanceEvent)) return
+      if (STARTED.includes(channel)) {
+        running.add(index)
+        options.onPromoting()
+      } else if (running.delete(index) && running.size === 0) {
+        options.onSettled()
+      }
     })
     return client
   })

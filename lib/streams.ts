@@ -65,6 +65,8 @@ export interface RedisStreamsOptions {
   /** A new connection for one consumer's blocking reads; it is disconnected when the consumer stops. */
   blockingConnection: () => RedisClient
   timeoutMs: number
+  /** The failover wait left (REDIS_FAILOVER_WAIT), added to the bound of a command issued now. */
+  waitLeft?: () => number
   /** How long one XREADGROUP blocks; keep it under the client's commandTimeout. Default timeoutMs / 2. */
   blockMs?: number
   logger?: MessageLogger | undefined
@@ -84,14 +86,14 @@ export class RedisStreams implements StreamFactory {
   stream<S extends TSchema> (name: string, schema: S, options: StreamOptions = {}): TypedStream<Static<S>> {
     const key = streamKey(name)
     const maxLen = String(options.maxLen ?? 10_000)
-    const { client, timeoutMs } = this.#options
+    const { client } = this.#options
     const stream: TypedStream<unknown> = {
       name,
       add: async (message) => {
         const result = check(message, schema)
         if (!result.ok) throw new TypeError(`The message added to stream ${JSON.stringify(name)} does not match its schema: ${result.errors.join('; ')}`)
         const id = await bounded(() => client.xadd(key, 'MAXLEN', '~', maxLen, '*', 'data', JSON.stringify(message)),
-          timeoutMs, STREAM_UNAVAILABLE, `add to stream ${JSON.stringify(name)}`)
+          this.bound(), STREAM_UNAVAILABLE, `add to stream ${JSON.stringify(name)}`)
         this.counters.added++
         return String(id)
       },
@@ -121,12 +123,15 @@ export class RedisStreams implements StreamFactory {
   }
 
   get options (): RedisStreamsOptions { return this.#options }
+
+  /** The bound on a command issued now: the command timeout plus the failover wait left. */
+  bound (): number { return this.#options.timeoutMs + (this.#options.waitLeft?.() ?? 0) }
   get drops (): DropLog { return this.#drops }
 
   async #createGroup (key: string, group: string, from: 'new' | 'beginning'): Promise<void> {
     try {
       await bounded(() => this.#options.client.xgroup('CREATE', key, group, from === 'new' ? '$' : '0', 'MKSTREAM'),
-        this.#options.timeoutMs, STREAM_UNAVAILABLE, `create consumer group ${JSON.stringify(group)}`)
+        this.bound(), STREAM_UNAVAILABLE, `create consumer group ${JSON.stringify(group)}`)
     } catch (err) {
       if (!String((err as Error).message).includes('BUSYGROUP')) throw err
     }
@@ -158,10 +163,10 @@ class ConsumerLoop {
   }
 
   async start (): Promise<void> {
-    const { blockingConnection, timeoutMs } = this.#streams.options
+    const { blockingConnection } = this.#streams.options
     this.#connection = blockingConnection()
     try {
-      await whenReady(this.#connection, timeoutMs, STREAM_UNAVAILABLE, `consume stream ${JSON.stringify(this.#o.name)}`)
+      await whenReady(this.#connection, this.#streams.bound(), STREAM_UNAVAILABLE, `consume stream ${JSON.stringify(this.#o.name)}`)
     } catch (err) {
       this.#connection.disconnect()
       throw err

@@ -12,7 +12,7 @@ declare module 'fastify' {
 
 async function locksPlugin (app: FastifyInstance): Promise<void> {
   const main = app.redisConnections.main
-  const store = main === undefined ? new MemoryLockStore() : new RedisLockStore(main, app.config.REDIS_COMMAND_TIMEOUT)
+  const store = main === undefined ? new MemoryLockStore() : new RedisLockStore(main, app.config.REDIS_COMMAND_TIMEOUT, app.redisConnections.failoverWaitLeft)
   const locks = new Locks({ store, logger: app.log.child({ plugin: 'locks' }) })
   app.decorate('locks', locks)
   app.addHook('onClose', async () => { await locks.close() })

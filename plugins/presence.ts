@@ -11,7 +11,7 @@ declare module 'fastify' {
 
 async function presencePlugin (app: FastifyInstance): Promise<void> {
   const main = app.redisConnections.main
-  const store = main === undefined ? new MemoryPresenceStore() : new RedisPresenceStore(main, app.config.REDIS_COMMAND_TIMEOUT)
+  const store = main === undefined ? new MemoryPresenceStore() : new RedisPresenceStore(main, app.config.REDIS_COMMAND_TIMEOUT, app.redisConnections.failoverWaitLeft)
   app.decorate('presence', new Presence({ store }))
 }
 

@@ -21,20 +21,23 @@ async function pubsubPlugin (app: FastifyInstance): Promise<void> {
   const main = app.redisConnections.main
   const logger = app.log.child({ plugin: 'pubsub' })
   const timeoutMs = config.REDIS_COMMAND_TIMEOUT
+  // A command issued during a failover may wait for it (REDIS_FAILOVER_WAIT) on top of its own bound.
+  const waitLeft = app.redisConnections.failoverWaitLeft
   const pubsub = main === undefined
     ? new PubSub({ transport: new MemoryPubSubTransport(), logger, streams: new MemoryStreams(logger) })
     : new PubSub({
       transport: new RedisPubSubTransport({
         publisher: main,
         subscriber: () => app.redisConnections.subscriber() as RedisClient,
-        timeoutMs
+        timeoutMs,
+        waitLeft
       }),
       // ioredis prefixes keys, never channels: without the app's prefix, apps sharing a Redis would hear
       // each other. The `ps:` segment keeps app channels apart from the suite's own (the cache's
       // `cache:invalidate`): a channel name taken from user input can never forge an invalidation.
       prefix: `${config.REDIS_KEY_PREFIX}${PUBSUB_CHANNEL_SEGMENT}`,
       logger,
-      streams: new RedisStreams({ client: main, blockingConnection: () => duplicate(main), timeoutMs, logger })
+      streams: new RedisStreams({ client: main, blockingConnection: () => duplicate(main), timeoutMs, waitLeft, logger })
     })
   app.decorate('pubsub', pubsub)
   app.addHook('onClose', async () => { await pubsub.close() })

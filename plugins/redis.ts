@@ -10,7 +10,7 @@ import { isRedisConfigured } from '../lib/config.js'
 import { buildConnectionPlan, RedisSetupError, type RedisConnectionPlan } from '../lib/redis-options.js'
 import { RedisMonitor, describeError, type RedisState } from '../lib/redis-monitor.js'
 import { checkServerSettings } from '../lib/redis-diagnostics.js'
-import { FailoverWait, watchSentinels } from '../lib/redis-failover.js'
+import { ClusterFailoverWait, FailoverWait, watchSentinels } from '../lib/redis-failover.js'
 
 export type RedisClient = Redis | Cluster
 
@@ -57,10 +57,15 @@ async function redisPlugin (app: FastifyInstance): Promise<void> {
   }
 
   const plan = buildConnectionPlan(config)
+  const watchingSentinels = plan.mode === 'sentinel' && config.REDIS_FAILOVER_WAIT > 0
+  // Our Sentinel watch replaces ioredis' failoverDetector, which drops the connection on every
+  // +switch-master any Sentinel publishes (for any master name, and again when a slower Sentinel
+  // repeats it after the client has already moved), failing the commands in flight on the new master.
+  if (watchingSentinels) plan.options.failoverDetector = false
   const main = createClient(plan)
   // Sessions and locks send their commands whatever the state; rate limits and the cache skip Redis
   // while it is not ready, so only the main client needs the wait. A Cluster follows its failover
-  // inside one command's redirections instead.
+  // inside one command's redirections, which the Cluster wait stretches to the budget.
   const failoverWait = main instanceof Redis
     ? new FailoverWait(main, {
       budgetMs: config.REDIS_FAILOVER_WAIT,
@@ -71,15 +76,24 @@ async function redisPlugin (app: FastifyInstance): Promise<void> {
       }
     })
     : undefined
-  const stopWatching = plan.mode === 'sentinel' && failoverWait !== undefined && config.REDIS_FAILOVER_WAIT > 0
+  const clusterWait = main instanceof Cluster && config.REDIS_FAILOVER_WAIT > 0
+    ? new ClusterFailoverWait(main, {
+      budgetMs: config.REDIS_FAILOVER_WAIT,
+      commandTimeoutMs: config.REDIS_COMMAND_TIMEOUT,
+      onExpired: (lostForMs) => {
+        log.warn({ redis: { mode: plan.mode, lostForMs } }, 'REDIS_FAILOVER_WAIT spent and a Cluster node is still unreachable: commands on its slots fail fast until the slots are served again')
+      }
+    })
+    : undefined
+  const stopWatching = watchingSentinels && failoverWait !== undefined
     ? watchSentinels({
       sentinels: plan.options.sentinels ?? [],
       name: config.REDIS_SENTINEL_NAME,
       connection: sentinelConnection(plan.options),
       onPromoting: () => {
-        log.info({ redis: { mode: plan.mode } }, 'Sentinel failover announced: holding commands until the new master is named')
-        failoverWait.hold()
+        if (failoverWait.hold()) log.info({ redis: { mode: plan.mode } }, 'Sentinel failover announced: holding commands until the new master is named')
       },
+      onSwitched: (host, port) => { failoverWait.switched(host, port) },
       onSettled: () => { failoverWait.release() }
     })
     : () => {}
@@ -102,7 +116,9 @@ async function redisPlugin (app: FastifyInstance): Promise<void> {
       }
       return subscriber
     },
-    failoverWaitLeft: failoverWait === undefined ? () => 0 : () => failoverWait.waitLeft()
+    failoverWaitLeft: failoverWait !== undefined
+      ? () => failoverWait.waitLeft()
+      : clusterWait !== undefined ? () => clusterWait.waitLeft() : () => 0
   }
   // The cache connection's trouble shows as cache misses and in its own log lines, not in health.
   for (const client of extra) client.on('error', () => {})
@@ -145,6 +161,7 @@ async function redisPlugin (app: FastifyInstance): Promise<void> {
     monitor.stop()
     stopWatching()
     failoverWait?.detach()
+    clusterWait?.detach()
     const timeout = Math.min(config.REDIS_COMMAND_TIMEOUT, 2_000)
     await Promise.all([main, ...extra].map((client) => quitWithin(client, timeout)))
   })

@@ -1,7 +1,7 @@
 // Issue 19: a planned Sentinel failover (SENTINEL FAILOVER) under a small, steady load of commands
-// through the suite's own client (app.redis). The Sentinels' +switch-master moves the client at once
-// (failoverDetector), and REDIS_FAILOVER_WAIT lets the commands issued while it reconnects wait for
-// the new master instead of failing: 0 failed commands, 0 acknowledged writes lost.
+// through the suite's own client (app.redis). The suite's Sentinel watch stops writes to the old
+// master on +try-failover and moves the client on +switch-master, and REDIS_FAILOVER_WAIT lets the
+// commands issued meanwhile wait for the new master instead of failing: 0 failed, 0 writes lost.
 import t from 'tap'
 import { request } from 'undici'
 import { useSentinelGroup, sleep, waitFor } from '../helpers/index.js'

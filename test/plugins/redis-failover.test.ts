@@ -2,6 +2,8 @@
 // re-established waits for it, up to the budget counted from the loss; past the budget, and for the
 // rest of a longer outage, commands fail at once and nothing queues. Real redis-server, SIGKILLed.
 import t from 'tap'
+import { Redis } from 'ioredis'
+import { FailoverWait } from '../../lib/redis-failover.js'
 import { useRedis, waitFor } from '../helpers/index.js'
 import { buildTestApp } from '../helper.js'
 
@@ -77,4 +79,50 @@ t.test('the ioredis internals the wait relies on are there (an upgrade must not 
   t.type(client.flushQueue, 'function', 'flushQueue')
   t.ok('reconnectTimeout' in client, 'reconnectTimeout')
   t.equal(app.redisConnections.failoverWaitLeft(), 0, 'no wait left while connected')
+})
+
+t.test('a held failover: no command issued after hold() reaches the old master; the ones in flight get their replies', async (t) => {
+  const redis = await useRedis(t)
+  const client = new Redis({ port: redis.port, enableOfflineQueue: false, maxRetriesPerRequest: 0, autoResendUnfulfilledCommands: false, retryStrategy: () => 20, lazyConnect: true })
+  const observer = new Redis({ port: redis.port })
+  t.teardown(() => { client.disconnect(); observer.disconnect() })
+  await client.connect()
+  const wait = new FailoverWait(client, { budgetMs: 5_000 })
+  const subscriber = client.duplicate() // as the pub/sub connection is made: before any failover
+  // Sent before the hold: in flight when it starts, answered by the old master.
+  const inFlight = Array.from({ length: 50 }, (_, i) => outcome(client.set(`before:${i}`, '1')))
+  t.equal(wait.hold(), true, 'the hold starts')
+  t.equal(wait.hold(), false, 'a second announcement of the same failover changes nothing')
+  t.not(subscriber.options.retryStrategy, client.options.retryStrategy, 'the hold is this client\'s: a duplicate keeps reconnecting on its own terms')
+  // Issued after the hold, while the old connection is still open for the replies: must be held back.
+  const held = Array.from({ length: 50 }, (_, i) => outcome(client.set(`after:${i}`, '1')))
+  t.same((await Promise.all(inFlight)).filter((r) => !r.ok), [], 'the commands in flight were answered')
+  await waitFor(() => client.status === 'reconnecting', { timeoutMs: 5_000, what: 'the client leaves the old master' })
+  await new Promise((resolve) => setTimeout(resolve, 300)) // longer than its retry delay: held, not retried
+  t.equal(client.status, 'reconnecting', 'no reconnect to the old master while held')
+  t.equal(await observer.exists(...Array.from({ length: 50 }, (_, i) => `after:${i}`)), 0, 'nothing issued after the hold reached the old master')
+  wait.release()
+  t.same((await Promise.all(held)).filter((r) => !r.ok), [], 'the held commands run once released (the new master)')
+  t.equal(await observer.exists(...Array.from({ length: 50 }, (_, i) => `after:${i}`)), 50)
+  wait.detach()
+})
+
+t.test('+switch-master: a repeat naming the master the client is on changes nothing; another address moves it without a failed command', async (t) => {
+  const redis = await useRedis(t)
+  const client = new Redis({ port: redis.port, enableOfflineQueue: false, maxRetriesPerRequest: 0, autoResendUnfulfilledCommands: false, retryStrategy: () => 20, lazyConnect: true })
+  t.teardown(() => { client.disconnect() })
+  await client.connect()
+  const wait = new FailoverWait(client, { budgetMs: 5_000 })
+  let closes = 0
+  client.on('close', () => { closes++ })
+  wait.switched('127.0.0.1', redis.port)
+  t.equal(await client.ping(), 'PONG')
+  t.equal(closes, 0, 'already on the named master: no reconnect (ioredis\' failoverDetector would drop it)')
+  // Standalone, the reconnect finds the same server: what matters is that no command is lost on the way.
+  const during = Array.from({ length: 50 }, (_, i) => outcome(client.set(`k:${i}`, '1')))
+  wait.switched('127.0.0.1', redis.port + 1)
+  const after = Array.from({ length: 50 }, (_, i) => outcome(client.set(`k:${50 + i}`, '1')))
+  t.same([...await Promise.all(during), ...await Promise.all(after)].filter((r) => !r.ok), [], 'no command failed while moving')
+  t.equal(closes, 1, 'one careful reconnect')
+  wait.detach()
 })
