@@ -4,7 +4,7 @@ import { createHash } from 'node:crypto'
 import t from 'tap'
 import { useRedis } from '../../helpers/fixtures.js'
 import { sleep } from '../../helpers/wait.js'
-import { FIXED_WINDOW_LUA, SLIDING_WINDOW_LUA } from '../../../lib/rate-limit/scripts.js'
+import { PLAIN_FIXED_WINDOW_LUA, SLIDING_WINDOW_LUA } from '../../../lib/rate-limit/scripts.js'
 import { RateLimitStore } from '../../../lib/rate-limit/store.js'
 import type { RateLimitAlgorithm } from '../../../lib/rate-limit/types.js'
 import { connectClient, openStore } from './clients.js'
@@ -90,7 +90,7 @@ t.test('NOSCRIPT after SCRIPT FLUSH recovers within the same call', async (t) =>
   t.match(sliding, { source: 'redis', allowed: true, current: 2 })
   t.equal(store.stats().redisFailures, 0)
   const sha = (lua: string): string => createHash('sha1').update(lua).digest('hex')
-  t.match(await server.cli('SCRIPT', 'EXISTS', sha(FIXED_WINDOW_LUA), sha(SLIDING_WINDOW_LUA)), /1\s+1/, 'both scripts cached again')
+  t.match(await server.cli('SCRIPT', 'EXISTS', sha(PLAIN_FIXED_WINDOW_LUA), sha(SLIDING_WINDOW_LUA)), /1\s+1/, 'both scripts cached again')
 })
 
 t.test('a ban is stored in Redis: every instance refuses until it ends', async (t) => {
