@@ -115,3 +115,25 @@ t.test('keys honour the client keyPrefix and share one hash tag', async (t) => {
   const keys = (await server.cli('KEYS', 'app:*prefixed*')).split(/\s+/).filter(Boolean).sort()
   t.same(keys, ['app:rl:{GET/prefixed|203.0.113.9}:b', 'app:rl:{GET/prefixed|203.0.113.9}:f'])
 })
+
+t.test('fixed, lean path: a counter left without expiry gets the window again instead of limiting for ever', async (t) => {
+  const store = await newStore(t)
+  await store.consume('persisted', { max: 5, timeWindow: 1000, scope: 'lean' })
+  const key = 'rl:{lean|persisted}:f'
+  t.equal(await server.cli('PERSIST', key), '1', 'the counter has lost its expiry')
+  const decision = await store.consume('persisted', { max: 5, timeWindow: 1000, scope: 'lean' })
+  t.match(decision, { allowed: true, current: 2, remaining: 3, resetMs: 1000, source: 'redis' })
+  const ttl = Number(await server.cli('PTTL', key))
+  t.ok(ttl > 0 && ttl <= 1000, `expires again (PTTL ${ttl})`)
+})
+
+t.test('fixed: the lean script and the full one count on the same counter', async (t) => {
+  const store = await newStore(t)
+  const plain = { max: 3, timeWindow: '10s', scope: 'mixed' }
+  await store.consume('203.0.113.7', plain)
+  await store.consume('203.0.113.7', plain)
+  t.match(await store.consume('203.0.113.7', { ...plain, exponentialBackoff: true }), { allowed: true, current: 3, remaining: 0 }, 'the full script sees the lean counts')
+  t.match(await store.consume('203.0.113.7', plain), { allowed: false, current: 4, remaining: 0, banned: false }, 'and the lean one the full one’s')
+  const refused = await store.consume('203.0.113.7', plain)
+  t.ok(refused.retryAfterMs > 0 && refused.retryAfterMs <= 10_000 && refused.retryAfterMs === refused.resetMs, 'refused: retry when the window ends')
+})
