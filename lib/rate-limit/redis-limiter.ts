@@ -33,7 +33,7 @@ export function wrapRedisError (err: unknown): RateLimitRedisError {
     : new RateLimitRedisError('FRS_RATE_LIMIT_REDIS_ERROR', `Redis rate-limit command failed: ${message}`, { cause: err })
 }
 
-const isNoScript = (err: unknown): boolean => err instanceof Error && err.message.includes('NOSCRIPT')
+export const isNoScript = (err: unknown): boolean => err instanceof Error && err.message.includes('NOSCRIPT')
 
 type Corkable = { cork: () => void, uncork: () => void }
 
@@ -82,15 +82,16 @@ export class RedisLimiter {
   }
 
   /**
-   * The lean path: a script on one key with one argument; the raw reply. Rejects with the driver's
-   * error (the caller wraps it only when it needs one: the store's failure path).
+   * The lean path: EVALSHA of a script on one key with one argument; the raw reply, or the driver's
+   * error (the store handles NOSCRIPT with `evalOne` in its own rejection handler: no extra promise).
    */
   one (script: LoadedScript, key: string, arg: string): Promise<unknown> {
-    const client = this.#next()
-    return client.evalsha(script.sha, 1, key, arg).catch((err: unknown) => {
-      if (!isNoScript(err)) throw err
-      return client.eval(script.lua, 1, key, arg)
-    })
+    return this.#next().evalsha(script.sha, 1, key, arg)
+  }
+
+  /** `one` by EVAL, after a NOSCRIPT: runs the script and caches it again. */
+  evalOne (script: LoadedScript, key: string, arg: string): Promise<unknown> {
+    return this.#next().eval(script.lua, 1, key, arg)
   }
 
   /** A script on one key with its own arguments; the raw reply. */

@@ -20,7 +20,7 @@ import { parseDuration, type Duration } from '../duration.js'
 import { BatchedLimiter, type BatchedLimiterOptions } from './batched-limiter.js'
 import { limitKeyPrefix } from './keys.js'
 import { MemoryLimiter } from './memory-limiter.js'
-import { RateLimitRedisError, RedisLimiter, wrapRedisError, type RedisClient } from './redis-limiter.js'
+import { isNoScript, RateLimitRedisError, RedisLimiter, wrapRedisError, type RedisClient } from './redis-limiter.js'
 import {
   FIXED_WINDOW_READ_SCRIPT, FIXED_WINDOW_SCRIPT, PLAIN_FIXED_WINDOW_SCRIPT, SLIDING_WINDOW_READ_SCRIPT, SLIDING_WINDOW_SCRIPT,
   type LoadedScript
@@ -292,31 +292,38 @@ export class RateLimitStore {
   // The lean path (see the head of this file): one promise from the EVALSHA to the decision.
   #lean (id: string, counter: string, params: LimitParams, windowArg: string): Promise<RateLimitDecision> {
     if (this.#skipRedis()) return Promise.resolve(this.#down(id, this.#keysFor(counter), params, false))
-    return this.#redis!.one(PLAIN_FIXED_WINDOW_SCRIPT, counter, windowArg).then((reply) => {
-      if (!Array.isArray(reply) || reply.length !== 2 || typeof reply[0] !== 'number') {
-        const err = new RateLimitRedisError('FRS_RATE_LIMIT_REDIS_ERROR', 'Unexpected reply from the rate-limit script')
-        return this.#afterFailure(err, id, this.#keysFor(counter), params, false)
-      }
-      if (this.#failing) this.#recovered()
-      const current = reply[0] as number
-      const ttl = reply[1] as number
-      const max = params.max
-      const allowed = current <= max
-      return this.#count({
-        allowed,
-        current,
-        remaining: allowed ? max - current : 0,
-        resetMs: ttl,
-        retryAfterMs: allowed ? 0 : Math.max(1, ttl),
-        banned: false,
-        source: 'redis',
-        key: id,
-        limit: max,
-        timeWindow: params.timeWindow,
-        algorithm: 'fixed',
-        unavailable: false
-      })
-    }, (err: unknown) => this.#afterFailure(wrapRedisError(err), id, this.#keysFor(counter), params, false))
+    const redis = this.#redis!
+    const decide = (reply: unknown): RateLimitDecision => this.#leanDecision(id, counter, params, reply)
+    const fail = (err: unknown): RateLimitDecision => this.#afterFailure(wrapRedisError(err), id, this.#keysFor(counter), params, false)
+    return redis.one(PLAIN_FIXED_WINDOW_SCRIPT, counter, windowArg).then(decide, (err: unknown) =>
+      // After SCRIPT FLUSH, a failover or a restart: EVAL runs the script and caches it again.
+      isNoScript(err) ? redis.evalOne(PLAIN_FIXED_WINDOW_SCRIPT, counter, windowArg).then(decide, fail) : fail(err))
+  }
+
+  #leanDecision (id: string, counter: string, params: LimitParams, reply: unknown): RateLimitDecision {
+    if (!Array.isArray(reply) || reply.length !== 2 || typeof reply[0] !== 'number') {
+      const err = new RateLimitRedisError('FRS_RATE_LIMIT_REDIS_ERROR', 'Unexpected reply from the rate-limit script')
+      return this.#afterFailure(err, id, this.#keysFor(counter), params, false)
+    }
+    if (this.#failing) this.#recovered()
+    const current = reply[0] as number
+    const ttl = reply[1] as number
+    const max = params.max
+    const allowed = current <= max
+    return this.#count({
+      allowed,
+      current,
+      remaining: allowed ? max - current : 0,
+      resetMs: ttl,
+      retryAfterMs: allowed ? 0 : Math.max(1, ttl),
+      banned: false,
+      source: 'redis',
+      key: id,
+      limit: max,
+      timeWindow: params.timeWindow,
+      algorithm: 'fixed',
+      unavailable: false
+    })
   }
 
   // A plain fixed window's keys from its counter key, for the in-process limiter on the failure path.
