@@ -223,6 +223,8 @@ async function rateLimitPlugin (app: FastifyInstance, options: RateLimitPluginOp
   const store = new RateLimitStore({
     redis,
     isRedisReady: redis === undefined ? undefined : () => app.redisMonitor.isReady(),
+    // A failover is not an outage: while REDIS_FAILOVER_WAIT is not spent, decisions wait for the connection.
+    failoverWaitLeft: redis === undefined ? undefined : () => app.redisConnections.failoverWaitLeft(),
     whenRedisDown: config.RATE_LIMIT_WHEN_REDIS_DOWN,
     timeout: config.RATE_LIMIT_TIMEOUT,
     algorithm: config.RATE_LIMIT_ALGORITHM,

@@ -62,6 +62,22 @@ return refuse(current, ttl, ttl)
 `
 
 /**
+ * The lean fixed window, for the common limit (no ban, no backoff, no continueExceeding): only the
+ * counter. INCR; PTTL when the window is already open; PEXPIRE when it is new (or the counter has no
+ * expiry, which would otherwise limit forever). Same counter and semantics as FIXED_WINDOW_LUA.
+ * KEYS: counter. ARGV: window ms, an integer. Reply: { current, ttl ms }; the caller compares with max.
+ */
+export const PLAIN_FIXED_WINDOW_LUA = `
+local current = redis.call('INCR', KEYS[1])
+if current > 1 then
+  local ttl = redis.call('PTTL', KEYS[1])
+  if ttl >= 0 then return { current, ttl } end
+end
+redis.call('PEXPIRE', KEYS[1], ARGV[1])
+return { current, tonumber(ARGV[1]) }
+`
+
+/**
  * GCRA: the counter holds the theoretical arrival time (TAT, ms on the Redis clock, so every app
  * instance shares one clock). Each request moves it one emission interval (window / max) on from
  * max(TAT, now); a request is allowed while the new TAT is at most one window ahead of now.
@@ -96,6 +112,7 @@ function load (lua: string): LoadedScript {
 }
 
 export const FIXED_WINDOW_SCRIPT = load(FIXED_WINDOW_LUA)
+export const PLAIN_FIXED_WINDOW_SCRIPT = load(PLAIN_FIXED_WINDOW_LUA)
 export const SLIDING_WINDOW_SCRIPT = load(SLIDING_WINDOW_LUA)
 
 /**

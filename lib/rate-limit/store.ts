@@ -3,17 +3,27 @@
 // and logs the mode once at creation and Redis failures once per burst.
 //
 // Hot path: `limit(definition)` resolves everything about one limit once (ban, script, arguments, the
-// escaped scope of its keys); the bound limit's `consume(id)` then builds three key strings and sends
-// one EVALSHA. No timer per request: when the time budget is tighter than the client's commandTimeout,
-// the store opens one duplicate connection whose commandTimeout is the budget, and closes it in close().
+// escaped scope of its keys); the bound limit's `consume(id)` then builds its key strings and sends
+// one EVALSHA. A plain fixed window (no ban, backoff or continueExceeding: the common limit) takes the
+// lean path: one key, one argument, INCR + PTTL (or PEXPIRE when new) in Redis, and the decision built
+// straight from the two-number reply, on one promise. No timer per request: when the time budget is
+// tighter than the client's commandTimeout, the store opens one duplicate connection whose
+// commandTimeout is the budget (its writes batched per event-loop turn, see redis-limiter.ts), and
+// closes it in close().
+//
+// REDIS_FAILOVER_WAIT: while the connection is being re-established and the app's failover budget is
+// not spent (`failoverWaitLeft() > 0`), a decision is sent anyway: the main client holds it in its
+// offline queue and sends it once reconnected, or rejects it when the budget runs out, and the
+// Redis-down mode applies then. Past the budget, a connection known down is skipped at once.
 import type { Cluster, Redis } from 'ioredis'
 import { parseDuration, type Duration } from '../duration.js'
 import { BatchedLimiter, type BatchedLimiterOptions } from './batched-limiter.js'
 import { limitKeyPrefix } from './keys.js'
 import { MemoryLimiter } from './memory-limiter.js'
-import { RedisLimiter, type RedisClient } from './redis-limiter.js'
+import { isNoScript, RateLimitRedisError, RedisLimiter, wrapRedisError, type RedisClient } from './redis-limiter.js'
 import {
-  FIXED_WINDOW_READ_SCRIPT, FIXED_WINDOW_SCRIPT, SLIDING_WINDOW_READ_SCRIPT, SLIDING_WINDOW_SCRIPT, type LoadedScript
+  FIXED_WINDOW_READ_SCRIPT, FIXED_WINDOW_SCRIPT, PLAIN_FIXED_WINDOW_SCRIPT, SLIDING_WINDOW_READ_SCRIPT, SLIDING_WINDOW_SCRIPT,
+  type LoadedScript
 } from './scripts.js'
 import type {
   BanOptions, DecisionSource, LimiterResult, LimitKeys, LimitParams, RateLimitAlgorithm, RateLimitDecision,
@@ -26,8 +36,14 @@ export type RateLimitSync = 'exact' | 'batched'
 export interface RateLimitStoreOptions {
   /** The app's ioredis client; without one, the in-process limiter decides (development only). */
   redis?: RedisClient | undefined
-  /** When it returns false, Redis is skipped at once (the connection is known down). */
+  /** When it returns false, Redis is skipped at once (the connection is known down), unless a failover wait is open. */
   isRedisReady?: (() => boolean) | undefined
+  /**
+   * Milliseconds a command issued now may still wait for a lost connection (REDIS_FAILOVER_WAIT left;
+   * 0 when connected or once spent). While above 0 a decision waits for the connection instead of
+   * taking the Redis-down mode at once; the client's offline queue holds it (lib/redis-failover.ts).
+   */
+  failoverWaitLeft?: (() => number) | undefined
   /** While Redis is down: `fallback` (in-process limiter, default), `open` (allow) or `closed` (refuse, 503). */
   whenRedisDown?: RedisDownMode
   /** Longest a decision waits on Redis. Default 250 ms. */
@@ -123,6 +139,7 @@ export class RateLimitStore {
   readonly #batched: BatchedLimiter | undefined
   readonly #memory: MemoryLimiter
   readonly #isRedisReady: () => boolean
+  readonly #failoverWaitLeft: () => number
   readonly #options: RateLimitStoreOptions
   readonly #defaultBan: ResolvedBan | undefined
   readonly #closedRetryAfterMs: number
@@ -151,11 +168,12 @@ export class RateLimitStore {
       this.#budget?.on('error', () => {}) // failures are counted and logged per decision burst, below
       const budget = this.#budget
       // Until the budget connection is up (start-up, a reconnect), the main one serves: its own commandTimeout bounds it.
-      this.#redis = new RedisLimiter(budget === undefined ? () => main : () => budget.status === 'ready' ? budget : main)
+      this.#redis = new RedisLimiter(budget === undefined ? () => main : () => budget.status === 'ready' ? budget : main, budget)
       if (this.sync === 'batched') this.#batched = new BatchedLimiter(this.#redis, options.batched)
     }
     this.#memory = new MemoryLimiter({ maxKeys: options.memoryMaxKeys, now: options.now })
     this.#isRedisReady = options.isRedisReady ?? (() => true)
+    this.#failoverWaitLeft = options.failoverWaitLeft ?? (() => 0)
     this.#logMode()
   }
 
@@ -221,8 +239,10 @@ export class RateLimitStore {
       params.continueExceeding === true ? '1' : '0', params.exponentialBackoff === true ? '1' : '0'
     ]
     const fixedArgs = [String(params.timeWindow), String(params.max), ...tail]
-    const batched = this.#batched !== undefined && params.algorithm === 'fixed' && ban === undefined &&
-      params.continueExceeding !== true && params.exponentialBackoff !== true
+    const plain = params.algorithm === 'fixed' && ban === undefined && params.continueExceeding !== true && params.exponentialBackoff !== true
+    const batched = this.#batched !== undefined && plain
+    const lean = plain && !batched && this.#redis !== undefined
+    const windowArg = String(Math.ceil(params.timeWindow))
     const store = this
 
     function keysOf (id: string): LimitKeys {
@@ -245,6 +265,10 @@ export class RateLimitStore {
       batched,
       consume (id, max, timeWindowMs) {
         const p = paramsFor(max, timeWindowMs)
+        if (lean) {
+          const counter = prefix + escapeId(id) + counterSuffix
+          return store.#lean(id, counter, p, p === params ? windowArg : String(Math.ceil(p.timeWindow)))
+        }
         const keys = keysOf(id)
         return store.#decide(id, keys, p, batched
           ? (redis) => store.#batched!.consume(keys.counter, p.max, p.timeWindow)
@@ -258,15 +282,68 @@ export class RateLimitStore {
     }
   }
 
+  /** Redis is known down and no failover wait is open: skip it. */
+  #skipRedis (): boolean {
+    if (this.#isRedisReady() || this.#failoverWaitLeft() > 0) return false
+    this.#failed(new Error('the Redis connection is down'))
+    return true
+  }
+
+  // The lean path (see the head of this file): one promise from the EVALSHA to the decision. (Inline
+  // arrows: a named closure per request costs a defineProperty under tsx/esbuild's keepNames.)
+  #lean (id: string, counter: string, params: LimitParams, windowArg: string): Promise<RateLimitDecision> {
+    if (this.#skipRedis()) return Promise.resolve(this.#down(id, this.#keysFor(counter), params, false))
+    return this.#redis!.one(PLAIN_FIXED_WINDOW_SCRIPT, counter, windowArg).then(
+      (reply) => this.#leanDecision(id, counter, params, reply),
+      (err: unknown) => this.#leanFailed(err, id, counter, params, windowArg))
+  }
+
+  #leanFailed (err: unknown, id: string, counter: string, params: LimitParams, windowArg: string): RateLimitDecision | Promise<RateLimitDecision> {
+    if (!isNoScript(err)) return this.#afterFailure(wrapRedisError(err), id, this.#keysFor(counter), params, false)
+    // After SCRIPT FLUSH, a failover or a restart: EVAL runs the script and caches it again.
+    return this.#redis!.evalOne(PLAIN_FIXED_WINDOW_SCRIPT, counter, windowArg).then(
+      (reply) => this.#leanDecision(id, counter, params, reply),
+      (again: unknown) => this.#afterFailure(wrapRedisError(again), id, this.#keysFor(counter), params, false))
+  }
+
+  #leanDecision (id: string, counter: string, params: LimitParams, reply: unknown): RateLimitDecision {
+    if (!Array.isArray(reply) || reply.length !== 2 || typeof reply[0] !== 'number') {
+      const err = new RateLimitRedisError('FRS_RATE_LIMIT_REDIS_ERROR', 'Unexpected reply from the rate-limit script')
+      return this.#afterFailure(err, id, this.#keysFor(counter), params, false)
+    }
+    if (this.#failing) this.#recovered()
+    const current = reply[0] as number
+    const ttl = reply[1] as number
+    const max = params.max
+    const allowed = current <= max
+    return this.#count({
+      allowed,
+      current,
+      remaining: allowed ? max - current : 0,
+      resetMs: ttl,
+      retryAfterMs: allowed ? 0 : Math.max(1, ttl),
+      banned: false,
+      source: 'redis',
+      key: id,
+      limit: max,
+      timeWindow: params.timeWindow,
+      algorithm: 'fixed',
+      unavailable: false
+    })
+  }
+
+  // A plain fixed window's keys from its counter key, for the in-process limiter on the failure path.
+  #keysFor (counter: string): LimitKeys {
+    const base = counter.slice(0, -2)
+    return { counter, strikes: base + ':s', ban: base + ':b' }
+  }
+
   #decide (id: string, keys: LimitKeys, params: LimitParams, ask: (redis: RedisLimiter) => LimiterResult | Promise<LimiterResult>, peek: boolean): Promise<RateLimitDecision> {
     const redis = this.#redis
     if (redis === undefined) {
       return Promise.resolve(this.#record(id, params, 'memory', peek ? this.#memory.peekSync(keys, params) : this.#memory.consumeSync(keys, params)))
     }
-    if (!this.#isRedisReady()) {
-      this.#failed(new Error('the Redis connection is down'))
-      return Promise.resolve(this.#down(id, keys, params, peek))
-    }
+    if (this.#skipRedis()) return Promise.resolve(this.#down(id, keys, params, peek))
     let answer: LimiterResult | Promise<LimiterResult>
     try {
       answer = ask(redis)
@@ -305,7 +382,7 @@ export class RateLimitStore {
   }
 
   #record (id: string, params: LimitParams, source: DecisionSource, result: LimiterResult): RateLimitDecision {
-    const decision: RateLimitDecision = {
+    return this.#count({
       allowed: result.allowed,
       current: result.current,
       remaining: result.remaining,
@@ -318,8 +395,12 @@ export class RateLimitStore {
       timeWindow: params.timeWindow,
       algorithm: params.algorithm,
       unavailable: source === 'closed'
-    }
+    })
+  }
+
+  #count (decision: RateLimitDecision): RateLimitDecision {
     const stats = this.#stats
+    const source = decision.source
     if (source === 'redis' || source === 'memory') {
       if (decision.allowed) stats.allowed++
       else stats.limited++

@@ -45,35 +45,42 @@ t.test('each Redis-down mode answers within 300 ms while Redis is frozen', async
   })
 })
 
-t.test('the Redis counter across a reconnect under load', async (t) => {
-  const redis = await useRedis(t)
-  const proxy = await useFaultProxy(t, { target: redis })
-  const decisions: RateLimitDecision[] = []
-  const { app, baseUrl } = await startFaultApp(t, { REDIS_URL: `redis://127.0.0.1:${proxy.port}` }, {
-    routes: limited,
-    rateLimit: { onDecision: (decision) => { if (decision.key.startsWith('ip:')) decisions.push(decision) } }
+// REDIS_FAILOVER_WAIT=0: the requests of the gap take the Redis-down mode; the default (2 s): the gap
+// is shorter than the budget, so they wait for the reconnect and Redis decides them all.
+for (const failoverWait of ['0', '2s']) {
+  t.test(`the Redis counter across a reconnect under load, REDIS_FAILOVER_WAIT=${failoverWait}`, async (t) => {
+    const redis = await useRedis(t)
+    const proxy = await useFaultProxy(t, { target: redis })
+    const decisions: RateLimitDecision[] = []
+    const { app, baseUrl } = await startFaultApp(t, { REDIS_URL: `redis://127.0.0.1:${proxy.port}`, REDIS_FAILOVER_WAIT: failoverWait }, {
+      routes: limited,
+      rateLimit: { onDecision: (decision) => { if (decision.key.startsWith('ip:')) decisions.push(decision) } }
+    })
+    const failuresBefore = app.rateLimits.stats().redisFailures
+    const fault = (async () => {
+      await sleep(2_000)
+      proxy.setMode('reset') // every connection RST: in-flight commands fail, Redis keeps its data
+      await sleep(200)
+      proxy.setMode('pass')
+    })()
+    const run = await runLoad({ baseUrl, rate: 100, durationMs: 5_000, next: () => ({ path: '/limited' }) })
+    await fault
+    await waitUntil(() => app.redisState.status === 'connected', 10_000, 'reconnected')
+    // One more request, decided by Redis, reads the counter.
+    const res = await request(`${baseUrl}/limited`)
+    await res.body.dump()
+    const last = decisions.at(-1)
+    const failedInFlight = app.rateLimits.stats().redisFailures - failuresBefore
+    const byRedis = decisions.filter((d) => d.source === 'redis').length
+    const counter = last?.current ?? -1
+    t.comment(describeSummary('load', summarize(run.results)))
+    t.comment(`N = ${run.results.length + 1} requests: ${byRedis} decided by Redis, ${decisions.length - byRedis} by the Redis-down mode, ${failedInFlight} of them after a failed Redis call; Redis counter ${counter}`)
+    t.equal(last?.source, 'redis', 'the last request was decided by Redis')
+    t.ok(counter >= byRedis, `counter ${counter} ≥ requests Redis decided (${byRedis})`)
+    t.ok(counter <= byRedis + failedInFlight, `counter ${counter} ≤ ${byRedis} + in flight at the disconnect (${failedInFlight})`)
+    t.equal(run.results.filter((r) => r.status !== 200).length, 0, 'every request answered 200 (fallback mode, far below the limit)')
+    if (failoverWait !== '0') {
+      t.equal(decisions.length - byRedis, failedInFlight, 'within the failover budget only calls in flight at a reset took the Redis-down mode; none skipped Redis')
+    }
   })
-  const failuresBefore = app.rateLimits.stats().redisFailures
-  const fault = (async () => {
-    await sleep(2_000)
-    proxy.setMode('reset') // every connection RST: in-flight commands fail, Redis keeps its data
-    await sleep(200)
-    proxy.setMode('pass')
-  })()
-  const run = await runLoad({ baseUrl, rate: 100, durationMs: 5_000, next: () => ({ path: '/limited' }) })
-  await fault
-  await waitUntil(() => app.redisState.status === 'connected', 10_000, 'reconnected')
-  // One more request, decided by Redis, reads the counter.
-  const res = await request(`${baseUrl}/limited`)
-  await res.body.dump()
-  const last = decisions.at(-1)
-  const failedInFlight = app.rateLimits.stats().redisFailures - failuresBefore
-  const byRedis = decisions.filter((d) => d.source === 'redis').length
-  const counter = last?.current ?? -1
-  t.comment(describeSummary('load', summarize(run.results)))
-  t.comment(`N = ${run.results.length + 1} requests: ${byRedis} decided by Redis, ${decisions.length - byRedis} by the Redis-down mode, ${failedInFlight} of them after a failed Redis call; Redis counter ${counter}`)
-  t.equal(last?.source, 'redis', 'the last request was decided by Redis')
-  t.ok(counter >= byRedis, `counter ${counter} ≥ requests Redis decided (${byRedis})`)
-  t.ok(counter <= byRedis + failedInFlight, `counter ${counter} ≤ ${byRedis} + in flight at the disconnect (${failedInFlight})`)
-  t.equal(run.results.filter((r) => r.status !== 200).length, 0, 'every request answered 200 (fallback mode, far below the limit)')
-})
+}

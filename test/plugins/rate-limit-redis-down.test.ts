@@ -1,6 +1,8 @@
 // Each RATE_LIMIT_WHEN_REDIS_DOWN mode through HTTP with Redis SIGKILLed and SIGSTOPped: every answer
 // within RATE_LIMIT_TIMEOUT plus a loose margin (a bound, not a performance claim); closed is a 503
 // with Retry-After, never a 500; fallback still limits; health routes do not depend on Redis.
+// REDIS_FAILOVER_WAIT=0 here: these are the modes of an outage older than the failover budget (the
+// wait itself, and that the modes are unchanged after it, are tested in rate-limit-failover.test.ts).
 import t from 'tap'
 import { useRedis } from '../helpers/index.js'
 import { timeUntil } from '../helper.js'
@@ -15,6 +17,7 @@ for (const fault of ['killed', 'frozen'] as const) {
       const redis = await useRedis(t)
       const { app, rawLogs } = await buildLimitedApp(t, {
         REDIS_URL: `redis://127.0.0.1:${redis.port}`,
+        REDIS_FAILOVER_WAIT: '0',
         RATE_LIMIT_WHEN_REDIS_DOWN: mode,
         RATE_LIMIT_TIMEOUT: `${TIMEOUT_MS}ms`,
         RATE_LIMIT_MAX: '2'
@@ -67,7 +70,7 @@ for (const fault of ['killed', 'frozen'] as const) {
 
 t.test('back to counting in Redis once it returns', async (t) => {
   const redis = await useRedis(t)
-  const { app, rawLogs } = await buildLimitedApp(t, { REDIS_URL: `redis://127.0.0.1:${redis.port}`, RATE_LIMIT_WHEN_REDIS_DOWN: 'closed', RATE_LIMIT_MAX: '3' })
+  const { app, rawLogs } = await buildLimitedApp(t, { REDIS_URL: `redis://127.0.0.1:${redis.port}`, REDIS_FAILOVER_WAIT: '0', RATE_LIMIT_WHEN_REDIS_DOWN: 'closed', RATE_LIMIT_MAX: '3' })
   const get = () => app.inject({ url: '/limited', remoteAddress: '203.0.113.31' })
   t.equal((await get()).statusCode, 200)
   await redis.kill()
