@@ -25,7 +25,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest, RouteOptions } from
 import type { TSchema } from 'typebox'
 import { secureCookies } from '../lib/config-schema.js'
 import {
-  MemorySessionBackend, RedisSessionBackend, SessionNotEnabledError, SessionStore, UserSessions,
+  MemorySessionBackend, RedisSessionBackend, SessionCookieSigner, SessionNotEnabledError, SessionStore, UserSessions,
   isSessionUnavailable, type SessionLike, type SessionUnavailableError
 } from '../lib/session/index.js'
 
@@ -114,7 +114,9 @@ async function sessionPlugin (app: FastifyInstance, options: SessionPluginOption
     ...(config.SESSION_COOKIE_DOMAIN === undefined ? {} : { domain: config.SESSION_COOKIE_DOMAIN })
   }
   const hooks = await captureSessionHooks(app, {
-    secret: secrets, // signs with the first, accepts any: rotation
+    // Signs with the first, accepts any (rotation); @fastify/cookie's HMAC, with imported keys and
+    // verified signatures remembered (lib/session/signer.ts).
+    secret: new SessionCookieSigner(secrets),
     cookieName,
     cookie: cookieOptions,
     store,
