@@ -3,7 +3,9 @@
 //
 // A read is one command. On a standalone server or Sentinel it is LOAD_LUA: it reads the session and,
 // when the session is due for refresh, refreshes it in the same call (expiry, last-seen time, the
-// user's index and the total index bucket: one atomic script, no slot constraint). On Cluster the
+// user's index and the total index bucket: one atomic script, no slot constraint). While this instance
+// knows the session cannot be due yet (it read or wrote its last-seen time less than a cadence ago),
+// the read is a plain HGETALL instead: one command executed, no script. On Cluster the
 // user's index lives in another slot and the user is only known once the session is read, so the read
 // is a plain HGETALL and a due session is refreshed by a second call (the store's touch); that happens
 // once per refresh cadence per session, never on a read that is not due.
@@ -141,22 +143,54 @@ export class RedisSessionBackend implements SessionBackend {
   readonly #userPrefix: string
   /** Reads waiting for the end of this event-loop turn, to go out in one write. */
   #batch: PendingLoad[] | undefined
+  /**
+   * The last-seen time this instance last read or wrote, per session (bounded). m:seen only moves
+   * forward, so it is a lower bound of the stored one: while it says "not due", the read is a plain
+   * HGETALL (1 command executed instead of a script and its HGETALL); otherwise the script decides.
+   */
+  readonly #seen = new Map<string, number>()
 
   async load (handle: string, refresh?: LoadRefresh): Promise<StoredSession | undefined> {
     if (!this.#standalone) return parseHash(await this.#client.hgetall(sessionKey(handle)))
-    const args: LoadArgs = [sessionKey(handle), allSessionsKey(handle), String(refresh?.now ?? 0),
-      String(refresh?.every ?? Number.MAX_SAFE_INTEGER), String(refresh?.idleTimeout ?? 0), String(refresh?.ttl ?? 0), this.#userPrefix, handle]
-    const [flat, ttl] = await new Promise<[string[], number]>((resolve, reject) => {
+    const known = this.#seen.get(handle)
+    const script = refresh !== undefined && (known === undefined || refresh.now - known >= refresh.every)
+    const args: LoadArgs | undefined = script
+      ? [sessionKey(handle), allSessionsKey(handle), String(refresh.now), String(refresh.every), String(refresh.idleTimeout), String(refresh.ttl), this.#userPrefix, handle]
+      : undefined
+    const reply = await new Promise<unknown>((resolve, reject) => {
       if (this.#batch === undefined) {
         this.#batch = []
         setImmediate(this.#flush)
       }
-      this.#batch.push({ args, resolve, reject })
+      this.#batch.push({ key: sessionKey(handle), args, resolve, reject })
     })
+    if (!script) {
+      const stored = parseHash(reply as Record<string, string>)
+      if (stored === undefined) this.#seen.delete(handle)
+      return stored
+    }
+    const [flat, ttl] = reply as [string[], number]
     const stored = parseFlatHash(flat)
-    if (stored === undefined || refresh === undefined || Number(ttl) < 1) return stored
+    if (stored === undefined) {
+      this.#seen.delete(handle)
+      return undefined
+    }
+    if (Number(ttl) < 1) {
+      this.#remember(handle, stored.meta.seenAt)
+      return stored
+    }
+    this.#remember(handle, refresh.now)
     stored.refreshedTtl = Number(ttl)
     return stored
+  }
+
+  #remember (handle: string, seenAt: number): void {
+    if (!this.#standalone) return
+    if (this.#seen.size >= MAX_SEEN && !this.#seen.has(handle)) {
+      const oldest = this.#seen.keys().next().value // insertion order: a bounded map without LRU upkeep
+      if (oldest !== undefined) this.#seen.delete(oldest)
+    }
+    this.#seen.set(handle, seenAt)
   }
 
   /** Sends the batched reads: alone as a plain call, together as one pipeline (one socket write). */
@@ -165,12 +199,15 @@ export class RedisSessionBackend implements SessionBackend {
     this.#batch = undefined
     if (batch.length === 1) {
       const [only] = batch as [PendingLoad]
-      this.#client.sessionLoad(...only.args).then(only.resolve, only.reject)
+      const sent = only.args === undefined ? this.#client.hgetall(only.key) : this.#client.sessionLoad(...only.args)
+      sent.then(only.resolve, only.reject)
       return
     }
     const pipeline = this.#client.pipeline() as unknown as PipelinedLoad
     for (const pending of batch) {
-      pipeline.sessionLoad(...pending.args, (err, reply) => { if (err === null || err === undefined) pending.resolve(reply as [string[], number]); else pending.reject(err) })
+      const settle = (err: unknown, reply?: unknown): void => { if (err === null || err === undefined) pending.resolve(reply); else pending.reject(err) }
+      if (pending.args === undefined) pipeline.hgetall(pending.key, settle)
+      else pipeline.sessionLoad(...pending.args, settle)
     }
     pipeline.exec().catch(() => {}) // each read settles through its own callback
   }
@@ -192,11 +229,17 @@ export class RedisSessionBackend implements SessionBackend {
       this.#client.sessionIndexAdd(allSessionsKey(handle), ...indexArgs),
       moved ? this.#client.zrem(userIndexKey(write.previousUserId as string), handle) : undefined
     ])
-    if (Number(applied) === 0) await this.#unindex(handle, write.userId)
+    if (Number(applied) === 0) {
+      this.#seen.delete(handle)
+      await this.#unindex(handle, write.userId)
+    } else if (write.set[META.seen] !== undefined) {
+      this.#remember(handle, write.now)
+    }
     return { applied: Number(applied), userSessions: userSessions === undefined ? undefined : Number(userSessions) }
   }
 
   async destroy (handle: string, owner?: string): Promise<boolean> {
+    this.#seen.delete(handle)
     if (owner === undefined) {
       // Sign-out and regenerate(): one round trip. The total index entry goes with the session; the
       // user's index entry (its user is known from the reply) follows on the same connection without
@@ -248,12 +291,16 @@ export class RedisSessionBackend implements SessionBackend {
 }
 
 type LoadArgs = [string, string, string, string, string, string, string, string]
-/** A pipeline's custom command takes a callback (its methods chain instead of returning promises). */
+type Settle = (err: unknown, reply?: unknown) => void
+/** A pipeline's commands take a callback (its methods chain instead of returning promises). */
 interface PipelinedLoad {
-  sessionLoad: (...args: [...LoadArgs, (err: unknown, reply?: unknown) => void]) => unknown
+  sessionLoad: (...args: [...LoadArgs, Settle]) => unknown
+  hgetall: (key: string, callback: Settle) => unknown
   exec: () => Promise<unknown>
 }
-interface PendingLoad { args: LoadArgs, resolve: (reply: [string[], number]) => void, reject: (err: unknown) => void }
+/** A batched read: the script with its arguments, or a plain HGETALL of `key` when args is undefined. */
+interface PendingLoad { key: string, args: LoadArgs | undefined, resolve: (reply: unknown) => void, reject: (err: unknown) => void }
+const MAX_SEEN = 50_000
 
 /** HGETALL's flat reply (field, value, …) into fields and metadata, without an intermediate object. */
 function parseFlatHash (flat: string[]): StoredSession | undefined {

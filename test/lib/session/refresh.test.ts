@@ -40,7 +40,17 @@ t.test('standalone: a due read refreshes the session and both indexes in its one
   let before = await executed(server)
   const notDue = await load(store, 'r0')
   t.equal(notDue !== null && store.refreshOf(notDue), 'none')
-  t.same(delta(before, await executed(server)), { evalsha: 1, hgetall: 1 }, 'not due: one call, one read inside it, no write')
+  t.same(delta(before, await executed(server)), { hgetall: 1 }, 'not due, and known so by this instance: a plain HGETALL')
+  // Another instance (another store over the same Redis) does not know when r0 was last seen: it sends
+  // the script, which finds the session not due and writes nothing.
+  const { store: other } = makeStore(client, { now: time.now, idleTimeout: 60_000, schema: undefined })
+  before = await executed(server)
+  const elsewhere = await load(other, 'r0')
+  t.equal(elsewhere !== null && other.refreshOf(elsewhere), 'none')
+  t.same(delta(before, await executed(server)), { evalsha: 1, hgetall: 1 }, 'not due, unknown here: the script reads, no write')
+  before = await executed(server)
+  await load(other, 'r0')
+  t.same(delta(before, await executed(server)), { hgetall: 1 }, 'known now: a plain HGETALL')
 
   time.advance(6_000)
   for (const [i, user] of users.entries()) {
@@ -62,9 +72,19 @@ t.test('standalone: a due read refreshes the session and both indexes in its one
   }
   const after = (await server.cli('--scan', '--pattern', 'app:sess:user:*')).split('\n').filter(Boolean).sort()
   t.same(after, indexKeys, 'no stray index key: the script encodes user ids as userIndexKey does')
+  before = await executed(server)
   const loaded = await load(store, 'r0')
   t.equal(loaded !== null && store.refreshOf(loaded), 'none', 'just refreshed: not due again')
+  t.same(delta(before, await executed(server)), { hgetall: 1 })
+  // The other instance's knowledge is older than the refresh: its next read past its own cadence sends
+  // the script, which finds the session refreshed meanwhile (not due) and writes nothing.
+  time.advance(1_000)
+  before = await executed(server)
+  const stale = await load(other, 'r0')
+  t.equal(stale !== null && other.refreshOf(stale), 'none')
+  t.same(delta(before, await executed(server)), { evalsha: 1, hgetall: 1 }, 'no write from the stale instance')
   t.equal(store.stats().touches, users.length, 'each refresh counted as a touch')
+  t.equal(other.stats().touches, 0)
 })
 
 t.test('standalone: a due read never brings back a revoked, idle or absolute-expired session', async (t) => {
