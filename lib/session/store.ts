@@ -83,6 +83,8 @@ export interface ClientInfo { ip?: string | undefined, userAgent?: string | unde
 
 const ACTIVE_REFRESH_MS = 5_000
 const MAX_DEADLINES = 100_000
+const MAX_MEMO = 50_000
+const MAX_LIFETIMES = 1_000
 const noopLogger: SessionLogger = { warn: () => {}, info: () => {}, debug: () => {} }
 
 export class SessionStore {
@@ -103,6 +105,9 @@ export class SessionStore {
   readonly #sweep: DeadlineSweep
   /** Deadlines of requests under way, by the id of the session each loaded (see adopt). */
   readonly #deadlines = new Map<string, number>()
+  /** Session id → handle, for ids that reached a load (their cookie verified). */
+  readonly #handles = new Map<string, string>()
+  readonly #lifetimes = new Map<string, Readonly<CookieLifetime>>()
 
   constructor (options: SessionStoreOptions) {
     this.backend = options.backend
@@ -288,14 +293,14 @@ export class SessionStore {
   }
 
   async #load (sessionId: string): Promise<{ session: SessionLike, loaded: Loaded } | undefined> {
-    const handle = sessionHandle(sessionId)
+    const handle = this.#handleOf(sessionId)
     const now = this.#options.now()
     const stored = await this.guarded(this.backend.load(handle, {
       now, every: this.#options.refreshEvery, idleTimeout: this.#options.idleTimeout, ttl: this.#options.ttl
     }))
     this.#stats.loads++
     if (stored === undefined) return undefined
-    const lifetime = parseLifetime(stored.meta.cookie)
+    const lifetime = this.#lifetimeOf(stored.meta.cookie)
     // Redis expiry enforces the timeouts already; checking again keeps a clock skew or a hand-set
     // TTL from stretching them, and a cookie past its own expiry is never handed out.
     if (now >= stored.meta.absoluteAt || now - stored.meta.seenAt >= this.#options.idleTimeout ||
@@ -314,6 +319,28 @@ export class SessionStore {
     if (stored.refreshedTtl === undefined) return { session, loaded: { fields: stored.fields, meta: stored.meta } }
     this.#stats.touches++
     return { session, loaded: { fields: stored.fields, meta: { ...stored.meta, seenAt: now, expiresAt: now + stored.refreshedTtl }, refreshed: true } }
+  }
+
+  /** sessionHandle() (a sha256) once per session id while it is in use; bounded, oldest dropped first. */
+  #handleOf (sessionId: string): string {
+    let handle = this.#handles.get(sessionId)
+    if (handle === undefined) {
+      handle = sessionHandle(sessionId)
+      if (this.#handles.size >= MAX_MEMO) this.#handles.delete(this.#handles.keys().next().value as string)
+      this.#handles.set(sessionId, handle)
+    }
+    return handle
+  }
+
+  /** parseLifetime() of the few distinct stored lifetimes ({"maxAge":…}), parsed once each. */
+  #lifetimeOf (json: string): CookieLifetime {
+    let lifetime = this.#lifetimes.get(json)
+    if (lifetime === undefined) {
+      lifetime = Object.freeze(parseLifetime(json))
+      if (this.#lifetimes.size >= MAX_LIFETIMES) this.#lifetimes.clear()
+      this.#lifetimes.set(json, lifetime)
+    }
+    return lifetime
   }
 
   /**
