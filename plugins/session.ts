@@ -186,7 +186,9 @@ async function sessionPlugin (app: FastifyInstance, options: SessionPluginOption
     const restored = session !== null && session !== undefined && session === restoredSession
     // store.isUnchanged: the per-field comparison the save itself makes, instead of @fastify/session's
     // isModified() (a stable stringify and a sha256 of the session per request). When it says changed,
-    // @fastify/session's own onSend decides as before.
+    // @fastify/session's own onSend decides as before (it saves, and sends the cookie, when isModified;
+    // a payload whose stored JSON is not what JSON.stringify writes, which this store never stores,
+    // would then miss one re-sent cookie at a cadence refresh, nothing else).
     if (restored && store.isUnchanged(session as SessionLike) === true && !(session.cookie?.secure === true && request.protocol !== 'https')) {
       const cookie = request.cookies[cookieName]
       const encrypted = (session as { encryptedSessionId: string }).encryptedSessionId
