@@ -321,8 +321,8 @@ export function parseHash (hash: Record<string, string>): StoredSession | undefi
   const meta = parseMeta(hash)
   if (meta === undefined) return undefined
   const fields: Record<string, string> = {}
-  for (const [field, value] of Object.entries(hash)) {
-    if (field.startsWith(DATA_PREFIX)) fields[field.slice(DATA_PREFIX.length)] = value
+  for (const field in hash) {
+    if (field.startsWith(DATA_PREFIX)) fields[field.slice(DATA_PREFIX.length)] = hash[field] as string
   }
   return { fields, meta }
 }

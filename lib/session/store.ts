@@ -315,7 +315,8 @@ export class SessionStore {
       await this.#discard(handle)
       return undefined
     }
-    const session = { ...payload, cookie: this.#cookieOf(lifetime) }
+    const session = payload // a fresh object of ours: the cookie goes in without a copy
+    session['cookie'] = this.#cookieOf(lifetime)
     if (stored.refreshedTtl === undefined) return { session, loaded: { fields: stored.fields, meta: stored.meta } }
     this.#stats.touches++
     return { session, loaded: { fields: stored.fields, meta: { ...stored.meta, seenAt: now, expiresAt: now + stored.refreshedTtl }, refreshed: true } }
