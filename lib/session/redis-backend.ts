@@ -10,8 +10,9 @@
 // is a plain HGETALL and a due session is refreshed by a second call (the store's touch); that happens
 // once per refresh cadence per session, never on a read that is not due.
 //
-// Reads that start in the same event-loop turn go out in one socket write (a pipeline), as ioredis'
+// Reads that start in the same event-loop turn go out in one socket write (corked), as ioredis'
 // auto-pipelining would do: under load a write syscall per read was the largest cost of a read.
+import type { Writable } from 'node:stream'
 import type { Cluster, Redis } from 'ioredis'
 import { ALL_SESSIONS_KEYS, allSessionsKey, DATA_PREFIX, META, sessionKey, USER_INDEX_PREFIX, userIndexKey } from './keys.js'
 import type { IndexedSession, LoadRefresh, SessionBackend, SessionMeta, SessionWrite, StoredSession, WriteResult } from './types.js'
@@ -193,23 +194,26 @@ export class RedisSessionBackend implements SessionBackend {
     this.#seen.set(handle, seenAt)
   }
 
-  /** Sends the batched reads: alone as a plain call, together as one pipeline (one socket write). */
+  /**
+   * Sends the batched reads as plain commands between cork() and uncork() of the connection's socket:
+   * Node then hands them to the kernel in one writev. Same effect as a pipeline without building one
+   * (ioredis copies every script defined on the client into each Pipeline). When the connection is
+   * not ready the commands take ioredis' usual path (offline queue, failover wait, commandTimeout).
+   */
   readonly #flush = (): void => {
     const batch = this.#batch ?? []
     this.#batch = undefined
-    if (batch.length === 1) {
-      const [only] = batch as [PendingLoad]
-      const sent = only.args === undefined ? this.#client.hgetall(only.key) : this.#client.sessionLoad(...only.args)
-      sent.then(only.resolve, only.reject)
-      return
+    const stream = (this.#client as Redis).stream as Writable | undefined
+    const cork = batch.length > 1 && this.#client.status === 'ready' && stream?.writable === true
+    if (cork) stream.cork()
+    try {
+      for (const pending of batch) {
+        const sent = pending.args === undefined ? this.#client.hgetall(pending.key) : this.#client.sessionLoad(...pending.args)
+        sent.then(pending.resolve, pending.reject)
+      }
+    } finally {
+      if (cork) stream.uncork()
     }
-    const pipeline = this.#client.pipeline() as unknown as PipelinedLoad
-    for (const pending of batch) {
-      const settle = (err: unknown, reply?: unknown): void => { if (err === null || err === undefined) pending.resolve(reply); else pending.reject(err) }
-      if (pending.args === undefined) pipeline.hgetall(pending.key, settle)
-      else pipeline.sessionLoad(...pending.args, settle)
-    }
-    pipeline.exec().catch(() => {}) // each read settles through its own callback
   }
 
   async write (handle: string, write: SessionWrite): Promise<WriteResult> {
@@ -291,13 +295,6 @@ export class RedisSessionBackend implements SessionBackend {
 }
 
 type LoadArgs = [string, string, string, string, string, string, string, string]
-type Settle = (err: unknown, reply?: unknown) => void
-/** A pipeline's commands take a callback (its methods chain instead of returning promises). */
-interface PipelinedLoad {
-  sessionLoad: (...args: [...LoadArgs, Settle]) => unknown
-  hgetall: (key: string, callback: Settle) => unknown
-  exec: () => Promise<unknown>
-}
 /** A batched read: the script with its arguments, or a plain HGETALL of `key` when args is undefined. */
 interface PendingLoad { key: string, args: LoadArgs | undefined, resolve: (reply: unknown) => void, reject: (err: unknown) => void }
 const MAX_SEEN = 50_000
