@@ -25,8 +25,8 @@ import type { FastifyInstance, FastifyReply, FastifyRequest, RouteOptions } from
 import type { TSchema } from 'typebox'
 import { secureCookies } from '../lib/config-schema.js'
 import {
-  MemorySessionBackend, RedisSessionBackend, SessionNotEnabledError, SessionStore, UserSessions,
-  isSessionUnavailable, type SessionUnavailableError
+  MemorySessionBackend, RedisSessionBackend, SessionCookieSigner, SessionNotEnabledError, SessionStore, UserSessions,
+  isSessionUnavailable, type SessionLike, type SessionUnavailableError
 } from '../lib/session/index.js'
 
 declare module 'fastify' {
@@ -114,7 +114,9 @@ async function sessionPlugin (app: FastifyInstance, options: SessionPluginOption
     ...(config.SESSION_COOKIE_DOMAIN === undefined ? {} : { domain: config.SESSION_COOKIE_DOMAIN })
   }
   const hooks = await captureSessionHooks(app, {
-    secret: secrets, // signs with the first, accepts any: rotation
+    // Signs with the first, accepts any (rotation); @fastify/cookie's HMAC, with imported keys and
+    // verified signatures remembered (lib/session/signer.ts).
+    secret: new SessionCookieSigner(secrets),
     cookieName,
     cookie: cookieOptions,
     store,
@@ -182,7 +184,12 @@ async function sessionPlugin (app: FastifyInstance, options: SessionPluginOption
     const restoredSession = (request as SessionCarrier)[kRestored] as { sessionId: string } | undefined
     if (restoredSession !== undefined) store.release(restoredSession.sessionId)
     const restored = session !== null && session !== undefined && session === restoredSession
-    if (restored && session.isModified?.() === false && !(session.cookie?.secure === true && request.protocol !== 'https')) {
+    // store.isUnchanged: the per-field comparison the save itself makes, instead of @fastify/session's
+    // isModified() (a stable stringify and a sha256 of the session per request). When it says changed,
+    // @fastify/session's own onSend decides as before (it saves, and sends the cookie, when isModified;
+    // a payload whose stored JSON is not what JSON.stringify writes, which this store never stores,
+    // would then miss one re-sent cookie at a cadence refresh, nothing else).
+    if (restored && store.isUnchanged(session as SessionLike) === true && !(session.cookie?.secure === true && request.protocol !== 'https')) {
       const cookie = request.cookies[cookieName]
       const encrypted = (session as { encryptedSessionId: string }).encryptedSessionId
       // Restored from a cookie signed with an older secret: @fastify/session would see a different
@@ -190,7 +197,8 @@ async function sessionPlugin (app: FastifyInstance, options: SessionPluginOption
       // Present the re-signed value and refresh now, so the cookie goes out signed with the current secret.
       const resigned = cookie !== undefined && cookie !== encrypted
       if (resigned) request.cookies[cookieName] = encrypted
-      if (resigned || store.isDue(session)) {
+      const refresh = resigned ? 'due' : store.refreshOf(session)
+      if (refresh === 'due') {
         // A touch: expiry, last-seen and indexes move; @fastify/session then sends the cookie (isSaved).
         store.withDeadline(deadlineOf(request), () => (session as unknown as { save: (cb: Done) => void }).save((err) => {
           if (err === undefined || err === null) runOnSend(request, reply, payload, done)
@@ -198,6 +206,9 @@ async function sessionPlugin (app: FastifyInstance, options: SessionPluginOption
         }))
         return
       }
+      // The load already moved the expiry (a due session on a standalone server or Sentinel): the
+      // cookie goes out again, exactly as @fastify/session sends it after a save.
+      if (refresh === 'refreshed') reply.setCookie(cookieName, encrypted, (session.cookie as { toJSON: () => Record<string, unknown> }).toJSON())
       // The hot path: unchanged, not due, same cookie. @fastify/session would hash the session again
       // only to decide that there is nothing to save and no cookie to send.
       done()

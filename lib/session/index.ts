@@ -4,6 +4,7 @@ export { SessionStore, type SessionStoreOptions, type SessionLogger, type Sessio
 export { UserSessions, type SessionInfo } from './user-sessions.js'
 export { RedisSessionBackend, type RedisClient } from './redis-backend.js'
 export { MemorySessionBackend } from './memory-backend.js'
+export { SessionCookieSigner, type Unsigned } from './signer.js'
 export { SessionUnavailableError, SessionDataError, SessionNotEnabledError, isSessionUnavailable } from './errors.js'
 export { sessionHandle, sessionKey, userIndexKey, allSessionsKey, ALL_SESSIONS_KEYS } from './keys.js'
-export type { SessionBackend, SessionMeta, SessionStats, SessionWrite, StoredSession, IndexedSession, WriteResult } from './types.js'
+export type { SessionBackend, SessionMeta, SessionStats, SessionWrite, StoredSession, IndexedSession, WriteResult, LoadRefresh } from './types.js'

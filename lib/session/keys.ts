@@ -21,9 +21,12 @@ export function sessionKey (handle: string): string {
   return `sess:{${handle}}`
 }
 
+/** What every user index key starts with (the load script builds the rest as userIndexKey does). */
+export const USER_INDEX_PREFIX = 'sess:user:{'
+
 export function userIndexKey (userId: string): string {
   // encodeURIComponent escapes braces, so a user id cannot open or close the hash tag.
-  return `sess:user:{${encodeURIComponent(userId)}}`
+  return `${USER_INDEX_PREFIX}${encodeURIComponent(userId)}}`
 }
 
 const ALL_SESSIONS_BUCKETS = 16

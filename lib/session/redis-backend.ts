@@ -1,8 +1,21 @@
-// Sessions in Redis. Each script touches one key, so everything runs on Redis Cluster; writes to a
-// user's index go first, so a session whose expiry moved is always findable by revokeAll().
+// Sessions in Redis. Writes to a user's index go first (or in the same script), so a session whose
+// expiry moved is always findable by revokeAll().
+//
+// A read is one command. On a standalone server or Sentinel it is LOAD_LUA: it reads the session and,
+// when the session is due for refresh, refreshes it in the same call (expiry, last-seen time, the
+// user's index and the total index bucket: one atomic script, no slot constraint). While this instance
+// knows the session cannot be due yet (it read or wrote its last-seen time less than a cadence ago),
+// the read is a plain HGETALL instead: one command executed, no script. On Cluster the
+// user's index lives in another slot and the user is only known once the session is read, so the read
+// is a plain HGETALL and a due session is refreshed by a second call (the store's touch); that happens
+// once per refresh cadence per session, never on a read that is not due.
+//
+// Reads that start in the same event-loop turn go out in one socket write (corked), as ioredis'
+// auto-pipelining would do: under load a write syscall per read was the largest cost of a read.
+import type { Writable } from 'node:stream'
 import type { Cluster, Redis } from 'ioredis'
-import { ALL_SESSIONS_KEYS, allSessionsKey, DATA_PREFIX, META, sessionKey, userIndexKey } from './keys.js'
-import type { IndexedSession, SessionBackend, SessionMeta, SessionWrite, StoredSession, WriteResult } from './types.js'
+import { ALL_SESSIONS_KEYS, allSessionsKey, DATA_PREFIX, META, sessionKey, USER_INDEX_PREFIX, userIndexKey } from './keys.js'
+import type { IndexedSession, LoadRefresh, SessionBackend, SessionMeta, SessionWrite, StoredSession, WriteResult } from './types.js'
 
 export type RedisClient = Redis | Cluster
 
@@ -53,7 +66,54 @@ if ARGV[1] ~= '' and user ~= ARGV[1] then return { 0, user } end
 return { redis.call('DEL', KEYS[1]), user }
 `
 
+// KEYS[1] the session hash, KEYS[2] its total index bucket. ARGV: now, refreshEvery, idleTimeout, ttl
+// (SESSION_TTL), the key prefix of user indexes (the client's keyPrefix included), the handle.
+// Returns { the hash as HGETALL returns it, the TTL applied by a refresh or 0 }. A session that is not
+// due, already past a timeout or missing metadata is returned as read, untouched (the store discards
+// the expired ones). The TTL rule is the store's #ttl(): the cookie's expiry or max age (capped by
+// SESSION_TTL), the idle timeout and the absolute deadline, whichever comes first. The user index key
+// is built here as userIndexKey() builds it (encodeURIComponent of the user id, on its UTF-8 bytes);
+// on a standalone server a script may touch keys it did not declare.
+const LOAD_LUA = `
+local h = redis.call('HGETALL', KEYS[1])
+local now, every = tonumber(ARGV[1]), tonumber(ARGV[2])
+local seen, abs, cookie, user
+for i = 1, #h, 2 do
+  local f = h[i]
+  if f == '${META.seen}' then seen = tonumber(h[i + 1])
+  elseif f == '${META.absolute}' then abs = tonumber(h[i + 1])
+  elseif f == '${META.cookie}' then cookie = h[i + 1]
+  elseif f == '${META.user}' then user = h[i + 1] end
+end
+if not seen or not abs or not cookie or now - seen < every then return { h, 0 } end
+local idle, cap = tonumber(ARGV[3]), tonumber(ARGV[4])
+if now - seen >= idle or now >= abs then return { h, 0 } end
+local left = cap
+local ok, lifetime = pcall(cjson.decode, cookie)
+if ok and type(lifetime) == 'table' then
+  if type(lifetime.maxAge) == 'number' then left = math.min(lifetime.maxAge, cap)
+  elseif type(lifetime.expires) == 'number' then left = lifetime.expires - now
+  elseif type(lifetime.originalMaxAge) == 'number' then left = math.min(lifetime.originalMaxAge, cap) end
+end
+local ttl = math.floor(math.min(left, idle, abs - now))
+if ttl < 1 then return { h, 0 } end
+local expiresAt = string.format('%.0f', now + ttl)
+local function index (key)
+  redis.call('ZREMRANGEBYSCORE', key, '-inf', ARGV[1])
+  redis.call('ZADD', key, expiresAt, ARGV[6])
+  if redis.call('PTTL', key) < ttl then redis.call('PEXPIRE', key, ttl) end
+end
+if user then
+  index(ARGV[5] .. string.gsub(user, "[^A-Za-z0-9%-_%.!~%*'%(%)]", function (c) return string.format('%%%02X', string.byte(c)) end) .. '}')
+end
+redis.call('HSET', KEYS[1], '${META.seen}', ARGV[1], '${META.expires}', expiresAt)
+redis.call('PEXPIRE', KEYS[1], ttl)
+index(KEYS[2])
+return { h, ttl }
+`
+
 interface ScriptedClient {
+  sessionLoad: (key: string, bucket: string, now: string, every: string, idle: string, ttl: string, userPrefix: string, handle: string) => Promise<[string[], number]>
   sessionWrite: (key: string, ...args: string[]) => Promise<number>
   sessionIndexAdd: (key: string, now: string, expiresAt: string, handle: string, ttl: string) => Promise<number>
   sessionDestroy: (key: string, owner: string) => Promise<[number, string]>
@@ -72,12 +132,88 @@ export class RedisSessionBackend implements SessionBackend {
       client.defineCommand('sessionWrite', { numberOfKeys: 1, lua: WRITE_LUA })
       client.defineCommand('sessionIndexAdd', { numberOfKeys: 1, lua: INDEX_ADD_LUA })
       client.defineCommand('sessionDestroy', { numberOfKeys: 1, lua: DESTROY_LUA })
+      client.defineCommand('sessionLoad', { numberOfKeys: 2, lua: LOAD_LUA })
     }
     this.#client = client as RedisClient & ScriptedClient
+    this.#standalone = !client.isCluster
+    this.#userPrefix = `${(client as Redis).options?.keyPrefix ?? ''}${USER_INDEX_PREFIX}`
   }
 
-  async load (handle: string): Promise<StoredSession | undefined> {
-    return parseHash(await this.#client.hgetall(sessionKey(handle)))
+  readonly #standalone: boolean
+  /** The user index key up to its hash tag, as the server sees it (keyPrefix included). */
+  readonly #userPrefix: string
+  /** Reads waiting for the end of this event-loop turn, to go out in one write. */
+  #batch: PendingLoad[] | undefined
+  /**
+   * The last-seen time this instance last read or wrote, per session (bounded). m:seen only moves
+   * forward, so it is a lower bound of the stored one: while it says "not due", the read is a plain
+   * HGETALL (1 command executed instead of a script and its HGETALL); otherwise the script decides.
+   */
+  readonly #seen = new Map<string, number>()
+
+  async load (handle: string, refresh?: LoadRefresh): Promise<StoredSession | undefined> {
+    if (!this.#standalone) return parseHash(await this.#client.hgetall(sessionKey(handle)))
+    const known = this.#seen.get(handle)
+    const script = refresh !== undefined && (known === undefined || refresh.now - known >= refresh.every)
+    const args: LoadArgs | undefined = script
+      ? [sessionKey(handle), allSessionsKey(handle), String(refresh.now), String(refresh.every), String(refresh.idleTimeout), String(refresh.ttl), this.#userPrefix, handle]
+      : undefined
+    const reply = await new Promise<unknown>((resolve, reject) => {
+      if (this.#batch === undefined) {
+        this.#batch = []
+        setImmediate(this.#flush)
+      }
+      this.#batch.push({ key: sessionKey(handle), args, resolve, reject })
+    })
+    if (!script) {
+      const stored = parseHash(reply as Record<string, string>)
+      if (stored === undefined) this.#seen.delete(handle)
+      return stored
+    }
+    const [flat, ttl] = reply as [string[], number]
+    const stored = parseFlatHash(flat)
+    if (stored === undefined) {
+      this.#seen.delete(handle)
+      return undefined
+    }
+    if (Number(ttl) < 1) {
+      this.#remember(handle, stored.meta.seenAt)
+      return stored
+    }
+    this.#remember(handle, refresh.now)
+    stored.refreshedTtl = Number(ttl)
+    return stored
+  }
+
+  #remember (handle: string, seenAt: number): void {
+    if (!this.#standalone) return
+    if (this.#seen.size >= MAX_SEEN && !this.#seen.has(handle)) {
+      const oldest = this.#seen.keys().next().value // insertion order: a bounded map without LRU upkeep
+      if (oldest !== undefined) this.#seen.delete(oldest)
+    }
+    this.#seen.set(handle, seenAt)
+  }
+
+  /**
+   * Sends the batched reads as plain commands between cork() and uncork() of the connection's socket:
+   * Node then hands them to the kernel in one writev. Same effect as a pipeline without building one
+   * (ioredis copies every script defined on the client into each Pipeline). When the connection is
+   * not ready the commands take ioredis' usual path (offline queue, failover wait, commandTimeout).
+   */
+  readonly #flush = (): void => {
+    const batch = this.#batch ?? []
+    this.#batch = undefined
+    const stream = (this.#client as Redis).stream as Writable | undefined
+    const cork = batch.length > 1 && this.#client.status === 'ready' && stream?.writable === true
+    if (cork) stream.cork()
+    try {
+      for (const pending of batch) {
+        const sent = pending.args === undefined ? this.#client.hgetall(pending.key) : this.#client.sessionLoad(...pending.args)
+        sent.then(pending.resolve, pending.reject)
+      }
+    } finally {
+      if (cork) stream.uncork()
+    }
   }
 
   async write (handle: string, write: SessionWrite): Promise<WriteResult> {
@@ -97,11 +233,17 @@ export class RedisSessionBackend implements SessionBackend {
       this.#client.sessionIndexAdd(allSessionsKey(handle), ...indexArgs),
       moved ? this.#client.zrem(userIndexKey(write.previousUserId as string), handle) : undefined
     ])
-    if (Number(applied) === 0) await this.#unindex(handle, write.userId)
+    if (Number(applied) === 0) {
+      this.#seen.delete(handle)
+      await this.#unindex(handle, write.userId)
+    } else if (write.set[META.seen] !== undefined) {
+      this.#remember(handle, write.now)
+    }
     return { applied: Number(applied), userSessions: userSessions === undefined ? undefined : Number(userSessions) }
   }
 
   async destroy (handle: string, owner?: string): Promise<boolean> {
+    this.#seen.delete(handle)
     if (owner === undefined) {
       // Sign-out and regenerate(): one round trip. The total index entry goes with the session; the
       // user's index entry (its user is known from the reply) follows on the same connection without
@@ -152,13 +294,32 @@ export class RedisSessionBackend implements SessionBackend {
   }
 }
 
+type LoadArgs = [string, string, string, string, string, string, string, string]
+/** A batched read: the script with its arguments, or a plain HGETALL of `key` when args is undefined. */
+interface PendingLoad { key: string, args: LoadArgs | undefined, resolve: (reply: unknown) => void, reject: (err: unknown) => void }
+const MAX_SEEN = 50_000
+
+/** HGETALL's flat reply (field, value, …) into fields and metadata, without an intermediate object. */
+function parseFlatHash (flat: string[]): StoredSession | undefined {
+  if (flat.length === 0) return undefined
+  const hash: Record<string, string> = {}
+  const fields: Record<string, string> = {}
+  for (let i = 0; i + 1 < flat.length; i += 2) {
+    const field = flat[i] as string
+    if (field.startsWith(DATA_PREFIX)) fields[field.slice(DATA_PREFIX.length)] = flat[i + 1] as string
+    else hash[field] = flat[i + 1] as string
+  }
+  const meta = parseMeta(hash)
+  return meta === undefined ? undefined : { fields, meta }
+}
+
 /** A stored hash back into fields and metadata; a hash missing required metadata counts as gone. */
 export function parseHash (hash: Record<string, string>): StoredSession | undefined {
   const meta = parseMeta(hash)
   if (meta === undefined) return undefined
   const fields: Record<string, string> = {}
-  for (const [field, value] of Object.entries(hash)) {
-    if (field.startsWith(DATA_PREFIX)) fields[field.slice(DATA_PREFIX.length)] = value
+  for (const field in hash) {
+    if (field.startsWith(DATA_PREFIX)) fields[field.slice(DATA_PREFIX.length)] = hash[field] as string
   }
   return { fields, meta }
 }

@@ -10,7 +10,9 @@
 // Refresh cadence: a read costs one command (the load). Expiry, last-seen and the indexes are
 // refreshed only when the session is due (its last refresh is older than the cadence), so idle and
 // absolute timeouts hold to within one cadence, and an unchanged session that is not due costs no
-// write at all (and the plugin sends no Set-Cookie for it).
+// write at all (and the plugin sends no Set-Cookie for it). The Redis backend refreshes a due session
+// inside the load itself on a standalone server or Sentinel (refreshOf() says 'refreshed'); elsewhere
+// (Cluster, process memory) the plugin refreshes it with a touch after the handler ('due').
 //
 // Cookie rule: only the per-session lifetime (max age, or an absolute expiry) is stored; SameSite,
 // Domain, Secure, HttpOnly and Path always come from the current config, so tightened settings reach
@@ -70,12 +72,19 @@ type Callback = (err?: unknown) => void
 type GetCallback = (err: unknown, session?: SessionLike | null) => void
 
 /** What a request loaded: the baseline its save is compared with. */
-interface Loaded { fields: Record<string, string>, meta: SessionMeta }
+interface Loaded {
+  fields: Record<string, string>
+  meta: SessionMeta
+  /** The load itself refreshed the session (its expiry moved): the cookie must go out again. */
+  refreshed?: boolean
+}
 
 export interface ClientInfo { ip?: string | undefined, userAgent?: string | undefined }
 
 const ACTIVE_REFRESH_MS = 5_000
 const MAX_DEADLINES = 100_000
+const MAX_MEMO = 50_000
+const MAX_LIFETIMES = 1_000
 const noopLogger: SessionLogger = { warn: () => {}, info: () => {}, debug: () => {} }
 
 export class SessionStore {
@@ -96,6 +105,9 @@ export class SessionStore {
   readonly #sweep: DeadlineSweep
   /** Deadlines of requests under way, by the id of the session each loaded (see adopt). */
   readonly #deadlines = new Map<string, number>()
+  /** Session id → handle, for ids that reached a load (their cookie verified). */
+  readonly #handles = new Map<string, string>()
+  readonly #lifetimes = new Map<string, Readonly<CookieLifetime>>()
 
   constructor (options: SessionStoreOptions) {
     this.backend = options.backend
@@ -194,6 +206,37 @@ export class SessionStore {
   }
 
   /**
+   * For the plugin's hot path, one lookup: 'refreshed' when the load already extended the expiry (send
+   * the cookie, nothing to write), 'due' when a touch must extend it now (isDue), else 'none'.
+   */
+  refreshOf (session: object): 'none' | 'due' | 'refreshed' {
+    const loaded = this.#loaded.get(session)
+    if (loaded === undefined) return 'none'
+    if (loaded.refreshed === true) return 'refreshed'
+    return this.#options.now() - loaded.meta.seenAt >= this.#options.refreshEvery ? 'due' : 'none'
+  }
+
+  /**
+   * true when the payload of a restored session serialises exactly as it was loaded, i.e. a save would
+   * write no data (the same per-field JSON the save compares). Cheaper than @fastify/session's
+   * isModified() (a stable stringify and a sha256 of the whole session), and never says "unchanged"
+   * when the save would write a field. Undefined for a session that was not restored.
+   */
+  isUnchanged (session: SessionLike): boolean | undefined {
+    const loaded = this.#loaded.get(session)
+    if (loaded === undefined) return undefined
+    let count = 0
+    for (const field in session) {
+      const value = session[field]
+      if (field === 'cookie' || value === undefined || typeof value === 'function') continue
+      const stored = loaded.fields[field]
+      if (stored === undefined || JSON.stringify(value) !== stored) return false
+      count++
+    }
+    return Object.keys(loaded.fields).length === count // and no field removed
+  }
+
+  /**
    * Runs `fn` (which starts store calls synchronously, as @fastify/session's save does) under the
    * request's deadline: one time budget for all the store calls of one request. A call started with
    * less than a full command timeout left is bounded by what is left, by one shared sweep timer
@@ -250,12 +293,14 @@ export class SessionStore {
   }
 
   async #load (sessionId: string): Promise<{ session: SessionLike, loaded: Loaded } | undefined> {
-    const handle = sessionHandle(sessionId)
-    const stored = await this.guarded(this.backend.load(handle))
+    const handle = this.#handleOf(sessionId)
+    const now = this.#options.now()
+    const stored = await this.guarded(this.backend.load(handle, {
+      now, every: this.#options.refreshEvery, idleTimeout: this.#options.idleTimeout, ttl: this.#options.ttl
+    }))
     this.#stats.loads++
     if (stored === undefined) return undefined
-    const now = this.#options.now()
-    const lifetime = parseLifetime(stored.meta.cookie)
+    const lifetime = this.#lifetimeOf(stored.meta.cookie)
     // Redis expiry enforces the timeouts already; checking again keeps a clock skew or a hand-set
     // TTL from stretching them, and a cookie past its own expiry is never handed out.
     if (now >= stored.meta.absoluteAt || now - stored.meta.seenAt >= this.#options.idleTimeout ||
@@ -270,7 +315,33 @@ export class SessionStore {
       await this.#discard(handle)
       return undefined
     }
-    return { session: { ...payload, cookie: this.#cookieOf(lifetime) }, loaded: { fields: stored.fields, meta: stored.meta } }
+    const session = payload // a fresh object of ours: the cookie goes in without a copy
+    session['cookie'] = this.#cookieOf(lifetime)
+    if (stored.refreshedTtl === undefined) return { session, loaded: { fields: stored.fields, meta: stored.meta } }
+    this.#stats.touches++
+    return { session, loaded: { fields: stored.fields, meta: { ...stored.meta, seenAt: now, expiresAt: now + stored.refreshedTtl }, refreshed: true } }
+  }
+
+  /** sessionHandle() (a sha256) once per session id while it is in use; bounded, oldest dropped first. */
+  #handleOf (sessionId: string): string {
+    let handle = this.#handles.get(sessionId)
+    if (handle === undefined) {
+      handle = sessionHandle(sessionId)
+      if (this.#handles.size >= MAX_MEMO) this.#handles.delete(this.#handles.keys().next().value as string)
+      this.#handles.set(sessionId, handle)
+    }
+    return handle
+  }
+
+  /** parseLifetime() of the few distinct stored lifetimes ({"maxAge":…}), parsed once each. */
+  #lifetimeOf (json: string): CookieLifetime {
+    let lifetime = this.#lifetimes.get(json)
+    if (lifetime === undefined) {
+      lifetime = Object.freeze(parseLifetime(json))
+      if (this.#lifetimes.size >= MAX_LIFETIMES) this.#lifetimes.clear()
+      this.#lifetimes.set(json, lifetime)
+    }
+    return lifetime
   }
 
   /**

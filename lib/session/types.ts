@@ -19,7 +19,20 @@ export interface SessionMeta {
 /** A session as stored: one JSON string per payload field, so fields can be written independently. */
 export interface StoredSession {
   fields: Record<string, string>
+  /** As read, before a refresh the load did (see refreshedTtl). */
   meta: SessionMeta
+  /** Set when the load also refreshed the session (it was due): the TTL applied from LoadRefresh.now. */
+  refreshedTtl?: number
+}
+
+/** What a load needs to refresh a due session in the same call (backends that cannot, ignore it). */
+export interface LoadRefresh {
+  now: number
+  /** The refresh cadence: due when now - seenAt >= every. */
+  every: number
+  idleTimeout: number
+  /** SESSION_TTL: caps a stored max age. */
+  ttl: number
 }
 
 export interface SessionWrite {
@@ -51,7 +64,8 @@ export interface IndexedSession {
 
 export interface SessionBackend {
   readonly kind: 'redis' | 'memory'
-  load: (handle: string) => Promise<StoredSession | undefined>
+  /** With `refresh`, a backend may refresh a due session in the same call (and say so in refreshedTtl). */
+  load: (handle: string, refresh?: LoadRefresh) => Promise<StoredSession | undefined>
   /**
    * `applied`: the TTL in ms, or 0 when nothing was written (update of a session that is gone).
    * `userSessions`: entries in the user's index after the write, when the write indexed a user.
