@@ -136,8 +136,13 @@ export class RedisMonitor extends EventEmitter<RedisMonitorEvents> {
     const started = Date.now()
     if (client !== undefined && client.status === 'ready') {
       try {
-        await withTimeout(client.ping(), this.#options.pingTimeout)
-        const latency = Date.now() - started
+        let latency = await this.#ping(client)
+        // A slow answer may be a busy event loop's (the reply waited unread in the socket), not
+        // Redis': ask once more, after yielding, before reporting degraded.
+        if (latency > this.#options.degradedLatency) {
+          await new Promise<void>((resolve) => { setImmediate(resolve) })
+          if (client.status === 'ready') latency = await this.#ping(client)
+        }
         this.#timeouts = 0
         this.#state.latencyMs = latency
         this.#set(latency > this.#options.degradedLatency ? 'degraded' : 'connected')
@@ -147,6 +152,13 @@ export class RedisMonitor extends EventEmitter<RedisMonitorEvents> {
       }
     }
     this.#schedule(Math.max(0, this.#options.pingInterval - (Date.now() - started)))
+  }
+
+  /** One PING's round trip in ms, bounded by pingTimeout of loop time (see withinLoopTime). */
+  async #ping (client: Client): Promise<number> {
+    const sent = Date.now()
+    await withinLoopTime(client.ping(), this.#options.pingTimeout)
+    return Date.now() - sent
   }
 
   #recordError (err: Error | string): void {
@@ -173,10 +185,10 @@ export class RedisMonitor extends EventEmitter<RedisMonitorEvents> {
     try {
       const node = isCluster(client) ? client.nodes('master')[0] : client
       if (node === undefined) return
-      const text = await withTimeout(node.info(), this.#options.pingTimeout)
+      const text = await withinLoopTime(node.info(), this.#options.pingTimeout)
       this.#info = parseInfo(text)
       if (isCluster(client)) {
-        const clusterInfo = await withTimeout(node.cluster('INFO') as Promise<string>, this.#options.pingTimeout)
+        const clusterInfo = await withinLoopTime(node.cluster('INFO') as Promise<string>, this.#options.pingTimeout)
         if (!clusterInfo.includes('cluster_state:ok')) {
           this.#recordError('cluster_state is not ok: some slots are unavailable')
           this.#set('degraded')
@@ -208,13 +220,51 @@ export class RedisMonitor extends EventEmitter<RedisMonitorEvents> {
 
 class PingTimeoutError extends Error {}
 
-function withTimeout<T> (promise: Promise<T>, ms: number): Promise<T> {
-  let timer: NodeJS.Timeout | undefined
-  const timeout = new Promise<never>((_resolve, reject) => {
-    timer = setTimeout(() => reject(new PingTimeoutError(`no reply within ${ms}ms`)), ms)
+/** Lateness of a timer beyond which the loop counts as having been blocked (normal jitter is a few ms). */
+const LOOP_BLOCKED_MS = 20
+
+/**
+ * `promise`, or a PingTimeoutError once `ms` of waiting has passed in which the event loop was free to
+ * read the reply. A blocked or starved loop (a long synchronous task, a run of microtasks that never
+ * yields) delays timers and socket reads alike, and timers run first: a plain deadline would fire
+ * before the socket holding the answer is read and call a healthy Redis down. So a deadline that
+ * fires late (the loop was blocked meanwhile) starts a fresh wait, and one that fires on time still
+ * lets an I/O poll phase run (setImmediate comes after it) before it is a timeout. A frozen server
+ * is still caught one `ms` after the loop is free again.
+ */
+function withinLoopTime<T> (promise: Promise<T>, ms: number): Promise<T> {
+  return new Promise<T>((resolve, reject) => {
+    let settled = false
+    let timer: NodeJS.Timeout | undefined
+    const arm = (): void => {
+      const due = performance.now() + ms
+      timer = setTimeout(() => {
+        const late = performance.now() - due
+        setImmediate(() => {
+          if (settled) return
+          if (late > Math.max(LOOP_BLOCKED_MS, ms / 4)) {
+            arm()
+            return
+          }
+          settled = true
+          reject(new PingTimeoutError(`no reply within ${ms}ms`))
+        })
+      }, ms)
+    }
+    promise.then((value) => {
+      if (settled) return
+      settled = true
+      clearTimeout(timer)
+      resolve(value)
+    }, (err: unknown) => {
+      // A late rejection after the timeout is expected: it is dropped here, never unhandled.
+      if (settled) return
+      settled = true
+      clearTimeout(timer)
+      reject(err)
+    })
+    arm()
   })
-  promise.catch(() => {}) // a late rejection after the timeout is expected, not unhandled
-  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer))
 }
 
 function isCluster (client: Client): client is Cluster {

@@ -31,8 +31,11 @@ export async function batch (settings: Settings): Promise<CaseResult> {
       id: 4,
       title: `getOrSetMany of ${BATCH} keys`,
       rows: ratioRows(comparison, [
-        { label: `vs ${BATCH} concurrent cache.get calls`, target: 3 },
-        { label: `vs ${BATCH} concurrent ioredis GET + JSON.parse (auto-pipelined)`, target: undefined }
+        // Restated (issue 18): 100 concurrent get calls now leave as one MGET per tick too, so the
+        // batch API's edge over them is only the per-key flights it skips (≥ 1.1, was ≥ 3 against
+        // the old per-key path); its edge over hand-written per-key GETs is one command, not 100 (≥ 2).
+        { label: `vs ${BATCH} concurrent cache.get calls (also one MGET per tick)`, target: 1.1 },
+        { label: `vs ${BATCH} concurrent ioredis GET + JSON.parse (auto-pipelined)`, target: 2 }
       ], 'batches/s'),
       notes: [`Rates are batches of ${BATCH} keys per second; ${concurrency} batches in flight; memory tier off.`]
     }

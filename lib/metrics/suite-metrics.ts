@@ -84,7 +84,7 @@ export class SuiteMetrics {
 
     this.#http = new RequestHistogram({
       name: 'http_request_duration_seconds',
-      help: 'Time from request received to response sent, by route pattern (unmatched for 404s), method and status code.',
+      help: 'Time from request received (onRequest) to response handed to the socket (onSend), by route pattern (unmatched for 404s), method and status code.',
       buckets: HTTP_BUCKETS,
       registers
     })

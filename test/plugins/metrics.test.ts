@@ -243,4 +243,6 @@ t.test('request timing on a plain route: pattern bound at registration, no reque
   t.equal(reads, 0, 'nothing in the suite read request.routeOptions')
   const text = await app.metrics!.metrics()
   t.equal(sample(text, 'http_request_duration_seconds_count', { method: 'GET', route: '/plain/:id', status_code: '200' }), 2, 'still timed, by pattern')
+  // Any onResponse hook makes Fastify attach 'finish'/'error' listeners to every response (bench case 10).
+  t.notMatch(app.printRoutes({ includeHooks: true, commonPrefix: false }), /onResponse/, 'no route of the suite has an onResponse hook')
 })
