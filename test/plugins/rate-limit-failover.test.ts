@@ -3,14 +3,14 @@
 // loss, waits for it and is counted in Redis; past the budget the Redis-down mode applies at once,
 // exactly as without the wait. Real redis-server, SIGKILLed and restarted. Closed mode makes the
 // Redis-down answer visible (503); the decision's `source` says who decided.
-import t from 'tap'
+import t, { type Test } from 'tap'
 import { useRedis, waitFor } from '../helpers/index.js'
 import type { RateLimitDecision } from '../../lib/rate-limit/index.js'
 import { buildLimitedApp } from './rate-limit-app.js'
 
 const CLIENT = '203.0.113.40'
 
-async function setUp (t: Parameters<Parameters<typeof t.test>[1]>[0], budget: string) {
+async function setUp (t: Test, budget: string) {
   const redis = await useRedis(t)
   const decisions: RateLimitDecision[] = []
   const { app, rawLogs } = await buildLimitedApp(t, {
