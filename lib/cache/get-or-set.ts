@@ -190,7 +190,7 @@ export class ReadThrough {
     } finally {
       // Not awaited: the callers have their value once it is written. The release follows the write
       // on the same connection, and the next SET NX on this key from this process follows the release.
-      if (lock === 'acquired') void redis.releaseLock(lockKey, token)
+      if (lock === 'acquired') redis.releaseLock(lockKey, token).catch(() => {})
     }
   }
 
