@@ -25,8 +25,8 @@ import type { FastifyInstance, FastifyReply, FastifyRequest, RouteOptions } from
 import type { TSchema } from 'typebox'
 import { secureCookies } from '../lib/config-schema.js'
 import {
-  MemorySessionBackend, RedisSessionBackend, SessionCookieSigner, SessionNotEnabledError, SessionStore, UserSessions,
-  isSessionUnavailable, type SessionLike, type SessionUnavailableError
+  MemorySessionBackend, RedisSessionBackend, RequestBudget, SessionCookieSigner, SessionNotEnabledError, SessionStore,
+  UserSessions, isSessionUnavailable, type SessionLike, type SessionUnavailableError
 } from '../lib/session/index.js'
 
 declare module 'fastify' {
@@ -56,8 +56,9 @@ type SendHook = (request: FastifyRequest, reply: FastifyReply, payload: unknown,
 const kSession = Symbol('redis-suite.session')
 const kEnabled = Symbol('redis-suite.sessionEnabled')
 const kRestored = Symbol('redis-suite.sessionRestored')
-const kDeadline = Symbol('redis-suite.sessionDeadline')
-interface SessionCarrier { [kSession]?: unknown, [kEnabled]?: boolean, [kRestored]?: unknown, [kDeadline]?: number }
+const kBudget = Symbol('redis-suite.sessionBudget')
+const kStartedAt = Symbol('redis-suite.sessionStartedAt')
+interface SessionCarrier { [kSession]?: unknown, [kEnabled]?: boolean, [kRestored]?: unknown, [kBudget]?: RequestBudget, [kStartedAt]?: number }
 
 /**
  * The session this request loaded, or undefined on a route without `config: { session: true }`.
@@ -94,6 +95,7 @@ async function sessionPlugin (app: FastifyInstance, options: SessionPluginOption
     idleTimeout: config.SESSION_IDLE_TIMEOUT,
     absoluteTimeout: config.SESSION_ABSOLUTE_TIMEOUT,
     timeout: config.REDIS_COMMAND_TIMEOUT,
+    failoverWaitLeft: () => app.redisConnections.failoverWaitLeft(),
     retryAfter,
     maxPerUser: config.SESSION_MAX_PER_USER,
     logger: log,
@@ -149,13 +151,16 @@ async function sessionPlugin (app: FastifyInstance, options: SessionPluginOption
   const loadSession: RequestHook = (request, reply, done) => {
     const carrier = request as FastifyRequest & SessionCarrier
     carrier[kEnabled] = true
-    // One time budget for every store call of this request (a sign-in waits once, not per call).
-    carrier[kDeadline] = Date.now() + config.REDIS_COMMAND_TIMEOUT
+    // One time budget for every store call of this request (a sign-in waits once, not per call): the
+    // time before the handler (the load, a rate-limit decision) and the store calls after it; not the
+    // handler's own time, nor a wait for a failover (lib/session/deadline.ts, spendBeforeHandler).
+    carrier[kBudget] = new RequestBudget(config.REDIS_COMMAND_TIMEOUT)
+    carrier[kStartedAt] = Date.now()
     hooks.onRequest(request, reply, (err) => {
       if (err === undefined || err === null) {
         // Synchronous with store.get's callback: links the session to what was loaded (see store.adopt).
         const session = (request as SessionCarrier)[kSession]
-        if (session !== null && typeof session === 'object' && 'sessionId' in session && store.adopt(session as { sessionId: string }, carrier[kDeadline])) {
+        if (session !== null && typeof session === 'object' && 'sessionId' in session && store.adopt(session as { sessionId: string }, carrier[kBudget])) {
           (request as SessionCarrier)[kRestored] = session
         }
         done()
@@ -200,7 +205,7 @@ async function sessionPlugin (app: FastifyInstance, options: SessionPluginOption
       const refresh = resigned ? 'due' : store.refreshOf(session)
       if (refresh === 'due') {
         // A touch: expiry, last-seen and indexes move; @fastify/session then sends the cookie (isSaved).
-        store.withDeadline(deadlineOf(request), () => (session as unknown as { save: (cb: Done) => void }).save((err) => {
+        store.withBudget(budgetOf(request), () => (session as unknown as { save: (cb: Done) => void }).save((err) => {
           if (err === undefined || err === null) runOnSend(request, reply, payload, done)
           else unavailable(request, reply, err, done)
         }))
@@ -230,16 +235,27 @@ async function sessionPlugin (app: FastifyInstance, options: SessionPluginOption
   }
 
   const runOnSend: SendHook = (request, reply, payload, done) => {
-    store.withDeadline(deadlineOf(request), () => hooks.onSend(request, reply, payload, (err) => {
+    store.withBudget(budgetOf(request), () => hooks.onSend(request, reply, payload, (err) => {
       if (err === undefined || err === null) done()
       else unavailable(request, reply, err, done)
     }))
   }
 
-  // Plus what is left of REDIS_FAILOVER_WAIT when the save starts while the connection is being
-  // re-established (a failover): 0 when connected, so the usual budget otherwise.
-  const deadlineOf = (request: FastifyRequest): number =>
-    ((request as FastifyRequest & SessionCarrier)[kDeadline] ?? Date.now() + config.REDIS_COMMAND_TIMEOUT) + app.redisConnections.failoverWaitLeft()
+  // A connection lost since the request began means its wait before the handler was (or may have
+  // been) a failover wait, which must not eat the budget of the save that follows the reconnect.
+  let lostAt = 0
+  redis?.on('close', () => { lostAt = Date.now() })
+  const spendBeforeHandler: RequestHook = (request, _reply, done) => {
+    const carrier = request as FastifyRequest & SessionCarrier
+    const startedAt = carrier[kStartedAt]
+    if (startedAt !== undefined && lostAt < startedAt && app.redisConnections.failoverWaitLeft() === 0) {
+      carrier[kBudget]?.spend(Date.now() - startedAt)
+    }
+    done()
+  }
+
+  const budgetOf = (request: FastifyRequest): RequestBudget =>
+    (request as FastifyRequest & SessionCarrier)[kBudget] ?? new RequestBudget(config.REDIS_COMMAND_TIMEOUT)
 
   // A handler's regenerate()/destroy() failing because the store is down is an expected condition:
   // answer the same 503 here, before Fastify's default handler would log an error and a stack for it.
@@ -255,6 +271,7 @@ async function sessionPlugin (app: FastifyInstance, options: SessionPluginOption
   app.addHook('onRoute', (route: RouteOptions) => {
     if (route.config?.session !== true) return
     route.onRequest = [loadSession as never, ...toArray(route.onRequest)]
+    route.preHandler = [...toArray(route.preHandler), spendBeforeHandler as never]
     route.onSend = [saveSession as never, ...toArray(route.onSend)]
     route.errorHandler = routeErrorHandler(route.errorHandler) as never
   })

@@ -1,5 +1,7 @@
-// One request, one time budget: a store call started with less than a full command timeout left is
-// bounded by what is left. One shared sweep timer watches every such call (running only while there
+// One request, one time budget: the store calls of one request share REDIS_COMMAND_TIMEOUT between
+// them (a sign-in on a dead link waits once, not per call). Only time spent waiting on the store counts:
+// a slow handler or a rate-limit decision that waited out a failover spends none of it. A store call
+// started with less than a full command timeout left is bounded by what is left. One shared sweep timer watches every such call (running only while there
 // is one), instead of a setTimeout + Promise.race per call; the Redis client's commandTimeout bounds
 // the rest.
 
@@ -7,6 +9,24 @@
 const SWEEP_MS = 20
 
 interface Watched { at: number, expire: () => void }
+
+/** What is left of one request's store-time budget; spent by the store calls as they settle. */
+export class RequestBudget {
+  #leftMs: number
+
+  constructor (ms: number) {
+    this.#leftMs = ms
+  }
+
+  /** The deadline of a store call starting at `now`, with `extraMs` more (what is left of a failover wait). */
+  deadline (now: number, extraMs: number): number {
+    return now + this.#leftMs + extraMs
+  }
+
+  spend (ms: number): void {
+    this.#leftMs = Math.max(0, this.#leftMs - ms)
+  }
+}
 
 export class DeadlineSweep {
   readonly #now: () => number

@@ -20,7 +20,7 @@
 import { LRUCache } from 'lru-cache'
 import type { TSchema } from 'typebox'
 import { Compile, type Validator } from 'typebox/compile'
-import { DeadlineSweep } from './deadline.js'
+import { DeadlineSweep, RequestBudget } from './deadline.js'
 import { SessionDataError, SessionUnavailableError } from './errors.js'
 import { DATA_PREFIX, META, sessionHandle } from './keys.js'
 import { cookieLifetime, parseLifetime, serialisePayload, type CookieLifetime } from './lifetime.js'
@@ -53,9 +53,14 @@ export interface SessionStoreOptions {
   refreshEvery?: number
   /**
    * The Redis client's commandTimeout (REDIS_COMMAND_TIMEOUT), which bounds each backend call (no
-   * timer per call here); also one request's budget for all its store calls (withDeadline). Default 1000 ms.
+   * timer per call here); also one request's budget for all its store calls (withBudget). Default 1000 ms.
    */
   timeout?: number
+  /**
+   * What is left of REDIS_FAILOVER_WAIT while the connection is being re-established (0 otherwise):
+   * a store call started then may wait that much longer than the request's budget. Default: always 0.
+   */
+  failoverWaitLeft?: () => number
   /** Retry-After seconds on a 503. Default 5. */
   retryAfter?: number
   logger?: SessionLogger
@@ -100,11 +105,11 @@ export class SessionStore {
   #activeAt = 0
   /** true from the first failed backend call until the next one that succeeds: one warning per outage. */
   #down = false
-  /** The request's deadline while the plugin runs a save synchronously (see withDeadline). */
-  #deadline: number | undefined
+  /** The request's budget while the plugin runs a save synchronously (see withBudget). */
+  #budget: RequestBudget | undefined
   readonly #sweep: DeadlineSweep
-  /** Deadlines of requests under way, by the id of the session each loaded (see adopt). */
-  readonly #deadlines = new Map<string, number>()
+  /** Budgets of requests under way, by the id of the session each loaded (see adopt). */
+  readonly #budgets = new Map<string, RequestBudget>()
   /** Session id → handle, for ids that reached a load (their cookie verified). */
   readonly #handles = new Map<string, string>()
   readonly #lifetimes = new Map<string, Readonly<CookieLifetime>>()
@@ -121,7 +126,8 @@ export class SessionStore {
       timeout: options.timeout ?? 1_000,
       retryAfter: options.retryAfter ?? 5,
       logger: options.logger ?? noopLogger,
-      now: options.now ?? Date.now
+      now: options.now ?? Date.now,
+      failoverWaitLeft: options.failoverWaitLeft ?? (() => 0)
     }
     this.#validator = options.schema === undefined ? undefined : Compile(options.schema)
     this.#sweep = new DeadlineSweep(this.#options.now)
@@ -161,13 +167,9 @@ export class SessionStore {
       queueMicrotask(() => callback())
       return
     }
-    // regenerate() and destroy() in a handler: bounded by the deadline of the request that loaded it.
-    const deadline = this.#deadline ?? this.#deadlines.get(sessionId)
-    if (deadline !== undefined && deadline <= this.#options.now()) {
-      this.guarded(Promise.reject(new Error('request time budget spent'))).catch(callback)
-      return
-    }
-    this.guarded(this.backend.destroy(sessionHandle(sessionId)), deadline).then(() => {
+    // regenerate() and destroy() in a handler: bounded by the budget of the request that loaded it.
+    const budget = this.#budget ?? this.#budgets.get(sessionId)
+    this.guarded(this.backend.destroy(sessionHandle(sessionId)), budget).then(() => {
       this.#stats.destroys++
       callback()
     }, callback)
@@ -179,21 +181,21 @@ export class SessionStore {
    * plugin calls this from the session hook's callback. Without it a save replaces the whole payload.
    * Returns true when `session` was restored from the store.
    */
-  adopt (session: { sessionId: string } & object, deadline?: number): boolean {
+  adopt (session: { sessionId: string } & object, budget?: RequestBudget): boolean {
     if (this.#pending === undefined || this.#pending.sessionId !== session.sessionId) return false
     this.#loaded.set(session, this.#pending.loaded)
-    if (deadline !== undefined) {
+    if (budget !== undefined) {
       // Read by destroy() (regenerate, sign-out) while the request runs; release() ends it. The bound
       // keeps requests that never reach release() (aborted) from accumulating.
-      if (this.#deadlines.size >= MAX_DEADLINES) this.#deadlines.clear()
-      this.#deadlines.set(session.sessionId, deadline)
+      if (this.#budgets.size >= MAX_DEADLINES) this.#budgets.clear()
+      this.#budgets.set(session.sessionId, budget)
     }
     return true
   }
 
-  /** The request that loaded this session id has answered: its deadline no longer applies. */
+  /** The request that loaded this session id has answered: its budget no longer applies. */
   release (sessionId: string): void {
-    this.#deadlines.delete(sessionId)
+    this.#budgets.delete(sessionId)
   }
 
   /**
@@ -238,16 +240,16 @@ export class SessionStore {
 
   /**
    * Runs `fn` (which starts store calls synchronously, as @fastify/session's save does) under the
-   * request's deadline: one time budget for all the store calls of one request. A call started with
-   * less than a full command timeout left is bounded by what is left, by one shared sweep timer
-   * rather than a timer per call; a call started after the deadline fails at once.
+   * request's budget: one time budget for all the store calls of one request (lib/session/deadline.ts).
+   * A call started with less than a full command timeout left is bounded by what is left, by one
+   * shared sweep timer rather than a timer per call; a call started with nothing left fails at once.
    */
-  withDeadline<T> (deadline: number, fn: () => T): T {
-    this.#deadline = deadline
+  withBudget<T> (budget: RequestBudget, fn: () => T): T {
+    this.#budget = budget
     try {
       return fn()
     } finally {
-      this.#deadline = undefined
+      this.#budget = undefined
     }
   }
 
@@ -271,11 +273,13 @@ export class SessionStore {
    * commandTimeout bounds the wait (no timer per call). Logs one warning when the store becomes
    * unavailable and one line when it answers again, never per request and never driver text.
    */
-  async guarded<T> (operation: Promise<T>, deadline?: number): Promise<T> {
+  async guarded<T> (operation: Promise<T>, budget?: RequestBudget): Promise<T> {
     let result: T
+    const started = this.#options.now()
     try {
-      result = await (deadline === undefined ? operation : this.#sweep.bound(operation, deadline, this.#options.timeout))
+      result = await (budget === undefined ? operation : this.#sweep.bound(operation, budget.deadline(started, this.#options.failoverWaitLeft()), this.#options.timeout))
     } catch (err) {
+      budget?.spend(this.#options.now() - started)
       this.#stats.errors++
       this.#stats.unavailable++
       if (!this.#down) {
@@ -285,6 +289,7 @@ export class SessionStore {
       this.#options.logger.debug({ err: { name: (err as Error).name } }, 'session backend call failed')
       throw new SessionUnavailableError(this.#options.retryAfter, { cause: err })
     }
+    budget?.spend(this.#options.now() - started)
     if (this.#down) {
       this.#down = false
       this.#options.logger.info({}, 'session store available again')
@@ -398,7 +403,7 @@ export class SessionStore {
   }
 
   async #save (sessionId: string, session: SessionLike): Promise<void> {
-    const deadline = this.#deadline // read before the first await: set only while the plugin's call runs
+    const budget = this.#budget // read before the first await: set only while the plugin's call runs
     const now = this.#options.now()
     const handle = sessionHandle(sessionId)
     const fields = serialisePayload(session)
@@ -457,7 +462,7 @@ export class SessionStore {
         previousUserId: undefined
       }
     }
-    const { applied, userSessions } = await this.guarded(this.backend.write(handle, write), deadline)
+    const { applied, userSessions } = await this.guarded(this.backend.write(handle, write), budget)
     if (touch) this.#stats.touches++
     else this.#stats.saves++
     if (applied === 0) return // destroyed or revoked meanwhile: it stays gone

@@ -47,6 +47,12 @@ async function customApp (t: Test, server: RedisServer, options: RedisSuiteOptio
     request.session.userId = 'ada'
     return { ok: true }
   })
+  app.post('/slow-sign-in', { config: { session: true } }, async (request) => {
+    await new Promise((resolve) => setTimeout(resolve, 600)) // longer than the test's REDIS_COMMAND_TIMEOUT
+    await request.session.regenerate()
+    request.session.userId = 'slow'
+    return { ok: true }
+  })
   app.get('/misuse', async (request) => ({ user: request.session.userId }))
   await app.ready()
   return app
@@ -192,6 +198,18 @@ t.test('config.cache private on a session route: the same user hits, another use
   }
   t.same(seen, [['ada', 'MISS', false], ['ada', 'HIT', false], ['bob', 'MISS', false], ['bob', 'HIT', false]])
   t.equal(runs, 2, 'the handler ran once per user')
+})
+
+t.test('a handler slower than REDIS_COMMAND_TIMEOUT still saves: only time waiting on the store spends the budget', async (t) => {
+  const server = await useRedis(t)
+  const app = await customApp(t, server, {}, { REDIS_COMMAND_TIMEOUT: '300ms' })
+  const first = await app.inject({ method: 'POST', url: '/sign-in', payload: { userId: 'ada' } })
+  t.equal(first.statusCode, 200)
+  // Loaded from the cookie (a store call), then 600 ms in the handler, then regenerate (destroy) and save.
+  const slow = await app.inject({ method: 'POST', url: '/slow-sign-in', cookies: { sid: sid(first) ?? '' } })
+  t.equal(slow.statusCode, 200, slow.body)
+  const read = await app.inject({ url: '/read', cookies: { sid: sid(slow) ?? '' } })
+  t.equal((read.json() as { userId?: string }).userId, 'slow', 'the slow sign-in was stored')
 })
 
 t.test('a sign-in costs one round trip without a session, and two after loading one', async (t) => {
