@@ -2,7 +2,7 @@
 // in-process without Redis. Locks still held at close are released (bounded by the command timeout).
 import fp from 'fastify-plugin'
 import type { FastifyInstance } from 'fastify'
-import { Locks, MemoryLockStore, RedisLockStore } from '../lib/locks.js'
+import { Locks, MemoryLockStore, RedisLockStore } from '../lib/locks/locks.js'
 
 declare module 'fastify' {
   interface FastifyInstance {

@@ -4,10 +4,10 @@
 import fp from 'fastify-plugin'
 import type { FastifyInstance } from 'fastify'
 import type { Cluster, Redis } from 'ioredis'
-import { PUBSUB_CHANNEL_SEGMENT, PubSub } from '../lib/pubsub.js'
-import { MemoryPubSubTransport, RedisPubSubTransport } from '../lib/pubsub-transport.js'
-import { RedisStreams } from '../lib/streams.js'
-import { MemoryStreams } from '../lib/memory-streams.js'
+import { PUBSUB_CHANNEL_SEGMENT, PubSub } from '../lib/realtime/pubsub.js'
+import { MemoryPubSubTransport, RedisPubSubTransport } from '../lib/realtime/transport.js'
+import { RedisStreams } from '../lib/realtime/streams.js'
+import { MemoryStreams } from '../lib/realtime/memory-streams.js'
 import type { RedisClient } from './redis.js'
 
 declare module 'fastify' {

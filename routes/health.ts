@@ -8,8 +8,8 @@ import Type, { type Static } from 'typebox'
 import type { FastifyInstance } from 'fastify'
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import { bearerTokenMatches } from '../lib/metrics/bearer.js'
-import { HealthRegistry, type CheckStatus } from '../lib/health.js'
-import type { RedisState } from '../lib/redis-monitor.js'
+import { HealthRegistry, type CheckStatus } from '../lib/health/checks.js'
+import type { RedisState } from '../lib/redis/monitor.js'
 
 declare module 'fastify' {
   interface FastifyInstance {

@@ -10,7 +10,7 @@
 // splits a cross-slot MGET nor pipelines across slots). Each version key has its own hash tag, so
 // tags spread over shards.
 import type { Cluster, Redis } from 'ioredis'
-import { releaseLock, tryLock } from '../lock-store.js'
+import { releaseLock, tryLock } from '../locks/store.js'
 
 export type RedisClient = Redis | Cluster
 

@@ -1,6 +1,6 @@
 // A route's `config.cache`, checked and resolved once when the route is registered, so a mistake
 // fails at boot with the route named, and a request parses nothing.
-import { parseDuration, type Duration } from '../duration.js'
+import { parseDuration, type Duration } from '../config/duration.js'
 import { assertValidTags } from '../cache/keys.js'
 import { HttpCacheConfigError } from './errors.js'
 

@@ -16,7 +16,7 @@
 // offline queue and sends it once reconnected, or rejects it when the budget runs out, and the
 // Redis-down mode applies then. Past the budget, a connection known down is skipped at once.
 import type { Cluster, Redis } from 'ioredis'
-import { parseDuration, type Duration } from '../duration.js'
+import { parseDuration, type Duration } from '../config/duration.js'
 import { BatchedLimiter, type BatchedLimiterOptions } from './batched-limiter.js'
 import { limitKeyPrefix } from './keys.js'
 import { MemoryLimiter } from './memory-limiter.js'

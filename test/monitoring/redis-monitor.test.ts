@@ -3,7 +3,7 @@
 // caught. No timing assertions beyond that.
 import t from 'tap'
 import { Redis } from 'ioredis'
-import { RedisMonitor, type RedisStatus } from '../../lib/redis-monitor.js'
+import { RedisMonitor, type RedisStatus } from '../../lib/redis/monitor.js'
 import { sleep, useRedis, waitFor, type TeardownScope } from '../helpers/index.js'
 
 const PING_TIMEOUT = 100

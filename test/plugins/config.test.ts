@@ -4,7 +4,7 @@ import t from 'tap'
 import Fastify, { type FastifyServerOptions } from 'fastify'
 import redisSuite from '../../index.js'
 import configPlugin from '../../plugins/config.js'
-import { ConfigError } from '../../lib/config.js'
+import { ConfigError } from '../../lib/config/load.js'
 
 // Fastify accepts a hop count at run time although its types leave numbers out.
 async function register (trustProxy: FastifyServerOptions['trustProxy'] | number, TRUST_PROXY: string): Promise<string> {
@@ -44,7 +44,7 @@ t.test('each disagreement names the fix; agreement passes', async (t) => {
 })
 
 t.test('with Fastify created from config.TRUST_PROXY, request.ip is the forwarded client', async (t) => {
-  const { loadConfig } = await import('../../lib/config.js')
+  const { loadConfig } = await import('../../lib/config/load.js')
   const config = loadConfig({ env: { NODE_ENV: 'test', TRUST_PROXY: '10.0.0.1' }, processEnv: false })
   const app = Fastify({ trustProxy: [...config.TRUST_PROXY] })
   t.teardown(() => app.close())

@@ -5,7 +5,7 @@ import net from 'node:net'
 import t from 'tap'
 import type { FastifyInstance } from 'fastify'
 import { build, count, type Runs } from './http-cache-app.js'
-import { suiteAclRule } from '../../lib/redis-acl.js'
+import { suiteAclRule } from '../../lib/redis/acl.js'
 import { useRedis } from '../helpers/index.js'
 import { sleep, waitFor } from '../helpers/wait.js'
 

@@ -3,7 +3,7 @@
 // rest of a longer outage, commands fail at once and nothing queues. Real redis-server, SIGKILLed.
 import t from 'tap'
 import { Redis } from 'ioredis'
-import { FailoverWait } from '../../lib/redis-failover.js'
+import { FailoverWait } from '../../lib/redis/failover.js'
 import { useRedis, waitFor } from '../helpers/index.js'
 import { buildTestApp } from '../helper.js'
 

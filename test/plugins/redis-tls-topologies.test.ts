@@ -1,8 +1,8 @@
 // DESIGN.md §3: TLS, when configured, applies to every connection in every topology. Each group here
 // speaks TLS only on its data nodes, so a plaintext connection anywhere would fail the test.
 import t from 'tap'
-import { buildConnectionPlan } from '../../lib/redis-options.js'
-import { loadConfig } from '../../lib/config.js'
+import { buildConnectionPlan } from '../../lib/redis/options.js'
+import { loadConfig } from '../../lib/config/load.js'
 import { useCluster, useSentinelGroup } from '../helpers/index.js'
 import { buildTestApp } from '../helper.js'
 

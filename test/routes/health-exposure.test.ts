@@ -4,7 +4,7 @@
 import t from 'tap'
 import { useRedis } from '../helpers/index.js'
 import { buildTestApp, timeUntil } from '../helper.js'
-import { ConfigError, loadConfig } from '../../lib/config.js'
+import { ConfigError, loadConfig } from '../../lib/config/load.js'
 
 const SECRET = 'staging-session-secret-0123456789abcdef'
 const TOKEN = 'metrics-token-0123456789abcdef'

@@ -1,9 +1,9 @@
 import t from 'tap'
 import { readFileSync } from 'node:fs'
 import { parse } from 'yaml'
-import { renderEnvExample, renderTable } from '../../scripts/config-docs.js'
-import { ConfigSchema } from '../../lib/config-schema.js'
-import { loadConfig } from '../../lib/config.js'
+import { renderEnvExample, renderTable } from '../../../scripts/config-docs.js'
+import { ConfigSchema } from '../../../lib/config/schema.js'
+import { loadConfig } from '../../../lib/config/load.js'
 
 const STALE = 'stale: run `npm run build && npm run docs:config`'
 

@@ -3,8 +3,8 @@
 import t, { type Test } from 'tap'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { Redis } from 'ioredis'
-import { useRedis } from '../helpers/index.js'
-import { MemoryPresenceStore, Presence, RedisPresenceStore, type PresenceStore } from '../../lib/presence.js'
+import { useRedis } from '../../helpers/index.js'
+import { MemoryPresenceStore, Presence, RedisPresenceStore, type PresenceStore } from '../../../lib/realtime/presence.js'
 
 const TIMEOUT_MS = 1_000
 

@@ -6,9 +6,9 @@ import t, { type Test } from 'tap'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { Redis } from 'ioredis'
 import Type from 'typebox'
-import { useRedis, waitFor, type RedisServer } from '../helpers/index.js'
-import { PubSub } from '../../lib/pubsub.js'
-import { MemoryPubSubTransport, RedisPubSubTransport, globToRegExp } from '../../lib/pubsub-transport.js'
+import { useRedis, waitFor, type RedisServer } from '../../helpers/index.js'
+import { PubSub } from '../../../lib/realtime/pubsub.js'
+import { MemoryPubSubTransport, RedisPubSubTransport, globToRegExp } from '../../../lib/realtime/transport.js'
 
 const TIMEOUT_MS = 1_000
 const Chat = Type.Object({ room: Type.String(), text: Type.String(), at: Type.Number() })

@@ -3,10 +3,10 @@
 import t from 'tap'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { Redis } from 'ioredis'
-import { useRedis, type RedisServer, type TeardownScope } from '../helpers/index.js'
+import { useRedis, type RedisServer, type TeardownScope } from '../../helpers/index.js'
 import {
   Locks, LockBusyError, LockLostError, MemoryLockStore, RedisLockStore, extendLock, lockKeys, releaseLock, tryFencedLock, tryLock
-} from '../../lib/locks.js'
+} from '../../../lib/locks/locks.js'
 
 const TIMEOUT_MS = 1_000
 

@@ -1,10 +1,10 @@
 import t from 'tap'
 import { Counter, Registry } from 'prom-client'
 import { Redis } from 'ioredis'
-import { BoundedLabel, CumulativeCounter, SuiteMetrics, bearerTokenMatches, classifyCommandError, traceRedisCommands } from '../../lib/metrics/index.js'
-import type { RedisState } from '../../lib/redis-monitor.js'
-import { useRedis } from '../helpers/index.js'
-import { sample } from '../monitoring/prom.js'
+import { BoundedLabel, CumulativeCounter, SuiteMetrics, bearerTokenMatches, classifyCommandError, traceRedisCommands } from '../../../lib/metrics/index.js'
+import type { RedisState } from '../../../lib/redis/monitor.js'
+import { useRedis } from '../../helpers/index.js'
+import { sample } from '../../monitoring/prom.js'
 
 const connected = (): RedisState => ({ status: 'connected', mode: 'standalone', latencyMs: 2, reconnects: 0, since: 0 })
 

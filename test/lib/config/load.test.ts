@@ -3,7 +3,7 @@ import { inspect } from 'node:util'
 import { mkdtempSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { loadConfig, ConfigError, redactUrl, isRedisConfigured } from '../../lib/config.js'
+import { loadConfig, ConfigError, redactUrl, isRedisConfigured } from '../../../lib/config/load.js'
 
 const SECRET = 'x'.repeat(32)
 
@@ -130,7 +130,7 @@ t.test('config is frozen and redacted when logged or serialised', async (t) => {
 t.test('the app logger never prints config secrets', async (t) => {
   const { Writable } = await import('node:stream')
   const { default: pino } = await import('pino')
-  const { loggerOptions } = await import('../../lib/logger.js')
+  const { loggerOptions } = await import('../../../lib/config/logger.js')
   let out = ''
   const stream = new Writable({ write (chunk, _e, cb) { out += String(chunk); cb() } })
   const options = loggerOptions('info') as { redact: { paths: string[], censor: string } }
@@ -158,7 +158,7 @@ t.test('a bare number under 1000 for a window, lifetime or long timeout is refus
 })
 
 t.test('every refusal states the real rule', async (t) => {
-  const { describeVariables } = await import('../../lib/config-schema.js')
+  const { describeVariables } = await import('../../../lib/config/schema.js')
   // One bad value per kind of schema, derived from the schema itself so new variables are covered.
   for (const { name, schema } of describeVariables()) {
     const s = schema as Record<string, unknown> & { minimum?: number, maximum?: number, minLength?: number }

@@ -2,9 +2,9 @@
 // abandoned fills, and invalidations read back at once.
 import t from 'tap'
 import { Redis } from 'ioredis'
-import { createCache } from '../../lib/cache/index.js'
-import { computeEtag, ResponseStore, type Fill, type StoredResponse } from '../../lib/http-cache/index.js'
-import { useRedis } from '../helpers/index.js'
+import { createCache } from '../../../lib/cache/index.js'
+import { computeEtag, ResponseStore, type Fill, type StoredResponse } from '../../../lib/http-cache/index.js'
+import { useRedis } from '../../helpers/index.js'
 
 const entry = (body: string): StoredResponse => ({
   status: 200, headers: { 'content-type': 'text/plain' }, body, encoding: 'utf8', etag: computeEtag(body), storedAt: Date.now()

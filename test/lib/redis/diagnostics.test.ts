@@ -3,9 +3,9 @@
 // on a command the recommended user may not run.
 import t from 'tap'
 import { Redis } from 'ioredis'
-import { useRedis } from '../helpers/index.js'
-import { readServerSettings, settingWarnings } from '../../lib/redis-diagnostics.js'
-import { suiteAclRule } from '../../lib/redis-acl.js'
+import { useRedis } from '../../helpers/index.js'
+import { readServerSettings, settingWarnings } from '../../../lib/redis/diagnostics.js'
+import { suiteAclRule } from '../../../lib/redis/acl.js'
 
 t.test('CONFIG GET denied by the suite ACL rule: INFO still reveals allkeys-lru', async (t) => {
   const redis = await useRedis(t, {

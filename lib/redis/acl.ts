@@ -3,7 +3,7 @@
 // Derived from what the suite sends (INFO commandstats after that test's surface run), not from
 // categories: `+@scripting` would allow FUNCTION FLUSH and SCRIPT FLUSH, `+@keyspace` SCAN, RANDOMKEY
 // and KEYS, and `&*` publishing to any channel.
-import { PUBSUB_CHANNEL_SEGMENT } from './pubsub.js'
+import { PUBSUB_CHANNEL_SEGMENT } from '../realtime/pubsub.js'
 
 /** Every command the suite sends, lower case, `command|subcommand` where only one subcommand is needed. */
 export const SUITE_ACL_COMMANDS: readonly string[] = Object.freeze([

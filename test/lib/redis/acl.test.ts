@@ -6,10 +6,10 @@ import { readFile } from 'node:fs/promises'
 import t from 'tap'
 import { Type } from 'typebox'
 import { Redis } from 'ioredis'
-import { useRedis, waitFor } from '../helpers/index.js'
+import { useRedis, waitFor } from '../../helpers/index.js'
 import { Writable } from 'node:stream'
-import { buildServer } from '../../server.js'
-import { SUITE_ACL_COMMANDS, suiteAclRule } from '../../lib/redis-acl.js'
+import { buildServer } from '../../../server.js'
+import { SUITE_ACL_COMMANDS, suiteAclRule } from '../../../lib/redis/acl.js'
 
 const PASSWORD = 'acl-password-3b1f9e7d5c2a'
 const METRICS_TOKEN = 'metrics-token-acl-0123456789'
@@ -17,7 +17,7 @@ const PREFIX = 'app:'
 const RULES = suiteAclRule(PREFIX, { patterns: ['acl-*'] })
 
 t.test('the README shows the rule the code builds', async (t) => {
-  const readme = await readFile(new URL('../../README.md', import.meta.url), 'utf8')
+  const readme = await readFile(new URL('../../../README.md', import.meta.url), 'utf8')
   t.ok(readme.includes(`ACL SETUSER app on >PASSWORD ${suiteAclRule(PREFIX)}`), 'README has the ACL SETUSER line for REDIS_KEY_PREFIX=app:')
   t.ok(readme.includes('suiteAclRule'), 'README names the function that prints it')
 })

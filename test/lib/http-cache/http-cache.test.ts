@@ -4,7 +4,7 @@ import {
   buildResponseKey, canonicalUrl, computeEtag, formatCacheControl, freshness, hashIdentity, HttpCacheConfigError,
   matchesIfNoneMatch, parseCacheControl, readCookie, replayableHeaders, resolveRoutePolicy, storageTtl, tagsFor,
   wantsRevalidation, whyNotStorable
-} from '../../lib/http-cache/index.js'
+} from '../../../lib/http-cache/index.js'
 
 t.test('key: method, path, sorted query, vary values, user', async (t) => {
   t.equal(canonicalUrl('/a?b=2&a=1&a=0'), '/a?a=1&a=0&b=2', 'parameters sorted by name only: values keep their order')

@@ -4,9 +4,9 @@
 import t, { type Test } from 'tap'
 import { Redis } from 'ioredis'
 import Type from 'typebox'
-import { useRedis, waitFor, type RedisServer } from '../helpers/index.js'
-import { RedisStreams, type StreamFactory } from '../../lib/streams.js'
-import { MemoryStreams } from '../../lib/memory-streams.js'
+import { useRedis, waitFor, type RedisServer } from '../../helpers/index.js'
+import { RedisStreams, type StreamFactory } from '../../../lib/realtime/streams.js'
+import { MemoryStreams } from '../../../lib/realtime/memory-streams.js'
 
 const TIMEOUT_MS = 1_000
 const Order = Type.Object({ n: Type.Integer() })

@@ -1,5 +1,5 @@
 import t from 'tap'
-import { parseDuration, tryParseDuration } from '../../lib/duration.js'
+import { parseDuration, tryParseDuration } from '../../../lib/config/duration.js'
 
 t.test('parses numbers as milliseconds and strings with units', async (t) => {
   t.equal(parseDuration(1500), 1500)

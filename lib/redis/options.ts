@@ -5,7 +5,7 @@
 import { readFileSync } from 'node:fs'
 import type { ConnectionOptions } from 'node:tls'
 import type { ClusterOptions, RedisOptions, SentinelAddress } from 'ioredis'
-import type { Config } from './config-schema.js'
+import type { Config } from '../config/schema.js'
 
 export type RedisMode = 'standalone' | 'sentinel' | 'cluster'
 

@@ -3,7 +3,7 @@
 // server, a black-holed link, slowness). Health routes read the cached state and never wait on Redis.
 import { EventEmitter } from 'node:events'
 import type { Cluster, Redis } from 'ioredis'
-import type { RedisMode } from './redis-options.js'
+import type { RedisMode } from './options.js'
 
 export type RedisStatus = 'connected' | 'degraded' | 'disconnected'
 export type RedisStateMode = RedisMode | 'memory'

@@ -1,7 +1,7 @@
 // Pins the bounded-behaviour overrides, so an ioredis upgrade or a refactor cannot silently undo them.
 import t from 'tap'
-import { loadConfig } from '../../lib/config.js'
-import { buildConnectionPlan, retryStrategy, parseRedisUrl } from '../../lib/redis-options.js'
+import { loadConfig } from '../../../lib/config/load.js'
+import { buildConnectionPlan, retryStrategy, parseRedisUrl } from '../../../lib/redis/options.js'
 
 const config = (env: Record<string, string>) => loadConfig({ env: { NODE_ENV: 'test', ...env }, processEnv: false })
 

@@ -8,9 +8,9 @@ import envSchema from 'env-schema'
 import Value from 'typebox/value'
 import {
   ConfigSchema, PROFILES, PROFILE_DEFAULTS, SECRET_KEYS, describeVariables, type Config, type Profile
-} from './config-schema.js'
+} from './schema.js'
 
-export type { Config } from './config-schema.js'
+export type { Config } from './schema.js'
 
 export interface LoadConfigOptions {
   /** Variables that override process.env and .env (a value given here wins over the environment). */

@@ -5,7 +5,7 @@
 // do not hear each other. Fire-and-forget: use stream() where a message must not be lost.
 import type { Static, TSchema, TUnknown } from 'typebox'
 import { check, decode, DropLog, type MessageLogger } from './message-schema.js'
-import { escapeGlob, type PubSubTransport } from './pubsub-transport.js'
+import { escapeGlob, type PubSubTransport } from './transport.js'
 import type { StreamFactory, StreamOptions, TypedStream } from './streams.js'
 
 /** App channels sit under this segment after the app's prefix (`<REDIS_KEY_PREFIX>ps:<name>`), apart from the suite's own channels. */

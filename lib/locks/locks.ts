@@ -3,10 +3,10 @@
 // The primitive (scripts, key layout, single-instance limits) lives in lock-store.ts.
 import { randomUUID } from 'node:crypto'
 import { setTimeout as sleep } from 'node:timers/promises'
-import { parseDuration, type Duration } from './duration.js'
-import type { LockStore } from './lock-store.js'
+import { parseDuration, type Duration } from '../config/duration.js'
+import type { LockStore } from './store.js'
 
-export { tryLock, tryFencedLock, releaseLock, extendLock, lockKeys, RedisLockStore, MemoryLockStore, LOCK_UNAVAILABLE, type LockStore } from './lock-store.js'
+export { tryLock, tryFencedLock, releaseLock, extendLock, lockKeys, RedisLockStore, MemoryLockStore, LOCK_UNAVAILABLE, type LockStore } from './store.js'
 
 export interface AcquireOptions {
   /** How long the lock lives unless extended. Default 30s. */
