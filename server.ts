@@ -6,8 +6,8 @@ import type { Writable } from 'node:stream'
 import Fastify, { type FastifyInstance } from 'fastify'
 import closeWithGrace from 'close-with-grace'
 import redisSuite, { type RedisSuiteOptions } from './index.js'
-import { loadConfig, ConfigError, type Config } from './lib/config/load.js'
-import { loggerOptions } from './lib/config/logger.js'
+import { loadConfig, ConfigError, type Config } from './lib/config/index.js'
+import { loggerOptions } from './lib/config/index.js'
 
 export interface BuildServerOptions extends RedisSuiteOptions {
   /** false silences logging; tests pass a stream to read every line (redaction still applies). */

@@ -3,7 +3,7 @@
 // TRUST_PROXY, since only Fastify's setting decides who the client is.
 import fp from 'fastify-plugin'
 import type { FastifyInstance } from 'fastify'
-import { ConfigError, loadConfig, trustProxyProblem, type Config, type LoadConfigOptions } from '../lib/config/load.js'
+import { ConfigError, loadConfig, trustProxyProblem, type Config, type LoadConfigOptions } from '../lib/config/index.js'
 
 declare module 'fastify' {
   interface FastifyInstance {

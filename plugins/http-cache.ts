@@ -15,7 +15,7 @@
 import { createHash, randomBytes } from 'node:crypto'
 import fp from 'fastify-plugin'
 import type { FastifyInstance, FastifyReply, FastifyRequest, RouteOptions } from 'fastify'
-import { parseDuration, type Duration } from '../lib/config/duration.js'
+import { parseDuration, type Duration } from '../lib/config/index.js'
 import {
   bodyOf, buildResponseKey, CACHEABLE_METHODS, computeEtag, formatCacheControl, freshness, hashIdentity, hasUnlistedCookie, headerValue,
   INVALIDATING_METHODS, matchesIfNoneMatch, readCookie, readMaxmemoryPolicy, replayableHeaders, resolveRoutePolicy, ResponseStore, RouteBudget, storageTtl,

@@ -1,8 +1,8 @@
-// app.locks: single-instance Redis locks with fencing tokens (lib/locks.ts) on the main connection;
+// app.locks: single-instance Redis locks with fencing tokens (lib/locks/locks.ts) on the main connection;
 // in-process without Redis. Locks still held at close are released (bounded by the command timeout).
 import fp from 'fastify-plugin'
 import type { FastifyInstance } from 'fastify'
-import { Locks, MemoryLockStore, RedisLockStore } from '../lib/locks/locks.js'
+import { Locks, MemoryLockStore, RedisLockStore } from '../lib/locks/index.js'
 
 declare module 'fastify' {
   interface FastifyInstance {

@@ -1,7 +1,7 @@
-// app.presence: who is in a room (lib/presence.ts), on the main connection; in-process without Redis.
+// app.presence: who is in a room (lib/realtime/presence.ts), on the main connection; in-process without Redis.
 import fp from 'fastify-plugin'
 import type { FastifyInstance } from 'fastify'
-import { MemoryPresenceStore, Presence, RedisPresenceStore } from '../lib/realtime/presence.js'
+import { MemoryPresenceStore, Presence, RedisPresenceStore } from '../lib/realtime/index.js'
 
 declare module 'fastify' {
   interface FastifyInstance {

@@ -1,13 +1,13 @@
-// app.pubsub: typed pub/sub and streams (lib/pubsub.ts, lib/streams.ts). PUBLISH goes on the main
+// app.pubsub: typed pub/sub and streams (lib/realtime/pubsub.ts, lib/realtime/streams.ts). PUBLISH goes on the main
 // connection, SUBSCRIBE on the app's dedicated subscriber (made on first subscribe), each stream
 // consumer gets its own connection for blocking reads. Without Redis: in-process, same API.
 import fp from 'fastify-plugin'
 import type { FastifyInstance } from 'fastify'
 import type { Cluster, Redis } from 'ioredis'
-import { PUBSUB_CHANNEL_SEGMENT, PubSub } from '../lib/realtime/pubsub.js'
-import { MemoryPubSubTransport, RedisPubSubTransport } from '../lib/realtime/transport.js'
-import { RedisStreams } from '../lib/realtime/streams.js'
-import { MemoryStreams } from '../lib/realtime/memory-streams.js'
+import { PUBSUB_CHANNEL_SEGMENT, PubSub } from '../lib/realtime/index.js'
+import { MemoryPubSubTransport, RedisPubSubTransport } from '../lib/realtime/index.js'
+import { RedisStreams } from '../lib/realtime/index.js'
+import { MemoryStreams } from '../lib/realtime/index.js'
 import type { RedisClient } from './redis.js'
 
 declare module 'fastify' {

@@ -6,11 +6,11 @@ import fastifyRedis from '@fastify/redis'
 export type {} from '@fastify/redis'
 import { Redis, Cluster, type RedisOptions } from 'ioredis'
 import type { FastifyBaseLogger, FastifyInstance } from 'fastify'
-import { isRedisConfigured } from '../lib/config/load.js'
-import { buildConnectionPlan, RedisSetupError, type RedisConnectionPlan } from '../lib/redis/options.js'
-import { RedisMonitor, describeError, type RedisState } from '../lib/redis/monitor.js'
-import { checkServerSettings } from '../lib/redis/diagnostics.js'
-import { ClusterFailoverWait, FailoverWait, watchSentinels } from '../lib/redis/failover.js'
+import { isRedisConfigured } from '../lib/config/index.js'
+import { buildConnectionPlan, RedisSetupError, type RedisConnectionPlan } from '../lib/redis/index.js'
+import { RedisMonitor, describeError, type RedisState } from '../lib/redis/index.js'
+import { checkServerSettings } from '../lib/redis/index.js'
+import { ClusterFailoverWait, FailoverWait, watchSentinels } from '../lib/redis/index.js'
 
 export type RedisClient = Redis | Cluster
 
@@ -268,5 +268,5 @@ export async function quitWithin (client: RedisClient, ms: number): Promise<void
 
 export { RedisSetupError }
 // The least-privilege ACL rule for the suite's user: `import { suiteAclRule } from 'fastify-redis-suite/redis'`.
-export { suiteAclRule, SUITE_ACL_COMMANDS, type SuiteAclOptions } from '../lib/redis/acl.js'
+export { suiteAclRule, SUITE_ACL_COMMANDS, type SuiteAclOptions } from '../lib/redis/index.js'
 export default fp(redisPlugin, { name: 'redis-suite-redis', fastify: '5.x', dependencies: ['redis-suite-config'] })

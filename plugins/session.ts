@@ -23,7 +23,7 @@ import fastifySession from '@fastify/session'
 export type {} from '@fastify/session'
 import type { FastifyInstance, FastifyReply, FastifyRequest, RouteOptions } from 'fastify'
 import type { TSchema } from 'typebox'
-import { secureCookies } from '../lib/config/schema.js'
+import { secureCookies } from '../lib/config/index.js'
 import {
   MemorySessionBackend, RedisSessionBackend, RequestBudget, SessionCookieSigner, SessionNotEnabledError, SessionStore,
   UserSessions, isSessionUnavailable, type SessionLike, type SessionUnavailableError

@@ -7,9 +7,9 @@ import fp from 'fastify-plugin'
 import Type, { type Static } from 'typebox'
 import type { FastifyInstance } from 'fastify'
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
-import { bearerTokenMatches } from '../lib/metrics/bearer.js'
-import { HealthRegistry, type CheckStatus } from '../lib/health/checks.js'
-import type { RedisState } from '../lib/redis/monitor.js'
+import { bearerTokenMatches } from '../lib/metrics/index.js'
+import { HealthRegistry, type CheckStatus } from '../lib/health/index.js'
+import type { RedisState } from '../lib/redis/index.js'
 
 declare module 'fastify' {
   interface FastifyInstance {

@@ -2,8 +2,8 @@
 // the app's own port or on a small separate server (METRICS_PORT) that only serves this.
 import http from 'node:http'
 import type { FastifyInstance } from 'fastify'
-import { bearerTokenMatches } from '../lib/metrics/bearer.js'
-import type { SuiteMetrics } from '../lib/metrics/suite-metrics.js'
+import { bearerTokenMatches } from '../lib/metrics/index.js'
+import type { SuiteMetrics } from '../lib/metrics/index.js'
 
 export interface MetricsEndpointOptions {
   metrics: SuiteMetrics

@@ -1,5 +1,5 @@
 // Renders .env.example and the README's configuration table from the schema, so the three never drift.
-// `npm run docs:config` rewrites both; test/lib/config-docs.test.ts fails when they are stale.
+// `npm run docs:config` rewrites both; test/lib/config/docs.test.ts fails when they are stale.
 import { readFileSync, writeFileSync } from 'node:fs'
 import { pathToFileURL } from 'node:url'
 import { describeVariables, PROFILE_DEFAULTS, PROFILES } from '../lib/config/schema.js'
@@ -11,7 +11,7 @@ function defaultOf (schema: Record<string, unknown>): string {
   return schema.default === undefined ? '' : String(schema.default)
 }
 
-/** Durations measured in seconds or more refuse bare numbers under 1000 (lib/config.ts): say so where values are edited. */
+/** Durations measured in seconds or more refuse bare numbers under 1000 (lib/config/load.ts): say so where values are edited. */
 function unitNote (schema: Record<string, unknown>): string {
   return schema['x-needs-unit'] === true ? ' Give a unit (60s): a bare number under 1000 is refused.' : ''
 }
@@ -26,7 +26,7 @@ function profileNote (name: string): string {
 
 export function renderEnvExample (): string {
   const lines = [
-    '# Every variable fastify-redis-suite reads, with its default. Generated from lib/config-schema.ts.',
+    '# Every variable fastify-redis-suite reads, with its default. Generated from lib/config/schema.ts.',
     "# Durations are milliseconds (1500) or a number with a unit ('300ms', '5s', '5m', '7d').",
     ''
   ]

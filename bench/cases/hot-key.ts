@@ -20,7 +20,7 @@ export async function hotKey (settings: Settings): Promise<CaseResult> {
     const miss = (): never => { throw new Error('unexpected miss') }
     // Memory hits never leave the microtask queue by themselves; the closed loop yields every few ms
     // (bench/harness.ts) and the health monitor judges a PING by free loop time only
-    // (lib/redis-monitor.ts), so Redis stays connected. Kept as a guard: each round starts connected
+    // (lib/redis/monitor.ts), so Redis stays connected. Kept as a guard: each round starts connected
     // (the wait is not measured), or the Redis-tier contender would count skipped reads.
     const settled = (measure: (ms: number) => Promise<Sample>) => async (ms: number): Promise<Sample> => {
       for (let waited = 0; app.redisState.status !== 'connected' && waited < 5_000; waited += 20) await sleep(20)

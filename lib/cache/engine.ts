@@ -9,7 +9,7 @@
 // syncInterval before Redis is asked again. After a reconnect the memory tier and the versions are
 // dropped, since messages may have been missed while the connection was down.
 import { randomUUID } from 'node:crypto'
-import { parseDuration } from '../config/duration.js'
+import { parseDuration } from '../config/index.js'
 import {
   checkSchema, decodeEnvelope, deepFreeze, encodeEnvelope, unreadTags, versionsMatch, type Envelope
 } from './entry.js'

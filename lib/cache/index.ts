@@ -1,7 +1,7 @@
 // The cache core, free of Fastify: plugins/cache.ts adapts it.
 export { createCache } from './cache.js'
 export { CacheKeyError, CacheNamespaceError, CacheTimeoutError, CacheValueError } from './errors.js'
-export { MAX_KEY_BYTES, ROOT_NAMESPACE } from './keys.js'
+export { MAX_KEY_BYTES, ROOT_NAMESPACE, assertValidTags } from './keys.js'
 export type { MemoryTierOptions } from './memory-tier.js'
 export type { CacheLogger, RedisClient } from './redis-tier.js'
 export type { CacheEvent, CacheStats, CacheTier, NamespaceStats, TierCounters } from './stats.js'

@@ -10,7 +10,7 @@
 // namespace a caller picks can form a key of another kind (before 0.x entries lived at
 // `<prefix><namespace>:<key>` and the key `a:lock` was the lock of the key `a`). Namespace names
 // hold no ':', so '<namespace>:<key>' is unambiguous whatever the key holds. The other features'
-// prefixes (sess:, rl:, lock:, presence:, stream:) are disjoint from 'cache:' (test/lib/keys.test.ts).
+// prefixes (sess:, rl:, lock:, presence:, stream:) are disjoint from 'cache:' (test/lib/key-isolation.test.ts).
 // The empty hash tag `{}` before the caller's text makes Redis Cluster hash the whole key (the first
 // '{' opens the tag, and an empty one means "no tag"), so a key or URL holding `{x}` cannot pick the
 // slot: a client cannot pile every entry onto one shard.

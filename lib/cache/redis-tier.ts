@@ -10,7 +10,7 @@
 // splits a cross-slot MGET nor pipelines across slots). Each version key has its own hash tag, so
 // tags spread over shards.
 import type { Cluster, Redis } from 'ioredis'
-import { releaseLock, tryLock } from '../locks/store.js'
+import { releaseLock, tryLock } from '../locks/index.js'
 
 export type RedisClient = Redis | Cluster
 
@@ -156,7 +156,7 @@ export class RedisTier {
     })
   }
 
-  /** Compare-and-delete (lib/lock-store.ts): never deletes a lock another instance took after ours expired. */
+  /** Compare-and-delete (lib/locks/store.ts): never deletes a lock another instance took after ours expired. */
   async releaseLock (lockKey: string, token: string): Promise<void> {
     await this.#run('unlock', () => releaseLock(this.#client, lockKey, token))
   }

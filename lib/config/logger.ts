@@ -1,6 +1,5 @@
 // pino options shared by the demo server and tests: what must never reach a log line is censored here.
 import type { Writable } from 'node:stream'
-import type { FastifyServerOptions } from 'fastify'
 
 /**
  * Paths pino censors: credentials, cookies and session ids, wherever a request or error carries them.
@@ -14,6 +13,13 @@ export const REDACT_PATHS = [
   'res.headers["set-cookie"]'
 ]
 
-export function loggerOptions (level: string, stream?: Writable): Exclude<FastifyServerOptions['logger'], boolean | undefined> {
+/** Fastify's `logger` option (pino options): the level, the censored paths, and where lines go. */
+export interface SuiteLoggerOptions {
+  level: string
+  redact: { paths: string[], censor: string }
+  stream?: Writable
+}
+
+export function loggerOptions (level: string, stream?: Writable): SuiteLoggerOptions {
   return { level, redact: { paths: REDACT_PATHS, censor: '[redacted]' }, ...(stream === undefined ? {} : { stream }) }
 }

@@ -1,5 +1,5 @@
 // The one source of truth for configuration. The config type, .env.example and the README table are
-// all checked against this schema (test/lib/config-docs.test.ts); add a variable here and nowhere else.
+// all checked against this schema (test/lib/config/docs.test.ts); add a variable here and nowhere else.
 import Type, { type StaticDecode, type TSchema } from 'typebox'
 import { DURATION_PATTERN, parseDuration } from './duration.js'
 

@@ -1,7 +1,7 @@
 // A route's `config.cache`, checked and resolved once when the route is registered, so a mistake
 // fails at boot with the route named, and a request parses nothing.
-import { parseDuration, type Duration } from '../config/duration.js'
-import { assertValidTags } from '../cache/keys.js'
+import { parseDuration, type Duration } from '../config/index.js'
+import { assertValidTags } from '../cache/index.js'
 import { HttpCacheConfigError } from './errors.js'
 
 /** Fixed tags, or tags computed from the request (say `['users', \`user:${request.params.id}\`]`). */

@@ -1,9 +1,9 @@
 // Distributed locks (`app.locks`): acquire with a TTL and a fencing token, release and extend only by
 // the owner, and withLock, which keeps the lock alive while its work runs and always releases it.
-// The primitive (scripts, key layout, single-instance limits) lives in lock-store.ts.
+// The primitive (scripts, key layout, single-instance limits) lives in store.ts.
 import { randomUUID } from 'node:crypto'
 import { setTimeout as sleep } from 'node:timers/promises'
-import { parseDuration, type Duration } from '../config/duration.js'
+import { parseDuration, type Duration } from '../config/index.js'
 import type { LockStore } from './store.js'
 
 export { tryLock, tryFencedLock, releaseLock, extendLock, lockKeys, RedisLockStore, MemoryLockStore, LOCK_UNAVAILABLE, type LockStore } from './store.js'

@@ -11,7 +11,7 @@
 // token is the answer for work that must never overlap: the protected resource refuses a token
 // smaller than the last one it saw.
 import { createHash } from 'node:crypto'
-import { bounded, runScript, script, type RedisClient } from '../redis/command.js'
+import { bounded, runScript, script, type RedisClient } from '../redis/index.js'
 
 const ACQUIRE_FENCED = script(`
 if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then

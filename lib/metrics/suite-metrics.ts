@@ -3,9 +3,9 @@
 // state and the features' cumulative stats are read once per scrape.
 import { Counter, Gauge, Histogram, Registry } from 'prom-client'
 import { RequestHistogram } from './request-histogram.js'
-import type { CacheStats } from '../cache/stats.js'
-import type { RateLimitStats } from '../rate-limit/types.js'
-import type { RedisState, RedisStatus } from '../redis/monitor.js'
+import type { CacheStats } from '../cache/index.js'
+import type { RateLimitStats } from '../rate-limit/index.js'
+import type { RedisState, RedisStatus } from '../redis/index.js'
 import { BoundedLabel, CumulativeCounter } from './cumulative.js'
 import { addProcessMetrics } from './process-metrics.js'
 import type { CommandErrorKind } from './redis-commands.js'

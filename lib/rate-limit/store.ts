@@ -16,7 +16,7 @@
 // offline queue and sends it once reconnected, or rejects it when the budget runs out, and the
 // Redis-down mode applies then. Past the budget, a connection known down is skipped at once.
 import type { Cluster, Redis } from 'ioredis'
-import { parseDuration, type Duration } from '../config/duration.js'
+import { parseDuration, type Duration } from '../config/index.js'
 import { BatchedLimiter, type BatchedLimiterOptions } from './batched-limiter.js'
 import { limitKeyPrefix } from './keys.js'
 import { MemoryLimiter } from './memory-limiter.js'
@@ -41,7 +41,7 @@ export interface RateLimitStoreOptions {
   /**
    * Milliseconds a command issued now may still wait for a lost connection (REDIS_FAILOVER_WAIT left;
    * 0 when connected or once spent). While above 0 a decision waits for the connection instead of
-   * taking the Redis-down mode at once; the client's offline queue holds it (lib/redis-failover.ts).
+   * taking the Redis-down mode at once; the client's offline queue holds it (lib/redis/failover.ts).
    */
   failoverWaitLeft?: (() => number) | undefined
   /** While Redis is down: `fallback` (in-process limiter, default), `open` (allow) or `closed` (refuse, 503). */

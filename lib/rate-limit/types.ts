@@ -1,5 +1,5 @@
 // The shapes shared by the rate-limit limiters (Redis, in-process) and the store that picks between them.
-import type { Duration } from '../config/duration.js'
+import type { Duration } from '../config/index.js'
 
 /**
  * `fixed`: @fastify/rate-limit's own semantics (a counter per window, INCR + PEXPIRE on the first hit).

@@ -2,7 +2,7 @@
 // the handler resolves, re-claim after minIdle, approximate MAXLEN), kept in this process.
 import { EventEmitter } from 'node:events'
 import type { Static, TSchema } from 'typebox'
-import { parseDuration } from '../config/duration.js'
+import { parseDuration } from '../config/index.js'
 import { check, DropLog, type MessageLogger } from './message-schema.js'
 import type { ConsumeOptions, StreamConsumer, StreamCounters, StreamFactory, StreamHandler, StreamOptions, TypedStream } from './streams.js'
 

@@ -3,8 +3,8 @@
 // whatever their own clocks say. Each operation first drops expired members with ZREMRANGEBYSCORE,
 // an O(log n + removed) range delete, never a scan; the key itself expires with its last member.
 // Every operation is one script on one key, so rooms spread over Cluster slots.
-import { parseDuration, type Duration } from '../config/duration.js'
-import { bounded, runScript, script, type RedisClient } from '../redis/command.js'
+import { parseDuration, type Duration } from '../config/index.js'
+import { bounded, runScript, script, type RedisClient } from '../redis/index.js'
 
 export const PRESENCE_UNAVAILABLE = 'FRS_PRESENCE_UNAVAILABLE'
 const MAX_TRACKED_ROOMS = 1_000

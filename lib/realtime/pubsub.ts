@@ -8,8 +8,9 @@ import { check, decode, DropLog, type MessageLogger } from './message-schema.js'
 import { escapeGlob, type PubSubTransport } from './transport.js'
 import type { StreamFactory, StreamOptions, TypedStream } from './streams.js'
 
-/** App channels sit under this segment after the app's prefix (`<REDIS_KEY_PREFIX>ps:<name>`), apart from the suite's own channels. */
-export const PUBSUB_CHANNEL_SEGMENT = 'ps:'
+// App channels sit under PUBSUB_CHANNEL_SEGMENT after the app's prefix; lib/redis owns the constant
+// because the least-privilege ACL rule grants it.
+export { PUBSUB_CHANNEL_SEGMENT } from '../redis/index.js'
 export interface MessageMeta {
   /** The channel the message was published on, without the app's prefix. */
   channel: string

@@ -9,9 +9,9 @@
 // would fail for ever), logged once per burst.
 import { setTimeout as sleep } from 'node:timers/promises'
 import type { Static, TSchema } from 'typebox'
-import { parseDuration, type Duration } from '../config/duration.js'
+import { parseDuration, type Duration } from '../config/index.js'
 import { check, decode, DropLog, type MessageLogger } from './message-schema.js'
-import { bounded, whenReady, type RedisClient } from '../redis/command.js'
+import { bounded, whenReady, type RedisClient } from '../redis/index.js'
 
 export const STREAM_UNAVAILABLE = 'FRS_STREAM_UNAVAILABLE'
 

@@ -6,7 +6,7 @@
 // (idempotent in Redis); the suite's subscriber connection has ioredis' own autoResubscribe off (its
 // rejection goes unhandled when the link drops again at once), so this is what restores them. Under RESP3 (ioredis 6's default)
 // messages arrive as push frames and ioredis still emits them as 'message' / 'pmessage'.
-import { bounded, whenReady, type RedisClient } from '../redis/command.js'
+import { bounded, whenReady, type RedisClient } from '../redis/index.js'
 
 export const PUBSUB_UNAVAILABLE = 'FRS_PUBSUB_UNAVAILABLE'
 

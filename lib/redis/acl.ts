@@ -1,9 +1,11 @@
 // The least-privilege ACL rule for the suite's Redis user, in one place: the README prints it and
-// test/lib/redis-acl.test.ts runs the whole surface as that user against a real redis-server.
+// test/lib/redis/acl.test.ts runs the whole surface as that user against a real redis-server.
 // Derived from what the suite sends (INFO commandstats after that test's surface run), not from
 // categories: `+@scripting` would allow FUNCTION FLUSH and SCRIPT FLUSH, `+@keyspace` SCAN, RANDOMKEY
 // and KEYS, and `&*` publishing to any channel.
-import { PUBSUB_CHANNEL_SEGMENT } from '../realtime/pubsub.js'
+
+/** App channels sit under this segment after the app's prefix (`<REDIS_KEY_PREFIX>ps:<name>`), apart from the suite's own channels. */
+export const PUBSUB_CHANNEL_SEGMENT = 'ps:'
 
 /** Every command the suite sends, lower case, `command|subcommand` where only one subcommand is needed. */
 export const SUITE_ACL_COMMANDS: readonly string[] = Object.freeze([

@@ -15,7 +15,7 @@ export interface ServerSettings {
 
 /**
  * CONFIG GET first (it knows the save points); managed Redis and the suite's least-privilege ACL user
- * (lib/redis-acl.ts) deny it, so INFO, which every user may run, answers the eviction policy and the
+ * (lib/redis/acl.ts) deny it, so INFO, which every user may run, answers the eviction policy and the
  * AOF switch. The save points are not in INFO: left unknown, so no persistence warning on a guess.
  */
 export async function readServerSettings (client: Redis | Cluster): Promise<ServerSettings | undefined> {

@@ -1,11 +1,11 @@
 // Config → ioredis options. Every default that would let a request wait on Redis for long is
-// overridden here, in one place, and asserted by test/lib/redis-options.test.ts so an ioredis upgrade
+// overridden here, in one place, and asserted by test/lib/redis/options.test.ts so an ioredis upgrade
 // cannot silently undo it (ioredis 6 defaults: offline queue on, 20 retries per request, no command
 // timeout: ~70 s of waiting while Redis is down and for ever on a frozen server).
 import { readFileSync } from 'node:fs'
 import type { ConnectionOptions } from 'node:tls'
 import type { ClusterOptions, RedisOptions, SentinelAddress } from 'ioredis'
-import type { Config } from '../config/schema.js'
+import type { Config } from '../config/index.js'
 
 export type RedisMode = 'standalone' | 'sentinel' | 'cluster'
 

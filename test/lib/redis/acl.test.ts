@@ -1,5 +1,5 @@
 // Issue 14 item 8: the least-privilege ACL rule is derived from what the suite really sends, kept in
-// one place (lib/redis-acl.ts), shown by the README, and proven here: the whole surface works as that
+// one place (lib/redis/acl.ts), shown by the README, and proven here: the whole surface works as that
 // user against a real redis-server, and the commands an attacker with the app's password would want
 // (flush, key enumeration, publishing to foreign channels) are refused.
 import { readFile } from 'node:fs/promises'

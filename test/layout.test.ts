@@ -1,0 +1,72 @@
+// The folder tree is the architecture (ARCHITECTURE.md): lib/ holds one folder per subsystem, free of
+// Fastify; code outside a subsystem reaches it through its index.ts only; lib/ subsystems import each
+// other only in the directions ARCHITECTURE.md lists. Checked on the import statements themselves.
+import t from 'tap'
+import { readdirSync, readFileSync, statSync } from 'node:fs'
+import path from 'node:path'
+
+const ROOT = path.resolve(import.meta.dirname, '..')
+const IMPORT = /(?:^|\n)\s*(?:import|export)\s[^'"]*?from\s+['"]([^'"]+)['"]|import\(\s*['"]([^'"]+)['"]\s*\)/g
+
+// Which lib/ subsystems each one may import (ARCHITECTURE.md, "Layout").
+const ALLOWED: Record<string, readonly string[]> = {
+  config: [],
+  redis: ['config'],
+  realtime: ['config', 'redis'],
+  locks: ['config', 'redis'],
+  cache: ['config', 'locks'],
+  'http-cache': ['config', 'cache'],
+  session: [],
+  'rate-limit': ['config'],
+  health: [],
+  metrics: ['cache', 'rate-limit', 'redis']
+}
+
+function sources (dir: string): string[] {
+  return readdirSync(dir).flatMap((name) => {
+    const full = path.join(dir, name)
+    if (statSync(full).isDirectory()) return sources(full)
+    return name.endsWith('.ts') && !name.endsWith('.d.ts') ? [full] : []
+  })
+}
+
+function imports (file: string): string[] {
+  const text = readFileSync(file, 'utf8')
+  return [...text.matchAll(IMPORT)].map((m) => m[1] ?? m[2] ?? '')
+}
+
+const subsystemOf = (file: string): string | undefined => {
+  const rel = path.relative(path.join(ROOT, 'lib'), file)
+  return rel.startsWith('..') || !rel.includes(path.sep) ? undefined : rel.split(path.sep)[0]
+}
+
+t.test('lib/ has a folder per subsystem and no loose files', async (t) => {
+  const loose = readdirSync(path.join(ROOT, 'lib')).filter((name) => !statSync(path.join(ROOT, 'lib', name)).isDirectory())
+  t.same(loose, [], 'every file of lib/ lives in a subsystem folder')
+  t.same(Object.keys(ALLOWED).sort(), readdirSync(path.join(ROOT, 'lib')).sort(), 'every folder has its import rule here and in ARCHITECTURE.md')
+  for (const folder of Object.keys(ALLOWED)) t.ok(statSync(path.join(ROOT, 'lib', folder, 'index.ts')).isFile(), `lib/${folder}/index.ts is its public surface`)
+})
+
+t.test('lib/ never imports Fastify', async (t) => {
+  const offenders = sources(path.join(ROOT, 'lib')).flatMap((file) =>
+    imports(file).filter((spec) => /^(fastify|@fastify\/|fastify-plugin)/.test(spec)).map((spec) => `${path.relative(ROOT, file)} → ${spec}`))
+  t.same(offenders, [])
+})
+
+t.test('subsystems import each other only as ARCHITECTURE.md allows, and only through index.ts', async (t) => {
+  const offenders: string[] = []
+  const files = [...sources(path.join(ROOT, 'lib')), ...sources(path.join(ROOT, 'plugins')), ...sources(path.join(ROOT, 'routes')), path.join(ROOT, 'index.ts')]
+  for (const file of files) {
+    const from = subsystemOf(file)
+    for (const spec of imports(file)) {
+      if (!spec.startsWith('.')) continue
+      const target = path.resolve(path.dirname(file), spec)
+      const to = subsystemOf(target)
+      if (to === undefined || to === from) continue
+      const where = `${path.relative(ROOT, file)} → ${path.relative(ROOT, target)}`
+      if (path.basename(target) !== 'index.js') offenders.push(`${where}: not through lib/${to}/index.ts`)
+      if (from !== undefined && !(ALLOWED[from] ?? []).includes(to)) offenders.push(`${where}: lib/${from} may not import lib/${to}`)
+    }
+  }
+  t.same(offenders, [])
+})
