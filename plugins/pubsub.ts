@@ -4,10 +4,9 @@
 import fp from 'fastify-plugin'
 import type { FastifyInstance } from 'fastify'
 import type { Cluster, Redis } from 'ioredis'
-import { PUBSUB_CHANNEL_SEGMENT, PubSub } from '../lib/realtime/index.js'
-import { MemoryPubSubTransport, RedisPubSubTransport } from '../lib/realtime/index.js'
-import { RedisStreams } from '../lib/realtime/index.js'
-import { MemoryStreams } from '../lib/realtime/index.js'
+import {
+  PUBSUB_CHANNEL_SEGMENT, PubSub, MemoryPubSubTransport, RedisPubSubTransport, RedisStreams, MemoryStreams
+} from '../lib/realtime/index.js'
 import type { RedisClient } from './redis.js'
 
 declare module 'fastify' {

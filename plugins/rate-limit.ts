@@ -12,12 +12,11 @@ export type {} from '@fastify/rate-limit'
 import type { RateLimitOptions, RateLimitPluginOptions as UpstreamOptions } from '@fastify/rate-limit'
 import type { FastifyInstance, FastifyReply, FastifyRequest, RouteOptions } from 'fastify'
 import { parseDuration } from '../lib/config/index.js'
-import { buildAllowList } from '../lib/rate-limit/index.js'
-import { fastifyRateLimitStore, RateLimitUnavailableError, type RouteLimiterOptions } from '../lib/rate-limit/index.js'
-import { RateLimitExceededError, formatRateLimitPolicy, rateLimitFormatter } from '../lib/rate-limit/index.js'
-import { clientIpKey } from '../lib/rate-limit/index.js'
-import { RateLimitStore, type BoundLimit } from '../lib/rate-limit/index.js'
-import type { RateLimitDecision, RateLimitStats, RedisDownMode } from '../lib/rate-limit/index.js'
+import {
+  buildAllowList, fastifyRateLimitStore, RateLimitUnavailableError, type RouteLimiterOptions,
+  RateLimitExceededError, formatRateLimitPolicy, rateLimitFormatter, clientIpKey, RateLimitStore,
+  type BoundLimit, type RateLimitDecision, type RateLimitStats, type RedisDownMode
+} from '../lib/rate-limit/index.js'
 import { loadedSession } from './session.js'
 
 /** The suite's part of a route's `config.rateLimit`: `{ max, timeWindow, …, limiter: { … } }`. */

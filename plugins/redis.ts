@@ -7,10 +7,10 @@ export type {} from '@fastify/redis'
 import { Redis, Cluster, type RedisOptions } from 'ioredis'
 import type { FastifyBaseLogger, FastifyInstance } from 'fastify'
 import { isRedisConfigured } from '../lib/config/index.js'
-import { buildConnectionPlan, RedisSetupError, type RedisConnectionPlan } from '../lib/redis/index.js'
-import { RedisMonitor, describeError, type RedisState } from '../lib/redis/index.js'
-import { checkServerSettings } from '../lib/redis/index.js'
-import { ClusterFailoverWait, FailoverWait, watchSentinels } from '../lib/redis/index.js'
+import {
+  buildConnectionPlan, RedisSetupError, type RedisConnectionPlan, RedisMonitor, describeError,
+  type RedisState, checkServerSettings, ClusterFailoverWait, FailoverWait, watchSentinels
+} from '../lib/redis/index.js'
 
 export type RedisClient = Redis | Cluster
 
@@ -63,6 +63,13 @@ async function redisPlugin (app: FastifyInstance): Promise<void> {
   // repeats it after the client has already moved), failing the commands in flight on the new master.
   if (watchingSentinels) plan.options.failoverDetector = false
   const main = createClient(plan)
+  if (watchingSentinels && main instanceof Redis) {
+    // Only the main client is held and switched by our watch; its copies (the rate limiter's, the
+    // subscriber, stream readers, the cache's) keep ioredis' detector, or they would write to the old
+    // master until Sentinel demotes it and lose those writes (rate-limit counts).
+    const duplicate = main.duplicate.bind(main)
+    main.duplicate = (override?: Partial<RedisOptions>) => duplicate({ failoverDetector: true, ...override })
+  }
   // Sessions and locks send their commands whatever the state; rate limits and the cache skip Redis
   // while it is not ready, so only the main client needs the wait. A Cluster follows its failover
   // inside one command's redirections, which the Cluster wait stretches to the budget.

@@ -152,8 +152,8 @@ async function sessionPlugin (app: FastifyInstance, options: SessionPluginOption
     const carrier = request as FastifyRequest & SessionCarrier
     carrier[kEnabled] = true
     // One time budget for every store call of this request (a sign-in waits once, not per call): the
-    // time before the handler (the load, a rate-limit decision) and the store calls after it; not the
-    // handler's own time, nor a wait for a failover (lib/session/deadline.ts, spendBeforeHandler).
+    // onRequest phase (the load, a rate-limit decision) and the store calls after it; not the body, the
+    // handler's own time, nor a wait for a failover (lib/session/deadline.ts, spendBeforeBody).
     carrier[kBudget] = new RequestBudget(config.REDIS_COMMAND_TIMEOUT)
     carrier[kStartedAt] = Date.now()
     hooks.onRequest(request, reply, (err) => {
@@ -245,13 +245,15 @@ async function sessionPlugin (app: FastifyInstance, options: SessionPluginOption
   // been) a failover wait, which must not eat the budget of the save that follows the reconnect.
   let lostAt = 0
   redis?.on('close', () => { lostAt = Date.now() })
-  const spendBeforeHandler: RequestHook = (request, _reply, done) => {
+  // preParsing: after every onRequest hook (the load, a rate-limit decision), before the body is read,
+  // so a slow upload or handler never spends it.
+  const spendBeforeBody = (request: FastifyRequest, _reply: FastifyReply, payload: unknown, done: (err: null, payload: unknown) => void): void => {
     const carrier = request as FastifyRequest & SessionCarrier
     const startedAt = carrier[kStartedAt]
     if (startedAt !== undefined && lostAt < startedAt && app.redisConnections.failoverWaitLeft() === 0) {
       carrier[kBudget]?.spend(Date.now() - startedAt)
     }
-    done()
+    done(null, payload)
   }
 
   const budgetOf = (request: FastifyRequest): RequestBudget =>
@@ -271,7 +273,7 @@ async function sessionPlugin (app: FastifyInstance, options: SessionPluginOption
   app.addHook('onRoute', (route: RouteOptions) => {
     if (route.config?.session !== true) return
     route.onRequest = [loadSession as never, ...toArray(route.onRequest)]
-    route.preHandler = [...toArray(route.preHandler), spendBeforeHandler as never]
+    route.preParsing = [...toArray(route.preParsing), spendBeforeBody as never]
     route.onSend = [saveSession as never, ...toArray(route.onSend)]
     route.errorHandler = routeErrorHandler(route.errorHandler) as never
   })

@@ -2,8 +2,7 @@
 // the app's own port or on a small separate server (METRICS_PORT) that only serves this.
 import http from 'node:http'
 import type { FastifyInstance } from 'fastify'
-import { bearerTokenMatches } from '../lib/metrics/index.js'
-import type { SuiteMetrics } from '../lib/metrics/index.js'
+import { bearerTokenMatches, type SuiteMetrics } from '../lib/metrics/index.js'
 
 export interface MetricsEndpointOptions {
   metrics: SuiteMetrics

@@ -67,6 +67,8 @@ export class FailoverWait {
   readonly #fastFail: Pick<RedisOptions, 'enableOfflineQueue' | 'commandTimeout' | 'maxRetriesPerRequest' | 'retryStrategy'>
   #connected: boolean
   #lostAt: number | undefined
+  /** host:port of the last +switch-master followed. */
+  #switchedTo: string | undefined
   #timer: NodeJS.Timeout | undefined
   /** Set while a failover is announced and not yet settled: do not reconnect to the old master. */
   #held = false
@@ -167,8 +169,13 @@ export class FailoverWait {
       this.#reconnectNow() // the Sentinels now name the new master: no need to wait for the backoff
       return
     }
+    // A repeat of the switch we already followed (each Sentinel announces it): the socket's address may
+    // not be spelled as the Sentinels spell it (hostnames, IPv4-mapped IPv6), so remember what we followed.
+    const target = `${host}:${port}`
     const stream = (this.#client as unknown as { stream?: { remoteAddress?: string, remotePort?: number } }).stream
-    if (this.#client.status === 'ready' && stream?.remotePort === port && stream.remoteAddress === host) return
+    const onIt = stream?.remotePort === port && (stream.remoteAddress === host || this.#switchedTo === target)
+    this.#switchedTo = target
+    if (this.#client.status === 'ready' && onIt) return
     if (this.hold()) this.#held = false // moving now: the reconnect after the drain is not held
   }
 
@@ -380,8 +387,8 @@ const ABORTED = ['-failover-abort-not-elected', '-failover-abort-slave-timeout',
 
 /**
  * Subscribes to every configured Sentinel's failover events for one master. Failures are quiet: the
- * main client's reconnects (and ioredis' failoverDetector) still follow a failover without it, only
- * later. Returns a function that closes the Sentinel connections.
+ * main client's reconnects still follow a failover without it, only later (the main client's copies
+ * keep ioredis' failoverDetector, see plugins/redis.ts). Returns a function that closes the Sentinel connections.
  */
 export function watchSentinels (options: SentinelWatchOptions): () => void {
   // Sentinel events name the master as "master <name> <ip> <port>" (master events), "... @ <name> <ip>

@@ -232,17 +232,22 @@ const LOOP_BLOCKED_MS = 20
  * lets an I/O poll phase run (setImmediate comes after it) before it is a timeout. A frozen server
  * is still caught one `ms` after the loop is free again.
  */
+const MAX_REARMS = 3
+
 function withinLoopTime<T> (promise: Promise<T>, ms: number): Promise<T> {
   return new Promise<T>((resolve, reject) => {
     let settled = false
     let timer: NodeJS.Timeout | undefined
+    // A loop that lags all the time (GC, CPU-bound handlers) must not keep a frozen Redis looking
+    // connected: at most MAX_REARMS fresh waits, then a late deadline counts as a timeout too.
+    let rearms = 0
     const arm = (): void => {
       const due = performance.now() + ms
       timer = setTimeout(() => {
         const late = performance.now() - due
         setImmediate(() => {
           if (settled) return
-          if (late > Math.max(LOOP_BLOCKED_MS, ms / 4)) {
+          if (late > Math.max(LOOP_BLOCKED_MS, ms / 4) && rearms++ < MAX_REARMS) {
             arm()
             return
           }

@@ -208,8 +208,13 @@ export class RedisSessionBackend implements SessionBackend {
     if (cork) stream.cork()
     try {
       for (const pending of batch) {
-        const sent = pending.args === undefined ? this.#client.hgetall(pending.key) : this.#client.sessionLoad(...pending.args)
-        sent.then(pending.resolve, pending.reject)
+        // One send throwing (a client closed under it) must not leave the rest of the batch unsettled.
+        try {
+          const sent = pending.args === undefined ? this.#client.hgetall(pending.key) : this.#client.sessionLoad(...pending.args)
+          sent.then(pending.resolve, pending.reject)
+        } catch (err) {
+          pending.reject(err)
+        }
       }
     } finally {
       if (cork) stream.uncork()

@@ -169,6 +169,10 @@ export class SessionStore {
     }
     // regenerate() and destroy() in a handler: bounded by the budget of the request that loaded it.
     const budget = this.#budget ?? this.#budgets.get(sessionId)
+    if (this.#budgetSpent(budget)) {
+      this.guarded(Promise.reject(new Error('request time budget spent'))).catch(callback)
+      return
+    }
     this.guarded(this.backend.destroy(sessionHandle(sessionId)), budget).then(() => {
       this.#stats.destroys++
       callback()
@@ -251,6 +255,13 @@ export class SessionStore {
     } finally {
       this.#budget = undefined
     }
+  }
+
+  /** Nothing left of the request's budget: fail before sending, so a 503 never hides a write that went through. */
+  #budgetSpent (budget: RequestBudget | undefined): boolean {
+    if (budget === undefined) return false
+    const now = this.#options.now()
+    return budget.deadline(now, this.#options.failoverWaitLeft()) <= now
   }
 
   /** Remembers who created a session id (called from the id generator) for the session list. */
@@ -462,6 +473,7 @@ export class SessionStore {
         previousUserId: undefined
       }
     }
+    if (this.#budgetSpent(budget)) await this.guarded(Promise.reject(new Error('request time budget spent')))
     const { applied, userSessions } = await this.guarded(this.backend.write(handle, write), budget)
     if (touch) this.#stats.touches++
     else this.#stats.saves++

@@ -1,5 +1,6 @@
 // TLS, mutual TLS, Sentinel and Cluster against real redis-server processes.
 import t from 'tap'
+import type { Redis } from 'ioredis'
 import { useRedis, useSentinelGroup, useCluster } from '../helpers/index.js'
 import { buildServer } from '../../server.js'
 import { buildTestApp, timeUntil } from '../helper.js'
@@ -45,6 +46,13 @@ t.test('Sentinel: connects to the master; after SIGKILL of the master, writes re
   })
   t.equal(app.redisState.status, 'connected')
   t.equal(app.redisState.mode, 'sentinel')
+  // Our Sentinel watch holds and moves the main client only; its copies (rate limiter, subscriber,
+  // stream readers, cache) keep ioredis' failoverDetector so they never write to a demoted master.
+  const main = app.redisConnections.main as Redis
+  t.equal(main.options.failoverDetector, false, 'the main client is moved by the watch')
+  const copy = main.duplicate({ lazyConnect: true })
+  t.equal(copy.options.failoverDetector, true, 'a copy keeps ioredis\' failoverDetector')
+  copy.disconnect()
   await app.redis.set('before', '1')
 
   await group.master.kill()
