@@ -118,7 +118,9 @@ t.test('SSE demo route relays a message published by another instance, and unsub
 
 t.test('Redis down: the SSE route and publish answer 503 quickly', async (t) => {
   const redis = await useRedis(t)
-  const { app } = await buildTestApp(t, { REDIS_URL: redis.url })
+  // No failover wait: this is the outage answer (a lost connection waits REDIS_FAILOVER_WAIT first,
+  // test/plugins/redis-failover-features.test.ts).
+  const { app } = await buildTestApp(t, { REDIS_URL: redis.url, REDIS_FAILOVER_WAIT: '0' })
   await redis.kill()
   const started = Date.now()
   const post = await app.inject({ method: 'POST', url: '/demo/events', payload: { text: 'x' } })

@@ -22,7 +22,7 @@ function client (t: Test, server: RedisServer): Redis {
   return c
 }
 
-function instance (t: Test, server: RedisServer, prefix = 'app:'): { pubsub: PubSub, logs: Logged[] } {
+async function instance (t: Test, server: RedisServer, prefix = 'app:'): Promise<{ pubsub: PubSub, logs: Logged[] }> {
   const logs: Logged[] = []
   const logger = {
     warn: (obj: object, msg?: string) => { logs.push({ level: 'warn', obj: obj as Record<string, unknown>, msg }) },
@@ -33,13 +33,16 @@ function instance (t: Test, server: RedisServer, prefix = 'app:'): { pubsub: Pub
   const transport = new RedisPubSubTransport({ publisher, subscriber: () => (subscriber ??= client(t, server)), timeoutMs: TIMEOUT_MS })
   const pubsub = new PubSub({ transport, prefix, logger })
   t.teardown(() => pubsub.close())
+  // As the suite's main connection is at start-up: publish does not wait for a connection that is
+  // still being made (no offline queue), so the test must not race the first connect.
+  await waitFor(() => publisher.status === 'ready', { timeoutMs: 5_000, what: 'the publisher connected' })
   return { pubsub, logs }
 }
 
 t.test('two instances exchange typed messages; invalid ones are dropped and logged once per burst', async (t) => {
   const server = await useRedis(t)
-  const a = instance(t, server)
-  const b = instance(t, server)
+  const a = await instance(t, server)
+  const b = await instance(t, server)
   const received: Array<{ text: string, channel: string }> = []
   const unsubscribe = await b.pubsub.subscribe('chat', (message, meta) => {
     received.push({ text: message.text, channel: meta.channel }) // typed: message.text is a string
@@ -72,9 +75,9 @@ t.test('two instances exchange typed messages; invalid ones are dropped and logg
 
 t.test('several handlers, patterns, prefixes, handler errors', async (t) => {
   const server = await useRedis(t)
-  const a = instance(t, server)
-  const b = instance(t, server)
-  const other = instance(t, server, 'other-app:')
+  const a = await instance(t, server)
+  const b = await instance(t, server)
+  const other = await instance(t, server, 'other-app:')
   const seen: string[] = []
   const first = await b.pubsub.subscribe('news', (m) => { seen.push(`first:${String(m)}`) })
   await b.pubsub.subscribe('news', (m) => { seen.push(`second:${String(m)}`) })
@@ -102,8 +105,8 @@ t.test('several handlers, patterns, prefixes, handler errors', async (t) => {
 
 t.test('subscriptions survive a Redis restart', async (t) => {
   const server = await useRedis(t)
-  const a = instance(t, server)
-  const b = instance(t, server)
+  const a = await instance(t, server)
+  const b = await instance(t, server)
   const received: string[] = []
   await b.pubsub.subscribe('events', (m) => { received.push(String(m)) })
   await b.pubsub.psubscribe('ev*', (m, meta) => { received.push(`p:${meta.channel}:${String(m)}`) })
@@ -127,7 +130,7 @@ t.test('subscriptions survive a Redis restart', async (t) => {
 
 t.test('Redis down: subscribe and publish fail with FRS_PUBSUB_UNAVAILABLE within the command timeout', async (t) => {
   const server = await useRedis(t)
-  const a = instance(t, server)
+  const a = await instance(t, server)
   await a.pubsub.subscribe('x', () => {})
   server.freeze()
   let started = Date.now()
