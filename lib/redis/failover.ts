@@ -75,17 +75,19 @@ export class FailoverWait {
   #heldSince = 0
   /** The next close is one we caused: reject what was in flight ourselves (ioredis will not, see #open). */
   #closingOnPurpose = false
-  readonly #listeners: Array<['ready' | 'close' | 'end', () => void]>
+  /**
+   * A connection attempt under way when the new master was named: the Sentinels may have pointed it at
+   * the old one, so it is dropped at its 'connect' and made again at once.
+   */
+  #redoConnect = false
+  readonly #listeners: Array<['connect' | 'ready' | 'close' | 'end', () => void]>
   /**
    * The reconnect strategy while a failover is held (installed on this client only, so duplicates
    * made earlier keep their own): the next attempt waits for release(), never past the hold's ceiling.
    */
   readonly #heldRetry = (times: number): number | null | undefined => {
-    if (this.#held) {
-      const left = this.#heldSince + HOLD_CEILING_MS - Date.now()
-      if (left > 0) return left
-      this.#held = false
-    }
+    const left = this.#holdLeft()
+    if (left > 0) return left
     const retry = this.#fastFail.retryStrategy
     return retry == null ? undefined : retry(times) as number | null | undefined
   }
@@ -102,7 +104,8 @@ export class FailoverWait {
       retryStrategy: settings.retryStrategy
     }
     this.#connected = client.status === 'ready'
-    this.#listeners = [['ready', () => { this.#onReady() }], ['close', () => { this.#onClose() }], ['end', () => { this.#onEnd() }]]
+    this.#listeners = [['connect', () => { this.#onConnect() }], ['ready', () => { this.#onReady() }],
+      ['close', () => { this.#onClose() }], ['end', () => { this.#onEnd() }]]
     for (const [event, listener] of this.#listeners) client.on(event, listener)
   }
 
@@ -133,7 +136,12 @@ export class FailoverWait {
     this.#held = true
     this.#heldSince = Date.now()
     this.#client.options.retryStrategy = this.#heldRetry
-    if (!this.#connected) return true // already down: just keep away from the old master
+    if (!this.#connected) {
+      // Already down: keep away from the old master. An attempt under way or pending (RELIABILITY
+      // finding 3) was pointed there by the Sentinels: #onConnect drops it before it is ready.
+      if (this.#client.status === 'connect') this.#client.disconnect(true)
+      return true
+    }
     this.#connected = false
     this.#open(this.#heldSince)
     // ioredis writes a command only while `stream.writable`; the setter is Node's (it sets
@@ -165,17 +173,17 @@ export class FailoverWait {
       this.release()
       return
     }
-    if (this.#client.status === 'reconnecting') {
-      this.#reconnectNow() // the Sentinels now name the new master: no need to wait for the backoff
-      return
-    }
     // A repeat of the switch we already followed (each Sentinel announces it): the socket's address may
     // not be spelled as the Sentinels spell it (hostnames, IPv4-mapped IPv6), so remember what we followed.
     const target = `${host}:${port}`
     const stream = (this.#client as unknown as { stream?: { remoteAddress?: string, remotePort?: number } }).stream
     const onIt = stream?.remotePort === port && (stream.remoteAddress === host || this.#switchedTo === target)
     this.#switchedTo = target
-    if (this.#client.status === 'ready' && onIt) return
+    if (this.#client.status !== 'ready') {
+      this.#reconnectNow()
+      return
+    }
+    if (onIt) return
     if (this.hold()) this.#held = false // moving now: the reconnect after the drain is not held
   }
 
@@ -186,13 +194,37 @@ export class FailoverWait {
     this.#reconnectNow()
   }
 
-  /** Replaces a pending reconnect (held, or a backoff) by one now. */
+  /**
+   * The Sentinels now name the new master: connect to it now. A pending reconnect (held, or a backoff)
+   * is brought forward; an attempt already under way may have been pointed at the old master, so it is
+   * made again (dropped at its 'connect', where ioredis can reconnect; never while it asks the
+   * Sentinels, where a disconnect would end the client).
+   */
   #reconnectNow (): void {
-    if (this.#client.status !== 'reconnecting') return
+    const status = this.#client.status
+    if (status === 'connecting' || status === 'connect') {
+      this.#redoConnect = true
+      if (status === 'connect') this.#client.disconnect(true)
+      return
+    }
+    if (status !== 'reconnecting') return
     const pending = this.#internals.reconnectTimeout
     if (pending !== null) clearTimeout(pending)
     this.#internals.reconnectTimeout = null
     this.#client.connect().catch(() => {})
+  }
+
+  /** Milliseconds the client still keeps away from the old master (0: not held, or past the ceiling). */
+  #holdLeft (): number {
+    if (!this.#held) return 0
+    const left = this.#heldSince + HOLD_CEILING_MS - Date.now()
+    if (left <= 0) this.#held = false
+    return Math.max(0, left)
+  }
+
+  #onConnect (): void {
+    // Socket open, handshake under way, nothing sent yet: an attempt that may reach the old master goes.
+    if (this.#redoConnect || this.#holdLeft() > 0) this.#client.disconnect(true)
   }
 
   #onReady (): void {
@@ -210,6 +242,11 @@ export class FailoverWait {
       this.#internals.flushQueue(new Error('Connection is closed.'), { offlineQueue: false, commandQueue: true })
       return
     }
+    if (this.#redoConnect) {
+      this.#redoConnect = false
+      this.#reconnectNow()
+      return
+    }
     // A failed reconnect attempt inside the same outage, boot, or the app closing: nothing to wait for.
     if (!this.#connected || this.#client.status === 'end') return
     this.#connected = false
@@ -225,6 +262,7 @@ export class FailoverWait {
     this.#connected = false
     this.#lostAt = undefined
     this.#held = false
+    this.#redoConnect = false
     this.#restore()
   }
 
