@@ -8,11 +8,13 @@ import { useRedis } from '../helpers/index.js'
 import { allLogLines, cookiePair, startFaultApp } from '../helpers/fault-app.js'
 import { describeSummary, runLoad, summarize } from '../helpers/load.js'
 import { CacheKeyError } from '../../lib/cache/index.js'
+import { suiteAclRule } from '../../lib/redis/index.js'
 
 const PASSWORD = 'acl-password-f7c1e2d9b8a7'
 const SESSION_SECRET = 'fault-suite-session-secret-9f8e7d6c5b4a3210'
 const METRICS_TOKEN = 'metrics-token-5a4b3c2d1e0f'
-const RULES = '~app:* &* -@all +@read +@write +@connection +@keyspace +@scripting +info +@pubsub -@dangerous'
+// The README's least-privilege rule (issue 14 item 8), the one test/lib/redis/acl.test.ts derives.
+const RULES = suiteAclRule('app:')
 const sessionIds = new Set<string>()
 
 function remember (setCookie: string | string[] | undefined): string | undefined {

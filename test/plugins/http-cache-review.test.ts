@@ -179,7 +179,7 @@ t.test('review 6. the caps count what is stored: a binary body as base64, with i
       async (_request, reply) => reply.type('application/octet-stream').send(Buffer.alloc(900, 7)))
   })
   for (let i = 0; i < 3; i++) t.equal((await app.inject(`/blob?r=${i}`)).rawPayload.length, 900)
-  const stored = (await redis.cli('--scan', '--pattern', '*blob*')).split('\n').filter((k) => k !== '')
+  const stored = (await redis.cli('--scan', '--pattern', 'cache:e:*blob*')).split('\n').filter((k) => k !== '')
   t.equal(stored.length, 1, 'two 900-byte bodies are 2 × 1200 bytes of base64: one entry fits in 2000')
 })
 
@@ -191,7 +191,7 @@ t.test('review 6. maxBytesTotal caps what all routes together keep written', asy
     }
   }, { maxBytesTotal: 2_600 })
   for (const name of ['a', 'b']) for (let i = 0; i < 2; i++) await app.inject(`/${name}?r=${i}`)
-  const stored = (await redis.cli('--scan', '--pattern', '*GET*')).split('\n').filter((k) => k !== '')
+  const stored = (await redis.cli('--scan', '--pattern', 'cache:e:*GET*')).split('\n').filter((k) => k !== '')
   t.equal(stored.length, 2, 'two ~1.1 KB entries in 2600 bytes, whichever the route')
   t.equal(app.httpCache.stats().capped, 2)
   t.equal(logs().filter((l) => /noeviction/.test(l.msg ?? '')).length, 0, 'a plugin-wide cap is a cap: no noeviction warning')

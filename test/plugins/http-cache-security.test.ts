@@ -7,6 +7,14 @@ import type { FastifyRequest } from 'fastify'
 import { build, count, type Runs } from './http-cache-app.js'
 import { useRedis } from '../helpers/index.js'
 
+/**
+ * The HTTP cache's stored entries in Redis whose URL matches the glob. Entries only: a miss's
+ * stampede lock (`cache:lock:…`) may still be in Redis for a moment after its response was sent.
+ */
+async function keysIn (redis: { cli: (...args: string[]) => Promise<string> }, pattern: string): Promise<string[]> {
+  return (await redis.cli('--scan', '--pattern', `cache:e:*${pattern}`)).split('\n').filter((k) => k !== '').sort()
+}
+
 t.test('1. a private route never stores or serves without an identity', async (t) => {
   const redis = await useRedis(t)
   const runs: Runs = {}
@@ -30,8 +38,9 @@ t.test('1. a private route never stores or serves without an identity', async (t
 })
 
 t.test('1. userKey returning undefined keeps meaning bypass; a userKey identity caches per user', async (t) => {
+  const redis = await useRedis(t)
   const runs: Runs = {}
-  const { app } = await build(t, {}, (app) => {
+  const { app } = await build(t, { REDIS_URL: redis.url }, (app) => {
     app.get('/account', { config: { cache: { ttl: '1m', private: true } } },
       async (request) => ({ owner: request.headers['x-api-key'] ?? 'nobody', run: count(runs, 'account') }))
   }, { userKey: (request: FastifyRequest) => request.headers['x-api-key'] as string | undefined })
@@ -41,6 +50,10 @@ t.test('1. userKey returning undefined keeps meaning bypass; a userKey identity 
   t.equal(bob.headers['x-cache'], 'MISS')
   t.equal(bob.json().owner, 'bob')
   t.equal((await app.inject({ url: '/account', headers: { 'x-api-key': 'alice' } })).json().owner, 'alice')
+  const keys = await keysIn(redis, '*account*')
+  t.equal(keys.length, 2, 'one entry per user in Redis, none for the anonymous request')
+  t.ok(keys.every((k) => / user=[\w-]{27}$/.test(k)), `each keyed by a hashed identity, never the raw one: ${keys.join(' | ')}`)
+  t.notMatch(keys.join(' '), /alice|bob/)
 })
 
 t.test('2. any Cookie bypasses a public route unless the route names the cookies it ignores', async (t) => {
@@ -93,14 +106,18 @@ t.test('3. the key holds the authority and the scheme, as Fastify resolves them 
 })
 
 t.test('3. an untrusted client cannot choose the authority with X-Forwarded-Host', async (t) => {
+  const redis = await useRedis(t)
   const runs: Runs = {}
-  const { app } = await build(t, {}, (app) => {
+  const { app } = await build(t, { REDIS_URL: redis.url }, (app) => {
     app.get('/links', { config: { cache: { ttl: '1m' } } }, async (request) => ({ self: request.host, run: count(runs, 'links') }))
   })
   await app.inject({ url: '/links', headers: { host: 'app.example', 'x-forwarded-host': 'evil.example' } })
   const hit = await app.inject({ url: '/links', headers: { host: 'app.example' } })
   t.equal(hit.headers['x-cache'], 'HIT', 'without trustProxy the Host header is the authority')
   t.equal(hit.json().self, 'app.example')
+  const keys = await keysIn(redis, '*links*')
+  t.equal(keys.length, 1)
+  t.match(keys[0], /GET http:\/\/app\.example\/links$/, 'keyed by the Host header, not the forwarded one')
 })
 
 t.test('4. client no-cache, max-age=0 and Pragma never run the handler on a shared entry by default', async (t) => {
@@ -138,8 +155,9 @@ t.test('4. client no-cache, max-age=0 and Pragma never run the handler on a shar
 })
 
 t.test('5. repeated query parameters keep their order; names are sorted', async (t) => {
+  const redis = await useRedis(t)
   const runs: Runs = {}
-  const { app } = await build(t, {}, (app) => {
+  const { app } = await build(t, { REDIS_URL: redis.url }, (app) => {
     app.get('/search', { config: { cache: { ttl: '1m' } } }, async (request) => ({ q: (request.query as { q: unknown }).q, run: count(runs, 'search') }))
   })
   const ab = await app.inject('/search?q=a&q=b')
@@ -149,11 +167,15 @@ t.test('5. repeated query parameters keep their order; names are sorted', async 
   t.same(ba.json().q, ['b', 'a'])
   t.equal((await app.inject('/search?z=1&q=b&q=a')).headers['x-cache'], 'MISS')
   t.equal((await app.inject('/search?q=b&z=1&q=a')).headers['x-cache'], 'HIT', 'other names may move')
+  const keys = (await keysIn(redis, '*search*')).map((k) => k.slice(k.indexOf('/search')))
+  t.same(keys, ['/search?q=a&q=b', '/search?q=b&q=a', '/search?q=b&q=a&z=1'], 'three entries in Redis, values in request order')
+  t.equal(runs.search, 3)
 })
 
 t.test('6. query names the parameters that select the response; the rest are not in the key', async (t) => {
+  const redis = await useRedis(t)
   const runs: Runs = {}
-  const { app } = await build(t, {}, (app) => {
+  const { app } = await build(t, { REDIS_URL: redis.url }, (app) => {
     app.get('/list', { config: { cache: { ttl: '1m', query: ['page', 'sort'] } } },
       async (request) => ({ page: (request.query as { page?: string }).page, run: count(runs, 'list') }))
   })
@@ -162,6 +184,8 @@ t.test('6. query names the parameters that select the response; the rest are not
   t.equal((await app.inject('/list?sort=name&page=2')).headers['x-cache'], 'MISS', 'listed ones select')
   t.equal((await app.inject('/list?page=3')).json().page, '3')
   t.equal(runs.list, 3)
+  const keys = (await keysIn(redis, '*list*')).map((k) => k.slice(k.indexOf('/list')))
+  t.same(keys, ['/list?page=2', '/list?page=2&sort=name', '/list?page=3'], 'only listed parameters reach the Redis keys')
 })
 
 t.test('6. a route writes at most maxEntries entries (and maxBytes); past it responses are served, not stored', async (t) => {
@@ -173,14 +197,14 @@ t.test('6. a route writes at most maxEntries entries (and maxBytes); past it res
   })
   for (let i = 0; i < 10; i++) await app.inject(`/crawl?r=${i}`)
   t.equal(app.httpCache.stats().capped, 7, 'seven writes refused')
-  const keys = (await redis.cli('--scan', '--pattern', '*crawl*')).split('\n').filter((k) => k !== '')
+  const keys = await keysIn(redis, '*crawl*')
   t.equal(keys.length, 3, 'three entries in Redis')
   t.equal((await app.inject('/crawl?r=1')).headers['x-cache'], 'HIT', 'stored ones still hit')
   t.equal((await app.inject('/crawl?r=9')).headers['x-cache'], 'MISS', 'refused ones run the handler')
   t.equal(logs().filter((l) => /maxEntries/.test(l.msg ?? '')).length, 1, 'one warning when the route reaches its cap')
 
   for (let i = 0; i < 5; i++) await app.inject(`/big?r=${i}`)
-  t.equal((await redis.cli('--scan', '--pattern', '*big*')).split('\n').filter((k) => k !== '').length, 2, 'two entries of ~950-byte bodies (and their headers) fit in 2600 bytes')
+  t.equal((await keysIn(redis, '*big*')).length, 2, 'two entries of ~950-byte bodies (and their headers) fit in 2600 bytes')
 })
 
 t.test('6. a warning at start when the HTTP cache shares a noeviction Redis with an uncapped route', async (t) => {

@@ -4,6 +4,7 @@ import t from 'tap'
 import { buildConnectionPlan } from '../../lib/redis/options.js'
 import { loadConfig } from '../../lib/config/load.js'
 import { useCluster, useSentinelGroup } from '../helpers/index.js'
+import { waitFor } from '../helpers/wait.js'
 import { buildTestApp } from '../helper.js'
 
 t.test('plan: TLS to the data nodes follows REDIS_TLS, TLS to the Sentinels follows REDIS_SENTINEL_TLS', async (t) => {
@@ -43,6 +44,14 @@ t.test('Sentinel: plain Sentinels, TLS-only master: REDIS_TLS=true reaches the m
   t.equal(await group.master.cli('GET', 'over-tls'), '1', 'the write reached the TLS-only master')
   const clients = await group.master.cli('CLIENT', 'LIST')
   t.match(clients, /name=fastify-redis-suite/, 'the suite\'s connection is on the master')
+  // The dedicated subscriber connection (pub/sub, the cache's invalidations) is a second link to the
+  // TLS-only master: a message only comes back if it connected over TLS too.
+  const received: unknown[] = []
+  const unsubscribe = await app.pubsub.subscribe('tls-events', (message) => { received.push(message) })
+  t.equal(await app.pubsub.publish('tls-events', { n: 1 }), 1, 'one subscriber on the master')
+  await waitFor(() => received.length === 1, { timeoutMs: 2_000, what: 'the message over the subscriber connection' })
+  await unsubscribe()
+  t.ok((await group.master.cli('CLIENT', 'LIST')).split('\n').some((line) => / sub=1 /.test(line)), 'a subscribed client on the master')
 })
 
 t.test('Sentinel: TLS-only Sentinels and master: REDIS_SENTINEL_TLS=true and REDIS_TLS=true', async (t) => {

@@ -2,7 +2,7 @@
 // is refused without METRICS_TOKEN or METRICS_PORT; /health/redis shows its details (version, memory,
 // lastError with addresses) only with the token; status alone stays public for load balancers.
 import t from 'tap'
-import { useRedis } from '../helpers/index.js'
+import { getFreePort, useRedis } from '../helpers/index.js'
 import { buildTestApp, timeUntil } from '../helper.js'
 import { ConfigError, loadConfig } from '../../lib/config/load.js'
 
@@ -57,6 +57,29 @@ t.test('staging: /health/redis details and errors need the token; status stays p
   t.notMatch(JSON.stringify(health), new RegExp(String(redis.port)), 'no address anywhere')
   const withToken = (await app.inject({ url: '/health', headers: { authorization: `Bearer ${TOKEN}` } })).json()
   t.match(withToken.checks.redis, { lastError: String, lastErrorAt: String }, 'with the token the error is there')
+})
+
+t.test('production with METRICS_PORT alone: no health detail or error is public, to anyone', async (t) => {
+  const redis = await useRedis(t)
+  const METRICS_PORT = String(await getFreePort())
+  const { app } = await buildTestApp(t, { NODE_ENV: 'production', REDIS_URL: redis.url, SESSION_SECRET: SECRET, METRICS_PORT, REDIS_DEGRADED_LATENCY: '10s' })
+  await timeUntil(() => app.redisMonitor.serverInfo !== undefined, 5_000, 'INFO read')
+  t.same((await app.inject('/health/redis')).json(), { status: 'connected' }, 'no token configured: still status alone')
+  t.same((await app.inject({ url: '/health/redis', headers: { authorization: 'Bearer anything-at-all-0123456789' } })).json(), { status: 'connected' },
+    'no bearer value opens the details')
+  t.equal((await app.inject('/metrics')).statusCode, 404, '/metrics is not on the app port')
+
+  await redis.kill()
+  await timeUntil(() => app.redisState.status === 'disconnected' && app.redisState.lastError !== undefined, 5_000, 'the loss and its error seen')
+  const down = await app.inject('/health/redis')
+  t.equal(down.statusCode, 503)
+  t.same(down.json(), { status: 'disconnected' })
+  for (const url of ['/health', '/health/ready']) {
+    const body = (await app.inject(url)).json()
+    t.equal(body.checks.redis.status, 'disconnected', `${url} shows the outage`)
+    t.notOk('lastError' in body.checks.redis, `${url} hides the error text`)
+    t.notMatch(JSON.stringify(body), new RegExp(String(redis.port)), `${url} names no address`)
+  }
 })
 
 t.test('development without a token: details stay public; with a token they need it', async (t) => {
