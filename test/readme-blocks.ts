@@ -12,7 +12,7 @@ export function extractTsBlocks (markdown: string): TsBlock[] {
   const blocks: TsBlock[] = []
   const lines = markdown.split('\n')
   for (let i = 0; i < lines.length; i++) {
-    if (lines[i]?.trim() !== '```ts') continue
+    if (!/^```(ts|typescript|tsx|mts)$/.test(lines[i]?.trim() ?? '')) continue // every TypeScript fence, however spelt
     const start = i
     const body: string[] = []
     while (++i < lines.length && lines[i]?.trim() !== '```') body.push(lines[i] ?? '')

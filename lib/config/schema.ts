@@ -63,7 +63,7 @@ export const ConfigSchema = Type.Object({
 
   REDIS_CONNECT_TIMEOUT: duration('5s', { description: 'Time allowed to open a connection, and for boot to wait for Redis.', needsUnit: true }),
   REDIS_COMMAND_TIMEOUT: duration('1s', { description: 'Longest any single command may wait for a reply.' }),
-  REDIS_FAILOVER_WAIT: duration('2s', { description: 'How long a command may wait for a lost connection to come back (a failover), counted from the loss; past it, and for the rest of a longer outage, commands fail at once. 0 disables the wait. Standalone, Sentinel and Cluster.' }),
+  REDIS_FAILOVER_WAIT: duration('2s', { description: 'How long a command may wait for a lost connection to come back (a failover), counted from the loss; past it, and for the rest of a longer outage, commands fail at once. 0 disables the wait. Standalone, Sentinel and Cluster.', needsUnit: true }),
   REDIS_MAX_RETRIES: Type.Integer({ minimum: 0, default: 0, description: 'Reconnect attempts before giving up; 0 retries for ever (right for a server).' }),
   REDIS_RETRY_DELAY: duration('50ms', { description: 'Base of the exponential reconnect backoff.' }),
   REDIS_RETRY_MAX_DELAY: duration('1s', { description: 'Cap of the reconnect backoff (jitter is added on top).' }),

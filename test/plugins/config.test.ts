@@ -55,3 +55,22 @@ t.test('with Fastify created from config.TRUST_PROXY, request.ip is the forwarde
   const direct = await app.inject({ url: '/ip', remoteAddress: '198.51.100.4', headers: { 'x-forwarded-for': '203.0.113.9' } })
   t.equal(direct.json().ip, '198.51.100.4', 'an address not in TRUST_PROXY cannot pick its own IP')
 })
+
+t.test('registered with env (issue 15 item 3): env overrides process.env, which fills in the rest; processEnv: false ignores it', async (t) => {
+  process.env.REDIS_DB = '4'
+  process.env.PORT = '3999'
+  t.teardown(() => { delete process.env.REDIS_DB; delete process.env.PORT })
+  const configOf = async (options: { processEnv?: boolean }) => {
+    const app = Fastify()
+    t.teardown(() => app.close())
+    await app.register(configPlugin, { env: { NODE_ENV: 'test', REDIS_DB: '2' }, dotenvPath: false, ...options })
+    await app.ready()
+    return app.config
+  }
+  const merged = await configOf({})
+  t.equal(merged.REDIS_DB, 2, 'the env option wins')
+  t.equal(merged.PORT, 3999, 'process.env fills in what env does not set')
+  const alone = await configOf({ processEnv: false })
+  t.equal(alone.REDIS_DB, 2)
+  t.equal(alone.PORT, 3000, 'process.env ignored: the schema default')
+})

@@ -32,6 +32,20 @@ t.test('the exported authRateLimit preset applies RATE_LIMIT_AUTH_MAX and its on
   t.equal(answers[0]?.headers.ratelimit, '"auth";r=2;t=20', 'sliding: one attempt back every 60 s / 3')
 })
 
+t.test('createRateLimit(authRateLimit) reads RATE_LIMIT_AUTH_MAX per request', async (t) => {
+  const app = await build(t, { RATE_LIMIT_AUTH_MAX: '2' }, (app) => {
+    const signIn = app.createRateLimit(authRateLimit)
+    app.post('/code', { config: { rateLimit: false } }, async (request) => {
+      const result = await signIn(request)
+      return { allowed: result.isAllowed ? true : !result.isExceeded, max: result.isAllowed ? null : result.max }
+    })
+  })
+  const answers = []
+  for (let i = 0; i < 3; i++) answers.push((await app.inject({ method: 'POST', url: '/code', ...from })).json())
+  t.same(answers.map((a) => a.allowed), [true, true, false], 'two attempts, as configured, not the preset\'s 5')
+  t.equal(answers[0]?.max, 2)
+})
+
 t.test('createRateLimit()(request, { increment: false }) peeks at the count without counting', async (t) => {
   const app = await build(t, { RATE_LIMIT_MAX: '5' }, (app) => {
     const limiter = app.createRateLimit()

@@ -5,6 +5,7 @@ import Fastify, { type FastifyInstance } from 'fastify'
 import Type from 'typebox'
 import { useRedis, type RedisServer } from '../helpers/index.js'
 import { buildTestApp } from '../helper.js'
+import { sample } from '../monitoring/prom.js'
 import redisSuite, { type RedisSuiteOptions } from '../../index.js'
 
 const SECRET_A = 'a'.repeat(32)
@@ -285,7 +286,7 @@ t.test('SESSION_MAX_PER_USER: signing in past the cap revokes the oldest session
 
 t.test('sign-in during an outage: 503, one warning for the outage, no error or stack per request, counted', async (t) => {
   const server = await useRedis(t)
-  const { app, logs, rawLogs } = await buildTestApp(t, env(server, { REDIS_WAIT_ON_BOOT: 'true' }))
+  const { app, logs, rawLogs } = await buildTestApp(t, env(server, { REDIS_WAIT_ON_BOOT: 'true', METRICS_ENABLED: 'true' }))
   const cookie = await login(app, 'ada')
   await server.kill()
   for (let i = 0; i < 6; i++) {
@@ -299,7 +300,47 @@ t.test('sign-in during an outage: 503, one warning for the outage, no error or s
   const warnings = lines.filter((l) => /session store unavailable/.test(l.msg ?? ''))
   t.equal(warnings.length, 1, 'one warning')
   t.notMatch(JSON.stringify(warnings), /ECONNREFUSED|Connection is closed|Stream isn't writeable/, 'no driver text')
-  t.ok(app.sessions.stats().unavailable >= 3, 'counted (session_events_total{event="unavailable"})')
+  t.ok(app.sessions.stats().unavailable >= 3, 'counted in the store')
+  const scraped = sample((await app.inject('/metrics')).body, 'session_events_total', { event: 'unavailable' })
+  t.ok(scraped !== undefined && scraped >= 3, `counted in /metrics: session_events_total{event="unavailable"} ${scraped}`)
+})
+
+t.test('a store lost while the handler runs (regenerate fails): 503 with one warning, never an error with a stack', async (t) => {
+  const server = await useRedis(t)
+  const lines: string[] = []
+  const app = Fastify({ logger: { level: 'info', stream: { write: (line: string) => { lines.push(line) } } } })
+  t.teardown(() => app.close())
+  await app.register(redisSuite, { env: { NODE_ENV: 'test', ...env(server, { REDIS_FAILOVER_WAIT: '0' }) }, processEnv: false })
+  let entered = (): void => {}
+  let release = (): void => {}
+  const inHandler = new Promise<void>((resolve) => { entered = resolve })
+  const gate = new Promise<void>((resolve) => { release = resolve })
+  app.post('/sign-in', { config: { session: true } }, async (request) => {
+    request.session.userId = 'ada'
+    return { ok: true }
+  })
+  app.post('/gated-sign-in', { config: { session: true } }, async (request) => {
+    entered()
+    await gate // the session was loaded; Redis goes away before regenerate() destroys the old one
+    await request.session.regenerate()
+    request.session.userId = 'bob'
+    return { ok: true }
+  })
+  await app.ready()
+  const cookie = sid(await app.inject({ method: 'POST', url: '/sign-in' })) ?? ''
+  t.ok(cookie, 'signed in')
+  const pending = app.inject({ method: 'POST', url: '/gated-sign-in', cookies: { sid: cookie } })
+  await inHandler
+  await server.kill()
+  release()
+  const res = await pending
+  t.equal(res.statusCode, 503)
+  t.equal(res.json().code, 'FRS_SESSION_UNAVAILABLE')
+  t.ok(res.headers['retry-after'], 'Retry-After')
+  const logged = lines.map((line) => JSON.parse(line) as { level: number, msg?: string })
+  t.same(logged.filter((line) => line.level >= 50).map((line) => line.msg), [], 'no error-level line')
+  t.notMatch(lines.join('\n'), /"stack"/, 'no stack logged')
+  t.equal(logged.filter((line) => /session store unavailable/.test(line.msg ?? '')).length, 1, 'one warning')
 })
 
 t.test('routes without config.session never touch the store; reading request.session there is a clear error', async (t) => {

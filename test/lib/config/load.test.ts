@@ -4,6 +4,7 @@ import { mkdtempSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { loadConfig, ConfigError, redactUrl, isRedisConfigured } from '../../../lib/config/load.js'
+import { parseDuration } from '../../../lib/config/duration.js'
 
 const SECRET = 'x'.repeat(32)
 
@@ -149,11 +150,18 @@ t.test('a bare number under 1000 for a window, lifetime or long timeout is refus
   t.same(problemsOf({ SESSION_TTL: 3600, CACHE_DEFAULT_TTL: '300' }).length, 1, 'a number of 1000 or more stays milliseconds')
   t.match(problemsOf({ CACHE_DEFAULT_TTL: '300' })[0], /^CACHE_DEFAULT_TTL=300 would be 300 milliseconds: give a unit, e\.g\. CACHE_DEFAULT_TTL=300s/)
   t.match(problemsOf({ SESSION_TTL: 30 })[0], /^SESSION_TTL=30 would be 30 milliseconds/, 'numbers passed in the env option too')
-  const longOnes = ['REDIS_CONNECT_TIMEOUT', 'SHUTDOWN_DRAIN_DELAY', 'SESSION_TTL', 'SESSION_IDLE_TIMEOUT', 'SESSION_ABSOLUTE_TIMEOUT',
+  const longOnes = ['REDIS_CONNECT_TIMEOUT', 'REDIS_FAILOVER_WAIT', 'SHUTDOWN_DRAIN_DELAY', 'SESSION_TTL', 'SESSION_IDLE_TIMEOUT', 'SESSION_ABSOLUTE_TIMEOUT',
     'CACHE_DEFAULT_TTL', 'CACHE_GRACE', 'RATE_LIMIT_WINDOW', 'RATE_LIMIT_BAN_DURATION']
   for (const name of longOnes) t.match(problemsOf({ [name]: '5' })[0], new RegExp(`^${name}=5 would be 5 milliseconds`), name)
-  t.same(problemsOf({ CACHE_GRACE: '0', SHUTDOWN_DRAIN_DELAY: '0', RATE_LIMIT_WINDOW: '1500', SESSION_TTL: '1h' }), [], '0 (off), 1000+ and units are fine')
+  t.same(problemsOf({ CACHE_GRACE: '0', SHUTDOWN_DRAIN_DELAY: '0', REDIS_FAILOVER_WAIT: '0', RATE_LIMIT_WINDOW: '1500', SESSION_TTL: '1h' }), [], '0 (off), 1000+ and units are fine')
   t.same(problemsOf({ REDIS_COMMAND_TIMEOUT: '250', RATE_LIMIT_TIMEOUT: '100', REDIS_PING_INTERVAL: '200' }), [], 'sub-second timeouts keep bare milliseconds')
+  // Every duration measured in seconds or more (its default is 1 s or longer, or 0 for off with a longer
+  // use) refuses bare numbers, except those where a sub-second value is a real setting.
+  const { describeVariables } = await import('../../../lib/config/schema.js')
+  const subSecondUseful = new Set(['REDIS_COMMAND_TIMEOUT', 'REDIS_RETRY_MAX_DELAY'])
+  const unguarded = describeVariables().filter(({ name, schema }) => schema['x-duration'] === true && schema['x-needs-unit'] !== true &&
+    !subSecondUseful.has(name) && parseDuration(String(schema.default)) >= 1000).map(({ name }) => name)
+  t.same(unguarded, [], 'long durations without the bare-number guard')
   t.match(problemsOf({ SESSION_TTL: 'soon' })[0], /^SESSION_TTL must be a duration with a unit, such as '30s', '5m' or '7d' \(or 1000 or more milliseconds\), got "soon"$/)
 })
 
