@@ -97,8 +97,13 @@ async function redisPlugin (app: FastifyInstance): Promise<void> {
       sentinels: plan.options.sentinels ?? [],
       name: config.REDIS_SENTINEL_NAME,
       connection: sentinelConnection(plan.options),
+      dataConnection: dataNodeConnection(plan.options),
       onPromoting: () => {
         if (failoverWait.hold()) log.info({ redis: { mode: plan.mode } }, 'Sentinel failover announced: holding commands until the new master is named')
+      },
+      onPromoted: (oldMaster, newMaster) => {
+        log.info({ redis: { mode: plan.mode, master: `${newMaster.host}:${newMaster.port}` } }, 'Sentinel failover: the promoted replica answers as master; moving to it')
+        failoverWait.promoted(oldMaster, newMaster)
       },
       onSwitched: (host, port) => { failoverWait.switched(host, port) },
       onSettled: () => { failoverWait.release() }
@@ -203,6 +208,17 @@ function sentinelConnection (options: RedisOptions): RedisOptions {
     connectTimeout: options.connectTimeout,
     keepAlive: options.keepAlive,
     retryStrategy: options.sentinelReconnectStrategy ?? options.retryStrategy
+  }
+}
+
+/** Options for a connection to one master or replica of a Sentinel group: the data nodes' credentials and TLS. */
+function dataNodeConnection (options: RedisOptions): RedisOptions {
+  return {
+    username: options.username,
+    password: options.password,
+    ...(options.enableTLSForSentinelMode === true && options.tls !== undefined ? { tls: options.tls } : {}),
+    connectTimeout: options.connectTimeout,
+    keepAlive: options.keepAlive
   }
 }
 

@@ -17,8 +17,11 @@
 // failoverDetector only moves on `+switch-master`, about a second after the promotion. So on the
 // warning the client stops writing to the old master at once (new commands go to the offline queue),
 // lets the commands already sent get their replies, disconnects, and stays away from the old master
-// until `+switch-master` names the new one (or the failover is given up).
-import { Redis, type Cluster, type RedisOptions, type SentinelAddress } from 'ioredis'
+// until `+switch-master` names the new one (or the failover is given up). When the watch sees the
+// promoted replica answer as a master before the Sentinels name it (sentinel-watch.ts), `promoted()`
+// connects there at once: until `+switch-master`, the client's Sentinel lookups of the old master's
+// address are mapped to the new one (ioredis' natMap, read on every lookup).
+import type { Cluster, NatMap, Redis, RedisOptions } from 'ioredis'
 
 export interface FailoverWaitOptions {
   /** REDIS_FAILOVER_WAIT in ms; 0 disables the wait (every command fails fast while disconnected). */
@@ -70,6 +73,10 @@ export class FailoverWait {
   /** host:port of the last +switch-master followed. */
   #switchedTo: string | undefined
   #timer: NodeJS.Timeout | undefined
+  /** The natMap the client was built with; restored when a redirect ends. */
+  readonly #natMap: NatMap | null | undefined
+  /** A promotion followed before the Sentinels name it: the client's lookups are redirected. */
+  #redirected = false
   /** Set while a failover is announced and not yet settled: do not reconnect to the old master. */
   #held = false
   #heldSince = 0
@@ -103,6 +110,7 @@ export class FailoverWait {
       maxRetriesPerRequest: settings.maxRetriesPerRequest,
       retryStrategy: settings.retryStrategy
     }
+    this.#natMap = settings.natMap
     this.#connected = client.status === 'ready'
     this.#listeners = [['connect', () => { this.#onConnect() }], ['ready', () => { this.#onReady() }],
       ['close', () => { this.#onClose() }], ['end', () => { this.#onEnd() }]]
@@ -121,6 +129,7 @@ export class FailoverWait {
   detach (): void {
     for (const [event, listener] of this.#listeners) this.#client.off(event, listener)
     this.#held = false
+    this.#endRedirect()
     this.#restore()
   }
 
@@ -169,6 +178,7 @@ export class FailoverWait {
    * differently (a host name for an IP) costs one careful reconnect, never a failed command.
    */
   switched (host: string, port: number): void {
+    this.#endRedirect() // the Sentinels name the new master themselves now
     if (this.#held) {
       this.release()
       return
@@ -179,19 +189,63 @@ export class FailoverWait {
     const stream = (this.#client as unknown as { stream?: { remoteAddress?: string, remotePort?: number } }).stream
     const onIt = stream?.remotePort === port && (stream.remoteAddress === host || this.#switchedTo === target)
     this.#switchedTo = target
+    if (this.#client.status === 'ready' && onIt) return
+    this.#move()
+  }
+
+  /**
+   * The replica being promoted answers as a master (seen by the Sentinel watch's poll, up to a second
+   * before the Sentinels name it): while the failover is held, connect to it now. Until `+switch-master`
+   * (at most HOLD_CEILING_MS), the Sentinels' answer for the old master's address is mapped to it.
+   */
+  promoted (oldMaster: { host: string, port: number }, newMaster: { host: string, port: number }): void {
+    if (!this.#held) return
+    const from = `${oldMaster.host}:${oldMaster.port}`
+    const to = this.#reachable(newMaster)
+    const until = Date.now() + HOLD_CEILING_MS
+    const natMap = this.#natMap
+    this.#client.options.natMap = (key: string) => key === from && Date.now() < until ? to : lookup(natMap, key)
+    this.#redirected = true
+    this.#switchedTo = `${newMaster.host}:${newMaster.port}`
+    this.#held = false
+    this.#reconnectNow()
+  }
+
+  /**
+   * Every Sentinel gave the failover up: reconnect now. If the client had already followed the
+   * promotion (a failover given up after it, by its timeout), go back to what the Sentinels name.
+   */
+  release (): void {
+    const redirected = this.#endRedirect()
+    if (this.#held) {
+      this.#held = false
+      this.#reconnectNow()
+    } else if (redirected) {
+      this.#move()
+    }
+  }
+
+  /** An address as the Sentinels announce it → the one to connect to (the client's own natMap). */
+  #reachable (address: { host: string, port: number }): { host: string, port: number } {
+    return lookup(this.#natMap, `${address.host}:${address.port}`) ?? address
+  }
+
+  /** Ends a redirect of the Sentinels' answers; true when one was on. */
+  #endRedirect (): boolean {
+    if (!this.#redirected) return false
+    this.#redirected = false
+    // ioredis' default is null, which its types do not spell.
+    ;(this.#client.options as { natMap?: NatMap | null }).natMap = this.#natMap
+    return true
+  }
+
+  /** Leaves the current master for the one the Sentinels name now, the careful way of a hold when connected. */
+  #move (): void {
     if (this.#client.status !== 'ready') {
       this.#reconnectNow()
       return
     }
-    if (onIt) return
     if (this.hold()) this.#held = false // moving now: the reconnect after the drain is not held
-  }
-
-  /** The new master is named (or the failover was given up): reconnect now. */
-  release (): void {
-    if (!this.#held) return
-    this.#held = false
-    this.#reconnectNow()
   }
 
   /**
@@ -263,6 +317,7 @@ export class FailoverWait {
     this.#lostAt = undefined
     this.#held = false
     this.#redoConnect = false
+    this.#endRedirect()
     this.#restore()
   }
 
@@ -297,6 +352,12 @@ export class FailoverWait {
     this.#timer = undefined
     Object.assign(this.#client.options, this.#fastFail)
   }
+}
+
+/** ioredis' natMap (an object or a function) applied to one "host:port". */
+function lookup (natMap: NatMap | null | undefined, key: string): { host: string, port: number } | null {
+  if (natMap == null) return null
+  return typeof natMap === 'function' ? natMap(key) : natMap[key] ?? null
 }
 
 export interface ClusterFailoverWaitOptions {
@@ -397,76 +458,4 @@ export class ClusterFailoverWait {
     ;(this.#cluster as unknown as ClusterInternals).connectionPool.redisOptions.commandTimeout = ms
     for (const node of this.#cluster.nodes('all')) node.options.commandTimeout = ms
   }
-}
-
-export interface SentinelWatchOptions {
-  sentinels: ReadonlyArray<Partial<SentinelAddress>>
-  /** The master name (REDIS_SENTINEL_NAME). */
-  name: string
-  /** Options for the connections to the Sentinels: credentials, TLS, reconnect strategy. */
-  connection: RedisOptions
-  /** A failover of this master started: stop writing to the old master before the promotion. */
-  onPromoting: () => void
-  /** `+switch-master`: the new master's address. */
-  onSwitched: (host: string, port: number) => void
-  /** Every Sentinel that started a failover gave it up: reconnect. */
-  onSettled: () => void
-}
-
-/**
- * The events that announce a failover, earliest first: `+try-failover` comes with SENTINEL FAILOVER
- * (or, unplanned, once the master is objectively down), two or three ticks before REPLICAOF NO ONE;
- * the later ones are there in case the first was missed (a Sentinel connection re-established late).
- */
-const STARTED = ['+try-failover', '+failover-state-select-slave', '+failover-state-send-slaveof-noone']
-const SWITCHED = '+switch-master'
-/** One Sentinel gave up its failover attempt (not elected, no replica, timeout). */
-const ABORTED = ['-failover-abort-not-elected', '-failover-abort-slave-timeout', '-failover-abort-no-good-slave', '+failover-end-for-timeout']
-
-/**
- * Subscribes to every configured Sentinel's failover events for one master. Failures are quiet: the
- * main client's reconnects still follow a failover without it, only later (the main client's copies
- * keep ioredis' failoverDetector, see plugins/redis.ts). Returns a function that closes the Sentinel connections.
- */
-export function watchSentinels (options: SentinelWatchOptions): () => void {
-  // Sentinel events name the master as "master <name> <ip> <port>" (master events), "... @ <name> <ip>
-  // <port>" (replica and Sentinel events), or "<name> <old> <new>" (+switch-master).
-  const masterEvent = `master ${options.name} `
-  const instanceEvent = `@ ${options.name} `
-  // The Sentinels running a failover of ours: in an unplanned one several try and all but the
-  // elected one abort, so one abort settles nothing while another Sentinel still runs it.
-  const running = new Set<number>()
-  const clients = options.sentinels.map((address, index) => {
-    const client = new Redis({
-      ...options.connection,
-      host: address.host,
-      port: address.port,
-      ...(address.family === undefined ? {} : { family: address.family }),
-      // A subscriber's commands are SUBSCRIBE only; queueing them until connected is what we want.
-      enableOfflineQueue: true,
-      lazyConnect: false,
-      connectionName: 'fastify-redis-suite-failover-watch'
-    })
-    client.on('error', () => {})
-    client.subscribe(...STARTED, SWITCHED, ...ABORTED).catch(() => {})
-    client.on('message', (channel: string, message: string) => {
-      if (channel === SWITCHED) {
-        // "<name> <old-ip> <old-port> <new-ip> <new-port>"
-        const [name, , , host, port] = message.split(' ')
-        if (name !== options.name || host === undefined || port === undefined) return
-        running.clear()
-        options.onSwitched(host, Number(port))
-        return
-      }
-      if (!message.startsWith(masterEvent) && !message.includes(instanceEvent)) return
-      if (STARTED.includes(channel)) {
-        running.add(index)
-        options.onPromoting()
-      } else if (running.delete(index) && running.size === 0) {
-        options.onSettled()
-      }
-    })
-    return client
-  })
-  return () => { for (const client of clients) client.disconnect() }
 }
