@@ -8,6 +8,12 @@
 // that turn leave in one write (one syscall) instead of one each, as ioredis' auto-pipelining does,
 // but without its wait for the previous batch's answer (which, on a frozen server, would make a
 // decision wait two budgets). Each command is still its own EVALSHA with its own commandTimeout.
+//
+// Plain fixed-window decisions of one turn are also merged per key (`increment`): one script call
+// adds n to the counter (INCRBY n), and the k-th of the n requests gets the count the k-th of n
+// separate INCRs would have returned. The script runs atomically, so no other increment falls between
+// them: the decisions are exactly those of n INCRs in a row. A hot key (one client, a route-wide
+// limit) then costs one command per turn instead of one per request; distinct keys cost what they did.
 import type { Cluster, Redis } from 'ioredis'
 import type { LoadedScript } from './scripts.js'
 import type { LimiterResult } from './types.js'
@@ -37,6 +43,14 @@ export const isNoScript = (err: unknown): boolean => err instanceof Error && err
 
 type Corkable = { cork: () => void, uncork: () => void }
 
+/** The reply of the plain fixed-window script for one request: [count, window ms left]. */
+export type IncrementReply = [number, number]
+
+interface Waiter { resolve: (reply: IncrementReply) => void, reject: (err: unknown) => void }
+
+/** The increments of one key (and window) in this turn, in arrival order. */
+interface PendingIncrement { script: LoadedScript, key: string, windowArg: string, waiters: Waiter[] }
+
 /**
  * Runs `script` on the three keys of one limit with its seven arguments (see scripts.ts).
  * `client` is asked per call: the store switches between its tight-budget connection and the main one.
@@ -53,9 +67,58 @@ export class RedisLimiter {
     stream?.uncork()
   }
 
+  /** `increment` calls of this turn by key and window; sent by #flush at the end of the turn. */
+  readonly #pending = new Map<string, PendingIncrement>()
+  readonly #flush = (): void => { this.#sendIncrements() }
+
   constructor (client: () => RedisClient, owned?: RedisClient) {
     this.#client = client
     this.#owned = owned
+  }
+
+  /**
+   * One request's plain fixed-window increment of `key` (window `windowArg` ms when it starts): merged
+   * with the other increments of the key issued in this event-loop turn into one script call.
+   */
+  increment (script: LoadedScript, key: string, windowArg: string): Promise<IncrementReply> {
+    if (this.#pending.size === 0) setImmediate(this.#flush)
+    const id = key + ' ' + windowArg
+    let pending = this.#pending.get(id)
+    if (pending === undefined) {
+      pending = { script, key, windowArg, waiters: [] }
+      this.#pending.set(id, pending)
+    }
+    const waiters = pending.waiters
+    return new Promise((resolve, reject) => { waiters.push({ resolve, reject }) })
+  }
+
+  /** Sends this turn's merged increments, in one socket write on the owned connection. */
+  #sendIncrements (): void {
+    const client = this.#client()
+    const stream = client === this.#owned && client.status === 'ready' ? (client as Redis).stream as Corkable | undefined : undefined
+    stream?.cork()
+    for (const pending of this.#pending.values()) this.#sendIncrement(client, pending)
+    this.#pending.clear()
+    stream?.uncork()
+  }
+
+  #sendIncrement (client: RedisClient, { script, key, windowArg, waiters }: PendingIncrement): void {
+    const n = String(waiters.length)
+    const share = (reply: unknown): void => {
+      if (!Array.isArray(reply) || reply.length !== 2 || typeof reply[0] !== 'number' || typeof reply[1] !== 'number') {
+        fail(new RateLimitRedisError('FRS_RATE_LIMIT_REDIS_ERROR', 'Unexpected reply from the rate-limit script'))
+        return
+      }
+      // The count after all n: request k (from 0) saw the count after its own increment.
+      const first = reply[0] - waiters.length + 1
+      for (let k = 0; k < waiters.length; k++) waiters[k]!.resolve([first + k, reply[1]])
+    }
+    const fail = (err: unknown): void => { for (const waiter of waiters) waiter.reject(err) }
+    client.evalsha(script.sha, 1, key, windowArg, n).then(share, (err: unknown) => {
+      // After SCRIPT FLUSH, a failover or a restart: EVAL runs the script and caches it again.
+      if (!isNoScript(err)) return fail(err)
+      client.eval(script.lua, 1, key, windowArg, n).then(share, fail)
+    })
   }
 
   /** The client for the next command; corks the owned connection's socket until the end of this turn. */
@@ -79,19 +142,6 @@ export class RedisLimiter {
       if (!isNoScript(err)) throw wrapRedisError(err)
       return client.eval(script.lua, 3, counter, strikes, ban, ...args).then(toResult, (again: unknown) => { throw wrapRedisError(again) })
     })
-  }
-
-  /**
-   * The lean path: EVALSHA of a script on one key with one argument; the raw reply, or the driver's
-   * error (the store handles NOSCRIPT with `evalOne` in its own rejection handler: no extra promise).
-   */
-  one (script: LoadedScript, key: string, arg: string): Promise<unknown> {
-    return this.#next().evalsha(script.sha, 1, key, arg)
-  }
-
-  /** `one` by EVAL, after a NOSCRIPT: runs the script and caches it again. */
-  evalOne (script: LoadedScript, key: string, arg: string): Promise<unknown> {
-    return this.#next().eval(script.lua, 1, key, arg)
   }
 
   /** A script on one key with its own arguments; the raw reply. */

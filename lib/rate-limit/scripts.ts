@@ -68,8 +68,9 @@ return refuse(current, ttl, ttl)
  * KEYS: counter. ARGV: window ms, an integer. Reply: { current, ttl ms }; the caller compares with max.
  */
 export const PLAIN_FIXED_WINDOW_LUA = `
-local current = redis.call('INCR', KEYS[1])
-if current > 1 then
+local n = tonumber(ARGV[2])
+local current = redis.call('INCRBY', KEYS[1], n)
+if current > n then
   local ttl = redis.call('PTTL', KEYS[1])
   if ttl >= 0 then return { current, ttl } end
 end

@@ -5,8 +5,9 @@
 // Hot path: `limit(definition)` resolves everything about one limit once (ban, script, arguments, the
 // escaped scope of its keys); the bound limit's `consume(id)` then builds its key strings and sends
 // one EVALSHA. A plain fixed window (no ban, backoff or continueExceeding: the common limit) takes the
-// lean path: one key, one argument, INCR + PTTL (or PEXPIRE when new) in Redis, and the decision built
-// straight from the two-number reply, on one promise. No timer per request: when the time budget is
+// lean path: one key, INCRBY + PTTL (or PEXPIRE when new) in Redis, the increments of one key in one
+// event-loop turn merged into one call (redis-limiter.ts), and the decision built straight from the
+// two-number reply. No timer per request: when the time budget is
 // tighter than the client's commandTimeout, the store opens one duplicate connection whose
 // commandTimeout is the budget (its writes batched per event-loop turn, see redis-limiter.ts), and
 // closes it in close().
@@ -20,7 +21,7 @@ import { parseDuration, type Duration } from '../config/index.js'
 import { BatchedLimiter, type BatchedLimiterOptions } from './batched-limiter.js'
 import { limitKeyPrefix } from './keys.js'
 import { MemoryLimiter } from './memory-limiter.js'
-import { isNoScript, RateLimitRedisError, RedisLimiter, wrapRedisError, type RedisClient } from './redis-limiter.js'
+import { RedisLimiter, wrapRedisError, type IncrementReply, type RedisClient } from './redis-limiter.js'
 import {
   FIXED_WINDOW_READ_SCRIPT, FIXED_WINDOW_SCRIPT, PLAIN_FIXED_WINDOW_SCRIPT, SLIDING_WINDOW_READ_SCRIPT, SLIDING_WINDOW_SCRIPT,
   type LoadedScript
@@ -293,27 +294,15 @@ export class RateLimitStore {
   // arrows: a named closure per request costs a defineProperty under tsx/esbuild's keepNames.)
   #lean (id: string, counter: string, params: LimitParams, windowArg: string): Promise<RateLimitDecision> {
     if (this.#skipRedis()) return Promise.resolve(this.#down(id, this.#keysFor(counter), params, false))
-    return this.#redis!.one(PLAIN_FIXED_WINDOW_SCRIPT, counter, windowArg).then(
-      (reply) => this.#leanDecision(id, counter, params, reply),
-      (err: unknown) => this.#leanFailed(err, id, counter, params, windowArg))
+    return this.#redis!.increment(PLAIN_FIXED_WINDOW_SCRIPT, counter, windowArg).then(
+      (reply) => this.#leanDecision(id, params, reply),
+      (err: unknown) => this.#afterFailure(wrapRedisError(err), id, this.#keysFor(counter), params, false))
   }
 
-  #leanFailed (err: unknown, id: string, counter: string, params: LimitParams, windowArg: string): RateLimitDecision | Promise<RateLimitDecision> {
-    if (!isNoScript(err)) return this.#afterFailure(wrapRedisError(err), id, this.#keysFor(counter), params, false)
-    // After SCRIPT FLUSH, a failover or a restart: EVAL runs the script and caches it again.
-    return this.#redis!.evalOne(PLAIN_FIXED_WINDOW_SCRIPT, counter, windowArg).then(
-      (reply) => this.#leanDecision(id, counter, params, reply),
-      (again: unknown) => this.#afterFailure(wrapRedisError(again), id, this.#keysFor(counter), params, false))
-  }
-
-  #leanDecision (id: string, counter: string, params: LimitParams, reply: unknown): RateLimitDecision {
-    if (!Array.isArray(reply) || reply.length !== 2 || typeof reply[0] !== 'number') {
-      const err = new RateLimitRedisError('FRS_RATE_LIMIT_REDIS_ERROR', 'Unexpected reply from the rate-limit script')
-      return this.#afterFailure(err, id, this.#keysFor(counter), params, false)
-    }
+  #leanDecision (id: string, params: LimitParams, reply: IncrementReply): RateLimitDecision {
     if (this.#failing) this.#recovered()
-    const current = reply[0] as number
-    const ttl = reply[1] as number
+    const current = reply[0]
+    const ttl = reply[1]
     const max = params.max
     const allowed = current <= max
     return this.#count({

@@ -37,6 +37,29 @@ for (const algorithm of ['fixed', 'sliding'] as RateLimitAlgorithm[]) {
   })
 }
 
+t.test('fixed: the decisions of one key in one event-loop turn are one script call, and exactly those of one INCR each', async (t) => {
+  const store = await newStore(t)
+  const calls = async (): Promise<number> => Number(/cmdstat_evalsha:calls=(\d+)/.exec(await server.cli('INFO', 'commandstats'))?.[1] ?? 0)
+  await store.consume('merge-warm', { max: 5, timeWindow: '10s' }) // the script is loaded
+  const before = await calls()
+  // 30 requests in one turn on one key, 10 on another: two calls, not 40.
+  const decisions = await Promise.all([
+    ...Array.from({ length: 30 }, () => store.consume('merged', { max: 12, timeWindow: '10s' })),
+    ...Array.from({ length: 10 }, () => store.consume('other', { max: 12, timeWindow: '10s' }))
+  ])
+  t.equal(await calls() - before, 2, 'one EVALSHA per key for the whole turn')
+  const merged = decisions.slice(0, 30)
+  t.same(merged.map((d) => d.current), Array.from({ length: 30 }, (_, i) => i + 1), 'each request sees the count after its own increment, in arrival order')
+  t.same(merged.map((d) => d.allowed), Array.from({ length: 30 }, (_, i) => i < 12), 'exactly max allowed: the first 12')
+  t.same(merged.slice(0, 12).map((d) => d.remaining), Array.from({ length: 12 }, (_, i) => 11 - i))
+  t.ok(merged.every((d) => d.resetMs > 9_000 && d.resetMs <= 10_000), 'one window, started by the first increment')
+  t.same(decisions.slice(30).map((d) => d.current), Array.from({ length: 10 }, (_, i) => i + 1))
+  const [counter] = (await server.cli('KEYS', '*merged*')).split(/\s+/).filter(Boolean)
+  t.equal(await server.cli('GET', counter ?? ''), '30', 'the counter in Redis holds all 30')
+  // The next turn continues the same counter.
+  t.match(await store.consume('merged', { max: 12, timeWindow: '10s' }), { allowed: false, current: 31 })
+})
+
 t.test('fixed: the window resets after timeWindow, with @fastify/rate-limit TTL semantics', async (t) => {
   const store = await newStore(t)
   const consume = (): ReturnType<RateLimitStore['consume']> => store.consume('reset', { max: 2, timeWindow: 400 })
