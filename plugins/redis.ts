@@ -105,6 +105,7 @@ async function redisPlugin (app: FastifyInstance): Promise<void> {
         log.info({ redis: { mode: plan.mode, master: `${newMaster.host}:${newMaster.port}` } }, 'Sentinel failover: the promoted replica answers as master; moving to it')
         failoverWait.promoted(oldMaster, newMaster)
       },
+      onConfirmed: () => { failoverWait.confirmed() },
       onSwitched: (host, port) => { failoverWait.switched(host, port) },
       onSettled: () => { failoverWait.release() }
     })

@@ -57,6 +57,8 @@ const DRAIN_MS = 200
  * ended (Sentinel connections lost): past it the client reconnects wherever the Sentinels point.
  */
 const HOLD_CEILING_MS = 10_000
+/** How long a promotion followed early may go unconfirmed by the leader Sentinel (2 × its INFO period). */
+const CONFIRM_MS = 2_000
 
 /**
  * The bounded failover wait of one standalone or Sentinel client built with the bounded options
@@ -77,6 +79,8 @@ export class FailoverWait {
   readonly #natMap: NatMap | null | undefined
   /** A promotion followed before the Sentinels name it: the client's lookups are redirected. */
   #redirected = false
+  /** Set from `promoted()` until the leader confirms the promotion (or the redirect ends). */
+  #unconfirmed: NodeJS.Timeout | undefined
   /** Set while a failover is announced and not yet settled: do not reconnect to the old master. */
   #held = false
   #heldSince = 0
@@ -141,14 +145,15 @@ export class FailoverWait {
    * call started the hold (false: already held, or the wait is off).
    */
   hold (): boolean {
-    if (this.#options.budgetMs <= 0 || this.#held) return false
+    // Already following the promoted replica: a late announcement from another Sentinel changes nothing.
+    if (this.#options.budgetMs <= 0 || this.#held || this.#redirected) return false
     this.#held = true
     this.#heldSince = Date.now()
     this.#client.options.retryStrategy = this.#heldRetry
     if (!this.#connected) {
       // Already down: keep away from the old master. An attempt under way or pending (RELIABILITY
       // finding 3) was pointed there by the Sentinels: #onConnect drops it before it is ready.
-      if (this.#client.status === 'connect') this.#client.disconnect(true)
+      this.#dropAttempt()
       return true
     }
     this.#connected = false
@@ -179,16 +184,17 @@ export class FailoverWait {
    */
   switched (host: string, port: number): void {
     this.#endRedirect() // the Sentinels name the new master themselves now
+    // A repeat of the switch we already followed (each Sentinel announces it): the socket's address may
+    // not be spelled as the Sentinels spell it (hostnames, IPv4-mapped IPv6), so remember what we followed.
+    const target = `${host}:${port}`
+    const followed = this.#switchedTo === target
+    this.#switchedTo = target
     if (this.#held) {
       this.release()
       return
     }
-    // A repeat of the switch we already followed (each Sentinel announces it): the socket's address may
-    // not be spelled as the Sentinels spell it (hostnames, IPv4-mapped IPv6), so remember what we followed.
-    const target = `${host}:${port}`
     const stream = (this.#client as unknown as { stream?: { remoteAddress?: string, remotePort?: number } }).stream
-    const onIt = stream?.remotePort === port && (stream.remoteAddress === host || this.#switchedTo === target)
-    this.#switchedTo = target
+    const onIt = stream?.remotePort === port && (stream.remoteAddress === host || followed)
     if (this.#client.status === 'ready' && onIt) return
     this.#move()
   }
@@ -208,7 +214,21 @@ export class FailoverWait {
     this.#redirected = true
     this.#switchedTo = `${newMaster.host}:${newMaster.port}`
     this.#held = false
+    // Until the leader Sentinel sees the promotion itself (`+promoted-slave`, at its next once-a-second
+    // INFO), the failover is not committed: a leader lost in that second would leave the replica to be
+    // turned back, with our writes. Unconfirmed after two INFO periods: back to what the Sentinels name.
+    this.#unconfirmed = setTimeout(() => {
+      this.#unconfirmed = undefined
+      if (this.#endRedirect()) this.#move()
+    }, CONFIRM_MS)
+    this.#unconfirmed.unref()
     this.#reconnectNow()
+  }
+
+  /** The leader Sentinel saw the promotion (`+promoted-slave`): the failover followed early is committed. */
+  confirmed (): void {
+    clearTimeout(this.#unconfirmed)
+    this.#unconfirmed = undefined
   }
 
   /**
@@ -232,6 +252,7 @@ export class FailoverWait {
 
   /** Ends a redirect of the Sentinels' answers; true when one was on. */
   #endRedirect (): boolean {
+    this.confirmed()
     if (!this.#redirected) return false
     this.#redirected = false
     // ioredis' default is null, which its types do not spell.
@@ -258,7 +279,7 @@ export class FailoverWait {
     const status = this.#client.status
     if (status === 'connecting' || status === 'connect') {
       this.#redoConnect = true
-      if (status === 'connect') this.#client.disconnect(true)
+      this.#dropAttempt()
       return
     }
     if (status !== 'reconnecting') return
@@ -278,7 +299,21 @@ export class FailoverWait {
 
   #onConnect (): void {
     // Socket open, handshake under way, nothing sent yet: an attempt that may reach the old master goes.
-    if (this.#redoConnect || this.#holdLeft() > 0) this.#client.disconnect(true)
+    if (this.#redoConnect || this.#holdLeft() > 0) this.#dropAttempt()
+  }
+
+  /**
+   * Drops a connection attempt that has its socket (status 'connect', or 'connecting' once the
+   * Sentinels have answered and the TCP connection is under way): destroyed, not ended, so no reply
+   * still in flight (the ready check's INFO) can make it 'ready'; ioredis' close handler then
+   * schedules the next attempt. An attempt still asking the Sentinels has no socket of its own yet
+   * (`stream` is the previous, closed one) and is left alone: a disconnect there ends the client.
+   */
+  #dropAttempt (): void {
+    const status = this.#client.status
+    const stream = (this.#client as unknown as { stream?: { connecting: boolean, destroyed: boolean, destroy: () => void } }).stream
+    if (stream === undefined || stream.destroyed) return
+    if (status === 'connect' || (status === 'connecting' && stream.connecting)) stream.destroy()
   }
 
   #onReady (): void {

@@ -27,6 +27,8 @@ export interface SentinelWatchOptions {
   onPromoting: () => void
   /** The replica being promoted answers as a master, before the Sentinels name it. */
   onPromoted?: (oldMaster: Address, newMaster: Address) => void
+  /** The leader Sentinel saw the promotion (`+promoted-slave`): the failover is committed. */
+  onConfirmed?: () => void
   /** `+switch-master`: the new master's address. */
   onSwitched: (host: string, port: number) => void
   /** Every Sentinel that started a failover gave it up: reconnect. */
@@ -42,8 +44,12 @@ export interface SentinelWatchOptions {
 const STARTED = ['+try-failover', '+selected-slave', '+failover-state-send-slaveof-noone', '+failover-state-wait-promotion']
 const NAMES_REPLICA = new Set(['+selected-slave', '+failover-state-wait-promotion'])
 const SWITCHED = '+switch-master'
-/** One Sentinel gave up its failover attempt (not elected, no replica, timeout). */
-const ABORTED = ['-failover-abort-not-elected', '-failover-abort-slave-timeout', '-failover-abort-no-good-slave', '+failover-end-for-timeout']
+const PROMOTED = '+promoted-slave'
+/**
+ * One Sentinel gave up its failover attempt (not elected, no replica, timeout). Not
+ * `+failover-end-for-timeout`: that one ends the replicas' reconfiguration, and `+switch-master` follows.
+ */
+const ABORTED = ['-failover-abort-not-elected', '-failover-abort-slave-timeout', '-failover-abort-no-good-slave']
 
 /** How often the replica being promoted is asked for its role. */
 const PROMOTION_POLL_MS = 20
@@ -101,7 +107,7 @@ export function watchSentinels (options: SentinelWatchOptions): () => void {
       connectionName: 'fastify-redis-suite-failover-watch'
     })
     client.on('error', () => {})
-    client.subscribe(...STARTED, SWITCHED, ...ABORTED).catch(() => {})
+    client.subscribe(...STARTED, SWITCHED, PROMOTED, ...ABORTED).catch(() => {})
     client.on('message', (channel: string, message: string) => {
       if (channel === SWITCHED) {
         // "<name> <old-ip> <old-port> <new-ip> <new-port>"
@@ -113,7 +119,9 @@ export function watchSentinels (options: SentinelWatchOptions): () => void {
         return
       }
       if (!message.startsWith(masterEvent) && !message.includes(instanceEvent)) return
-      if (STARTED.includes(channel)) {
+      if (channel === PROMOTED) {
+        options.onConfirmed?.()
+      } else if (STARTED.includes(channel)) {
         running.add(index)
         options.onPromoting()
         if (NAMES_REPLICA.has(channel)) pollReplica(message)

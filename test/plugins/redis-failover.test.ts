@@ -107,6 +107,36 @@ t.test('a held failover: no command issued after hold() reaches the old master; 
   wait.detach()
 })
 
+t.test('a hold that starts while a reconnect waits for its ready check keeps the client off the old master', async (t) => {
+  const redis = await useRedis(t)
+  const client = new Redis({ port: redis.port, enableOfflineQueue: false, maxRetriesPerRequest: 0, autoResendUnfulfilledCommands: false, retryStrategy: () => 20, lazyConnect: true })
+  const observer = new Redis({ port: redis.port })
+  t.teardown(() => { client.disconnect(); observer.disconnect() })
+  await client.connect()
+  const wait = new FailoverWait(client, { budgetMs: 5_000 })
+  // The announcement lands between the ready check's INFO being sent and its reply (ioredis' own
+  // _readyCheck, wrapped to time it): ended rather than destroyed, that socket still went 'ready'.
+  const internals = client as unknown as { _readyCheck: (callback: unknown) => void }
+  const readyCheck = internals._readyCheck.bind(client)
+  let armed = true
+  internals._readyCheck = (callback) => {
+    readyCheck(callback)
+    if (armed) {
+      armed = false
+      t.equal(wait.hold(), true, 'the hold starts while the ready check is in flight')
+    }
+  }
+  await observer.call('CLIENT', 'KILL', 'TYPE', 'normal', 'SKIPME', 'yes')
+  await waitFor(() => !armed, { timeoutMs: 5_000, what: 'the reconnect reaches its ready check' })
+  const during = outcome(client.set('during-hold', '1'))
+  await new Promise((resolve) => setTimeout(resolve, 300)) // many retry delays
+  t.not(client.status, 'ready', 'not ready on the old master while held')
+  t.equal(await observer.exists('during-hold'), 0, 'nothing issued during the hold reached the old master')
+  wait.release()
+  t.equal((await during).ok, true, 'the held command runs once released')
+  wait.detach()
+})
+
 t.test('+switch-master: a repeat naming the master the client is on changes nothing; another address moves it without a failed command', async (t) => {
   const redis = await useRedis(t)
   const client = new Redis({ port: redis.port, enableOfflineQueue: false, maxRetriesPerRequest: 0, autoResendUnfulfilledCommands: false, retryStrategy: () => 20, lazyConnect: true })
