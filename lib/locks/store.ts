@@ -11,7 +11,7 @@
 // token is the answer for work that must never overlap: the protected resource refuses a token
 // smaller than the last one it saw.
 import { createHash } from 'node:crypto'
-import { bounded, runScript, script, type RedisClient } from '../redis/index.js'
+import { CommandBound, runScript, script, type RedisClient } from '../redis/index.js'
 
 const ACQUIRE_FENCED = script(`
 if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then
@@ -74,34 +74,25 @@ export const LOCK_UNAVAILABLE = 'FRS_LOCK_UNAVAILABLE'
 
 export class RedisLockStore implements LockStore {
   readonly #client: RedisClient
-  readonly #timeoutMs: number
-  readonly #waitLeft: () => number
+  readonly #bound: CommandBound
 
-  /**
-   * `timeoutMs` bounds each command (use REDIS_COMMAND_TIMEOUT); `waitLeft` is what a command issued
-   * now may wait for a failover on top (app.redisConnections.failoverWaitLeft, REDIS_FAILOVER_WAIT).
-   */
-  constructor (client: RedisClient, timeoutMs: number, waitLeft: () => number = () => 0) {
+  /** `timeoutMs` and `waitLeft` bound each command (CommandBound: REDIS_COMMAND_TIMEOUT + the failover wait left). */
+  constructor (client: RedisClient, timeoutMs: number, waitLeft?: () => number) {
     this.#client = client
-    this.#timeoutMs = timeoutMs
-    this.#waitLeft = waitLeft
+    this.#bound = new CommandBound(timeoutMs, LOCK_UNAVAILABLE, waitLeft)
   }
 
   acquire (name: string, owner: string, ttlMs: number): Promise<number | undefined> {
     const { key, fence } = lockKeys(name)
-    return bounded(() => tryFencedLock(this.#client, key, fence, owner, ttlMs), this.#bound(), LOCK_UNAVAILABLE, `acquire lock ${JSON.stringify(name)}`)
+    return this.#bound.run(() => tryFencedLock(this.#client, key, fence, owner, ttlMs), `acquire lock ${JSON.stringify(name)}`)
   }
 
   release (name: string, owner: string): Promise<boolean> {
-    return bounded(() => releaseLock(this.#client, lockKeys(name).key, owner), this.#bound(), LOCK_UNAVAILABLE, `release lock ${JSON.stringify(name)}`)
+    return this.#bound.run(() => releaseLock(this.#client, lockKeys(name).key, owner), `release lock ${JSON.stringify(name)}`)
   }
 
   extend (name: string, owner: string, ttlMs: number): Promise<boolean> {
-    return bounded(() => extendLock(this.#client, lockKeys(name).key, owner, ttlMs), this.#bound(), LOCK_UNAVAILABLE, `extend lock ${JSON.stringify(name)}`)
-  }
-
-  #bound (): number {
-    return this.#timeoutMs + this.#waitLeft()
+    return this.#bound.run(() => extendLock(this.#client, lockKeys(name).key, owner, ttlMs), `extend lock ${JSON.stringify(name)}`)
   }
 }
 

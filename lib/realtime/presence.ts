@@ -4,7 +4,7 @@
 // an O(log n + removed) range delete, never a scan; the key itself expires with its last member.
 // Every operation is one script on one key, so rooms spread over Cluster slots.
 import { parseDuration, type Duration } from '../config/index.js'
-import { bounded, runScript, script, type RedisClient } from '../redis/index.js'
+import { CommandBound, runScript, script, type RedisClient } from '../redis/index.js'
 
 export const PRESENCE_UNAVAILABLE = 'FRS_PRESENCE_UNAVAILABLE'
 const MAX_TRACKED_ROOMS = 1_000
@@ -80,14 +80,12 @@ return redis.call('ZCARD', KEYS[1])
 
 export class RedisPresenceStore implements PresenceStore {
   readonly #client: RedisClient
-  readonly #timeoutMs: number
-  readonly #waitLeft: () => number
+  readonly #bound: CommandBound
 
-  /** `timeoutMs` bounds each command; `waitLeft` adds the failover wait left (REDIS_FAILOVER_WAIT). */
-  constructor (client: RedisClient, timeoutMs: number, waitLeft: () => number = () => 0) {
+  /** `timeoutMs` and `waitLeft` bound each command (CommandBound: REDIS_COMMAND_TIMEOUT + the failover wait left). */
+  constructor (client: RedisClient, timeoutMs: number, waitLeft?: () => number) {
     this.#client = client
-    this.#timeoutMs = timeoutMs
-    this.#waitLeft = waitLeft
+    this.#bound = new CommandBound(timeoutMs, PRESENCE_UNAVAILABLE, waitLeft)
   }
 
   async touch (room: string, userId: string, ttlMs: number, mode: 'join' | 'refresh'): Promise<{ present: boolean, count: number, expiresAt: number }> {
@@ -114,7 +112,7 @@ export class RedisPresenceStore implements PresenceStore {
   }
 
   #run (s: ReturnType<typeof script>, room: string, args: string[], what: string): Promise<unknown> {
-    return bounded(() => runScript(this.#client, s, [presenceKey(room)], args), this.#timeoutMs + this.#waitLeft(), PRESENCE_UNAVAILABLE, `presence ${what} in room ${JSON.stringify(room)}`)
+    return this.#bound.run(() => runScript(this.#client, s, [presenceKey(room)], args), `presence ${what} in room ${JSON.stringify(room)}`)
   }
 }
 

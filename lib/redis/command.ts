@@ -62,6 +62,28 @@ export function bounded<T> (command: () => Promise<T>, timeoutMs: number, code: 
   })
 }
 
+/**
+ * The bound of one command of a feature that waits for Redis itself (locks, presence): the client's
+ * command timeout (REDIS_COMMAND_TIMEOUT) plus the failover wait a command issued now may still spend
+ * (`waitLeft`, app.redisConnections.failoverWaitLeft; REDIS_FAILOVER_WAIT), read when it is issued.
+ * Failures and overruns become RedisCommandError with `code`.
+ */
+export class CommandBound {
+  readonly #timeoutMs: number
+  readonly #waitLeft: () => number
+  readonly #code: string
+
+  constructor (timeoutMs: number, code: string, waitLeft: () => number = () => 0) {
+    this.#timeoutMs = timeoutMs
+    this.#code = code
+    this.#waitLeft = waitLeft
+  }
+
+  run<T> (command: () => Promise<T>, what: string): Promise<T> {
+    return bounded(command, this.#timeoutMs + this.#waitLeft(), this.#code, what)
+  }
+}
+
 /** Resolves when the client is ready, or rejects after `timeoutMs` (a dedicated connection still connecting). */
 export function whenReady (client: RedisClient, timeoutMs: number, code: string, what: string): Promise<void> {
   if (client.status === 'ready') return Promise.resolve()
