@@ -6,9 +6,10 @@ import { existsSync, readFileSync } from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
-import type { FastifyInstance } from 'fastify'
+import Fastify, { type FastifyInstance } from 'fastify'
 import { Redis, type RedisOptions } from 'ioredis'
 import { buildServer } from '../server.js'
+import redisSuite from '../index.js'
 import { startRedis, type RedisServer } from '../test/helpers/index.js'
 
 export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..')
@@ -29,6 +30,19 @@ export function appEnv (redis: RedisServer, extra: Record<string, string> = {}):
     METRICS_ENABLED: 'true',
     ...extra
   }
+}
+
+/**
+ * The suite registered into a bare Fastify (no server options, no demo routes), as a user's own app
+ * registers it, plus the case's routes; ready. For the cases that compare against a bare Fastify route.
+ */
+export async function buildSuiteApp (redis: RedisServer, extra: Record<string, string> = {},
+  routes?: (app: FastifyInstance) => void): Promise<FastifyInstance> {
+  const app = Fastify({ logger: false })
+  await app.register(redisSuite, { env: appEnv(redis, extra), processEnv: false })
+  routes?.(app)
+  await app.ready()
+  return app
 }
 
 /** Our app, built exactly as the demo server builds it, plus the case's routes; ready (not listening). */

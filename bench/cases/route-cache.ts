@@ -2,7 +2,7 @@
 // route returning the same object, both over HTTP with autocannon. A control row, the same route in
 // the suite without the cache, separates the hit path from the suite's per-request cost.
 import Fastify from 'fastify'
-import { buildOurApp, CaseUnavailableError, payload, startRedis } from '../environment.js'
+import { buildSuiteApp, CaseUnavailableError, payload, startRedis } from '../environment.js'
 import { compare, type Settings } from '../harness.js'
 import { httpContender, listen } from '../http.js'
 import { ratioRows, type CaseResult } from '../results.js'
@@ -12,7 +12,7 @@ export async function routeCache (settings: Settings): Promise<CaseResult> {
   const body = payload(1)
   const raw = Fastify({ logger: false })
   raw.get('/users/1', async () => body)
-  const app = await buildOurApp(redis, {}, (app) => {
+  const app = await buildSuiteApp(redis, {}, (app) => {
     app.get('/users/1', { config: { cache: { ttl: '1h' } } } as never, async () => body)
     app.get('/uncached/1', async () => body)
   })

@@ -3,7 +3,7 @@
 // locks, health, metrics) and a plain route returns a small object; the contender is the same route
 // on a bare Fastify. The gap is what runs on every request: global hooks and per-request metrics.
 import Fastify from 'fastify'
-import { buildOurApp, startRedis } from '../environment.js'
+import { buildSuiteApp, startRedis } from '../environment.js'
 import { compare, type Settings } from '../harness.js'
 import { httpContender, listen } from '../http.js'
 import { ratioRows, type CaseResult } from '../results.js'
@@ -14,7 +14,7 @@ export async function suiteOverhead (settings: Settings): Promise<CaseResult> {
   const redis = await startRedis()
   const raw = Fastify({ logger: false })
   raw.get('/plain', async () => BODY)
-  const app = await buildOurApp(redis, {}, (app) => {
+  const app = await buildSuiteApp(redis, {}, (app) => {
     app.get('/plain', async () => BODY)
   })
   try {
