@@ -5,7 +5,7 @@
 // cost of counting.
 import Fastify from 'fastify'
 import fastifyRateLimit from '@fastify/rate-limit'
-import { buildOurApp, connected, hasFile, payload, plainClient, startRedis, CaseUnavailableError } from '../environment.js'
+import { buildSuiteApp, connected, hasFile, payload, plainClient, startRedis, CaseUnavailableError } from '../environment.js'
 import { compare, type Settings } from '../harness.js'
 import { httpContender, listen } from '../http.js'
 import { ratioRows, type CaseResult } from '../results.js'
@@ -16,11 +16,11 @@ export async function rateLimit (settings: Settings): Promise<CaseResult> {
   if (!hasFile('plugins/rate-limit.ts')) throw new CaseUnavailableError('plugins/rate-limit.ts is not in this tree')
   const redis = await startRedis()
   const body = payload(1)
-  const app = await buildOurApp(redis, { RATE_LIMIT_GLOBAL: 'false' }, (app) => {
+  const app = await buildSuiteApp(redis, { RATE_LIMIT_GLOBAL: 'false' }, (app) => {
     app.get('/limited', { config: { rateLimit: LIMIT } }, async () => body)
     app.get('/unlimited', async () => body)
   })
-  const batched = await buildOurApp(redis, { RATE_LIMIT_GLOBAL: 'false', RATE_LIMIT_SYNC: 'batched' }, (app) => {
+  const batched = await buildSuiteApp(redis, { RATE_LIMIT_GLOBAL: 'false', RATE_LIMIT_SYNC: 'batched' }, (app) => {
     app.get('/limited', { config: { rateLimit: LIMIT } }, async () => body)
     app.get('/unlimited', async () => body)
   })

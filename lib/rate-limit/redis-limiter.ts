@@ -92,13 +92,24 @@ export class RedisLimiter {
     return new Promise((resolve, reject) => { waiters.push({ resolve, reject }) })
   }
 
-  /** Sends this turn's merged increments, in one socket write on the owned connection. */
+  /**
+   * Sends this turn's merged increments, in one socket write on the owned connection. Groups go in the
+   * order of their first request: requests of one key with different windows (a per-request
+   * timeWindow) are counted group by group, not interleaved.
+   */
   #sendIncrements (): void {
+    const groups = [...this.#pending.values()]
+    this.#pending.clear() // first: whatever happens below, the next increment schedules its own flush
     const client = this.#client()
     const stream = client === this.#owned && client.status === 'ready' ? (client as Redis).stream as Corkable | undefined : undefined
     stream?.cork()
-    for (const pending of this.#pending.values()) this.#sendIncrement(client, pending)
-    this.#pending.clear()
+    for (const pending of groups) {
+      try {
+        this.#sendIncrement(client, pending)
+      } catch (err) {
+        for (const waiter of pending.waiters) waiter.reject(err)
+      }
+    }
     stream?.uncork()
   }
 
