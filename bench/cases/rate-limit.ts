@@ -58,7 +58,7 @@ export async function rateLimit (settings: Settings): Promise<CaseResult> {
         ], 'req/s'),
         ...ratioRows(batchedComparison, [{ label: 'batched: vs the same route unlimited', target: 0.9 }], 'req/s')
       ],
-      notes: [`autocannon, ${c} connections from one client address (one counter, the hot-key worst case); limit ${LIMIT.max} per minute so nothing is refused.`]
+      notes: [`autocannon, ${c} connections from one client address (one counter: a hot key, where same-turn increments merge into one script call); limit ${LIMIT.max} per minute so nothing is refused.`]
     }
   } finally {
     await app.close()
