@@ -216,10 +216,13 @@ export class FailoverWait {
     this.#held = false
     // Until the leader Sentinel sees the promotion itself (`+promoted-slave`, at its next once-a-second
     // INFO), the failover is not committed: a leader lost in that second would leave the replica to be
-    // turned back, with our writes. Unconfirmed after two INFO periods: back to what the Sentinels name.
+    // turned back, with our writes. Unconfirmed after two INFO periods (the leader lost, or only slow
+    // on a loaded machine): leave the replica and hold again, as before the promotion was seen, until
+    // the Sentinels name a master or give up. Never back to the old master here: a slow leader still
+    // completes the failover, and the old master would take writes its demotion then discards.
     this.#unconfirmed = setTimeout(() => {
       this.#unconfirmed = undefined
-      if (this.#endRedirect()) this.#move()
+      if (this.#endRedirect()) this.hold()
     }, CONFIRM_MS)
     this.#unconfirmed.unref()
     this.#reconnectNow()

@@ -137,6 +137,37 @@ t.test('a hold that starts while a reconnect waits for its ready check keeps the
   wait.detach()
 })
 
+t.test('a promotion followed early: kept once the leader confirms it; unconfirmed after 2 s, the client leaves it and holds again', async (t) => {
+  const redis = await useRedis(t)
+  const observer = new Redis({ port: redis.port })
+  t.teardown(() => { observer.disconnect() })
+  for (const confirm of [true, false]) {
+    const client = new Redis({ port: redis.port, enableOfflineQueue: false, maxRetriesPerRequest: 0, autoResendUnfulfilledCommands: false, retryStrategy: () => 20, lazyConnect: true })
+    await client.connect()
+    const wait = new FailoverWait(client, { budgetMs: 10_000 })
+    t.equal(wait.hold(), true)
+    await waitFor(() => client.status === 'reconnecting', { what: 'the hold leaves the old master' })
+    // The poll saw the replica answer as a master (here the same server stands for it).
+    wait.promoted({ host: '127.0.0.1', port: 1 }, { host: '127.0.0.1', port: redis.port })
+    await waitFor(() => client.status === 'ready', { what: 'the client follows the promotion at once' })
+    t.equal(wait.hold(), false, 'a late announcement of the same failover does not hold it again')
+    if (confirm) wait.confirmed()
+    await new Promise((resolve) => setTimeout(resolve, 2_300))
+    if (confirm) {
+      t.equal(client.status, 'ready', 'confirmed by +promoted-slave: the client stays on the new master')
+    } else {
+      t.equal(client.status, 'reconnecting', 'unconfirmed: the client left the replica and is held')
+      const held = outcome(client.set('held-after-unconfirmed', '1'))
+      await new Promise((resolve) => setTimeout(resolve, 200))
+      t.equal(await observer.exists('held-after-unconfirmed'), 0, 'commands wait instead of going anywhere')
+      wait.switched('127.0.0.1', redis.port) // the Sentinels name the master
+      t.equal((await held).ok, true, 'and run once the master is named')
+    }
+    wait.detach()
+    client.disconnect()
+  }
+})
+
 t.test('+switch-master: a repeat naming the master the client is on changes nothing; another address moves it without a failed command', async (t) => {
   const redis = await useRedis(t)
   const client = new Redis({ port: redis.port, enableOfflineQueue: false, maxRetriesPerRequest: 0, autoResendUnfulfilledCommands: false, retryStrategy: () => 20, lazyConnect: true })
