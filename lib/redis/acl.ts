@@ -12,7 +12,7 @@ export const SUITE_ACL_COMMANDS: readonly string[] = Object.freeze([
   // connection set-up (ready check: INFO), the health monitor, Cluster slot discovery and state
   'auth', 'hello', 'ping', 'client|setname', 'info', 'quit', 'cluster|slots', 'cluster|info',
   // strings and counters: cache entries, tag versions, rate-limit counters, locks
-  'get', 'mget', 'set', 'del', 'exists', 'incr', 'pexpire', 'pexpireat', 'pttl', 'time',
+  'get', 'mget', 'set', 'del', 'exists', 'incr', 'incrby', 'pexpire', 'pexpireat', 'pttl', 'time',
   // hashes and sorted sets: sessions and their per-user index, presence, the sliding limiter
   'hget', 'hmget', 'hgetall', 'hkeys', 'hset', 'hsetnx', 'hdel',
   'zadd', 'zrem', 'zcard', 'zcount', 'zscore', 'zrange', 'zrangebyscore', 'zremrangebyscore',
