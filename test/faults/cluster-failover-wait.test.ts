@@ -83,7 +83,8 @@ for (const budget of ['4s', '2s']) {
       // connection, fail when the slots move (RELIABILITY.md, Cluster SIGKILL row): an open gap, bounded here.
       const late = failed.filter((r) => !inFlight.includes(r) && run.t0 + r.startedAt - killAt >= NODE_TIMEOUT_MS)
       t.equal(late.length, 0, 'a budget above the gap: no request issued after the node was marked failed failed')
-      t.ok(failed.every((r) => (r.latencyMs ?? Infinity) <= 4_000 + 1_000), 'every failure answered within the budget + one command timeout')
+      // + the wait's 100 ms timeout tick and timer lateness on a loaded box.
+      t.ok(failed.every((r) => (r.latencyMs ?? Infinity) <= 4_000 + 1_000 + 200), 'every failure answered within the budget + one command timeout')
     } else t.ok(logs().some((l) => /REDIS_FAILOVER_WAIT/.test(String(l.msg))) || failed.length === 0, 'failures only once the budget was spent')
   })
 }

@@ -71,7 +71,8 @@ t.test('Cluster', async (t) => {
     t.comment(describeSummary('master kill: all', all))
     t.comment(`master kill: ${report.failed.length} failed writes, ${failedReads.length} failed reads, failing window ${report.gapMs} ms, ${lost.length} writes acknowledged > 1 s before the kill lost`)
     t.equal(all.unfinished, 0, 'no request left unfinished')
-    t.ok(report.gapMs <= 3_000, `gap ${report.gapMs} ms ≤ 3000 ms`)
+    // REDIS_FAILOVER_WAIT (2 s) + REDIS_COMMAND_TIMEOUT (1 s), + the wait's 100 ms timeout tick and timer lateness.
+    t.ok(report.gapMs <= 3_200, `gap ${report.gapMs} ms ≤ 3200 ms`)
     t.ok(run.results.every((r) => r.status === 200 || r.status === 503), 'failures are the route\'s 503, never a 500')
     t.equal(lost.length, 0, 'writes acknowledged > 1 s before the kill survive the failover')
   })
