@@ -7,7 +7,7 @@ import type { FastifyInstance } from 'fastify'
 import { request } from 'undici'
 import { useSentinelGroup, sleep, waitFor } from '../helpers/index.js'
 import { buildTestApp } from '../helper.js'
-import { cookiePair, startFaultApp } from '../helpers/fault-app.js'
+import { cookiePair, startFaultApp, waitUntil } from '../helpers/fault-app.js'
 import { describeSummary, runLoad, summarize, type LoadRequest } from '../helpers/load.js'
 import { analyzeWrites, lostSignIns } from '../helpers/writes.js'
 
@@ -151,10 +151,12 @@ t.test('unplanned Sentinel failover (master SIGKILLed) with a budget above the g
   })
   t.equal(app.redisState.mode, 'sentinel')
   let killAt = 0
+  let waitingSince = 0 // when the client saw the loss and opened its wait
   const fault = (async () => {
     await sleep(2_000)
     killAt = Date.now()
     await group.master.kill()
+    waitingSince = await waitUntil(() => app.redisConnections.failoverWaitLeft() > 0, 5_000, 'the failover wait opens', 1)
     await waitFor(async () => (await group.getMasterAddress()).port !== group.master.port, { timeoutMs: 20_000, what: 'the sentinels promote the replica' })
   })()
   const run = await runLoad({
@@ -167,8 +169,12 @@ t.test('unplanned Sentinel failover (master SIGKILLed) with a budget above the g
   const report = analyzeWrites(run, killAt)
   const lost = await lostSignIns(baseUrl, report.acknowledged, 'k')
   t.comment(describeSummary('sign-ins', summarize(run.results)))
-  t.comment(`unplanned failover, REDIS_FAILOVER_WAIT=4s: ${report.failed.length} failed sign-ins, ${report.acknowledged.length} acknowledged, ${lost.length} lost; longest silence between acknowledgements ${report.longestSilenceMs} ms`)
+  // A sign-in whose command was already on the wire when the master died fails (its outcome is
+  // unknown; README, failure policy): the wait covers what is issued once the loss is seen.
+  const inFlight = report.failed.filter((r) => run.t0 + r.startedAt < waitingSince)
+  t.comment(`unplanned failover, REDIS_FAILOVER_WAIT=4s: ${report.failed.length} failed sign-ins (${inFlight.length} in flight at the kill; the wait opened ${waitingSince - killAt} ms after it), ` +
+    `${report.acknowledged.length} acknowledged, ${lost.length} lost; longest silence between acknowledgements ${report.longestSilenceMs} ms`)
   t.equal(summarize(run.results).unfinished, 0, 'no request left unfinished')
-  t.equal(report.failed.length, 0, 'no sign-in failed: the gap is inside the budget')
+  t.equal(report.failed.length - inFlight.length, 0, 'no sign-in issued after the loss failed: the gap is inside the budget')
   t.equal(lost.length, 0, '0 acknowledged sign-ins lost')
 })
