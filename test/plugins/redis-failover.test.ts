@@ -9,6 +9,11 @@ import { buildTestApp } from '../helper.js'
 
 const FAIL_FAST = /enableOfflineQueue options is false/
 
+/** A client with the suite's fail-fast options (no offline queue, no retry per request, no resend), reconnecting every 20 ms. */
+function boundedClient (port: number): Redis {
+  return new Redis({ port, enableOfflineQueue: false, maxRetriesPerRequest: 0, autoResendUnfulfilledCommands: false, retryStrategy: () => 20, lazyConnect: true })
+}
+
 async function outcome (command: Promise<unknown>): Promise<{ ok: boolean, message: string, code: string | undefined, ms: number }> {
   const started = Date.now()
   try {
@@ -83,7 +88,7 @@ t.test('the ioredis internals the wait relies on are there (an upgrade must not 
 
 t.test('a held failover: no command issued after hold() reaches the old master; the ones in flight get their replies', async (t) => {
   const redis = await useRedis(t)
-  const client = new Redis({ port: redis.port, enableOfflineQueue: false, maxRetriesPerRequest: 0, autoResendUnfulfilledCommands: false, retryStrategy: () => 20, lazyConnect: true })
+  const client = boundedClient(redis.port)
   const observer = new Redis({ port: redis.port })
   t.teardown(() => { client.disconnect(); observer.disconnect() })
   await client.connect()
@@ -109,7 +114,7 @@ t.test('a held failover: no command issued after hold() reaches the old master; 
 
 t.test('a hold that starts while a reconnect waits for its ready check keeps the client off the old master', async (t) => {
   const redis = await useRedis(t)
-  const client = new Redis({ port: redis.port, enableOfflineQueue: false, maxRetriesPerRequest: 0, autoResendUnfulfilledCommands: false, retryStrategy: () => 20, lazyConnect: true })
+  const client = boundedClient(redis.port)
   const observer = new Redis({ port: redis.port })
   t.teardown(() => { client.disconnect(); observer.disconnect() })
   await client.connect()
@@ -142,7 +147,7 @@ t.test('a promotion followed early: kept once the leader confirms it; unconfirme
   const observer = new Redis({ port: redis.port })
   t.teardown(() => { observer.disconnect() })
   for (const confirm of [true, false]) {
-    const client = new Redis({ port: redis.port, enableOfflineQueue: false, maxRetriesPerRequest: 0, autoResendUnfulfilledCommands: false, retryStrategy: () => 20, lazyConnect: true })
+    const client = boundedClient(redis.port)
     await client.connect()
     const wait = new FailoverWait(client, { budgetMs: 10_000 })
     t.equal(wait.hold(), true)
@@ -170,7 +175,7 @@ t.test('a promotion followed early: kept once the leader confirms it; unconfirme
 
 t.test('+switch-master: a repeat naming the master the client is on changes nothing; another address moves it without a failed command', async (t) => {
   const redis = await useRedis(t)
-  const client = new Redis({ port: redis.port, enableOfflineQueue: false, maxRetriesPerRequest: 0, autoResendUnfulfilledCommands: false, retryStrategy: () => 20, lazyConnect: true })
+  const client = boundedClient(redis.port)
   t.teardown(() => { client.disconnect() })
   await client.connect()
   const wait = new FailoverWait(client, { budgetMs: 5_000 })
