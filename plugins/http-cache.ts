@@ -124,6 +124,16 @@ interface Exchange {
 const kExchange = Symbol('redis-suite.httpCacheExchange')
 type Carrier = FastifyRequest & { [kExchange]: Exchange | null }
 
+/** A request the cache looks up: its key and tags, and whether the client asked to revalidate. */
+interface Opened {
+  route: CachedRoute
+  key: string
+  tags: string[]
+  revalidate: boolean
+}
+
+const NO_VARY: ReadonlyArray<readonly [string, string | undefined]> = []
+
 // The background refresh of stale-while-revalidate marks its request with this header and a
 // one-time random value mapped to the exchange it refreshes. The value names the entry's key, so the
 // refresh (app.inject: plain HTTP from the client's address, where trusted-proxy headers no longer
@@ -187,7 +197,19 @@ async function httpCachePlugin (app: FastifyInstance, options: HttpCachePluginOp
         cacheControl: formatCacheControl(policy.cache)
       }
       if (!cached.budget.capped && !total.capped) uncapped.push(cached.name)
-      addHook(route, 'preParsing', (request: FastifyRequest, reply: FastifyReply, _payload: unknown) => lookup(request, reply, cached))
+      // A callback hook: a memory-tier hit is answered synchronously (no promise, no microtask) and
+      // the chain ends there, without `done`; the rest (Redis, collapse, revalidation) goes on
+      // asynchronously and calls `done` only when it did not answer.
+      addHook(route, 'preParsing', (request: FastifyRequest, reply: FastifyReply, payload: unknown, done: Done) => {
+        const exchange = open(request, reply, cached)
+        if (exchange === undefined) return done(null, payload)
+        const inMemory = exchange.revalidate ? undefined : store.peekMemory(exchange.key)
+        if (inMemory !== undefined && freshness(inMemory.storedAt, cached.policy) === 'fresh') {
+          serve(request, reply, inMemory, exchange, 'HIT')
+          return
+        }
+        answer(request as Carrier, reply, exchange, inMemory).then((answered) => { if (answered === undefined) done(null, payload) }, done)
+      })
       // Before HEAD's own onSend, which drops the body: a HEAD miss can fill GET's entry too.
       // Callback hooks: a hit (no exchange) passes through without a promise or a microtask.
       addHook(route, 'onSend', (request: FastifyRequest, reply: FastifyReply, payload: unknown, done: Done) => {
@@ -211,10 +233,14 @@ async function httpCachePlugin (app: FastifyInstance, options: HttpCachePluginOp
     return policy.cookies === 'any' || hasUnlistedCookie(cookie, policy.cookies)
   }
 
-  async function lookup (request: FastifyRequest, reply: FastifyReply, route: CachedRoute): Promise<FastifyReply | undefined> {
-    if (!CACHEABLE_METHODS.has(request.method)) return
+  /**
+   * What a request is to the cache, decided synchronously: undefined when the cache stays out of it
+   * (not a cacheable method, a personal request bypassing a public route, no key, or our own
+   * background refresh, which is tracked here); otherwise its exchange, with the key.
+   */
+  function open (request: FastifyRequest, reply: FastifyReply, route: CachedRoute): Opened | undefined {
+    if (!CACHEABLE_METHODS.has(request.method)) return undefined
     const { policy } = route
-    const carrier = request as Carrier
     const refreshValue = request.headers[REFRESH_HEADER]
     if (refreshValue !== undefined) {
       delete request.headers[REFRESH_HEADER]
@@ -223,8 +249,8 @@ async function httpCachePlugin (app: FastifyInstance, options: HttpCachePluginOp
         // Our own stale-while-revalidate refresh (one per key and process): the key it was started for.
         pendingRefreshes.delete(refreshValue as string)
         store.stats.revalidations++
-        track(carrier, reply, refresh)
-        return
+        track(request as Carrier, reply, refresh)
+        return undefined
       }
     }
     if (!policy.private && personal(request, policy)) return bypass(reply)
@@ -236,7 +262,7 @@ async function httpCachePlugin (app: FastifyInstance, options: HttpCachePluginOp
       if (policy.private && (identity === undefined || identity === '')) return bypass(reply)
       const user = identity === undefined ? undefined : hashIdentity(identity, secret)
       tags = tagsFor(policy.tags, request)
-      const vary = policy.vary.map((name) => [name, headerValue(request.headers[name])] as const)
+      const vary = policy.vary.length === 0 ? NO_VARY : policy.vary.map((name) => [name, headerValue(request.headers[name])] as const)
       const built = buildResponseKey({ method: request.method, origin: `${request.protocol}://${request.host}`, url: request.url, query: policy.query, semicolon, vary, user })
       // A query parameter that does not decode reaches the handler raw: no decoded key stands for it.
       if (built === undefined) return bypass(reply)
@@ -245,16 +271,26 @@ async function httpCachePlugin (app: FastifyInstance, options: HttpCachePluginOp
       request.log.warn({ err }, 'http cache: cannot key this request (tags or user); answered without the cache')
       return bypass(reply)
     }
+    const revalidate = policy.clientRevalidation && wantsRevalidation(request.headers['cache-control'], request.headers.pragma)
+    return { route, key, tags, revalidate }
+  }
+
+  /**
+   * The asynchronous rest of a lookup: a client's revalidation, then the entry (`inMemory`, when the
+   * memory tier had it but not fresh enough to answer at once, else read from Redis), collapse on a
+   * miss. Resolves to the reply when it answered, undefined when the handler is to run.
+   */
+  async function answer (request: Carrier, reply: FastifyReply, opened: Opened, inMemory: StoredResponse | undefined): Promise<FastifyReply | undefined> {
+    const { route, key, tags } = opened
     const exchange: Exchange = { route, key, tags }
-    if (policy.clientRevalidation && wantsRevalidation(request.headers['cache-control'], request.headers.pragma)) {
-      return revalidate(carrier, reply, exchange)
-    }
+    if (opened.revalidate) return revalidate(request, reply, exchange)
+    const { policy } = route
     // The hit path reads the entry alone; only a miss pays for collapse (getOrSet, its lock and timers).
-    let entry = await store.peek(key)
+    let entry = inMemory ?? await store.peek(key)
     if (entry === undefined) {
       const found = await store.lookup(key, storageTtl(policy), tags)
       if (found.kind !== 'found') {
-        track(carrier, reply, found.kind === 'fill' ? { ...exchange, fill: found.fill } : exchange)
+        track(request, reply, found.kind === 'fill' ? { ...exchange, fill: found.fill } : exchange)
         return
       }
       entry = found.entry
@@ -270,10 +306,10 @@ async function httpCachePlugin (app: FastifyInstance, options: HttpCachePluginOp
         // handler fails; while it does, identical requests get the stale copy rather than a second run.
         if (refreshing.has(key)) return serve(request, reply, entry, exchange, 'STALE')
         refreshing.add(key)
-        track(carrier, reply, { ...exchange, stale: entry, refreshing: true })
+        track(request, reply, { ...exchange, stale: entry, refreshing: true })
         return
       case 'expired':
-        track(carrier, reply, exchange)
+        track(request, reply, exchange)
     }
   }
 

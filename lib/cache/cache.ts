@@ -54,6 +54,12 @@ class CacheScope implements Cache {
     return remote.unavailable === true ? memory.recheck?.envelope.value : undefined
   }
 
+  peek<S extends TSchema>(key: string, options: GetOptions<S> & { schema: S }): Static<S> | undefined
+  peek<T = unknown>(key: string, options?: GetOptions): T | undefined
+  peek (key: string, options?: GetOptions<TSchema | undefined>): unknown {
+    return this.#engine.memoryHit(this.namespaceName, this.#fullKey(key), resolveOptions(this.#defaults, options))?.value
+  }
+
   getMany<S extends TSchema>(keys: readonly string[], options: GetOptions<S> & { schema: S }): Promise<Array<Static<S> | undefined>>
   getMany<T = unknown>(keys: readonly string[], options?: GetOptions): Promise<Array<T | undefined>>
   async getMany (keys: readonly string[], options?: GetOptions<TSchema | undefined>): Promise<unknown[]> {

@@ -106,6 +106,15 @@ export interface Cache {
   get<S extends TSchema>(key: string, options: WithSchema<GetOptions<S>, S>): Promise<Static<S> | undefined>
   get<T = unknown>(key: string, options?: WithoutSchema<GetOptions>): Promise<T | undefined>
 
+  /**
+   * The value when this process's memory tier holds a fresh copy that needs no look at Redis yet;
+   * undefined otherwise (not in memory, expired, due for its check, or no memory tier). Synchronous:
+   * no Redis command, no promise. For a hot path that serves memory hits at once and calls `get`
+   * (or `getOrSet`) on undefined. The value is the frozen one the tier holds.
+   */
+  peek<S extends TSchema>(key: string, options: WithSchema<GetOptions<S>, S>): Static<S> | undefined
+  peek<T = unknown>(key: string, options?: WithoutSchema<GetOptions>): T | undefined
+
   set<S extends TSchema>(key: string, value: Static<S>, options: WithSchema<SetOptions<S>, S>): Promise<void>
   set(key: string, value: unknown, options?: WithoutSchema<SetOptions>): Promise<void>
 

@@ -69,8 +69,13 @@ export class ResponseStore {
     this.#fillTimeoutMs = options.fillTimeoutMs
   }
 
+  /** The stored response when this process's memory tier has it fresh: synchronous, no Redis read. */
+  peekMemory (key: string): StoredResponse | undefined {
+    return this.#cache.peek(key, PEEK)
+  }
+
   /**
-   * The stored response, if any, without collapse: the hit path. One options object for every call,
+   * The stored response, if any, without collapse: the hit path past the memory tier. One options object for every call,
    * so the cache resolves nothing per hit; a miss then goes through lookup() (one more read, on a miss only).
    */
   peek (key: string): Promise<StoredResponse | undefined> {
