@@ -23,28 +23,56 @@ export interface HttpTarget {
 
 let generator: ChildProcess | undefined
 let nextJob = 0
+let pending = 0
 
-/** Runs one autocannon job in the load generator's process (forked on first use, kept for the run). */
+/**
+ * The load generator's process, forked on first use and kept for the run. Its IPC channel is
+ * unref'd while no job runs, so a process that used it (a tap file running cases) still ends on its
+ * own; the child ends when the channel closes.
+ */
+function loadGenerator (): ChildProcess {
+  if (generator !== undefined) return generator
+  const child = fork(fileURLToPath(new URL('./load-generator.ts', import.meta.url)), [], { execArgv: ['--import', 'tsx'] })
+  child.on('exit', () => { if (generator === child) generator = undefined })
+  child.on('error', () => { if (generator === child) generator = undefined }) // a job's own listeners report it
+  child.unref()
+  child.channel?.unref()
+  generator = child
+  return child
+}
+
+/** Runs one autocannon job in the load generator's process. */
 function runJob (job: Omit<LoadJob, 'id'>): Promise<LoadResult> {
-  generator ??= fork(fileURLToPath(new URL('./load-generator.ts', import.meta.url)), [], { execArgv: ['--import', 'tsx'] })
-  const child = generator
+  const child = loadGenerator()
   const id = ++nextJob
-  return new Promise((resolve, reject) => {
-    const onMessage = (message: LoadReply): void => {
-      if (message.id !== id) return
+  if (pending++ === 0) child.channel?.ref()
+  return new Promise<LoadResult>((resolve, reject) => {
+    let settled = false
+    /** True the first time: a failed send may be reported by its callback and by an 'error' event. */
+    const settle = (): boolean => {
+      if (settled) return false
+      settled = true
       child.off('message', onMessage)
       child.off('exit', onExit)
+      child.off('error', onError)
+      if (--pending === 0) child.channel?.unref()
+      return true
+    }
+    const onMessage = (message: LoadReply): void => {
+      if (message.id !== id || !settle()) return
       if ('error' in message) reject(new Error(`load generator: ${message.error}`))
       else resolve(message.result)
     }
     const onExit = (code: number | null): void => {
-      child.off('message', onMessage)
-      generator = undefined
-      reject(new Error(`load generator exited (code ${String(code)})`))
+      if (settle()) reject(new Error(`load generator exited (code ${String(code)})`))
+    }
+    const onError = (err: Error): void => {
+      if (settle()) reject(new Error(`load generator: ${err.message}`))
     }
     child.on('message', onMessage)
     child.once('exit', onExit)
-    child.send({ ...job, id } satisfies LoadJob)
+    child.once('error', onError)
+    child.send({ ...job, id } satisfies LoadJob, (err) => { if (err !== null) onError(err) })
   })
 }
 

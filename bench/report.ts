@@ -40,6 +40,8 @@ export function markdown (report: Report, svgPath: string): string {
     'ratios taken round by round are the point. Nothing here is asserted by a test. The HTTP cases\' load',
     'generator (autocannon) runs in a process of its own (bench/load-generator.ts), as it would on another',
     'machine: in the server\'s process it took most of the CPU, and the figures measured it more than the server.',
+    'On this machine the server, the load generator and `redis-server` still share the cores, so in the cases',
+    'where the contenders send different numbers of Redis commands (6, 7) Redis\'s own CPU is part of the ratio.',
     '',
     '## Machine',
     '',
