@@ -208,7 +208,7 @@ async function httpCachePlugin (app: FastifyInstance, options: HttpCachePluginOp
           serve(request, reply, inMemory, exchange, 'HIT')
           return
         }
-        answer(request as Carrier, reply, exchange, inMemory).then((answered) => { if (answered === undefined) done(null, payload) }, done)
+        answer(request as Carrier, reply, exchange, inMemory).then((answered) => { if (!answered) done(null, payload) }, done)
       })
       // Before HEAD's own onSend, which drops the body: a HEAD miss can fill GET's entry too.
       // Callback hooks: a hit (no exchange) passes through without a promise or a microtask.
@@ -278,9 +278,10 @@ async function httpCachePlugin (app: FastifyInstance, options: HttpCachePluginOp
   /**
    * The asynchronous rest of a lookup: a client's revalidation, then the entry (`inMemory`, when the
    * memory tier had it but not fresh enough to answer at once, else read from Redis), collapse on a
-   * miss. Resolves to the reply when it answered, undefined when the handler is to run.
+   * miss. Resolves to true when it answered, false when the handler is to run (a flag, not
+   * the reply: an async function returning a reply would wait for the reply's own then, the response's end).
    */
-  async function answer (request: Carrier, reply: FastifyReply, opened: Opened, inMemory: StoredResponse | undefined): Promise<FastifyReply | undefined> {
+  async function answer (request: Carrier, reply: FastifyReply, opened: Opened, inMemory: StoredResponse | undefined): Promise<boolean> {
     const { route, key, tags } = opened
     const exchange: Exchange = { route, key, tags }
     if (opened.revalidate) return revalidate(request, reply, exchange)
@@ -291,30 +292,36 @@ async function httpCachePlugin (app: FastifyInstance, options: HttpCachePluginOp
       const found = await store.lookup(key, storageTtl(policy), tags)
       if (found.kind !== 'found') {
         track(request, reply, found.kind === 'fill' ? { ...exchange, fill: found.fill } : exchange)
-        return
+        return false
       }
       entry = found.entry
     }
     switch (freshness(entry.storedAt, policy)) {
       case 'fresh':
-        return serve(request, reply, entry, exchange, 'HIT')
+        serve(request, reply, entry, exchange, 'HIT')
+        return true
       case 'stale-while-revalidate':
         refreshInBackground(request, exchange)
-        return serve(request, reply, entry, exchange, 'STALE')
+        serve(request, reply, entry, exchange, 'STALE')
+        return true
       case 'stale-if-error':
         // Past stale-while-revalidate this request refreshes in line, keeping the entry in case the
         // handler fails; while it does, identical requests get the stale copy rather than a second run.
-        if (refreshing.has(key)) return serve(request, reply, entry, exchange, 'STALE')
+        if (refreshing.has(key)) {
+          serve(request, reply, entry, exchange, 'STALE')
+          return true
+        }
         refreshing.add(key)
         track(request, reply, { ...exchange, stale: entry, refreshing: true })
-        return
+        return false
       case 'expired':
         track(request, reply, exchange)
+        return false
     }
   }
 
   /** A client asked for a fresh answer on a route that allows it: one handler run per key in this process. */
-  async function revalidate (request: Carrier, reply: FastifyReply, exchange: Exchange): Promise<FastifyReply | undefined> {
+  async function revalidate (request: Carrier, reply: FastifyReply, exchange: Exchange): Promise<boolean> {
     store.stats.revalidations++
     const running = revalidations.get(exchange.key)
     if (running !== undefined) {
@@ -323,16 +330,18 @@ async function httpCachePlugin (app: FastifyInstance, options: HttpCachePluginOp
       clearTimeout(timer)
       if (entry !== undefined) {
         store.stats.collapsed++
-        return serve(request, reply, entry, exchange, 'HIT')
+        serve(request, reply, entry, exchange, 'HIT')
+        return true
       }
       track(request, reply, exchange) // the revalidation failed or stalled: run our own handler
-      return
+      return false
     }
     let settle!: (entry: StoredResponse | undefined) => void
     const done = new Promise<StoredResponse | undefined>((resolve) => { settle = resolve })
     const revalidation: Revalidation = { done, settle }
     revalidations.set(exchange.key, revalidation)
     track(request, reply, { ...exchange, revalidation })
+    return false
   }
 
   async function storeResponse (request: FastifyRequest, reply: FastifyReply, payload: unknown): Promise<unknown> {
@@ -435,7 +444,7 @@ async function httpCachePlugin (app: FastifyInstance, options: HttpCachePluginOp
    * A hit: the stored bytes and the headers computed once per entry (replayed ones, ETag,
    * Cache-Control, Vary, Surrogate-Key); only Age and x-cache are per request.
    */
-  function serve (request: FastifyRequest, reply: FastifyReply, entry: StoredResponse, { route, tags }: Exchange, verdict: 'HIT' | 'STALE'): FastifyReply {
+  function serve (request: FastifyRequest, reply: FastifyReply, entry: StoredResponse, { route, tags }: Exchange, verdict: 'HIT' | 'STALE'): void {
     if (verdict === 'HIT') store.stats.hits++
     else store.stats.staleHits++
     let ready = prepared.get(entry)
@@ -447,11 +456,14 @@ async function httpCachePlugin (app: FastifyInstance, options: HttpCachePluginOp
     reply.header('age', String(Math.max(0, Math.floor((Date.now() - entry.storedAt) / 1000))))
     reply.header('x-cache', verdict)
     const ifNoneMatch = request.headers['if-none-match']
-    if (ifNoneMatch === undefined || !matchesIfNoneMatch(ifNoneMatch, entry.etag)) return reply.send(ready.body)
+    if (ifNoneMatch === undefined || !matchesIfNoneMatch(ifNoneMatch, entry.etag)) {
+      reply.send(ready.body)
+      return
+    }
     store.stats.notModified++
     reply.code(304)
     reply.removeHeader('content-type')
-    return reply.send(request.method === 'HEAD' ? '' : undefined)
+    reply.send(request.method === 'HEAD' ? '' : undefined)
   }
 
   /** Sets the cache headers; answers 304 (returning no body) when the client's copy is current. */

@@ -71,7 +71,13 @@ export class ResponseStore {
 
   /** The stored response when this process's memory tier has it fresh: synchronous, no Redis read. */
   peekMemory (key: string): StoredResponse | undefined {
-    return this.#cache.peek(key, PEEK)
+    // A key the cache refuses is a miss here too, as in peek(); buildResponseKey hashes any key
+    // that could be refused, so this is a guard, not a path.
+    try {
+      return this.#cache.peek(key, PEEK)
+    } catch {
+      return undefined
+    }
   }
 
   /**

@@ -196,3 +196,31 @@ t.test('review 6. maxBytesTotal caps what all routes together keep written', asy
   t.equal(app.httpCache.stats().capped, 2)
   t.equal(logs().filter((l) => /noeviction/.test(l.msg ?? '')).length, 0, 'a plugin-wide cap is a cap: no noeviction warning')
 })
+
+t.test('review 7. a hit whose client leaves while an async onSend holds the response never runs the handler', async (t) => {
+  const redis = await useRedis(t)
+  // Memory tier on: the synchronous hit path; off: every hit is read from Redis (the asynchronous path).
+  for (const memoryEntries of ['10000', '0']) {
+    const runs: Runs = {}
+    const { app } = await build(t, { REDIS_URL: redis.url, CACHE_MEMORY_MAX_ENTRIES: memoryEntries }, (app) => {
+      app.addHook('onSend', async (request, _reply, payload) => {
+        if (request.headers['x-slow'] !== undefined) await sleep(300)
+        return payload
+      })
+      app.get(`/held-${memoryEntries}`, { config: { cache: { ttl: '1m' } } }, async () => ({ run: count(runs, 'held') }))
+    })
+    const port = await listen(app)
+    const url = `/held-${memoryEntries}`
+    const host = { host: 'app.example' } // the authority is in the key
+    t.equal((await app.inject({ url, headers: host })).headers['x-cache'], 'MISS')
+    t.equal((await app.inject({ url, headers: host })).headers['x-cache'], 'HIT')
+    // The client goes away while the hit waits in the app's slow onSend: the response never ends.
+    const socket = net.connect({ host: '127.0.0.1', port })
+    socket.on('error', () => {})
+    socket.write(`GET ${url} HTTP/1.1\r\nhost: app.example\r\nx-slow: 1\r\n\r\n`)
+    await sleep(60)
+    socket.destroy()
+    await sleep(400)
+    t.equal(runs.held, 1, `memory tier ${memoryEntries === '0' ? 'off' : 'on'}: the handler ran once, for the miss`)
+  }
+})
