@@ -14,6 +14,7 @@ import { analyzeWrites, lostSignIns } from '../helpers/writes.js'
 const READERS = 40
 
 for (const budget of ['4s', '2s']) {
+  const budgetMs = Number.parseInt(budget, 10) * 1_000
   t.test(`Cluster master SIGKILLed under 50 sign-ins/s + 100 reads/s, REDIS_FAILOVER_WAIT=${budget}`, async (t) => {
     const cluster = await useCluster(t)
     const { app, baseUrl, logs } = await startFaultApp(t, {
@@ -26,6 +27,19 @@ for (const budget of ['4s', '2s']) {
     const cluster$ = app.redis as unknown as { options: { maxRedirections: number }, connectionPool?: { redisOptions?: { commandTimeout?: number } } }
     const usual = { maxRedirections: cluster$.options.maxRedirections, commandTimeout: cluster$.connectionPool?.redisOptions?.commandTimeout }
     t.same(usual, { maxRedirections: 8, commandTimeout: 1_000 }, 'the pool builds node clients from its own redisOptions')
+    // The driver's errors (the 503 bodies do not carry them): each command's first send and its rejection.
+    const commandErrors: Array<{ name: string, sentAt: number, failedAt: number, message: string }> = []
+    const seen = new WeakSet<object>()
+    const send = app.redis.sendCommand.bind(app.redis) as (...args: unknown[]) => unknown
+    ;(app.redis as unknown as { sendCommand: (...args: unknown[]) => unknown }).sendCommand = (...args: unknown[]) => {
+      const command = args[0] as { name: string, promise: Promise<unknown> }
+      if (!seen.has(command)) {
+        seen.add(command)
+        const sentAt = Date.now()
+        command.promise.catch((err: Error) => { commandErrors.push({ name: command.name, sentAt, failedAt: Date.now(), message: err.message }) })
+      }
+      return send(...args)
+    }
     const readers: string[] = []
     for (let i = 0; i < READERS; i++) {
       const res = await request(`${baseUrl}/demo/login`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ userId: `r${i}` }) })
@@ -43,7 +57,9 @@ for (const budget of ['4s', '2s']) {
       await sleep(2_000)
       killAt = Date.now()
       await victim.kill()
-      waitingSince = await waitUntil(() => app.redisConnections.failoverWaitLeft() > 0, 5_000, 'the Cluster wait opens', 1)
+      await waitUntil(() => app.redisConnections.failoverWaitLeft() > 0, 5_000, 'the Cluster wait opens', 1)
+      // The moment the wait opened (the client saw the loss), not when this poll noticed it (later on a busy box).
+      waitingSince = Date.now() + app.redisConnections.failoverWaitLeft() - budgetMs
     })()
     const run = await runLoad({
       baseUrl,
@@ -70,7 +86,10 @@ for (const budget of ['4s', '2s']) {
       (failed.length === 0 ? '' : `, started ${Math.min(...failedAt)}..${Math.max(...failedAt)} ms after the kill`) +
       `; ${report.acknowledged.length} sign-ins acknowledged, ${lost.length} lost (${lostSignInsNote(lost.length, lostSettled.length)}); ` +
       `longest silence between acknowledged sign-ins ${report.longestSilenceMs} ms; slowest request after the kill ${Math.max(...afterKill.map((r) => r.latencyMs ?? 0))} ms`)
-    for (const r of failed.slice(0, 8)) t.comment(`  failed ${r.tag} started ${run.t0 + r.startedAt - killAt} ms after the kill, answered in ${r.latencyMs ?? '-'} ms: ${r.status ?? r.error ?? ''}`)
+    const byMessage = new Map<string, number[]>()
+    for (const e of commandErrors.filter((e) => e.sentAt >= killAt - 1_000)) byMessage.set(`${e.name}: ${e.message}`, [...byMessage.get(`${e.name}: ${e.message}`) ?? [], e.sentAt - waitingSince])
+    for (const [message, at] of byMessage) t.comment(`  driver error x${at.length} (sent ${Math.min(...at)}..${Math.max(...at)} ms from the wait's opening): ${message}`)
+    for (const r of failed.slice(0, 8)) t.comment(`  failed ${r.tag} started ${run.t0 + r.startedAt - killAt} ms after the kill, answered in ${r.latencyMs ?? '-'} ms: ${r.status ?? r.error ?? ''} ${r.body.slice(0, 200)}`)
     t.equal(summarize(run.results).unfinished, 0, 'no request left unfinished')
     t.equal(app.redisConnections.failoverWaitLeft(), 0, 'the wait is over')
     t.same({ maxRedirections: cluster$.options.maxRedirections, commandTimeout: cluster$.connectionPool?.redisOptions?.commandTimeout }, usual,
@@ -78,19 +97,17 @@ for (const budget of ['4s', '2s']) {
     t.ok(failed.every((r) => r.status === 503 && r.headers['retry-after'] !== undefined), 'every failure is a 503 with Retry-After, never a 500')
     t.equal(lostSettled.length, 0, 'sign-ins acknowledged > 1 s before the kill survive')
     if (budget === '4s') {
-      // The target is 0 failures after the loss (issue 19). Reached in most runs; in some (CI, Node 24)
-      // requests issued in the first cluster-node-timeout after the kill, queued on the dead master's
-      // connection, fail when the slots move (RELIABILITY.md, Cluster SIGKILL row): an open gap, bounded here.
-      const late = failed.filter((r) => !inFlight.includes(r) && run.t0 + r.startedAt - killAt >= NODE_TIMEOUT_MS)
-      t.equal(late.length, 0, 'a budget above the gap: no request issued after the node was marked failed failed')
+      // The target (issue 19): with a budget above the gap, no request issued after the client saw the
+      // loss fails. Those issued before (in flight at the kill: their command was on the dead master's
+      // connection, outcome unknown) may, per the README policy; they are reported above.
+      const afterLoss = failed.filter((r) => !inFlight.includes(r))
+      for (const r of afterLoss.slice(0, 8)) t.comment(`  issued after the loss and failed: ${r.tag} started ${run.t0 + r.startedAt - waitingSince} ms after the wait opened: ${r.status ?? r.error ?? ''} ${r.body.slice(0, 200)}`)
+      t.equal(afterLoss.length, 0, 'a budget above the gap: no request issued after the client saw the loss failed')
       // + the wait's 100 ms timeout tick and timer lateness on a loaded box.
       t.ok(failed.every((r) => (r.latencyMs ?? Infinity) <= 4_000 + 1_000 + 200), 'every failure answered within the budget + one command timeout')
     } else t.ok(logs().some((l) => /REDIS_FAILOVER_WAIT/.test(String(l.msg))) || failed.length === 0, 'failures only once the budget was spent')
   })
 }
-
-/** The harness Cluster's cluster-node-timeout (test/helpers/cluster.ts default). */
-const NODE_TIMEOUT_MS = 1_000
 
 function lostSignInsNote (lost: number, settled: number): string {
   return lost === settled ? 'all acknowledged > 1 s before the kill' : `${settled} acknowledged > 1 s before the kill`
