@@ -67,8 +67,10 @@ for (const budget of ['4s', '2s']) {
       killAt = Date.now()
       await victim.kill()
       await waitUntil(() => app.redisConnections.failoverWaitLeft() > 0, 5_000, 'the Cluster wait opens', 1)
-      // The moment the wait opened (the client saw the loss), not when this poll noticed it (later on a busy box).
-      waitingSince = Date.now() + app.redisConnections.failoverWaitLeft() - budgetMs
+      // The moment the wait opened (the client saw the loss), not when this poll noticed it (later on a busy
+      // box); read what is left first, so the clock read after it can only put the opening late, never early.
+      const left = app.redisConnections.failoverWaitLeft()
+      waitingSince = Date.now() + left - budgetMs
     })()
     const run = await runLoad({
       baseUrl,
@@ -159,7 +161,8 @@ t.test('Cluster: a replica leaving the slot map opens no wait; a master lost aft
   const killAt = Date.now()
   await victim.kill()
   await waitUntil(() => app.redisConnections.failoverWaitLeft() > 0, 5_000, 'the Cluster wait opens', 1)
-  const openedAt = Date.now() + app.redisConnections.failoverWaitLeft() - 4_000
+  const left = app.redisConnections.failoverWaitLeft()
+  const openedAt = Date.now() + left - 4_000
   t.ok(openedAt >= killAt, `the master's loss opens the wait (${openedAt - killAt} ms after the kill), with the whole budget`)
   // Commands on every master's slots for 3 s (the gap is ~2.3 s): none fails.
   const results: Array<Promise<{ ok: boolean, ms: number }>> = []
