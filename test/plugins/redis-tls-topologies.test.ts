@@ -3,7 +3,8 @@
 import t from 'tap'
 import { buildConnectionPlan } from '../../lib/redis/options.js'
 import { loadConfig } from '../../lib/config/load.js'
-import { useCluster, useSentinelGroup } from '../helpers/index.js'
+import { TLSSocket } from 'node:tls'
+import { parseInfo, sleep, useCluster, useSentinelGroup } from '../helpers/index.js'
 import { waitFor } from '../helpers/wait.js'
 import { buildTestApp } from '../helper.js'
 
@@ -66,6 +67,67 @@ t.test('Sentinel: TLS-only Sentinels and master: REDIS_SENTINEL_TLS=true and RED
   })
   t.equal(app.redisState.status, 'connected')
   t.equal(await app.redis.set('all-tls', '1'), 'OK')
+})
+
+// Issue 19 on the TLS-only setup: the Sentinel watch (TLS to the Sentinels) announces the failover,
+// the promotion poll asks the promoted replica INFO replication over TLS (it only listens on TLS), and
+// the client moves there over TLS before +switch-master, with writes in flight all along.
+t.test('Sentinel: TLS-only Sentinels and master: a planned SENTINEL FAILOVER under writes moves the client over TLS, 0 failed writes', async (t) => {
+  const group = await useSentinelGroup(t, { password: 'tls-group-pw', tls: { sentinels: true } })
+  const { app, logs } = await buildTestApp(t, {
+    REDIS_SENTINELS: group.sentinelAddresses.map((a) => `${a.host}:${a.port}`).join(','),
+    REDIS_SENTINEL_NAME: group.name,
+    REDIS_PASSWORD: 'tls-group-pw',
+    REDIS_TLS: 'true',
+    REDIS_SENTINEL_TLS: 'true',
+    REDIS_TLS_CA: group.certificates!.ca.cert,
+    REDIS_FAILOVER_WAIT: '2s',
+    REDIS_DEGRADED_LATENCY: '10s' // TLS handshakes on a busy machine are not what this tests
+  })
+  t.equal(app.redisState.status, 'connected')
+  const runId = async (cli: (...args: string[]) => Promise<string>): Promise<string | undefined> => parseInfo(await cli('INFO', 'server')).get('run_id')
+  const [oldMaster, newMaster] = [await runId((...a) => group.master.cli(...a)), await runId((...a) => group.replica.cli(...a))]
+  t.equal(await runId((...a) => app.redis.call(a[0]!, ...a.slice(1)) as Promise<string>), oldMaster, 'the client starts on the TLS-only master')
+
+  // A write every 5 ms (SET of its own key + INCR of one counter), none awaited before the next.
+  interface Outcome { i: number, ok: boolean, error?: string, startedAt: number, ms: number }
+  const outcomes: Array<Promise<Outcome>> = []
+  const state = { stop: false }
+  const load = (async () => {
+    for (let i = 0; !state.stop; i++) {
+      const startedAt = Date.now()
+      outcomes.push(Promise.all([app.redis.set(`tls-fo:${i}`, String(i)), app.redis.incr('tls-fo:count')]).then(
+        () => ({ i, ok: true, startedAt, ms: Date.now() - startedAt }),
+        (err: Error) => ({ i, ok: false, error: err.message, startedAt, ms: Date.now() - startedAt })))
+      await sleep(5)
+    }
+  })()
+  await sleep(500)
+  const failoverAt = Date.now()
+  t.equal(await group.sentinels[0]!.cli('SENTINEL', 'FAILOVER', group.name), 'OK')
+  await waitFor(async () => (await group.getMasterAddress()).port === group.replica.port, { timeoutMs: 20_000, what: 'the Sentinels name the new master' })
+  await waitFor(async () => app.redis.status === 'ready' && parseInfo(await app.redis.info('server')).get('run_id') === newMaster,
+    { timeoutMs: 20_000, what: 'the client reaches the new master' })
+  await sleep(500) // writes served by the new master
+  state.stop = true
+  await load
+  const results = await Promise.all(outcomes)
+  const failed = results.filter((r) => !r.ok)
+  const moved = logs().find((l) => /promoted replica answers as master/.test(l.msg ?? ''))
+  const values = await app.redis.mget(results.map((r) => `tls-fo:${r.i}`))
+  const lost = results.filter((r, n) => r.ok && values[n] !== String(r.i))
+  t.comment(`${results.length} writes (SET + INCR), ${failed.length} failed, ${lost.length} lost; longest ${Math.max(...results.map((r) => r.ms))} ms; ` +
+    `client moved ${moved === undefined ? '-' : Number(moved.time) - failoverAt} ms after SENTINEL FAILOVER`)
+  if (failed.length > 0) t.comment(`failures: ${[...new Set(failed.map((r) => r.error))].slice(0, 3).join(' | ')}`)
+
+  t.equal(failed.length, 0, 'no write failed')
+  t.equal(lost.length, 0, 'no acknowledged write lost')
+  t.equal(await app.redis.get('tls-fo:count'), String(results.length), 'every INCR counted once, on the master that stayed')
+  t.ok(moved, 'the promotion poll (INFO replication to the promoted replica, over TLS) saw the promotion and the client followed it')
+  t.equal(parseInfo(await app.redis.info('replication')).get('role'), 'master', 'the client is on a master')
+  const stream = (app.redis as unknown as { stream?: unknown }).stream
+  t.ok(stream instanceof TLSSocket && stream.encrypted, 'over TLS')
+  t.match(await group.replica.cli('CLIENT', 'LIST'), /name=fastify-redis-suite/, 'the suite\'s connection is on the promoted node (TLS-only)')
 })
 
 t.test('Cluster: TLS-only nodes, one startup node: the discovered nodes are reached over TLS too', async (t) => {
