@@ -199,15 +199,21 @@ function routeHook (route: RouteLimit) {
         return
       }
     }
-    limit.consume(key).then((decision) => {
-      let failure: Error | undefined
-      try {
-        failure = answer(route, request, reply, key, decision)
-      } catch (err) {
-        failure = err instanceof Error ? err : new Error(String(err)) // a throwing onExceeding/onExceeded
-      }
-      done(failure)
-    }, done)
+    // Decided in process (a batched lease in hand, no Redis, Redis known down): answered in this
+    // call, without a promise or a microtask; else when Redis replies.
+    const decided = limit.decide(key)
+    if (decided instanceof Promise) decided.then((decision) => { finish(request, reply, key, decision, done) }, done)
+    else finish(request, reply, key, decided, done)
+  }
+
+  function finish (request: FastifyRequest, reply: FastifyReply, key: string, decision: RateLimitDecision, done: Done): void {
+    let failure: Error | undefined
+    try {
+      failure = answer(route, request, reply, key, decision)
+    } catch (err) {
+      failure = err instanceof Error ? err : new Error(String(err)) // a throwing onExceeding/onExceeded
+    }
+    done(failure)
   }
 }
 

@@ -97,6 +97,12 @@ export interface BoundLimit {
   readonly batched: boolean
   /** Counts one request of `id`. `max`/`timeWindowMs` override the bound ones (per-request functions). Never rejects. */
   consume: (id: string, max?: number, timeWindowMs?: number) => Promise<RateLimitDecision>
+  /**
+   * consume() with the bound max and window, answered synchronously when it is decided in this
+   * process (a batched lease in hand, no Redis, Redis known down): no promise and no microtask on
+   * that path. A promise (never rejecting) when Redis is asked.
+   */
+  decide: (id: string) => RateLimitDecision | Promise<RateLimitDecision>
   /** The same answer without counting (@fastify/rate-limit's `{ increment: false }`). Never rejects. */
   peek: (id: string, max?: number, timeWindowMs?: number) => Promise<RateLimitDecision>
 }
@@ -258,6 +264,16 @@ export class RateLimitStore {
     function argsFor (p: LimitParams): readonly string[] {
       return p === params ? fixedArgs : [String(p.timeWindow), String(p.max), ...tail]
     }
+    function count (id: string, p: LimitParams): RateLimitDecision | Promise<RateLimitDecision> {
+      if (lean) {
+        const counter = prefix + escapeId(id) + counterSuffix
+        return store.#lean(id, counter, p, p === params ? windowArg : String(Math.ceil(p.timeWindow)))
+      }
+      const keys = keysOf(id)
+      return store.#decide(id, keys, p, batched
+        ? () => store.#batched!.consume(keys.counter, p.max, p.timeWindow)
+        : (redis) => redis.run(script, keys.counter, keys.strikes, keys.ban, argsFor(p)), false)
+    }
 
     return {
       max: params.max,
@@ -265,20 +281,15 @@ export class RateLimitStore {
       algorithm: params.algorithm,
       batched,
       consume (id, max, timeWindowMs) {
-        const p = paramsFor(max, timeWindowMs)
-        if (lean) {
-          const counter = prefix + escapeId(id) + counterSuffix
-          return store.#lean(id, counter, p, p === params ? windowArg : String(Math.ceil(p.timeWindow)))
-        }
-        const keys = keysOf(id)
-        return store.#decide(id, keys, p, batched
-          ? (redis) => store.#batched!.consume(keys.counter, p.max, p.timeWindow)
-          : (redis) => redis.run(script, keys.counter, keys.strikes, keys.ban, argsFor(p)), false)
+        return settled(count(id, paramsFor(max, timeWindowMs)))
+      },
+      decide (id) {
+        return count(id, params)
       },
       peek (id, max, timeWindowMs) {
         const p = paramsFor(max, timeWindowMs)
         const keys = keysOf(id)
-        return store.#decide(id, keys, p, (redis) => redis.run(readScript, keys.counter, keys.strikes, keys.ban, argsFor(p)), true)
+        return settled(store.#decide(id, keys, p, (redis) => redis.run(readScript, keys.counter, keys.strikes, keys.ban, argsFor(p)), true))
       }
     }
   }
@@ -292,8 +303,8 @@ export class RateLimitStore {
 
   // The lean path (see the head of this file): one promise from the EVALSHA to the decision. (Inline
   // arrows: a named closure per request costs a defineProperty under tsx/esbuild's keepNames.)
-  #lean (id: string, counter: string, params: LimitParams, windowArg: string): Promise<RateLimitDecision> {
-    if (this.#skipRedis()) return Promise.resolve(this.#down(id, this.#keysFor(counter), params, false))
+  #lean (id: string, counter: string, params: LimitParams, windowArg: string): RateLimitDecision | Promise<RateLimitDecision> {
+    if (this.#skipRedis()) return this.#down(id, this.#keysFor(counter), params, false)
     return this.#redis!.increment(PLAIN_FIXED_WINDOW_SCRIPT, counter, windowArg).then(
       (reply) => this.#leanDecision(id, params, reply),
       (err: unknown) => this.#afterFailure(wrapRedisError(err), id, this.#keysFor(counter), params, false))
@@ -327,19 +338,20 @@ export class RateLimitStore {
     return { counter, strikes: base + ':s', ban: base + ':b' }
   }
 
-  #decide (id: string, keys: LimitKeys, params: LimitParams, ask: (redis: RedisLimiter) => LimiterResult | Promise<LimiterResult>, peek: boolean): Promise<RateLimitDecision> {
+  /** The decision, synchronously when no Redis reply is needed; a promise that never rejects otherwise. */
+  #decide (id: string, keys: LimitKeys, params: LimitParams, ask: (redis: RedisLimiter) => LimiterResult | Promise<LimiterResult>, peek: boolean): RateLimitDecision | Promise<RateLimitDecision> {
     const redis = this.#redis
     if (redis === undefined) {
-      return Promise.resolve(this.#record(id, params, 'memory', peek ? this.#memory.peekSync(keys, params) : this.#memory.consumeSync(keys, params)))
+      return this.#record(id, params, 'memory', peek ? this.#memory.peekSync(keys, params) : this.#memory.consumeSync(keys, params))
     }
-    if (this.#skipRedis()) return Promise.resolve(this.#down(id, keys, params, peek))
+    if (this.#skipRedis()) return this.#down(id, keys, params, peek)
     let answer: LimiterResult | Promise<LimiterResult>
     try {
       answer = ask(redis)
     } catch (err) {
-      return Promise.resolve(this.#afterFailure(err, id, keys, params, peek))
+      return this.#afterFailure(err, id, keys, params, peek)
     }
-    if (!(answer instanceof Promise)) return Promise.resolve(this.#record(id, params, 'redis', answer))
+    if (!(answer instanceof Promise)) return this.#record(id, params, 'redis', answer)
     return answer.then((result) => {
       if (this.#failing) this.#recovered()
       return this.#record(id, params, 'redis', result)
@@ -448,4 +460,9 @@ const DOWN_MODE_TEXT: Record<RedisDownMode, string> = {
   fallback: 'requests are limited per process by the in-process limiter',
   open: 'requests are allowed without a limit (fail open)',
   closed: 'requests are refused with 503 (fail closed)'
+}
+
+/** A decision as the promise consume() and peek() promise. */
+function settled (decision: RateLimitDecision | Promise<RateLimitDecision>): Promise<RateLimitDecision> {
+  return decision instanceof Promise ? decision : Promise.resolve(decision)
 }
