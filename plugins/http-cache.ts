@@ -3,11 +3,14 @@
 // write route drops them on every instance after a 2xx. The rules (key, what may be stored,
 // freshness, collapse) live in lib/http-cache; this file wires them into Fastify's lifecycle:
 //
-//   preParsing (route-level) a hit is answered here, before body parsing, validation and the
-//              handler; a miss joins or starts the one handler run for its key (see
+//   preParsing (route-level, public routes) a hit is answered here, before body parsing, validation
+//              and the handler; a miss joins or starts the one handler run for its key (see
 //              lib/http-cache/response-store.ts). Not onRequest: the rate limiter, session loading
 //              and an app's auth hooks are onRequest hooks, some added per route by plugins
 //              registered after this one, and every one of them must run before a hit is served.
+//   preHandler (route-level, appended, private routes) the same lookup, after the app's preHandler
+//              hooks: a private entry is keyed by the user, shared by all of the user's sessions and
+//              tokens, so the app's per-request checks (second factor, revoked token) run on hits too.
 //   onSend     (route-level, before HEAD's body stripping) the serialised response is stored,
 //              ETag/Cache-Control/Age/Surrogate-Key/x-cache are set, If-None-Match answers 304
 //   a miss's response 'close' settles whatever the request left open (a fill, a refresh, a
@@ -19,7 +22,7 @@ import { parseDuration, type Duration } from '../lib/config/index.js'
 import {
   bodyOf, buildResponseKey, CACHEABLE_METHODS, computeEtag, formatCacheControl, freshness, hashIdentity, hasUnlistedCookie, headerValue,
   INVALIDATING_METHODS, matchesIfNoneMatch, readCookie, readMaxmemoryPolicy, replayableHeaders, resolveRoutePolicy, ResponseStore, RouteBudget, storageTtl,
-  tagsFor, wantsRevalidation, whyNotStorable,
+  surrogateKeyHeader, tagsFor, unsendableHeader, wantsRevalidation, whyNotStorable,
   type CachedRoutePolicy, type Fill, type HttpCacheStats, type RouteCacheOptions, type StoredResponse, type TagSource
 } from '../lib/http-cache/index.js'
 import { loadedSession } from './session.js'
@@ -95,7 +98,7 @@ const prepared = new WeakMap<StoredResponse, PreparedHit>()
 function prepare (entry: StoredResponse, route: CachedRoute, tags: readonly string[]): PreparedHit {
   const headers: PreparedHit['headers'] = { ...entry.headers, etag: entry.etag, 'cache-control': route.cacheControl }
   if (route.policy.vary.length > 0) headers.vary = route.policy.vary.join(', ')
-  if (tags.length > 0) headers['surrogate-key'] = tags.join(' ')
+  if (tags.length > 0) headers['surrogate-key'] = surrogateKeyHeader(tags)
   return { headers, body: bodyOf(entry) }
 }
 
@@ -197,24 +200,30 @@ async function httpCachePlugin (app: FastifyInstance, options: HttpCachePluginOp
         cacheControl: formatCacheControl(policy.cache)
       }
       if (!cached.budget.capped && !total.capped) uncapped.push(cached.name)
-      // A callback hook: a memory-tier hit is answered synchronously (no promise, no microtask) and
+      // Callback hooks: a memory-tier hit is answered synchronously (no promise, no microtask) and
       // the chain ends there, without `done`; the rest (Redis, collapse, revalidation) goes on
-      // asynchronously and calls `done` only when it did not answer.
-      addHook(route, 'preParsing', (request: FastifyRequest, reply: FastifyReply, payload: unknown, done: Done) => {
-        const exchange = open(request, reply, cached)
-        if (exchange === undefined) return done(null, payload)
-        const inMemory = exchange.revalidate ? undefined : store.peekMemory(exchange.key)
-        if (inMemory !== undefined && freshness(inMemory.storedAt, cached.policy) === 'fresh') {
-          serve(request, reply, inMemory, exchange, 'HIT')
-          return
-        }
-        answer(request as Carrier, reply, exchange, inMemory).then((answered) => { if (!answered) done(null, payload) }, done)
-      })
+      // asynchronously and calls `done` only when it did not answer. A public route answers in
+      // preParsing, before body parsing and validation. A private entry belongs to a user, whom all
+      // of that user's sessions and tokens share: its hit waits until the route's preHandler hooks
+      // ran, so a check the app makes per request (a second factor, a revoked token) runs on it too.
+      if (cached.policy.private) {
+        addHook(route, 'preHandler', (request: FastifyRequest, reply: FastifyReply, done: Done) => {
+          const answered = lookup(request, reply, cached)
+          if (answered === false) done(null)
+          else if (answered !== true) settleHook(answered, done, (served) => { if (!served) done(null) })
+        })
+      } else {
+        addHook(route, 'preParsing', (request: FastifyRequest, reply: FastifyReply, payload: unknown, done: Done) => {
+          const answered = lookup(request, reply, cached)
+          if (answered === false) done(null, payload)
+          else if (answered !== true) settleHook(answered, done, (served) => { if (!served) done(null, payload) })
+        })
+      }
       // Before HEAD's own onSend, which drops the body: a HEAD miss can fill GET's entry too.
       // Callback hooks: a hit (no exchange) passes through without a promise or a microtask.
       addHook(route, 'onSend', (request: FastifyRequest, reply: FastifyReply, payload: unknown, done: Done) => {
         if ((request as Carrier)[kExchange] === null) return done(null, payload)
-        storeResponse(request, reply, payload).then((sent) => done(null, sent), done)
+        settleHook(storeResponse(request, reply, payload), done, (sent) => { done(null, sent) })
       }, (hook) => hook.name === 'headRouteOnSendHandler')
       // No onResponse/onRequestAbort/onTimeout hooks: Fastify would add listeners to every request,
       // hits included; a request that opens an exchange listens for its own end (see track()).
@@ -224,6 +233,21 @@ async function httpCachePlugin (app: FastifyInstance, options: HttpCachePluginOp
       addHook(route, 'onSend', (request: FastifyRequest, reply: FastifyReply, payload: unknown) => invalidate(request, reply, payload, tags))
     }
   })
+
+  /**
+   * A cached route's lookup: true when a fresh memory-tier copy was served in this call, false when
+   * the cache stays out of the request, else the asynchronous rest (true once it answered).
+   */
+  function lookup (request: FastifyRequest, reply: FastifyReply, route: CachedRoute): boolean | Promise<boolean> {
+    const exchange = open(request, reply, route)
+    if (exchange === undefined) return false
+    const inMemory = exchange.revalidate ? undefined : store.peekMemory(exchange.key)
+    if (inMemory !== undefined && freshness(inMemory.storedAt, route.policy) === 'fresh') {
+      serve(request, reply, inMemory, exchange, 'HIT')
+      return true
+    }
+    return answer(request as Carrier, reply, exchange, inMemory)
+  }
 
   /** Whether this request carries credentials or cookies that may change a public route's response. */
   function personal (request: FastifyRequest, policy: CachedRoutePolicy<FastifyRequest>): boolean {
@@ -350,7 +374,8 @@ async function httpCachePlugin (app: FastifyInstance, options: HttpCachePluginOp
     const { route: { policy }, key, tags } = exchange
     const status = reply.statusCode
     const headers = reply.getHeaders()
-    const notStorable = whyNotStorable({ status, headers, payload, vary: policy.vary, privateRoute: policy.private, maxBodyBytes })
+    const notStorable = whyNotStorable({ status, headers, payload, vary: policy.vary, privateRoute: policy.private, maxBodyBytes }) ??
+      unsendable(headers)
     if (notStorable === undefined) {
       const body = typeof payload === 'string' || Buffer.isBuffer(payload) ? payload : ''
       const entry: StoredResponse = {
@@ -397,6 +422,12 @@ async function httpCachePlugin (app: FastifyInstance, options: HttpCachePluginOp
     }
     reply.header('x-cache', notStorable.bypass ? 'BYPASS' : 'MISS')
     return payload
+  }
+
+  /** A response Node will refuse to send fails as this request's 500; stored, every hit would fail too. */
+  function unsendable (headers: ReturnType<FastifyReply['getHeaders']>): { reason: string, bypass: boolean } | undefined {
+    const name = unsendableHeader(headers)
+    return name === undefined ? undefined : { reason: `header ${name} cannot be sent`, bypass: true }
   }
 
   /** The route's write budget: past it the response is served but not stored (warned once per change). */
@@ -475,7 +506,7 @@ async function httpCachePlugin (app: FastifyInstance, options: HttpCachePluginOp
     reply.header('cache-control', route.cacheControl)
     reply.header('age', String(ageS))
     if (policy.vary.length > 0) reply.header('vary', policy.vary.join(', '))
-    if (tags.length > 0) reply.header('surrogate-key', tags.join(' '))
+    if (tags.length > 0) reply.header('surrogate-key', surrogateKeyHeader(tags))
     reply.header('x-cache', verdict)
     if (!matchesIfNoneMatch(request.headers['if-none-match'], entry.etag)) return body
     store.stats.notModified++
@@ -563,7 +594,22 @@ function defaultUserKey (request: FastifyRequest): string | undefined {
 }
 
 type Done = (err: Error | null, payload?: unknown) => void
-type HookName = 'preParsing' | 'onSend'
+
+/**
+ * Ends a callback hook with its asynchronous work, on every path, as Fastify's own runner ends an
+ * async hook: a throw from the rest of the chain (a header Node refuses to send) goes back to `done`
+ * as this request's error, instead of escaping as an unhandled rejection that ends the process.
+ */
+function settleHook<T> (work: Promise<T>, done: Done, next: (value: T) => void): void {
+  work.then((value) => {
+    try {
+      next(value)
+    } catch (err) {
+      done(err as Error)
+    }
+  }, (err: unknown) => { done(err instanceof Error ? err : new Error(String(err))) })
+}
+type HookName = 'preParsing' | 'preHandler' | 'onSend'
 type AnyHook = (...args: never[]) => unknown
 
 /** Appends a route-level hook (or inserts it before the first one `before` picks). */

@@ -6,6 +6,7 @@ export {
 } from './entry.js'
 export { HttpCacheConfigError } from './errors.js'
 export { computeEtag, matchesIfNoneMatch } from './etag.js'
+export { surrogateKeyHeader, surrogateKeyOf, unsendableHeader } from './headers.js'
 export { buildResponseKey, canonicalUrl, hasUnlistedCookie, hashIdentity, headerValue, readCookie, type ResponseKeyParts } from './key.js'
 export { readMaxmemoryPolicy } from './maxmemory-policy.js'
 export {

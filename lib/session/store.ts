@@ -136,7 +136,7 @@ export class SessionStore {
   get userKey (): string { return this.#options.userKey }
 
   get (sessionId: string, callback: GetCallback): void {
-    this.#load(sessionId).then((result) => {
+    this.#deliver(this.#load(sessionId), (result) => {
       if (result === undefined) {
         callback(null, null)
         return
@@ -147,16 +147,16 @@ export class SessionStore {
       } finally {
         this.#pending = undefined
       }
-    }, (err: unknown) => callback(err))
+    }, callback)
   }
 
   set (sessionId: string, session: SessionLike, callback: Callback): void {
-    this.#save(sessionId, session).then(() => callback(), callback)
+    this.#deliver(this.#save(sessionId, session), () => { callback() }, callback)
   }
 
   /** express-session's optional method: extends an existing session only; a destroyed one stays gone. */
   touch (sessionId: string, session: SessionLike, callback: Callback): void {
-    this.#touch(sessionId, session).then(() => callback(), callback)
+    this.#deliver(this.#touch(sessionId, session), () => { callback() }, callback)
   }
 
   destroy (sessionId: string, callback: Callback): void {
@@ -164,19 +164,35 @@ export class SessionStore {
     // new visitor): no round trip, so a sign-in costs one store call.
     if (this.#clients.has(sessionId)) {
       this.#stats.destroys++
-      queueMicrotask(() => callback())
+      this.#deliver(Promise.resolve(), () => { callback() }, callback)
       return
     }
     // regenerate() and destroy() in a handler: bounded by the budget of the request that loaded it.
     const budget = this.#budget ?? this.#budgets.get(sessionId)
     if (this.#budgetSpent(budget)) {
-      this.guarded(Promise.reject(new Error('request time budget spent'))).catch(callback)
+      this.#deliver(this.guarded(Promise.reject(new Error('request time budget spent'))), () => {}, callback)
       return
     }
-    this.guarded(this.backend.destroy(sessionHandle(sessionId)), budget).then(() => {
+    this.#deliver(this.guarded(this.backend.destroy(sessionHandle(sessionId)), budget), () => {
       this.#stats.destroys++
       callback()
     }, callback)
+  }
+
+  /**
+   * Hands an operation's outcome to @fastify/session's callback, which runs the rest of the response
+   * (its onSend continues Fastify's hook chain from there). A throw from it, such as a header Node
+   * refuses to send, goes back to it once as the error, as Fastify's own runner treats a throwing
+   * hook: that request answers 500, and nothing escapes as an unhandled rejection.
+   */
+  #deliver<T> (work: Promise<T>, onValue: (value: T) => void, callback: (err: unknown) => void): void {
+    work.then(onValue, callback).catch((err: unknown) => {
+      try {
+        callback(err)
+      } catch (again) {
+        this.#options.logger.warn({ err: again }, 'session callback failed twice: the response could not be sent')
+      }
+    })
   }
 
   /**
