@@ -99,7 +99,7 @@ export class CacheEngine {
         this.#sweepTimer.unref()
       }
     }
-    // Even without a memory tier: the messages keep the in-process versions current.
+    // Even without a memory tier: a message makes the in-process versions it names be read again.
     if (options.subscriber !== undefined && client !== undefined) {
       this.#bus = new InvalidationBus({
         subscriber: options.subscriber,
@@ -107,6 +107,7 @@ export class CacheEngine {
         instanceId: this.instanceId,
         logger: options.logger,
         onInvalidation: (invalidation) => this.#applyRemote(invalidation),
+        onDropped: () => this.counters.record({ type: 'invalidation-dropped' }),
         onResubscribed: () => this.onReconnect()
       })
     }
@@ -444,11 +445,11 @@ export class CacheEngine {
   }
 
   #applyRemote (invalidation: Invalidation, fromMessage = true): void {
+    // A message says what changed, not what it changed to: its versions are not trusted (see versions.ts).
     if (fromMessage && invalidation.kind === 'tags') {
-      const keys = invalidation.tags.map(this.layout.tag)
-      this.#learn(keys, invalidation.versions)
+      for (const tag of invalidation.tags) this.versions.forget(this.layout.tag(tag))
     } else if (fromMessage && invalidation.kind === 'namespace') {
-      this.#learn([this.layout.generation(invalidation.namespace)], invalidation.version === undefined ? undefined : [invalidation.version])
+      this.versions.forget(this.layout.generation(invalidation.namespace))
     }
     const evicted = this.#apply(invalidation)
     this.counters.record({ type: 'invalidation-received', kind: invalidation.kind, evicted })

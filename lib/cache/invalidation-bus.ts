@@ -6,20 +6,35 @@
 // Pub/sub rather than client-side tracking: tracking needs RESP3 or a redirect connection per client,
 // tracks every key read (a memory cost on the server) and knows nothing of tags or generations,
 // which are the invalidations that matter most here.
+//
+// Anyone allowed to PUBLISH on the channel (the least-privilege ACL user may) can send anything: each
+// message is checked against a compiled schema and dropped (counted, logged once per burst) unless it
+// matches, and nothing a message holds can throw out of the listener, where ioredis would rethrow it
+// as an uncaught exception. A well-formed forged message can only evict memory copies (costing reads):
+// receivers take no version from it (versions.ts).
+import Type, { type Static } from 'typebox'
+import { Compile } from 'typebox/compile'
 import type { CacheLogger, RedisClient } from './redis-tier.js'
-import type { InvalidationKind } from './stats.js'
 
-// Tag and namespace invalidations carry the versions the bump produced, so receivers update their
-// in-process versions (versions.ts) without reading them; a message without them (an older instance)
-// makes the receiver read them again when next needed.
-export type Invalidation =
-  | { kind: 'keys', keys: string[] }
-  | { kind: 'tags', tags: string[], versions?: string[] | undefined }
-  | { kind: 'namespace', namespace: string, version?: string | undefined }
+const MAX_NAMES = 10_000
+const Names = Type.Array(Type.String(), { maxItems: MAX_NAMES })
 
-interface WireMessage { from: string, invalidation: Invalidation }
+// Tag and namespace invalidations carry the versions the bump produced. Receivers no longer use them
+// (see versions.ts) but still send them, for instances of earlier releases during a rolling deploy.
+const WireMessageSchema = Type.Object({
+  from: Type.String({ maxLength: 256 }),
+  invalidation: Type.Union([
+    Type.Object({ kind: Type.Literal('keys'), keys: Names }),
+    Type.Object({ kind: Type.Literal('tags'), tags: Names, versions: Type.Optional(Names) }),
+    Type.Object({ kind: Type.Literal('namespace'), namespace: Type.String(), version: Type.Optional(Type.String()) })
+  ])
+})
+const wireMessage = Compile(WireMessageSchema)
 
-const KINDS: ReadonlySet<InvalidationKind> = new Set(['keys', 'tags', 'namespace'])
+type WireMessage = Static<typeof WireMessageSchema>
+export type Invalidation = WireMessage['invalidation']
+
+const DROP_LOG_EVERY_MS = 10_000
 
 export interface InvalidationBusOptions {
   subscriber: RedisClient
@@ -27,6 +42,8 @@ export interface InvalidationBusOptions {
   instanceId: string
   logger?: CacheLogger | undefined
   onInvalidation: (invalidation: Invalidation) => void
+  /** A message that is not a valid invalidation was dropped. */
+  onDropped?: () => void
   /** The subscriber reconnected: messages may have been missed meanwhile. */
   onResubscribed: () => void
 }
@@ -37,6 +54,7 @@ export class InvalidationBus {
   #settleReady!: () => void
   #subscribed = false
   #closed = false
+  #dropLoggedAt = -Infinity
 
   constructor (options: InvalidationBusOptions) {
     this.#options = options
@@ -97,30 +115,36 @@ export class InvalidationBus {
     if (channel !== this.#options.channel) return
     const message = parse(text)
     if (message === undefined) {
-      this.#options.logger?.debug({ channel }, 'cache: ignored a malformed invalidation message')
+      this.#dropped()
       return
     }
     if (message.from === this.#options.instanceId) return
-    this.#options.onInvalidation(message.invalidation)
+    try {
+      this.#options.onInvalidation(message.invalidation)
+    } catch (err) {
+      // A bug of ours must not become an uncaught exception in every instance at once.
+      this.#options.logger?.warn({ err }, 'cache: applying an invalidation message failed')
+    }
+  }
+
+  #dropped (): void {
+    this.#options.onDropped?.()
+    const now = Date.now()
+    if (now - this.#dropLoggedAt < DROP_LOG_EVERY_MS) return
+    this.#dropLoggedAt = now
+    this.#options.logger?.warn({ channel: this.#options.channel },
+      'cache: dropped a message on the invalidation channel that is not a valid invalidation (something else publishes there?); further drops in the next 10s are only counted')
   }
 }
 
 function parse (text: string): WireMessage | undefined {
+  let message: unknown
   try {
-    const message = JSON.parse(text) as Partial<WireMessage>
-    const invalidation = message.invalidation
-    if (typeof message.from !== 'string' || invalidation === undefined || !KINDS.has(invalidation.kind)) return undefined
-    // Versions that are not digit strings are dropped: the receiver then reads them from Redis.
-    if (invalidation.kind === 'tags' && !(Array.isArray(invalidation.versions) && invalidation.versions.every(isVersion))) delete invalidation.versions
-    if (invalidation.kind === 'namespace' && !isVersion(invalidation.version)) delete invalidation.version
-    return message as WireMessage
+    message = JSON.parse(text)
   } catch {
     return undefined
   }
-}
-
-function isVersion (value: unknown): value is string {
-  return typeof value === 'string' && /^\d{1,20}$/.test(value)
+  return wireMessage.Check(message) ? message : undefined
 }
 
 function delay (ms: number): Promise<void> {

@@ -8,6 +8,8 @@ export type CacheEvent =
   | { type: 'load-error' | 'load-timeout', namespace: string }
   | { type: 'redis-failure', operation: string }
   | { type: 'invalidation-received', kind: InvalidationKind, evicted: number }
+  /** A message on the invalidation channel that is not one (malformed, or from something else): ignored. */
+  | { type: 'invalidation-dropped' }
 
 export type InvalidationKind = 'keys' | 'tags' | 'namespace'
 
@@ -25,6 +27,8 @@ export interface CacheStats {
   namespaces: Record<string, NamespaceStats>
   redisFailures: number
   invalidationsReceived: number
+  /** Messages on the invalidation channel that did not match its schema: dropped. */
+  invalidationsDropped: number
   memory: { entries: number, bytes: number } | undefined
 }
 
@@ -34,6 +38,7 @@ export class CacheCounters {
   readonly #namespaces = new Map<string, NamespaceStats>()
   #redisFailures = 0
   #invalidationsReceived = 0
+  #invalidationsDropped = 0
   readonly #onEvent: ((event: CacheEvent) => void) | undefined
 
   constructor (onEvent?: (event: CacheEvent) => void) {
@@ -59,6 +64,7 @@ export class CacheCounters {
       case 'load-timeout': this.#of(event.namespace).loadTimeouts++; break
       case 'redis-failure': this.#redisFailures++; break
       case 'invalidation-received': this.#invalidationsReceived++; break
+      case 'invalidation-dropped': this.#invalidationsDropped++; break
     }
     if (this.#onEvent !== undefined) this.#emit(event)
   }
@@ -76,7 +82,7 @@ export class CacheCounters {
     for (const [name, s] of this.#namespaces) {
       namespaces[name] = { ...s, memory: { ...s.memory }, redis: { ...s.redis } }
     }
-    return { namespaces, redisFailures: this.#redisFailures, invalidationsReceived: this.#invalidationsReceived, memory }
+    return { namespaces, redisFailures: this.#redisFailures, invalidationsReceived: this.#invalidationsReceived, invalidationsDropped: this.#invalidationsDropped, memory }
   }
 
   #of (namespace: string): NamespaceStats {

@@ -1,16 +1,20 @@
 // The in-process copy of namespace generations and tag versions, so a Redis hit is judged without
 // reading them again: a hit costs one GET.
 //
-// Three sources keep it current: this instance's own bumps (INCR's reply), the invalidation bus (the
-// message carries the new version), and a periodic re-read of every known key (the sweep, engine.ts),
-// which also covers a lost message. A reconnect forgets everything: the next lookups read what they need.
+// Three sources keep it current: this instance's own bumps (INCR's reply), a Redis read when a value
+// is not known, and a periodic re-read of every known key (the sweep, engine.ts), which also covers a
+// lost message. An invalidation message from another instance makes its keys unknown (read again when
+// next needed): it is never taken as a value, since anyone allowed to PUBLISH could forge one, and a
+// version announced ahead of Redis would stamp entries that a later real bump then makes look fresh.
+// A reconnect forgets everything: the next lookups read what they need.
 //
 // Versions only grow in Redis, except when Redis itself lost them (a restart without persistence, a
-// flush); a Redis read is therefore taken as the truth, but never over a value that a bump or message
-// set after that read was sent: the `seq` of each value tells which is newer.
+// flush); a Redis read is therefore taken as the truth, but never over a value that a bump or a
+// message set (or forgot) after that read was sent: the `seq` of each value tells which is newer.
 const MAX_KEYS = 10_000
 
-interface Known { value: string, seq: number }
+/** undefined: forgotten (read again when needed), kept with its seq so an older read cannot restore it. */
+interface Known { value: string | undefined, seq: number }
 
 export class VersionTable {
   readonly #known = new Map<string, Known>()
@@ -40,21 +44,24 @@ export class VersionTable {
       const value = values[i] ?? '0' // a version key that does not exist yet: nothing was invalidated
       const known = this.#known.get(key)
       if (known !== undefined && known.seq > since) return // a bump or message is newer than this read
-      if (known !== undefined && known.value !== value) changed.push(key)
+      if (known?.value !== undefined && known.value !== value) changed.push(key)
       this.#set(key, value)
     })
     return changed
   }
 
-  /** A version this instance bumped to, or that a message announced: kept unless already past it. */
+  /** A version this instance bumped to (INCR's reply): kept unless already past it. */
   advance (key: string, value: string): void {
     const known = this.#known.get(key)
-    if (known === undefined || Number(value) > Number(known.value)) this.#set(key, value)
+    if (known?.value === undefined || Number(value) > Number(known.value)) this.#set(key, value)
   }
 
+  /**
+   * The value is no longer known: the next lookup reads it from Redis. A read sent before this call
+   * may still be on its way with the old value; the entry stays, valueless, so fromRead refuses it.
+   */
   forget (key: string): void {
-    this.#known.delete(key)
-    this.#seq++
+    this.#set(key, undefined)
   }
 
   clear (): void {
@@ -62,7 +69,7 @@ export class VersionTable {
     this.#seq++
   }
 
-  #set (key: string, value: string): void {
+  #set (key: string, value: string | undefined): void {
     this.#known.delete(key)
     this.#known.set(key, { value, seq: ++this.#seq })
     // Bounded: the oldest key is simply read again when next needed.

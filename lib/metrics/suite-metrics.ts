@@ -208,6 +208,7 @@ export class SuiteMetrics {
     const loadTimeouts = perNamespace('cache_load_timeouts_total', 'Loader runs given up on after their hard timeout.')
     const redisFailures = new CumulativeCounter(new Counter({ name: 'cache_redis_failures_total', help: 'Cache operations on Redis that failed and were answered without it.', registers, collect }))
     const invalidations = new CumulativeCounter(new Counter({ name: 'cache_invalidations_received_total', help: 'Invalidation messages received from instances (keys, tags, namespaces).', registers, collect }))
+    const dropped = new CumulativeCounter(new Counter({ name: 'cache_invalidations_dropped_total', help: 'Messages on the invalidation channel that were not valid invalidations: dropped. Something other than the suite publishes there.', registers, collect }))
     const entries = new Gauge({ name: 'cache_memory_entries', help: 'Entries held by the in-process tier.', registers, collect })
     const bytes = new Gauge({ name: 'cache_memory_bytes', help: 'Bytes (JSON length) held by the in-process tier.', registers, collect })
     return (stats) => {
@@ -225,6 +226,7 @@ export class SuiteMetrics {
       }
       redisFailures.sync({}, stats.redisFailures)
       invalidations.sync({}, stats.invalidationsReceived)
+      dropped.sync({}, stats.invalidationsDropped)
       if (stats.memory === undefined) {
         entries.remove()
         bytes.remove()

@@ -194,7 +194,18 @@ export class PubSub {
     await (pattern ? this.#transport.punsubscribe(name) : this.#transport.unsubscribe(name))
   }
 
+  // The transport's listener: ioredis rethrows a listener's error as an uncaught exception, so
+  // whatever a message holds, nothing leaves here but counts and log lines.
   readonly #deliver = (fullChannel: string, payload: string, fullPattern: string | undefined): void => {
+    try {
+      this.#deliverEach(fullChannel, payload, fullPattern)
+    } catch (err) {
+      this.#counts.messagesDropped++
+      this.#logger?.error({ err }, 'pubsub: a message could not be delivered')
+    }
+  }
+
+  #deliverEach (fullChannel: string, payload: string, fullPattern: string | undefined): void {
     const topic = fullPattern === undefined ? this.#channels.get(fullChannel) : this.#patterns.get(fullPattern)
     if (topic === undefined) return
     const meta: MessageMeta = { channel: fullChannel.slice(this.#prefix.length) }

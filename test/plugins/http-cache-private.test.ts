@@ -6,6 +6,10 @@ import type { FastifyReply, FastifyRequest } from 'fastify'
 import { build, count, type Runs } from './http-cache-app.js'
 import { useRedis } from '../helpers/index.js'
 
+declare module 'fastify' {
+  interface Session { mfa?: boolean }
+}
+
 const cookieOf = (response: { headers: Record<string, unknown> }): string => String(response.headers['set-cookie']).split(';')[0] ?? ''
 
 t.test('2. a session that lacks the second factor is refused on a private hit cached for a session that passed it', async (t) => {

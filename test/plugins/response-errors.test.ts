@@ -5,8 +5,12 @@
 import t, { type Test } from 'tap'
 import Fastify, { type FastifyInstance } from 'fastify'
 import { build, count, type Runs } from './http-cache-app.js'
-import { useRedis } from '../helpers/index.js'
+import { useRedis, waitFor } from '../helpers/index.js'
 import { cachePlugin, configPlugin, httpCachePlugin, redisPlugin } from '../../index.js'
+
+declare module 'fastify' {
+  interface Session { visits?: number }
+}
 
 type Routes = (app: FastifyInstance) => void
 
@@ -93,6 +97,27 @@ for (const [name, make] of Object.entries(apps)) {
     t.equal((await app.inject('/plain')).statusCode, 200, 'the process is alive and serving')
     await settle()
     t.same(unhandled, [], 'no unhandled rejection')
+  })
+  t.test(`3. a malformed invalidation message leaves the process serving (${name})`, async (t) => {
+    const uncaught: unknown[] = []
+    const onUncaught = (err: unknown): void => { uncaught.push(err) }
+    process.on('uncaughtException', onUncaught)
+    t.teardown(() => { process.off('uncaughtException', onUncaught) })
+    const redis = await useRedis(t)
+    const runs: Runs = {}
+    const app = await make(t, { REDIS_URL: redis.url, REDIS_KEY_PREFIX: 'app:' }, (app) => {
+      app.get('/list', { config: { cache: { ttl: '1m', tags: ['list'] } } }, async () => ({ run: count(runs, 'list') }))
+    })
+    await app.inject('/list')
+    t.equal((await app.inject('/list')).headers['x-cache'], 'HIT')
+    const subscribers = await redis.cli('PUBLISH', 'app:cache:invalidate', '{"from":"x","invalidation":{"kind":"keys","keys":5}}')
+    t.equal(subscribers, '1', 'the instance listens on that channel')
+    await redis.cli('PUBLISH', 'app:cache:invalidate', 'not json')
+    await waitFor(() => app.cache.stats().invalidationsDropped === 2, { what: 'two drops counted' })
+    t.same(uncaught, [], 'nothing thrown')
+    t.equal((await app.inject('/list')).headers['x-cache'], 'HIT', 'still serving from the cache')
+    await app.cache.invalidateTags(['list'])
+    t.equal((await app.inject('/list')).headers['x-cache'], 'MISS', 'invalidation still works')
   })
 }
 
