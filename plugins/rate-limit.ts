@@ -258,7 +258,7 @@ async function rateLimitPlugin (app: FastifyInstance, options: RateLimitPluginOp
     const timeWindow = windowOf(limit.timeWindow, config.RATE_LIMIT_WINDOW)
     const limiter = limit.limiter
     const policyName = route === undefined ? 'default' : limiter?.policy ?? 'route'
-    const methods = route === undefined ? '' : Array.isArray(route.method) ? route.method.join(',') : route.method
+    const methods = route === undefined ? '' : scopeMethods(route.method)
     const bound = store.limit({
       max: typeof max === 'number' ? max : 0,
       timeWindow: typeof timeWindow === 'number' ? timeWindow : 60_000,
@@ -320,6 +320,16 @@ async function rateLimitPlugin (app: FastifyInstance, options: RateLimitPluginOp
     app.decorate('createRateLimit', api.createRateLimit)
     app.decorate('rateLimit', api.rateLimit)
   }
+}
+
+/**
+ * The methods in a route's counter scope. HEAD counts as GET: Fastify adds a HEAD route beside every
+ * GET route, running the GET handler, and a separate counter would double the attempts (and split
+ * the ban) of a limited GET route.
+ */
+function scopeMethods (method: RouteOptions['method']): string {
+  const methods = (Array.isArray(method) ? method : [method]).map((m) => m.toUpperCase() === 'HEAD' ? 'GET' : m)
+  return [...new Set(methods)].join(',')
 }
 
 export default fp(rateLimitPlugin, {

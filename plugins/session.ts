@@ -58,7 +58,11 @@ const kEnabled = Symbol('redis-suite.sessionEnabled')
 const kRestored = Symbol('redis-suite.sessionRestored')
 const kBudget = Symbol('redis-suite.sessionBudget')
 const kStartedAt = Symbol('redis-suite.sessionStartedAt')
-interface SessionCarrier { [kSession]?: unknown, [kEnabled]?: boolean, [kRestored]?: unknown, [kBudget]?: RequestBudget, [kStartedAt]?: number }
+/** Session ids generated for this request (a new visitor, regenerate()): their creator is forgotten once it answers. */
+const kGenerated = Symbol('redis-suite.sessionIdsGenerated')
+interface SessionCarrier {
+  [kSession]?: unknown, [kEnabled]?: boolean, [kRestored]?: unknown, [kBudget]?: RequestBudget, [kStartedAt]?: number, [kGenerated]?: string[]
+}
 
 /**
  * The session this request loaded, or undefined on a route without `config: { session: true }`.
@@ -128,7 +132,11 @@ async function sessionPlugin (app: FastifyInstance, options: SessionPluginOption
     rolling: false,
     idGenerator: (request?: FastifyRequest) => {
       const id = randomBytes(24).toString('base64url')
-      if (request !== undefined) store.noteClient(id, { ip: request.ip, userAgent: request.headers['user-agent'] })
+      if (request !== undefined) {
+        store.noteClient(id, { ip: request.ip, userAgent: request.headers['user-agent'] })
+        const carrier = request as FastifyRequest & SessionCarrier
+        ;(carrier[kGenerated] ??= []).push(id)
+      }
       return id
     }
   })
@@ -174,7 +182,16 @@ async function sessionPlugin (app: FastifyInstance, options: SessionPluginOption
   }
 
   let insecureWarned = false
-  const saveSession: SendHook = (request, reply, payload, done) => {
+  const saveSession: SendHook = (request, reply, payload, next) => {
+    // Ids generated for this request: once the save is done (or skipped), a session that was not
+    // saved keeps nothing in the store (a 429 or a page view by a new visitor).
+    const generated = (request as SessionCarrier)[kGenerated]
+    const done: Done = generated === undefined
+      ? next
+      : (err, sent) => {
+          for (const id of generated) store.forgetClient(id)
+          next(err, sent)
+        }
     const session = (request as FastifyRequest & SessionCarrier)[kSession] as null | {
       cookie?: { secure?: unknown }, isModified?: () => boolean, sessionId?: string
     } | undefined

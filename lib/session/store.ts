@@ -90,6 +90,9 @@ const ACTIVE_REFRESH_MS = 5_000
 const MAX_DEADLINES = 100_000
 const MAX_MEMO = 50_000
 const MAX_LIFETIMES = 1_000
+/** What is kept of a creator's user agent (the session list shows it) and address. */
+const MAX_USER_AGENT = 512
+const MAX_IP = 64
 const noopLogger: SessionLogger = { warn: () => {}, info: () => {}, debug: () => {} }
 
 export class SessionStore {
@@ -99,9 +102,13 @@ export class SessionStore {
   readonly #loaded = new WeakMap<object, Loaded>()
   /** Set only while get()'s callback runs: the hand-off to adopt() (see the plugin). */
   #pending: { sessionId: string, loaded: Loaded } | undefined
-  /** IP and user agent of the request that created a session id, kept until the first save. */
+  /**
+   * IP and user agent of the request that created a session id, kept until its first save or, when it
+   * never saves, until its response is sent (forgetClient); bounded per entry at the door. The LRU
+   * bound and TTL only matter for requests that never reach their response (aborted).
+   */
   readonly #clients = new LRUCache<string, ClientInfo>({ max: 10_000, ttl: 300_000 })
-  readonly #stats: SessionStats = { loads: 0, saves: 0, touches: 0, destroys: 0, invalid: 0, errors: 0, unavailable: 0, capped: 0, active: null }
+  readonly #stats: Omit<SessionStats, 'pending'> = { loads: 0, saves: 0, touches: 0, destroys: 0, invalid: 0, errors: 0, unavailable: 0, capped: 0, active: null }
   #activeAt = 0
   /** true from the first failed backend call until the next one that succeeds: one warning per outage. */
   #down = false
@@ -282,7 +289,16 @@ export class SessionStore {
 
   /** Remembers who created a session id (called from the id generator) for the session list. */
   noteClient (sessionId: string, client: ClientInfo): void {
-    this.#clients.set(sessionId, client)
+    const { ip, userAgent } = client
+    this.#clients.set(sessionId, {
+      ip: ip === undefined ? undefined : ip.slice(0, MAX_IP),
+      userAgent: userAgent === undefined ? undefined : userAgent.slice(0, MAX_USER_AGENT)
+    })
+  }
+
+  /** The request that generated this id has answered: a session it did not save keeps nothing here. */
+  forgetClient (sessionId: string): void {
+    this.#clients.delete(sessionId)
   }
 
   /** Counters for metrics; `active` is refreshed in the background at most every 5 s, never awaited. */
@@ -292,7 +308,7 @@ export class SessionStore {
       this.#activeAt = now
       this.guarded(this.backend.countAll(now)).then((n) => { this.#stats.active = n }, () => {})
     }
-    return { ...this.#stats }
+    return { ...this.#stats, pending: this.#clients.size }
   }
 
   /**
@@ -477,7 +493,7 @@ export class SessionStore {
       for (const field in fields) set[DATA_PREFIX + field] = fields[field] as string
       if (userId !== undefined) set[META.user] = userId
       if (client?.ip !== undefined) set[META.ip] = client.ip
-      if (client?.userAgent !== undefined) set[META.userAgent] = client.userAgent.slice(0, 512)
+      if (client?.userAgent !== undefined) set[META.userAgent] = client.userAgent
       write = {
         mode: 'replace',
         now,

@@ -97,4 +97,9 @@ export interface SessionStats {
   capped: number
   /** Sessions alive in the backend at the last count (refreshed in the background), or null if unknown. */
   active: number | null
+  /**
+   * Session ids generated for requests still being answered, whose creator (address, user agent) is
+   * kept until the session is saved or the response is sent.
+   */
+  pending: number
 }
