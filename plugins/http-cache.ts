@@ -20,7 +20,7 @@ import fp from 'fastify-plugin'
 import type { FastifyInstance, FastifyReply, FastifyRequest, RouteOptions } from 'fastify'
 import { parseDuration, type Duration } from '../lib/config/index.js'
 import {
-  bodyOf, buildResponseKey, CACHEABLE_METHODS, computeEtag, formatCacheControl, freshness, hashIdentity, hasUnlistedCookie, headerValue,
+  bodyOf, buildResponseKey, CACHEABLE_METHODS, constraintsKey, computeEtag, formatCacheControl, freshness, hashIdentity, hasUnlistedCookie, headerValue,
   INVALIDATING_METHODS, matchesIfNoneMatch, readCookie, readMaxmemoryPolicy, replayableHeaders, resolveRoutePolicy, ResponseStore, RouteBudget, storageTtl,
   surrogateKeyHeader, tagsFor, unsendableHeader, wantsRevalidation, whyNotStorable,
   type CachedRoutePolicy, type Fill, type HttpCacheStats, type RouteCacheOptions, type StoredResponse, type TagSource
@@ -42,6 +42,11 @@ export interface HttpCache {
   stats: () => HttpCacheStats & { capped: number }
   /** Every stored response carrying one of these tags becomes a miss, on every instance. */
   invalidate: (tags: readonly string[]) => Promise<void>
+  /**
+   * Whether this request is the cache's own stale-while-revalidate refresh (the server's work, not
+   * the client's): the suite's rate limiter does not count it against the client.
+   */
+  isRefresh: (request: FastifyRequest) => boolean
 }
 
 export interface HttpCachePluginOptions {
@@ -84,6 +89,14 @@ interface CachedRoute {
   atCap: boolean
   /** The Cache-Control this route sends, formatted once. */
   cacheControl: string
+  /** The route's constraints in the key (routes at one URL that differ by version or host). */
+  constraints: string | undefined
+  /**
+   * Whether a HEAD request's response may fill GET's entry: not on a HEAD route with a handler of its
+   * own, whose empty body would then be served to GETs. Fastify's automatic HEAD route runs the GET
+   * handler, and this route's onSend sees the body before HEAD's own hook drops it.
+   */
+  headFills: boolean
 }
 
 /** What a hit sends, computed once per stored entry (per instance). */
@@ -136,6 +149,7 @@ interface Opened {
 }
 
 const NO_VARY: ReadonlyArray<readonly [string, string | undefined]> = []
+const HEAD_HANDLER = { reason: 'a HEAD handler of its own (its body is not GET\'s)', bypass: false }
 
 // The background refresh of stale-while-revalidate marks its request with this header and a
 // one-time random value mapped to the exchange it refreshes. The value names the entry's key, so the
@@ -181,7 +195,11 @@ async function httpCachePlugin (app: FastifyInstance, options: HttpCachePluginOp
   app.decorateRequest(kExchange, null)
   app.decorate('httpCache', {
     stats: () => ({ ...store.stats, capped }),
-    invalidate: (tags: readonly string[]) => store.invalidate(tags)
+    invalidate: (tags: readonly string[]) => store.invalidate(tags),
+    isRefresh: (request: FastifyRequest) => {
+      const marker = request.headers[REFRESH_HEADER]
+      return typeof marker === 'string' && pendingRefreshes.has(marker)
+    }
   })
   app.addHook('preClose', async () => { closing = true })
   app.addHook('onReady', async () => { await warnIfUncappedOnNoeviction() })
@@ -197,7 +215,9 @@ async function httpCachePlugin (app: FastifyInstance, options: HttpCachePluginOp
         budget: new RouteBudget(policy.cache.maxEntries, policy.cache.maxBytes),
         name: `${methods.join(',')} ${route.url}`,
         atCap: false,
-        cacheControl: formatCacheControl(policy.cache)
+        cacheControl: formatCacheControl(policy.cache),
+        constraints: constraintsKey(route.constraints as Record<string, unknown> | undefined),
+        headFills: methods.includes('GET') || [route.onSend ?? []].flat().some((hook) => (hook as AnyHook).name === 'headRouteOnSendHandler')
       }
       if (!cached.budget.capped && !total.capped) uncapped.push(cached.name)
       // Callback hooks: a memory-tier hit is answered synchronously (no promise, no microtask) and
@@ -287,7 +307,7 @@ async function httpCachePlugin (app: FastifyInstance, options: HttpCachePluginOp
       const user = identity === undefined ? undefined : hashIdentity(identity, secret)
       tags = tagsFor(policy.tags, request)
       const vary = policy.vary.length === 0 ? NO_VARY : policy.vary.map((name) => [name, headerValue(request.headers[name])] as const)
-      const built = buildResponseKey({ method: request.method, origin: `${request.protocol}://${request.host}`, url: request.url, query: policy.query, semicolon, vary, user })
+      const built = buildResponseKey({ method: request.method, origin: `${request.protocol}://${request.host}`, url: request.url, query: policy.query, semicolon, vary, user, route: route.constraints })
       // A query parameter that does not decode reaches the handler raw: no decoded key stands for it.
       if (built === undefined) return bypass(reply)
       key = built
@@ -375,7 +395,7 @@ async function httpCachePlugin (app: FastifyInstance, options: HttpCachePluginOp
     const status = reply.statusCode
     const headers = reply.getHeaders()
     const notStorable = whyNotStorable({ status, headers, payload, vary: policy.vary, privateRoute: policy.private, maxBodyBytes }) ??
-      unsendable(headers)
+      unsendable(headers) ?? (request.method === 'HEAD' && !exchange.route.headFills ? HEAD_HANDLER : undefined)
     if (notStorable === undefined) {
       const body = typeof payload === 'string' || Buffer.isBuffer(payload) ? payload : ''
       const entry: StoredResponse = {

@@ -167,7 +167,7 @@ function answer (route: RouteLimit, request: FastifyRequest, reply: FastifyReply
   return new RateLimitExceededError(ttlMs, banned)
 }
 
-function routeHook (route: RouteLimit) {
+function routeHook (route: RouteLimit, isCacheRefresh: ((request: FastifyRequest) => boolean) | undefined) {
   const { limit, keyGenerator, groupId, allow } = route
   const fixed = typeof route.max === 'number' && typeof route.timeWindow === 'number'
 
@@ -182,6 +182,10 @@ function routeHook (route: RouteLimit) {
 
   // The common case stays on one promise: a string key, fixed max and window, a synchronous allow list.
   return function rateLimitHook (request: FastifyRequest, reply: FastifyReply, done: Done): void {
+    if (isCacheRefresh?.(request) === true) {
+      done() // the HTTP cache's own background refresh: the server's work, not the client's
+      return
+    }
     const generated = keyGenerator(request)
     if (!fixed || typeof generated !== 'string') {
       slow(request, reply, generated).then(() => { done() }, done)
@@ -285,6 +289,8 @@ async function rateLimitPlugin (app: FastifyInstance, options: RateLimitPluginOp
     }
   }
   let globalLimit: RouteLimit | undefined
+  // Registered before this plugin in the suite; absent when the app left the HTTP cache out.
+  const isCacheRefresh = app.hasDecorator('httpCache') ? app.httpCache.isRefresh : undefined
 
   app.addHook('onRoute', (route) => {
     const limit = route.config?.rateLimit
@@ -292,10 +298,10 @@ async function rateLimitPlugin (app: FastifyInstance, options: RateLimitPluginOp
     if (limit == null) {
       if (!config.RATE_LIMIT_GLOBAL || exempt.some((prefix) => isUnder(route.url, prefix))) return
       globalLimit ??= resolve({}, undefined)
-      addRouteHook(route, 'onRequest', routeHook(globalLimit))
+      addRouteHook(route, 'onRequest', routeHook(globalLimit, isCacheRefresh))
       return
     }
-    addRouteHook(route, limit.hook ?? 'onRequest', routeHook(resolve(limit, route)))
+    addRouteHook(route, limit.hook ?? 'onRequest', routeHook(resolve(limit, route), isCacheRefresh))
   })
 
   // app.createRateLimit() and app.rateLimit(), on the same store. Called directly on a child context

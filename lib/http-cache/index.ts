@@ -7,7 +7,7 @@ export {
 export { HttpCacheConfigError } from './errors.js'
 export { computeEtag, matchesIfNoneMatch } from './etag.js'
 export { surrogateKeyHeader, surrogateKeyOf, unsendableHeader } from './headers.js'
-export { buildResponseKey, canonicalUrl, hasUnlistedCookie, hashIdentity, headerValue, readCookie, type ResponseKeyParts } from './key.js'
+export { buildResponseKey, canonicalUrl, constraintsKey, hasUnlistedCookie, hashIdentity, headerValue, readCookie, type ResponseKeyParts } from './key.js'
 export { readMaxmemoryPolicy } from './maxmemory-policy.js'
 export {
   CACHEABLE_METHODS, INVALIDATING_METHODS, resolveRoutePolicy, tagsFor,

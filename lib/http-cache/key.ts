@@ -6,6 +6,7 @@
 //   GET https://app.example/users?page=2&sort=name     a public route without vary
 //   GET https://app.example/users?page=2 vary=Xq3…      vary headers, hashed (values may be long or odd)
 //   GET https://app.example/me user=k9P…                private: an HMAC of the user's identity
+//   GET https://app.example/v route=Hq2…                a route with constraints (version, host…)
 //
 // HEAD shares GET's entries: a HEAD is answered with GET's headers and no body (RFC 9110 §9.3.2).
 import { createHash, createHmac } from 'node:crypto'
@@ -28,17 +29,38 @@ export interface ResponseKeyParts {
   vary?: ReadonlyArray<readonly [string, string | undefined]>
   /** Private routes: an opaque identity of the user (see hashIdentity). */
   user?: string | undefined
+  /** The matched route's constraints (see constraintsKey), when it has any. */
+  route?: string | undefined
 }
 
-export function buildResponseKey ({ method, origin, url, query, semicolon, vary = [], user }: ResponseKeyParts): string | undefined {
+export function buildResponseKey ({ method, origin, url, query, semicolon, vary = [], user, route }: ResponseKeyParts): string | undefined {
   const target = canonicalUrl(url, query, semicolon)
   if (target === undefined) return undefined
   const verb = method === 'HEAD' ? 'GET' : method
   let key = `${verb} ${origin.toLowerCase()}${target}`
   if (Buffer.byteLength(key) > MAX_READABLE_KEY_BYTES || CONTROL_CHARS.test(key)) key = `${verb} #${digest(key, 32)}`
   if (vary.length > 0) key += ` vary=${digest(JSON.stringify(vary), 22)}`
+  if (route !== undefined) key += ` route=${route}`
   if (user !== undefined) key += ` user=${user}`
   return key
+}
+
+/**
+ * What tells a route apart from others at the same URL: its constraints (`version`, `host`, custom
+ * strategies), names sorted; undefined without any. Routes that differ only by a constraint answer
+ * differently, and a `host` constraint routes on the Host header while the key's authority may come
+ * from X-Forwarded-Host behind a trusted proxy: the constraints make each route's entries its own.
+ */
+export function constraintsKey (constraints: Record<string, unknown> | undefined): string | undefined {
+  if (constraints === undefined || constraints === null) return undefined
+  const names = Object.keys(constraints).sort()
+  if (names.length === 0) return undefined
+  const text = JSON.stringify(names.map((name) => [name, constraintText(constraints[name])]))
+  return digest(text, 22)
+}
+
+function constraintText (value: unknown): string {
+  return value instanceof RegExp ? `regexp:${String(value)}` : `value:${typeof value === 'string' ? value : JSON.stringify(value) ?? String(value)}`
 }
 
 /**
