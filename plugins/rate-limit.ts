@@ -13,7 +13,7 @@ import type { RateLimitOptions, RateLimitPluginOptions as UpstreamOptions } from
 import type { FastifyInstance, FastifyReply, FastifyRequest, RouteOptions } from 'fastify'
 import { parseDuration } from '../lib/config/index.js'
 import {
-  buildAllowList, fastifyRateLimitStore, RateLimitUnavailableError, type RouteLimiterOptions,
+  assertRouteLimitOptions, buildAllowList, fastifyRateLimitStore, RateLimitUnavailableError, type RouteLimiterOptions,
   RateLimitExceededError, formatRateLimitPolicy, rateLimitFormatter, clientIpKey, RateLimitStore,
   type BoundLimit, type RateLimitDecision, type RateLimitStats, type RedisDownMode
 } from '../lib/rate-limit/index.js'
@@ -301,6 +301,7 @@ async function rateLimitPlugin (app: FastifyInstance, options: RateLimitPluginOp
       addRouteHook(route, 'onRequest', routeHook(globalLimit, isCacheRefresh))
       return
     }
+    assertRouteLimitOptions(limit, `${[route.method].flat().join(',')} ${route.url}`)
     addRouteHook(route, limit.hook ?? 'onRequest', routeHook(resolve(limit, route), isCacheRefresh))
   })
 

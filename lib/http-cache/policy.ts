@@ -1,6 +1,6 @@
 // A route's `config.cache`, checked and resolved once when the route is registered, so a mistake
 // fails at boot with the route named, and a request parses nothing.
-import { parseDuration, type Duration } from '../config/index.js'
+import { didYouMean, parseDuration, type Duration } from '../config/index.js'
 import { assertValidTags } from '../cache/index.js'
 import { HttpCacheConfigError } from './errors.js'
 
@@ -81,6 +81,7 @@ export const CACHEABLE_METHODS: ReadonlySet<string> = new Set(['GET', 'HEAD'])
 export const INVALIDATING_METHODS: ReadonlySet<string> = new Set(['POST', 'PUT', 'PATCH', 'DELETE'])
 const RESPONSE_OPTIONS = ['ttl', 'tags', 'vary', 'private', 'maxAge', 'staleWhileRevalidate', 'staleIfError', 'ignoreCookies',
   'query', 'clientRevalidation', 'maxEntries', 'maxBytes'] as const
+const OPTIONS: readonly string[] = [...RESPONSE_OPTIONS, 'invalidates']
 const HEADER_NAME = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/
 
 export function resolveRoutePolicy<Request> (options: RouteCacheOptions<Request>, methods: readonly string[], url: string,
@@ -88,6 +89,10 @@ export function resolveRoutePolicy<Request> (options: RouteCacheOptions<Request>
   const where = `config.cache of ${methods.join(',')} ${url}`
   const fail = (message: string): never => { throw new HttpCacheConfigError(`${where}: ${message}`) }
   if (options === null || typeof options !== 'object') fail('must be an object such as { ttl: \'1m\', tags: [\'users\'] }')
+  // A typo must not change what is cached: `privat: true` would otherwise make a private route public.
+  for (const name of Object.keys(options)) {
+    if (!OPTIONS.includes(name)) fail(`unknown option ${name}${didYouMean(name, OPTIONS) || ` (options: ${OPTIONS.join(', ')})`}`)
+  }
   const reads = methods.some((m) => CACHEABLE_METHODS.has(m))
   const writes = methods.some((m) => INVALIDATING_METHODS.has(m))
   const responseOptions = RESPONSE_OPTIONS.filter((name) => options[name] !== undefined)
