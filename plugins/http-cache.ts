@@ -67,7 +67,11 @@ export interface HttpCachePluginOptions {
   maxBytesTotal?: number | false
   /** Response headers never replayed from the cache, besides the built-in per-response ones. */
   omitHeaders?: readonly string[]
-  /** Whether a request is a user's own: not cached unless the route is private. Default: an Authorization header or the session cookie. */
+  /**
+   * Whether a request is a user's own: not cached unless the route is private. Default: an
+   * Authorization header, or the session cookie on a route that loads the session or does not list
+   * that cookie in `ignoreCookies` (a route that never reads the session answers signed-in users alike).
+   */
   isAuthenticated?: (request: FastifyRequest) => boolean
   /**
    * Who a private response belongs to (HMAC-hashed into the key); undefined bypasses the cache.
@@ -97,6 +101,11 @@ interface CachedRoute {
    * handler, and this route's onSend sees the body before HEAD's own hook drops it.
    */
   headFills: boolean
+  /**
+   * The session cookie does not make a request personal here: the route lists it in ignoreCookies
+   * and does not load the session, so its answer cannot depend on it.
+   */
+  sessionCookieIgnored: boolean
 }
 
 /** What a hit sends, computed once per stored entry (per instance). */
@@ -179,8 +188,7 @@ async function httpCachePlugin (app: FastifyInstance, options: HttpCachePluginOp
   const omit = new Set((options.omitHeaders ?? []).map((h) => h.toLowerCase()))
   const cookieName = config.SESSION_COOKIE_NAME
   const secret = config.SESSION_SECRET[0]
-  const isAuthenticated = options.isAuthenticated ??
-    ((request) => request.headers.authorization !== undefined || readCookie(request.headers.cookie, cookieName) !== undefined)
+  const customAuthenticated = options.isAuthenticated
   const userKey = options.userKey ?? defaultUserKey
   // The router's own split of path and query (the key must see the URL as the handler does).
   const routerConfig = app.initialConfig as { useSemicolonDelimiter?: boolean, routerOptions?: { useSemicolonDelimiter?: boolean } }
@@ -217,6 +225,8 @@ async function httpCachePlugin (app: FastifyInstance, options: HttpCachePluginOp
         atCap: false,
         cacheControl: formatCacheControl(policy.cache),
         constraints: constraintsKey(route.constraints as Record<string, unknown> | undefined),
+        sessionCookieIgnored: route.config?.session !== true &&
+          (policy.cache.cookies === 'none' || (policy.cache.cookies !== 'any' && policy.cache.cookies.has(cookieName))),
         headFills: methods.includes('GET') || [route.onSend ?? []].flat().some((hook) => (hook as AnyHook).name === 'headRouteOnSendHandler')
       }
       if (!cached.budget.capped && !total.capped) uncapped.push(cached.name)
@@ -270,8 +280,13 @@ async function httpCachePlugin (app: FastifyInstance, options: HttpCachePluginOp
   }
 
   /** Whether this request carries credentials or cookies that may change a public route's response. */
-  function personal (request: FastifyRequest, policy: CachedRoutePolicy<FastifyRequest>): boolean {
-    if (isAuthenticated(request)) return true
+  function personal (request: FastifyRequest, route: CachedRoute): boolean {
+    const { policy } = route
+    if (customAuthenticated !== undefined
+      ? customAuthenticated(request)
+      : request.headers.authorization !== undefined || (!route.sessionCookieIgnored && readCookie(request.headers.cookie, cookieName) !== undefined)) {
+      return true
+    }
     const cookie = request.headers.cookie
     if (cookie === undefined || cookie === '' || policy.cookies === 'none') return false
     return policy.cookies === 'any' || hasUnlistedCookie(cookie, policy.cookies)
@@ -297,7 +312,7 @@ async function httpCachePlugin (app: FastifyInstance, options: HttpCachePluginOp
         return undefined
       }
     }
-    if (!policy.private && personal(request, policy)) return bypass(reply)
+    if (!policy.private && personal(request, route)) return bypass(reply)
     let key: string
     let tags: string[]
     try {
