@@ -9,8 +9,10 @@ export const PUBSUB_CHANNEL_SEGMENT = 'ps:'
 
 /** Every command the suite sends, lower case, `command|subcommand` where only one subcommand is needed. */
 export const SUITE_ACL_COMMANDS: readonly string[] = Object.freeze([
-  // connection set-up (ready check: INFO), the health monitor, Cluster slot discovery and state
-  'auth', 'hello', 'ping', 'client|setname', 'info', 'quit', 'cluster|slots', 'cluster|info',
+  // connection set-up (ready check: INFO), the health monitor, Cluster slot discovery and state.
+  // CLIENT SETINFO: ioredis names its library at every connect to a server that has it (Redis >= 7.2,
+  // Valkey); refused, it leaves one ACL-log entry per connection. It only labels the connection.
+  'auth', 'hello', 'ping', 'client|setname', 'client|setinfo', 'info', 'quit', 'cluster|slots', 'cluster|info',
   // strings and counters: cache entries, tag versions, rate-limit counters, locks
   'get', 'mget', 'set', 'del', 'exists', 'incr', 'incrby', 'pexpire', 'pexpireat', 'pttl', 'time',
   // hashes and sorted sets: sessions and their per-user index, presence, the sliding limiter
@@ -40,6 +42,18 @@ export interface SuiteAclOptions {
    * database, so SELECT would give the user the same key names in all of them.
    */
   db?: number
+  /**
+   * The server's version (INFO `redis_version`), when it is older than 7.2: Redis 7.0 and 7.1 have no
+   * CLIENT SETINFO and refuse a rule that names it. Default: a server with it (Redis >= 7.2, Valkey).
+   */
+  serverVersion?: string
+}
+
+/** CLIENT SETINFO arrived in Redis 7.2 (Valkey reports 7.2.4 or later as its redis_version). */
+function hasClientSetinfo (version: string | undefined): boolean {
+  if (version === undefined) return true
+  const [major = 0, minor = 0] = version.split('.').map(Number)
+  return major > 7 || (major === 7 && minor >= 2)
 }
 
 /**
@@ -52,6 +66,7 @@ export function suiteAclRule (keyPrefix: string, options: SuiteAclOptions = {}):
   }
   const prefix = globLiteral(keyPrefix)
   const patterns = (options.patterns ?? []).map((pattern) => ` &${prefix}${PUBSUB_CHANNEL_SEGMENT}${pattern}`).join('')
-  const commands = (options.db ?? 0) === 0 ? SUITE_ACL_COMMANDS : [...SUITE_ACL_COMMANDS, 'select']
+  const granted = hasClientSetinfo(options.serverVersion) ? SUITE_ACL_COMMANDS : SUITE_ACL_COMMANDS.filter((c) => c !== 'client|setinfo')
+  const commands = (options.db ?? 0) === 0 ? granted : [...granted, 'select']
   return `resetkeys ~${prefix}* resetchannels &${prefix}*${patterns} -@all ${commands.map((c) => `+${c}`).join(' ')}`
 }
