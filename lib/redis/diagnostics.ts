@@ -2,6 +2,26 @@
 // on restart; managed Redis often ships allkeys-lru and no persistence. Denied by the ACL → skip quietly.
 import type { Cluster, Redis } from 'ioredis'
 
+/**
+ * Commands sent to learn what the server allows, whose refusal is an answer, not an error: ioredis'
+ * CLIENT SETINFO at connect (Redis < 7.2 has none) and the settings check's CONFIG GET (denied by
+ * managed Redis and the least-privilege ACL). Metrics leave them out of the command error counts, so a
+ * healthy 7.0 or a locked-down user raises no alert. Matched on the exact arguments the probe sends:
+ * the app's own CONFIG GET still counts.
+ */
+const CAPABILITY_PROBES: ReadonlyArray<readonly [command: string, first: string, second?: string]> = [
+  ['client', 'setinfo'],
+  ['config', 'get', 'maxmemory-policy']
+]
+
+export function isCapabilityProbe (command: string, args: ReadonlyArray<unknown>): boolean {
+  for (const [name, first, second] of CAPABILITY_PROBES) {
+    if (command.toLowerCase() !== name || String(args[0]).toLowerCase() !== first) continue
+    if (second === undefined || String(args[1]).toLowerCase() === second) return true
+  }
+  return false
+}
+
 export interface DiagnosticsLogger {
   warn: (obj: object, msg: string) => void
   debug: (obj: object, msg: string) => void
