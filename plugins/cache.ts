@@ -5,6 +5,7 @@ import type { FastifyInstance } from 'fastify'
 import type { Cluster, Redis } from 'ioredis'
 import { createCache, type Cache, type CacheOptions } from '../lib/cache/index.js'
 import { quitWithin, type RedisClient } from './redis.js'
+import { suiteLogOptions } from '../lib/config/index.js'
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -27,7 +28,7 @@ async function cachePlugin (app: FastifyInstance, options: CachePluginOptions = 
     ttl: config.CACHE_DEFAULT_TTL,
     grace: config.CACHE_GRACE,
     memory: config.CACHE_MEMORY_MAX_ENTRIES === 0 ? false : { maxEntries: config.CACHE_MEMORY_MAX_ENTRIES, maxBytes: config.CACHE_MEMORY_MAX_BYTES },
-    logger: app.log.child({ plugin: 'cache' }),
+    logger: app.log.child({ plugin: 'cache' }, suiteLogOptions(app.config)),
     // Frozen values catch a caller mutating a shared value in development and tests; production
     // saves the ~300 bytes per entry it costs.
     freeze: config.NODE_ENV !== 'production' && config.NODE_ENV !== 'staging',

@@ -15,7 +15,7 @@
 import { createHash, randomBytes } from 'node:crypto'
 import fp from 'fastify-plugin'
 import type { FastifyInstance, FastifyReply, FastifyRequest, RouteOptions } from 'fastify'
-import { parseDuration, type Duration } from '../lib/config/index.js'
+import { parseDuration, type Duration, suiteLogOptions } from '../lib/config/index.js'
 import {
   bodyOf, buildResponseKey, CACHEABLE_METHODS, computeEtag, formatCacheControl, freshness, hashIdentity, hasUnlistedCookie, headerValue,
   INVALIDATING_METHODS, matchesIfNoneMatch, readCookie, readMaxmemoryPolicy, replayableHeaders, resolveRoutePolicy, ResponseStore, RouteBudget, storageTtl,
@@ -143,7 +143,7 @@ const REFRESH_HEADER = 'x-redis-suite-refresh'
 
 async function httpCachePlugin (app: FastifyInstance, options: HttpCachePluginOptions = {}): Promise<void> {
   const config = app.config
-  const log = app.log.child({ plugin: 'http-cache' })
+  const log = app.log.child({ plugin: 'http-cache' }, suiteLogOptions(app.config))
   const store = new ResponseStore({
     cache: app.cache.namespace(options.namespace ?? 'http', { grace: 0 }),
     collapseWaitMs: parseDuration(options.collapseWait ?? '5s', 'collapseWait'),

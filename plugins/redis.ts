@@ -6,7 +6,7 @@ import fastifyRedis from '@fastify/redis'
 export type {} from '@fastify/redis'
 import { Redis, Cluster, type RedisOptions } from 'ioredis'
 import type { FastifyBaseLogger, FastifyInstance } from 'fastify'
-import { isRedisConfigured } from '../lib/config/index.js'
+import { isRedisConfigured, suiteLogOptions } from '../lib/config/index.js'
 import {
   buildConnectionPlan, RedisSetupError, type RedisConnectionPlan, RedisMonitor, describeError,
   type RedisState, checkServerSettings, ClusterFailoverWait, FailoverWait, watchSentinels
@@ -47,7 +47,7 @@ export class RedisUnavailableError extends Error {
 
 async function redisPlugin (app: FastifyInstance): Promise<void> {
   const config = app.config
-  const log = app.log.child({ plugin: 'redis' })
+  const log = app.log.child({ plugin: 'redis' }, suiteLogOptions(app.config))
 
   if (!isRedisConfigured(config)) {
     log.warn('No Redis configured (REDIS_URL is not set): running on in-process stores, which are per process and lost on restart')

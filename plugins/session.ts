@@ -23,7 +23,7 @@ import fastifySession from '@fastify/session'
 export type {} from '@fastify/session'
 import type { FastifyInstance, FastifyReply, FastifyRequest, RouteOptions } from 'fastify'
 import type { TSchema } from 'typebox'
-import { secureCookies } from '../lib/config/index.js'
+import { secureCookies, suiteLogOptions } from '../lib/config/index.js'
 import {
   MemorySessionBackend, RedisSessionBackend, RequestBudget, SessionCookieSigner, SessionNotEnabledError, SessionStore,
   UserSessions, isSessionUnavailable, type SessionLike, type SessionUnavailableError
@@ -74,7 +74,7 @@ export function loadedSession (request: FastifyRequest): { get: (key: string) =>
 
 async function sessionPlugin (app: FastifyInstance, options: SessionPluginOptions): Promise<void> {
   const config = app.config
-  const log = app.log.child({ plugin: 'session' })
+  const log = app.log.child({ plugin: 'session' }, suiteLogOptions(app.config))
   const retryAfter = options.retryAfter ?? Math.ceil(config.REDIS_RETRY_MAX_DELAY / 1000) + 1
   const secure = secureCookies(config)
 
