@@ -40,6 +40,9 @@ async function pubsubPlugin (app: FastifyInstance): Promise<void> {
       streams: new RedisStreams({ client: main, blockingConnection: () => duplicate(main), timeoutMs, waitLeft, logger })
     })
   app.decorate('pubsub', pubsub)
+  logger.info(main === undefined
+    ? 'pubsub: in process (no Redis configured): messages reach this instance only'
+    : main.status === 'ready' ? 'pubsub: Redis' : 'pubsub: Redis, which is not reachable yet: publishing fails and subscriptions start once it answers')
   app.addHook('onClose', async () => { await pubsub.close() })
 }
 

@@ -240,7 +240,8 @@ async function rateLimitPlugin (app: FastifyInstance, options: RateLimitPluginOp
   })
   app.decorate('rateLimits', { store, mode: store.mode, backend: store.backend, stats: () => store.stats() })
   app.addHook('onClose', async () => { await store.close() })
-  await store.ready()
+  // Waiting for the budget connection of a Redis that did not answer boot only delays start-up.
+  if (redis?.status === 'ready') await store.ready()
 
   const allowedIp = buildAllowList(config.RATE_LIMIT_ALLOW_LIST)
   const extraAllow = options.allowList

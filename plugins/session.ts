@@ -103,6 +103,8 @@ async function sessionPlugin (app: FastifyInstance, options: SessionPluginOption
     ...(options.userKey === undefined ? {} : { userKey: options.userKey })
   })
   if (redis === undefined) log.info('sessions are kept in process memory: lost on restart, not shared between instances')
+  else if (redis.status === 'ready') log.info('sessions: stored in Redis')
+  else log.info('sessions: stored in Redis, which is not reachable yet: routes that use sessions answer 503 until it answers')
 
   if (!app.hasPlugin('@fastify/cookie')) await app.register(fastifyCookie)
 

@@ -67,6 +67,7 @@ export class RedisMonitor extends EventEmitter<RedisMonitorEvents> {
   #lastInfoAt = 0
   #timeouts = 0
   #everReady = false
+  #announced = false
   #stopped = false
 
   constructor (client: Client | undefined, options: RedisMonitorOptions) {
@@ -211,9 +212,12 @@ export class RedisMonitor extends EventEmitter<RedisMonitorEvents> {
       this.#options.logger.info({ redis: { mode: this.#state.mode, address: this.#options.address, status } }, 'Redis connection closed (app closing)')
     } else {
       const fields = { redis: { mode: this.#state.mode, address: this.#options.address, status, previous: previous.status, lastError: this.#state.lastError } }
-      if (status === 'connected') this.#options.logger.info(fields, `Redis ${status}`)
+      // The first connect is the start-up line of the connection: it says where.
+      if (status === 'connected' && !this.#announced) this.#options.logger.info(fields, `Redis connected: ${this.#state.mode} at ${this.#options.address}`)
+      else if (status === 'connected') this.#options.logger.info(fields, `Redis ${status}`)
       else this.#options.logger.warn(fields, `Redis ${status}`)
     }
+    if (status === 'connected') this.#announced = true
     this.emit('change', this.state, previous)
   }
 }
