@@ -25,7 +25,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest, RouteOptions } from
 import type { TSchema } from 'typebox'
 import { secureCookies, suiteLogOptions } from '../lib/config/index.js'
 import {
-  MemorySessionBackend, RedisSessionBackend, RequestBudget, SessionCookieSigner, SessionNotEnabledError, SessionStore,
+  MemorySessionBackend, RedisSessionBackend, RequestBudget, SessionCookieSigner, SessionNotEnabledError, SessionNotSetError, SessionStore,
   UserSessions, isSessionUnavailable, type SessionLike, type SessionUnavailableError
 } from '../lib/session/index.js'
 
@@ -176,6 +176,7 @@ async function sessionPlugin (app: FastifyInstance, options: SessionPluginOption
   }
 
   let insecureWarned = false
+  const strictProfile = config.NODE_ENV === 'production' || config.NODE_ENV === 'staging'
   const saveSession: SendHook = (request, reply, payload, done) => {
     const session = (request as FastifyRequest & SessionCarrier)[kSession] as null | {
       cookie?: { secure?: unknown }, isModified?: () => boolean, sessionId?: string
@@ -184,9 +185,22 @@ async function sessionPlugin (app: FastifyInstance, options: SessionPluginOption
       // Destroyed during the request (logout, revoke): the browser should forget the cookie too.
       reply.clearCookie(cookieName, { path: '/', ...(cookieOptions.domain === undefined ? {} : { domain: cookieOptions.domain }) })
     }
-    if (!insecureWarned && session?.cookie?.secure === true && request.protocol !== 'https' && session.isModified?.() === true) {
-      insecureWarned = true
-      log.warn('a session was not saved: its cookie is Secure but the request came over plain HTTP. Serve HTTPS, list the TLS-terminating proxy in TRUST_PROXY, or set SESSION_COOKIE_SECURE=false for local HTTP')
+    if (session?.cookie?.secure === true && request.protocol !== 'https' && session.isModified?.() === true) {
+      // @fastify/session would drop the change and send no cookie while the handler's answer says it
+      // worked (a sign-in "ok" that signed nobody in). Fail the response instead, and say why once.
+      if (!insecureWarned) {
+        insecureWarned = true
+        if (strictProfile) {
+          log.error(`a session was not set: session cookies are Secure in ${config.NODE_ENV} and the request came over plain HTTP. Serve HTTPS, or, behind a TLS-terminating proxy, list it in TRUST_PROXY (and Fastify's trustProxy) so request.protocol is https`)
+        } else {
+          log.warn('a session was not saved: its cookie is Secure but the request came over plain HTTP. Serve HTTPS, list the TLS-terminating proxy in TRUST_PROXY, or set SESSION_COOKIE_SECURE=false for local HTTP')
+        }
+      }
+      const err = new SessionNotSetError()
+      reply.code(err.statusCode).header('content-type', 'application/json; charset=utf-8')
+      reply.removeHeader('set-cookie')
+      done(null, JSON.stringify({ statusCode: err.statusCode, code: err.code, error: 'Internal Server Error', message: err.message }))
+      return
     }
     const restoredSession = (request as SessionCarrier)[kRestored] as { sessionId: string } | undefined
     if (restoredSession !== undefined) store.release(restoredSession.sessionId)
