@@ -18,7 +18,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest, RouteOptions } from
 import { parseDuration, type Duration, suiteLogOptions } from '../lib/config/index.js'
 import {
   bodyOf, buildResponseKey, CACHEABLE_METHODS, computeEtag, formatCacheControl, freshness, hashIdentity, hasUnlistedCookie, headerValue,
-  INVALIDATING_METHODS, matchesIfNoneMatch, readCookie, readMaxmemoryPolicy, replayableHeaders, resolveRoutePolicy, ResponseStore, RouteBudget, storageTtl,
+  INVALIDATING_METHODS, matchesIfNoneMatch, readCookie, readMemory, replayableHeaders, resolveRoutePolicy, ResponseStore, RouteBudget, storageTtl,
   tagsFor, wantsRevalidation, whyNotStorable,
   type CachedRoutePolicy, type Fill, type HttpCacheStats, type RouteCacheOptions, type StoredResponse, type TagSource
 } from '../lib/http-cache/index.js'
@@ -172,6 +172,8 @@ async function httpCachePlugin (app: FastifyInstance, options: HttpCachePluginOp
   const revalidations = new Map<string, Revalidation>()
   const pendingRefreshes = new Map<string, Exchange>()
   const uncapped: string[] = []
+  /** What the capped routes may keep written together, per instance (bounded by maxBytesTotal below). */
+  let cappedBytes = 0
   let capped = 0
   let closing = false
 
@@ -197,6 +199,7 @@ async function httpCachePlugin (app: FastifyInstance, options: HttpCachePluginOp
         cacheControl: formatCacheControl(policy.cache)
       }
       if (!cached.budget.capped && !total.capped) uncapped.push(cached.name)
+      else cappedBytes += cached.budget.maxBytes
       // A callback hook: a memory-tier hit is answered synchronously (no promise, no microtask) and
       // the chain ends there, without `done`; the rest (Redis, collapse, revalidation) goes on
       // asynchronously and calls `done` only when it did not answer.
@@ -535,12 +538,23 @@ async function httpCachePlugin (app: FastifyInstance, options: HttpCachePluginOp
    */
   async function warnIfUncappedOnNoeviction (): Promise<void> {
     const { main, cache } = app.redisConnections
-    if (uncapped.length === 0 || main === undefined || cache !== main) return
+    if ((uncapped.length === 0 && cappedBytes === 0) || main === undefined || cache !== main) return
     const check = async (): Promise<void> => {
       // INFO, not CONFIG GET: the least-privilege ACL and managed Redis refuse CONFIG.
-      if (await readMaxmemoryPolicy(main) !== 'noeviction') return
-      log.warn({ routes: uncapped },
-        `http cache: ${uncapped.join('; ')} ${uncapped.length === 1 ? 'has' : 'have'} no maxEntries/maxBytes cap and share the noeviction Redis that holds sessions and rate limits: a client sending random query strings can fill it until session writes fail. Set a cap, or put the cache on its own allkeys-lru instance (REDIS_CACHE_URL)`)
+      const memory = await readMemory(main)
+      if (memory?.policy !== 'noeviction') return
+      if (uncapped.length > 0) {
+        log.warn({ routes: uncapped },
+          `http cache: ${uncapped.join('; ')} ${uncapped.length === 1 ? 'has' : 'have'} no maxEntries/maxBytes cap and share the noeviction Redis that holds sessions and rate limits: a client sending random query strings can fill it until session writes fail. Set a cap, or put the cache on its own allkeys-lru instance (REDIS_CACHE_URL)`)
+        return
+      }
+      // Caps that never engage before a small Redis is full protect nothing: it refuses writes (OOM) first.
+      const mayWrite = Math.min(cappedBytes, total.maxBytes)
+      const room = memory.maxBytes - memory.usedBytes
+      if (memory.maxBytes > 0 && mayWrite > room) {
+        log.warn({ httpCache: { mayWriteBytes: mayWrite, maxmemoryBytes: memory.maxBytes, usedBytes: memory.usedBytes } },
+          `http cache: its caps let it write ${mib(mayWrite)} to Redis (per route maxBytes, maxBytesTotal), more than the ${mib(Math.max(0, room))} that maxmemory ${mib(memory.maxBytes)} leaves under noeviction: Redis would refuse writes (OOM) before the caps engage, and sessions and rate limits would fail. Lower maxBytesPerRoute or maxBytesTotal, raise maxmemory, or put the cache on its own allkeys-lru instance (REDIS_CACHE_URL)`)
+      }
     }
     if (main.status === 'ready') await check()
     else main.once('ready', () => { check().catch(() => {}) })
@@ -581,3 +595,7 @@ export default fp(httpCachePlugin, {
   fastify: '5.x',
   dependencies: ['redis-suite-config', 'redis-suite-redis', 'redis-suite-cache']
 })
+
+function mib (bytes: number): string {
+  return `${(bytes / 1_048_576).toFixed(1)} MiB`
+}

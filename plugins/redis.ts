@@ -9,7 +9,7 @@ import type { FastifyBaseLogger, FastifyInstance } from 'fastify'
 import { ConfigError, isRedisConfigured, suiteLogOptions } from '../lib/config/index.js'
 import {
   buildConnectionPlan, RedisSetupError, type RedisConnectionPlan, RedisMonitor, describeError,
-  type RedisState, checkServerSettings, ClusterFailoverWait, FailoverWait, watchSentinels
+  type RedisState, checkServerSettings, ClusterFailoverWait, FailoverWait, watchSentinels, RefusalTracker, traceRefusals
 } from '../lib/redis/index.js'
 
 export type RedisClient = Redis | Cluster
@@ -127,7 +127,10 @@ async function redisPlugin (app: FastifyInstance): Promise<void> {
       onSettled: () => { failoverWait.release() }
     })
     : () => {}
-  const monitor = new RedisMonitor(main, { ...monitorOptions(app, log), mode: plan.mode, address: plan.address })
+  // Refusals (OOM, MISCONF, READONLY, NOPERM) on the main connection: what sessions and rate limits use.
+  const refusals = new RefusalTracker({ logger: log })
+  const stopRefusals = traceRefusals([main], refusals)
+  const monitor = new RedisMonitor(main, { ...monitorOptions(app, log), mode: plan.mode, address: plan.address, refusals })
   const extra: RedisClient[] = []
   const cachePlan = config.REDIS_CACHE_URL === undefined ? undefined : buildConnectionPlan(config, config.REDIS_CACHE_URL, { standalone: true })
   const cache = cachePlan === undefined ? main : track(extra, createClient(cachePlan))
@@ -168,6 +171,7 @@ async function redisPlugin (app: FastifyInstance): Promise<void> {
       await ready
     } catch (err) {
       monitor.stop()
+      stopRefusals()
       stopWatching()
       main.disconnect()
       for (const client of extra) client.disconnect()
@@ -210,6 +214,7 @@ async function redisPlugin (app: FastifyInstance): Promise<void> {
 
   app.addHook('onClose', async () => {
     monitor.stop()
+    stopRefusals()
     stopWatching()
     failoverWait?.detach()
     clusterWait?.detach()

@@ -7,7 +7,7 @@ export {
 export { HttpCacheConfigError } from './errors.js'
 export { computeEtag, matchesIfNoneMatch } from './etag.js'
 export { buildResponseKey, canonicalUrl, hasUnlistedCookie, hashIdentity, headerValue, readCookie, type ResponseKeyParts } from './key.js'
-export { readMaxmemoryPolicy } from './maxmemory-policy.js'
+export { readMaxmemoryPolicy, readMemory, type RedisMemory } from './maxmemory-policy.js'
 export {
   CACHEABLE_METHODS, INVALIDATING_METHODS, resolveRoutePolicy, tagsFor,
   type CachedRoutePolicy, type RouteCacheOptions, type RouteDefaults, type RoutePolicy, type TagSource

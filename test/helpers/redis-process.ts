@@ -1,6 +1,6 @@
 // Lifecycle of one redis-server (or sentinel) process: spawn from a config file in its
 // own temp dir, wait until it really answers PING, and kill / freeze / restart / stop it.
-import { spawn, type ChildProcess } from 'node:child_process'
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process'
 import { readFile, rm, writeFile } from 'node:fs/promises'
 import path from 'node:path'
 import { releaseDir, trackChild } from './cleanup.js'
@@ -15,6 +15,19 @@ import { WaitAbortedError, sleep, waitFor } from './wait.js'
  * read process.env do not warn about it.
  */
 export const REDIS_SERVER_BIN = process.env['FRS_TEST_REDIS_SERVER'] ?? process.env['REDIS_SERVER_BIN'] ?? 'redis-server'
+
+let runVersion: string | undefined
+
+/**
+ * The version of the run's server binary (`redis-server --version`: "v=7.0.15"), for what depends on
+ * it before a server runs, e.g. suiteAclRule's serverVersion (Redis 7.0 refuses a rule naming CLIENT SETINFO).
+ */
+export function serverVersion (bin = REDIS_SERVER_BIN): string {
+  if (bin === REDIS_SERVER_BIN && runVersion !== undefined) return runVersion
+  const version = /v=(\d+\.\d+\.\d+)/.exec(execFileSync(bin, ['--version'], { encoding: 'utf8' }))?.[1] ?? '0.0.0'
+  if (bin === REDIS_SERVER_BIN) runVersion = version
+  return version
+}
 
 /**
  * A specific server for the tests that need one (`{ bin }` of startRedis): the path in `variable`

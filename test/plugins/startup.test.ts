@@ -2,14 +2,14 @@
 // warning naming the address when Redis does not answer boot, nothing claiming Redis when it is not there,
 // and a connect timeout that cannot fit Fastify's pluginTimeout refused with both named.
 import { Writable } from 'node:stream'
-import t from 'tap'
+import t, { type Test } from 'tap'
 import Fastify, { type FastifyInstance } from 'fastify'
 import redisSuite from '../../index.js'
 import { getFreePort, useRedis } from '../helpers/index.js'
 
 interface Line { level: number, msg: string, plugin?: string }
 
-async function start (t: Tap.Test, env: Record<string, string>, fastifyOptions: { pluginTimeout?: number } = {}): Promise<{ app: FastifyInstance, lines: Line[] }> {
+async function start (t: Test, env: Record<string, string>, fastifyOptions: { pluginTimeout?: number } = {}): Promise<{ app: FastifyInstance, lines: Line[] }> {
   const lines: Line[] = []
   const stream = new Writable({ write (chunk, _encoding, callback) { lines.push(JSON.parse(String(chunk)) as Line); callback() } })
   const app = Fastify({ logger: { level: 'info', stream }, ...fastifyOptions })
