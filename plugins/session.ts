@@ -24,6 +24,7 @@ export type {} from '@fastify/session'
 import type { FastifyInstance, FastifyReply, FastifyRequest, RouteOptions } from 'fastify'
 import type { TSchema } from 'typebox'
 import { secureCookies, suiteLogOptions } from '../lib/config/index.js'
+import { detectHashFieldExpiry } from '../lib/redis/index.js'
 import {
   MemorySessionBackend, RedisSessionBackend, RequestBudget, SessionCookieSigner, SessionNotEnabledError, SessionNotSetError, SessionStore,
   UserSessions, isSessionUnavailable, type SessionLike, type SessionUnavailableError
@@ -89,8 +90,16 @@ async function sessionPlugin (app: FastifyInstance, options: SessionPluginOption
   }
 
   const redis = app.redisConnections.main
+  const redisBackend = redis === undefined ? undefined : new RedisSessionBackend(redis)
+  if (redis !== undefined && redisBackend !== undefined) {
+    // Hash-field expiry (Redis >= 7.4, Valkey >= 9) lets user indexes expire their own entries: asked at
+    // every connect, since a failover may land on an older server.
+    const detect = (): Promise<void> => detectHashFieldExpiry(redis).then((on) => { redisBackend.useHashFieldExpiry(on) }, () => {})
+    redis.on('ready', () => { detect().catch(() => {}) })
+    if (redis.status === 'ready') await detect()
+  }
   const store = new SessionStore({
-    backend: redis === undefined ? new MemorySessionBackend() : new RedisSessionBackend(redis),
+    backend: redisBackend ?? new MemorySessionBackend(),
     ttl: config.SESSION_TTL,
     idleTimeout: config.SESSION_IDLE_TIMEOUT,
     absoluteTimeout: config.SESSION_ABSOLUTE_TIMEOUT,
@@ -103,7 +112,7 @@ async function sessionPlugin (app: FastifyInstance, options: SessionPluginOption
     ...(options.userKey === undefined ? {} : { userKey: options.userKey })
   })
   if (redis === undefined) log.info('sessions are kept in process memory: lost on restart, not shared between instances')
-  else if (redis.status === 'ready') log.info('sessions: stored in Redis')
+  else if (redis.status === 'ready') log.info(`sessions: stored in Redis${redisBackend?.hashFieldExpiry === true ? ' (user indexes expire their entries by hash-field expiry)' : ''}`)
   else log.info('sessions: stored in Redis, which is not reachable yet: routes that use sessions answer 503 until it answers')
 
   if (!app.hasPlugin('@fastify/cookie')) await app.register(fastifyCookie)

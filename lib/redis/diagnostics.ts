@@ -22,6 +22,25 @@ export function isCapabilityProbe (command: string, args: ReadonlyArray<unknown>
   return false
 }
 
+/**
+ * Hash-field expiry (HPEXPIREAT): Redis 7.4 and Valkey 9. Read from INFO (every user may run it; a
+ * COMMAND INFO probe would need another ACL right). Valkey reports redis_version 7.2.4 whatever its
+ * own version, so valkey_version decides there. false when INFO cannot be read.
+ */
+export async function detectHashFieldExpiry (client: Redis | Cluster): Promise<boolean> {
+  const node = client.isCluster ? (client as Cluster).nodes('master')[0] : client as Redis
+  if (node === undefined) return false
+  const info = await node.info('server').catch(() => '')
+  const version = (name: string): [number, number] | undefined => {
+    const match = new RegExp(`^${name}:(\\d+)\\.(\\d+)`, 'm').exec(info)
+    return match === null ? undefined : [Number(match[1]), Number(match[2])]
+  }
+  const valkey = version('valkey_version')
+  if (valkey !== undefined) return valkey[0] >= 9
+  const redis = version('redis_version')
+  return redis !== undefined && (redis[0] > 7 || (redis[0] === 7 && redis[1] >= 4))
+}
+
 export interface DiagnosticsLogger {
   warn: (obj: object, msg: string) => void
   debug: (obj: object, msg: string) => void

@@ -24,7 +24,10 @@ let runVersion: string | undefined
  */
 export function serverVersion (bin = REDIS_SERVER_BIN): string {
   if (bin === REDIS_SERVER_BIN && runVersion !== undefined) return runVersion
-  const version = /v=(\d+\.\d+\.\d+)/.exec(execFileSync(bin, ['--version'], { encoding: 'utf8' }))?.[1] ?? '0.0.0'
+  // "Redis server v=7.0.15 …" or "Valkey server v=8.0.1 …": suiteAclRule's form, '7.0.15' or 'valkey 8.0.1'.
+  const output = execFileSync(bin, ['--version'], { encoding: 'utf8' })
+  const number = /v=(\d+\.\d+\.\d+)/.exec(output)?.[1] ?? '0.0.0'
+  const version = /^valkey/i.test(output) ? `valkey ${number}` : number
   if (bin === REDIS_SERVER_BIN) runVersion = version
   return version
 }

@@ -35,12 +35,18 @@ t.test('the rule: keys and channels under the prefix, only the listed commands',
   t.match(suiteAclRule('app:'), / \+client\|setinfo /, 'CLIENT SETINFO (sent by ioredis at every connect to Redis >= 7.2 and Valkey) is granted')
   t.notMatch(suiteAclRule('app:', { serverVersion: '7.0.15' }), /setinfo/, 'not for Redis 7.0, which refuses a rule naming it')
   t.match(suiteAclRule('app:', { serverVersion: '7.2.4' }), /\+client\|setinfo/)
+  t.notMatch(suiteAclRule('app:', { serverVersion: '7.2.4' }), /hpexpireat/, 'HPEXPIREAT only from Redis 7.4')
+  t.match(suiteAclRule('app:', { serverVersion: '7.4.1' }), /\+hpexpireat/)
+  t.notMatch(suiteAclRule('app:', { serverVersion: 'valkey 8.0.1' }), /hpexpireat/, 'and Valkey 9')
+  t.match(suiteAclRule('app:', { serverVersion: 'valkey 8.0.1' }), /\+client\|setinfo/)
 })
 
 t.test('the whole surface works as the ACL user; dangerous commands are refused', async (t) => {
   const redis = await useRedis(t)
   // The rule for the server under test (Redis 7.0 refuses one naming CLIENT SETINFO; 7.2+ and Valkey need it).
-  const serverVersion = /redis_version:(\S+)/.exec(await redis.cli('INFO', 'server'))?.[1]
+  const info = await redis.cli('INFO', 'server')
+  const valkey = /valkey_version:(\S+)/.exec(info)?.[1]
+  const serverVersion = valkey === undefined ? /redis_version:(\S+)/.exec(info)?.[1] : `valkey ${valkey}`
   t.equal(await redis.cli('ACL', 'SETUSER', 'app', 'on', `>${PASSWORD}`, ...suiteAclRule(PREFIX, { patterns: ['acl-*'], serverVersion }).split(' ')), 'OK')
   const lines: string[] = []
   const logStream = new Writable({ write (chunk, _encoding, callback) { lines.push(String(chunk)); callback() } })
