@@ -1,10 +1,11 @@
 // app.cache: the schema-typed two-tier cache (lib/cache) on the cache connection, which is
 // REDIS_CACHE_URL's when set so entries can live on an allkeys-lru instance.
 import fp from 'fastify-plugin'
-import type { FastifyInstance } from 'fastify'
+import type { FastifyBaseLogger, FastifyInstance } from 'fastify'
 import type { Cluster, Redis } from 'ioredis'
 import { createCache, type Cache, type CacheOptions } from '../lib/cache/index.js'
 import { quitWithin, type RedisClient } from './redis.js'
+import { suiteLogOptions } from '../lib/config/index.js'
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -27,7 +28,7 @@ async function cachePlugin (app: FastifyInstance, options: CachePluginOptions = 
     ttl: config.CACHE_DEFAULT_TTL,
     grace: config.CACHE_GRACE,
     memory: config.CACHE_MEMORY_MAX_ENTRIES === 0 ? false : { maxEntries: config.CACHE_MEMORY_MAX_ENTRIES, maxBytes: config.CACHE_MEMORY_MAX_BYTES },
-    logger: app.log.child({ plugin: 'cache' }),
+    logger: cachelog(app),
     // Frozen values catch a caller mutating a shared value in development and tests; production
     // saves the ~300 bytes per entry it costs.
     freeze: config.NODE_ENV !== 'production' && config.NODE_ENV !== 'staging',
@@ -40,6 +41,13 @@ async function cachePlugin (app: FastifyInstance, options: CachePluginOptions = 
   })
   app.redisMonitor.on('reconnected', () => cache.onReconnect())
   app.decorate('cache', cache)
+  const memoryTier = config.CACHE_MEMORY_MAX_ENTRIES === 0 ? 'no memory tier' : `memory tier (${config.CACHE_MEMORY_MAX_ENTRIES} entries, ${config.CACHE_MEMORY_MAX_BYTES} bytes)`
+  const redisTier = client === undefined
+    ? 'no Redis tier (no Redis configured)'
+    : client.status === 'ready'
+      ? `Redis tier${onMain ? '' : ' on REDIS_CACHE_URL'}`
+      : `Redis tier once Redis answers${onMain ? '' : ' (REDIS_CACHE_URL)'}: misses go to the loader until then`
+  cachelog(app).info({ cache: { backend: client === undefined ? 'memory' : client.status === 'ready' ? 'redis' : 'unreachable' } }, `cache: ${memoryTier} + ${redisTier}`)
 
   if (client !== undefined && client.status === 'ready') {
     // Cross-instance invalidation needs the subscriber listening before the first write; bounded.
@@ -61,3 +69,7 @@ function duplicate (client: RedisClient): RedisClient {
 }
 
 export default fp(cachePlugin, { name: 'redis-suite-cache', fastify: '5.x', dependencies: ['redis-suite-config', 'redis-suite-redis'] })
+
+function cachelog (app: FastifyInstance): FastifyBaseLogger {
+  return app.log.child({ plugin: 'cache' }, suiteLogOptions(app.config))
+}

@@ -3,7 +3,7 @@
 // TRUST_PROXY, since only Fastify's setting decides who the client is.
 import fp from 'fastify-plugin'
 import type { FastifyInstance } from 'fastify'
-import { ConfigError, loadConfig, trustProxyProblem, type Config, type LoadConfigOptions } from '../lib/config/index.js'
+import { ConfigError, configWarnings, loadConfig, suiteLogOptions, trustProxyProblem, type Config, type LoadConfigOptions } from '../lib/config/index.js'
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -26,7 +26,10 @@ async function configPlugin (app: FastifyInstance, options: ConfigPluginOptions)
     if (problem !== undefined) throw new ConfigError([problem])
   }
   app.decorate('config', config)
-  app.log.debug({ config }, 'configuration loaded')
+  const log = app.log.child({ plugin: 'config' }, suiteLogOptions(config))
+  // An unknown NODE_ENV, a misspelt variable: start, but say so once, naming the variable.
+  for (const warning of configWarnings(config)) log.warn(warning)
+  log.debug({ config }, 'configuration loaded')
 }
 
 /**

@@ -18,10 +18,10 @@
 import { createHash, randomBytes } from 'node:crypto'
 import fp from 'fastify-plugin'
 import type { FastifyInstance, FastifyReply, FastifyRequest, RouteOptions } from 'fastify'
-import { parseDuration, type Duration } from '../lib/config/index.js'
+import { parseDuration, type Duration, suiteLogOptions } from '../lib/config/index.js'
 import {
   bodyOf, buildResponseKey, CACHEABLE_METHODS, constraintsKey, computeEtag, formatCacheControl, freshness, hashIdentity, hasUnlistedCookie, headerValue,
-  INVALIDATING_METHODS, matchesIfNoneMatch, readCookie, readMaxmemoryPolicy, replayableHeaders, resolveRoutePolicy, ResponseStore, RouteBudget, storageTtl,
+  INVALIDATING_METHODS, matchesIfNoneMatch, readCookie, readMemory, replayableHeaders, resolveRoutePolicy, ResponseStore, RouteBudget, storageTtl,
   surrogateKeyHeader, tagsFor, unsendableHeader, wantsRevalidation, whyNotStorable,
   type CachedRoutePolicy, type Fill, type HttpCacheStats, type RouteCacheOptions, type StoredResponse, type TagSource
 } from '../lib/http-cache/index.js'
@@ -169,7 +169,7 @@ const REFRESH_HEADER = 'x-redis-suite-refresh'
 
 async function httpCachePlugin (app: FastifyInstance, options: HttpCachePluginOptions = {}): Promise<void> {
   const config = app.config
-  const log = app.log.child({ plugin: 'http-cache' })
+  const log = app.log.child({ plugin: 'http-cache' }, suiteLogOptions(app.config))
   const store = new ResponseStore({
     cache: app.cache.namespace(options.namespace ?? 'http', { grace: 0 }),
     collapseWaitMs: parseDuration(options.collapseWait ?? '5s', 'collapseWait'),
@@ -197,6 +197,8 @@ async function httpCachePlugin (app: FastifyInstance, options: HttpCachePluginOp
   const revalidations = new Map<string, Revalidation>()
   const pendingRefreshes = new Map<string, Exchange>()
   const uncapped: string[] = []
+  /** What the capped routes may keep written together, per instance (bounded by maxBytesTotal below). */
+  let cappedBytes = 0
   let capped = 0
   let closing = false
 
@@ -230,6 +232,7 @@ async function httpCachePlugin (app: FastifyInstance, options: HttpCachePluginOp
         headFills: methods.includes('GET') || [route.onSend ?? []].flat().some((hook) => (hook as AnyHook).name === 'headRouteOnSendHandler')
       }
       if (!cached.budget.capped && !total.capped) uncapped.push(cached.name)
+      else cappedBytes += cached.budget.maxBytes
       // Callback hooks: a memory-tier hit is answered synchronously (no promise, no microtask) and
       // the chain ends there, without `done`; the rest (Redis, collapse, revalidation) goes on
       // asynchronously and calls `done` only when it did not answer. A public route answers in
@@ -601,12 +604,23 @@ async function httpCachePlugin (app: FastifyInstance, options: HttpCachePluginOp
    */
   async function warnIfUncappedOnNoeviction (): Promise<void> {
     const { main, cache } = app.redisConnections
-    if (uncapped.length === 0 || main === undefined || cache !== main) return
+    if ((uncapped.length === 0 && cappedBytes === 0) || main === undefined || cache !== main) return
     const check = async (): Promise<void> => {
       // INFO, not CONFIG GET: the least-privilege ACL and managed Redis refuse CONFIG.
-      if (await readMaxmemoryPolicy(main) !== 'noeviction') return
-      log.warn({ routes: uncapped },
-        `http cache: ${uncapped.join('; ')} ${uncapped.length === 1 ? 'has' : 'have'} no maxEntries/maxBytes cap and share the noeviction Redis that holds sessions and rate limits: a client sending random query strings can fill it until session writes fail. Set a cap, or put the cache on its own allkeys-lru instance (REDIS_CACHE_URL)`)
+      const memory = await readMemory(main)
+      if (memory?.policy !== 'noeviction') return
+      if (uncapped.length > 0) {
+        log.warn({ routes: uncapped },
+          `http cache: ${uncapped.join('; ')} ${uncapped.length === 1 ? 'has' : 'have'} no maxEntries/maxBytes cap and share the noeviction Redis that holds sessions and rate limits: a client sending random query strings can fill it until session writes fail. Set a cap, or put the cache on its own allkeys-lru instance (REDIS_CACHE_URL)`)
+        return
+      }
+      // Caps that never engage before a small Redis is full protect nothing: it refuses writes (OOM) first.
+      const mayWrite = Math.min(cappedBytes, total.maxBytes)
+      const room = memory.maxBytes - memory.usedBytes
+      if (memory.maxBytes > 0 && mayWrite > room) {
+        log.warn({ httpCache: { mayWriteBytes: mayWrite, maxmemoryBytes: memory.maxBytes, usedBytes: memory.usedBytes } },
+          `http cache: its caps let it write ${mib(mayWrite)} to Redis (per route maxBytes, maxBytesTotal), more than the ${mib(Math.max(0, room))} that maxmemory ${mib(memory.maxBytes)} leaves under noeviction: Redis would refuse writes (OOM) before the caps engage, and sessions and rate limits would fail. Lower maxBytesPerRoute or maxBytesTotal, raise maxmemory, or put the cache on its own allkeys-lru instance (REDIS_CACHE_URL)`)
+      }
     }
     if (main.status === 'ready') await check()
     else main.once('ready', () => { check().catch(() => {}) })
@@ -662,3 +676,7 @@ export default fp(httpCachePlugin, {
   fastify: '5.x',
   dependencies: ['redis-suite-config', 'redis-suite-redis', 'redis-suite-cache']
 })
+
+function mib (bytes: number): string {
+  return `${(bytes / 1_048_576).toFixed(1)} MiB`
+}

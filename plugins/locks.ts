@@ -3,6 +3,7 @@
 import fp from 'fastify-plugin'
 import type { FastifyInstance } from 'fastify'
 import { Locks, MemoryLockStore, RedisLockStore } from '../lib/locks/index.js'
+import { suiteLogOptions } from '../lib/config/index.js'
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -13,7 +14,7 @@ declare module 'fastify' {
 async function locksPlugin (app: FastifyInstance): Promise<void> {
   const main = app.redisConnections.main
   const store = main === undefined ? new MemoryLockStore() : new RedisLockStore(main, app.config.REDIS_COMMAND_TIMEOUT, app.redisConnections.failoverWaitLeft)
-  const locks = new Locks({ store, logger: app.log.child({ plugin: 'locks' }) })
+  const locks = new Locks({ store, logger: app.log.child({ plugin: 'locks' }, suiteLogOptions(app.config)) })
   app.decorate('locks', locks)
   app.addHook('onClose', async () => { await locks.close() })
 }

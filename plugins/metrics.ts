@@ -9,6 +9,7 @@ import type { CacheStats } from '../lib/cache/index.js'
 import type { RateLimitStats } from '../lib/rate-limit/index.js'
 import type { RedisClient } from './redis.js'
 import { closeMetricsServer, listenMetricsServer, metricsRoute } from '../routes/metrics.js'
+import { suiteLogOptions } from '../lib/config/index.js'
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -29,7 +30,7 @@ export interface MetricsPluginOptions {
 
 async function metricsPlugin (app: FastifyInstance, options: MetricsPluginOptions = {}): Promise<void> {
   const config = app.config
-  const log = app.log.child({ plugin: 'metrics' })
+  const log = app.log.child({ plugin: 'metrics' }, suiteLogOptions(app.config))
   if (!config.METRICS_ENABLED) {
     log.info('metrics: off (METRICS_ENABLED=false), /metrics is not served')
     return

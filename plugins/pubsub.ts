@@ -8,6 +8,7 @@ import {
   PUBSUB_CHANNEL_SEGMENT, PubSub, MemoryPubSubTransport, RedisPubSubTransport, RedisStreams, MemoryStreams
 } from '../lib/realtime/index.js'
 import type { RedisClient } from './redis.js'
+import { suiteLogOptions } from '../lib/config/index.js'
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -18,7 +19,7 @@ declare module 'fastify' {
 async function pubsubPlugin (app: FastifyInstance): Promise<void> {
   const config = app.config
   const main = app.redisConnections.main
-  const logger = app.log.child({ plugin: 'pubsub' })
+  const logger = app.log.child({ plugin: 'pubsub' }, suiteLogOptions(app.config))
   const timeoutMs = config.REDIS_COMMAND_TIMEOUT
   // A command issued during a failover may wait for it (REDIS_FAILOVER_WAIT) on top of its own bound.
   const waitLeft = app.redisConnections.failoverWaitLeft
@@ -39,6 +40,9 @@ async function pubsubPlugin (app: FastifyInstance): Promise<void> {
       streams: new RedisStreams({ client: main, blockingConnection: () => duplicate(main), timeoutMs, waitLeft, logger })
     })
   app.decorate('pubsub', pubsub)
+  logger.info(main === undefined
+    ? 'pubsub: in process (no Redis configured): messages reach this instance only'
+    : main.status === 'ready' ? 'pubsub: Redis' : 'pubsub: Redis, which is not reachable yet: publishing fails and subscriptions start once it answers')
   app.addHook('onClose', async () => { await pubsub.close() })
 }
 

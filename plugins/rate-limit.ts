@@ -11,7 +11,7 @@ import fastifyRateLimit from '@fastify/rate-limit'
 export type {} from '@fastify/rate-limit'
 import type { RateLimitOptions, RateLimitPluginOptions as UpstreamOptions } from '@fastify/rate-limit'
 import type { FastifyInstance, FastifyReply, FastifyRequest, RouteOptions } from 'fastify'
-import { parseDuration } from '../lib/config/index.js'
+import { parseDuration, suiteLogOptions } from '../lib/config/index.js'
 import {
   assertRouteLimitOptions, buildAllowList, fastifyRateLimitStore, RateLimitUnavailableError, type RouteLimiterOptions,
   RateLimitExceededError, formatRateLimitPolicy, rateLimitFormatter, clientIpKey, RateLimitStore,
@@ -239,12 +239,13 @@ async function rateLimitPlugin (app: FastifyInstance, options: RateLimitPluginOp
     algorithm: config.RATE_LIMIT_ALGORITHM,
     sync: config.RATE_LIMIT_SYNC,
     ban: config.RATE_LIMIT_BAN_AFTER > 0 ? { after: config.RATE_LIMIT_BAN_AFTER, duration: config.RATE_LIMIT_BAN_DURATION } : false,
-    logger: app.log.child({ plugin: 'rate-limit' }),
+    logger: app.log.child({ plugin: 'rate-limit' }, suiteLogOptions(app.config)),
     onDecision: options.onDecision
   })
   app.decorate('rateLimits', { store, mode: store.mode, backend: store.backend, stats: () => store.stats() })
   app.addHook('onClose', async () => { await store.close() })
-  await store.ready()
+  // Waiting for the budget connection of a Redis that did not answer boot only delays start-up.
+  if (redis?.status === 'ready') await store.ready()
 
   const allowedIp = buildAllowList(config.RATE_LIMIT_ALLOW_LIST)
   const extraAllow = options.allowList

@@ -6,10 +6,10 @@ import fastifyRedis from '@fastify/redis'
 export type {} from '@fastify/redis'
 import { Redis, Cluster, type RedisOptions } from 'ioredis'
 import type { FastifyBaseLogger, FastifyInstance } from 'fastify'
-import { isRedisConfigured } from '../lib/config/index.js'
+import { ConfigError, isRedisConfigured, suiteLogOptions } from '../lib/config/index.js'
 import {
   buildConnectionPlan, RedisSetupError, type RedisConnectionPlan, RedisMonitor, describeError,
-  type RedisState, checkServerSettings, ClusterFailoverWait, FailoverWait, watchSentinels
+  type RedisState, checkServerSettings, ClusterFailoverWait, FailoverWait, watchSentinels, RefusalTracker, traceRefusals
 } from '../lib/redis/index.js'
 
 export type RedisClient = Redis | Cluster
@@ -26,6 +26,17 @@ export interface RedisConnections {
    * (REDIS_FAILOVER_WAIT, counted from the loss); 0 when connected. A request deadline adds it.
    */
   failoverWaitLeft: () => number
+  /** Where the main connection goes (host:port, the Sentinel group or the Cluster seeds), for log lines. */
+  address: string
+}
+
+/**
+ * How a feature uses Redis as of now, for its start-up line: 'redis' (connected), 'unreachable'
+ * (configured, not answering: the feature's fallback applies until it does) or 'memory' (none configured).
+ */
+export function redisUse (app: FastifyInstance): 'redis' | 'unreachable' | 'memory' {
+  if (app.redisConnections.main === undefined) return 'memory'
+  return app.redisConnections.main.status === 'ready' ? 'redis' : 'unreachable'
 }
 
 declare module 'fastify' {
@@ -45,16 +56,22 @@ export class RedisUnavailableError extends Error {
   }
 }
 
+/** With REDIS_WAIT_ON_BOOT=false, how long boot waits for the first connection attempt's outcome. */
+const BOOT_PEEK_MS = 500
+
 async function redisPlugin (app: FastifyInstance): Promise<void> {
   const config = app.config
-  const log = app.log.child({ plugin: 'redis' })
+  const log = app.log.child({ plugin: 'redis' }, suiteLogOptions(app.config))
 
   if (!isRedisConfigured(config)) {
     log.warn('No Redis configured (REDIS_URL is not set): running on in-process stores, which are per process and lost on restart')
     const monitor = new RedisMonitor(undefined, { ...monitorOptions(app, log), mode: 'memory', address: 'in-process' })
-    decorateState(app, monitor, { main: undefined, cache: undefined, subscriber: () => undefined, failoverWaitLeft: () => 0 })
+    decorateState(app, monitor, { main: undefined, cache: undefined, subscriber: () => undefined, failoverWaitLeft: () => 0, address: 'in-process' })
     return
   }
+
+  const tooLong = bootWaitProblem(config.REDIS_WAIT_ON_BOOT, config.REDIS_CONNECT_TIMEOUT, app.initialConfig.pluginTimeout)
+  if (tooLong !== undefined) throw new ConfigError([tooLong])
 
   const plan = buildConnectionPlan(config)
   const watchingSentinels = plan.mode === 'sentinel' && config.REDIS_FAILOVER_WAIT > 0
@@ -110,7 +127,10 @@ async function redisPlugin (app: FastifyInstance): Promise<void> {
       onSettled: () => { failoverWait.release() }
     })
     : () => {}
-  const monitor = new RedisMonitor(main, { ...monitorOptions(app, log), mode: plan.mode, address: plan.address })
+  // Refusals (OOM, MISCONF, READONLY, NOPERM) on the main connection: what sessions and rate limits use.
+  const refusals = new RefusalTracker({ logger: log })
+  const stopRefusals = traceRefusals([main], refusals)
+  const monitor = new RedisMonitor(main, { ...monitorOptions(app, log), mode: plan.mode, address: plan.address, refusals })
   const extra: RedisClient[] = []
   const cachePlan = config.REDIS_CACHE_URL === undefined ? undefined : buildConnectionPlan(config, config.REDIS_CACHE_URL, { standalone: true })
   const cache = cachePlan === undefined ? main : track(extra, createClient(cachePlan))
@@ -131,7 +151,8 @@ async function redisPlugin (app: FastifyInstance): Promise<void> {
     },
     failoverWaitLeft: failoverWait !== undefined
       ? () => failoverWait.waitLeft()
-      : clusterWait !== undefined ? () => clusterWait.waitLeft() : () => 0
+      : clusterWait !== undefined ? () => clusterWait.waitLeft() : () => 0,
+    address: plan.address
   }
   // The cache connection's trouble shows as cache misses and in its own log lines, not in health.
   for (const client of extra) client.on('error', () => {})
@@ -150,13 +171,34 @@ async function redisPlugin (app: FastifyInstance): Promise<void> {
       await ready
     } catch (err) {
       monitor.stop()
+      stopRefusals()
       stopWatching()
       main.disconnect()
       for (const client of extra) client.disconnect()
       throw err
     }
   } else {
-    ready.catch((err: Error) => log.warn({ err: { message: err.message } }, 'starting degraded: Redis is not reachable yet; reconnecting in the background'))
+    // Starting degraded is allowed, but never silently: one warning naming the address as soon as the
+    // first attempt fails (a refused port answers in a millisecond; a black hole at the short bound
+    // below), so the features' start-up lines that follow can say what they really use.
+    let warned = false
+    const warnOnce = (cause: string): void => {
+      if (warned) return
+      warned = true
+      log.warn({ redis: { mode: plan.mode, address: plan.address } }, `Redis at ${plan.address} is not reachable${cause}: starting degraded (REDIS_WAIT_ON_BOOT=false), features use their fallbacks and the connection is retried in the background`)
+    }
+    let firstError: ((err: Error) => void) | undefined
+    const settled = new Promise<void>((resolve) => {
+      firstError = (err: Error) => { warnOnce(` (${describeError(err)})`); resolve() }
+      main.once('error', firstError)
+      ready.then(() => { resolve() }, () => { resolve() })
+    })
+    let timer: NodeJS.Timeout | undefined
+    await Promise.race([settled, new Promise<void>((resolve) => { timer = setTimeout(resolve, Math.min(config.REDIS_CONNECT_TIMEOUT, BOOT_PEEK_MS)) })])
+    clearTimeout(timer)
+    if (firstError !== undefined) main.off('error', firstError)
+    if (main.status !== 'ready') warnOnce('')
+    ready.catch((err: Error) => { warnOnce(` (${err.message})`) })
   }
 
   if (main.status === 'ready') {
@@ -172,6 +214,7 @@ async function redisPlugin (app: FastifyInstance): Promise<void> {
 
   app.addHook('onClose', async () => {
     monitor.stop()
+    stopRefusals()
     stopWatching()
     failoverWait?.detach()
     clusterWait?.detach()
@@ -226,6 +269,20 @@ function dataNodeConnection (options: RedisOptions): RedisOptions {
 function track (list: RedisClient[], client: RedisClient): RedisClient {
   list.push(client)
   return client
+}
+
+/** Time the suite's other plugins need after Redis answered (scripts, subscriptions), within pluginTimeout. */
+const AFTER_CONNECT_MS = 2_000
+
+/**
+ * Boot waits up to REDIS_CONNECT_TIMEOUT for Redis, and Fastify gives the whole suite pluginTimeout to
+ * register: a longer wait would end in Fastify's "Plugin did not start in time", which names neither.
+ */
+export function bootWaitProblem (waitOnBoot: boolean, connectTimeoutMs: number, pluginTimeoutMs: number | undefined): string | undefined {
+  if (!waitOnBoot || pluginTimeoutMs === undefined || pluginTimeoutMs <= 0) return undefined
+  if (connectTimeoutMs + AFTER_CONNECT_MS <= pluginTimeoutMs) return undefined
+  return `REDIS_CONNECT_TIMEOUT=${connectTimeoutMs}ms does not fit Fastify's pluginTimeout (${pluginTimeoutMs}ms): boot waits that long for Redis and the suite must register within pluginTimeout. ` +
+    `Create Fastify with { pluginTimeout: ${connectTimeoutMs + 5_000} } (REDIS_CONNECT_TIMEOUT + 5 s, as the demo server does), or lower REDIS_CONNECT_TIMEOUT`
 }
 
 /** Resolves on 'ready'; rejects with one clear line on timeout or on errors retrying cannot fix. */

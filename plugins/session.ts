@@ -23,9 +23,10 @@ import fastifySession from '@fastify/session'
 export type {} from '@fastify/session'
 import type { FastifyInstance, FastifyReply, FastifyRequest, RouteOptions } from 'fastify'
 import type { TSchema } from 'typebox'
-import { secureCookies } from '../lib/config/index.js'
+import { secureCookies, suiteLogOptions } from '../lib/config/index.js'
+import { detectHashFieldExpiry } from '../lib/redis/index.js'
 import {
-  MemorySessionBackend, RedisSessionBackend, RequestBudget, SessionCookieSigner, SessionNotEnabledError, SessionStore,
+  MemorySessionBackend, RedisSessionBackend, RequestBudget, SessionCookieSigner, SessionNotEnabledError, SessionNotSetError, SessionStore,
   UserSessions, isSessionUnavailable, type SessionLike, type SessionUnavailableError
 } from '../lib/session/index.js'
 
@@ -78,7 +79,7 @@ export function loadedSession (request: FastifyRequest): { get: (key: string) =>
 
 async function sessionPlugin (app: FastifyInstance, options: SessionPluginOptions): Promise<void> {
   const config = app.config
-  const log = app.log.child({ plugin: 'session' })
+  const log = app.log.child({ plugin: 'session' }, suiteLogOptions(app.config))
   const retryAfter = options.retryAfter ?? Math.ceil(config.REDIS_RETRY_MAX_DELAY / 1000) + 1
   const secure = secureCookies(config)
 
@@ -93,8 +94,16 @@ async function sessionPlugin (app: FastifyInstance, options: SessionPluginOption
   }
 
   const redis = app.redisConnections.main
+  const redisBackend = redis === undefined ? undefined : new RedisSessionBackend(redis)
+  if (redis !== undefined && redisBackend !== undefined) {
+    // Hash-field expiry (Redis >= 7.4, Valkey >= 9) lets user indexes expire their own entries: asked at
+    // every connect, since a failover may land on an older server.
+    const detect = (): Promise<void> => detectHashFieldExpiry(redis).then((on) => { redisBackend.useHashFieldExpiry(on) }, () => {})
+    redis.on('ready', () => { detect().catch(() => {}) })
+    if (redis.status === 'ready') await detect()
+  }
   const store = new SessionStore({
-    backend: redis === undefined ? new MemorySessionBackend() : new RedisSessionBackend(redis),
+    backend: redisBackend ?? new MemorySessionBackend(),
     ttl: config.SESSION_TTL,
     idleTimeout: config.SESSION_IDLE_TIMEOUT,
     absoluteTimeout: config.SESSION_ABSOLUTE_TIMEOUT,
@@ -107,6 +116,8 @@ async function sessionPlugin (app: FastifyInstance, options: SessionPluginOption
     ...(options.userKey === undefined ? {} : { userKey: options.userKey })
   })
   if (redis === undefined) log.info('sessions are kept in process memory: lost on restart, not shared between instances')
+  else if (redis.status === 'ready') log.info(`sessions: stored in Redis${redisBackend?.hashFieldExpiry === true ? ' (user indexes expire their entries by hash-field expiry)' : ''}`)
+  else log.info('sessions: stored in Redis, which is not reachable yet: routes that use sessions answer 503 until it answers')
 
   if (!app.hasPlugin('@fastify/cookie')) await app.register(fastifyCookie)
 
@@ -182,6 +193,7 @@ async function sessionPlugin (app: FastifyInstance, options: SessionPluginOption
   }
 
   let insecureWarned = false
+  const strictProfile = config.NODE_ENV === 'production' || config.NODE_ENV === 'staging'
   const saveSession: SendHook = (request, reply, payload, next) => {
     // Ids generated for this request: once the save is done (or skipped), a session that was not
     // saved keeps nothing in the store (a 429 or a page view by a new visitor).
@@ -199,9 +211,22 @@ async function sessionPlugin (app: FastifyInstance, options: SessionPluginOption
       // Destroyed during the request (logout, revoke): the browser should forget the cookie too.
       reply.clearCookie(cookieName, { path: '/', ...(cookieOptions.domain === undefined ? {} : { domain: cookieOptions.domain }) })
     }
-    if (!insecureWarned && session?.cookie?.secure === true && request.protocol !== 'https' && session.isModified?.() === true) {
-      insecureWarned = true
-      log.warn('a session was not saved: its cookie is Secure but the request came over plain HTTP. Serve HTTPS, list the TLS-terminating proxy in TRUST_PROXY, or set SESSION_COOKIE_SECURE=false for local HTTP')
+    if (session?.cookie?.secure === true && request.protocol !== 'https' && session.isModified?.() === true) {
+      // @fastify/session would drop the change and send no cookie while the handler's answer says it
+      // worked (a sign-in "ok" that signed nobody in). Fail the response instead, and say why once.
+      if (!insecureWarned) {
+        insecureWarned = true
+        if (strictProfile) {
+          log.error(`a session was not set: session cookies are Secure in ${config.NODE_ENV} and the request came over plain HTTP. Serve HTTPS, or, behind a TLS-terminating proxy, list it in TRUST_PROXY (and Fastify's trustProxy) so request.protocol is https`)
+        } else {
+          log.warn('a session was not saved: its cookie is Secure but the request came over plain HTTP. Serve HTTPS, list the TLS-terminating proxy in TRUST_PROXY, or set SESSION_COOKIE_SECURE=false for local HTTP')
+        }
+      }
+      const err = new SessionNotSetError()
+      reply.code(err.statusCode).header('content-type', 'application/json; charset=utf-8')
+      reply.removeHeader('set-cookie')
+      done(null, JSON.stringify({ statusCode: err.statusCode, code: err.code, error: 'Internal Server Error', message: err.message }))
+      return
     }
     const restoredSession = (request as SessionCarrier)[kRestored] as { sessionId: string } | undefined
     if (restoredSession !== undefined) store.release(restoredSession.sessionId)

@@ -1,5 +1,7 @@
 import t from 'tap'
-import { spawn } from 'node:child_process'
+import { spawn, spawnSync } from 'node:child_process'
+import { readFileSync, statSync } from 'node:fs'
+import { fileURLToPath } from 'node:url'
 import { buildServer } from '../server.js'
 
 t.test('the demo server serves /health/live with no Redis configured', async (t) => {
@@ -37,4 +39,17 @@ t.test('production with a short secret exits naming SESSION_SECRET and never pri
   t.not(code, 0)
   t.match(output, /SESSION_SECRET/)
   t.notMatch(output, /hunter2/)
+})
+
+// Issue 28 item 6: `npm start` on a built checkout starts the server, it does not compile the project again.
+t.test('npm start compiles only what changed: on a built checkout its prestart is an up-to-date check', async (t) => {
+  const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { scripts: Record<string, string> }
+  t.equal(pkg.scripts.prestart, 'tsc -b tsconfig.json', 'prestart is tsc build mode, which skips an up-to-date project')
+  const tsc = fileURLToPath(new URL('../node_modules/typescript/bin/tsc', import.meta.url))
+  // Bring dist up to date (nothing to do after `npm run build`), then ask build mode what npm start would do.
+  t.equal(spawnSync(process.execPath, [tsc, '-b', 'tsconfig.json'], { encoding: 'utf8' }).status, 0)
+  const before = statSync('dist/server.js').mtimeMs
+  const verdict = spawnSync(process.execPath, [tsc, '-b', '--verbose', 'tsconfig.json'], { encoding: 'utf8' })
+  t.match(verdict.stdout, /Project 'tsconfig\.json' is up to date/, verdict.stdout)
+  t.equal(statSync('dist/server.js').mtimeMs, before, 'nothing was written')
 })

@@ -6,8 +6,9 @@ import { resolve } from 'node:path'
 import { parseEnv, inspect } from 'node:util'
 import envSchema from 'env-schema'
 import Value from 'typebox/value'
+import { didYouMean } from './did-you-mean.js'
 import {
-  ConfigSchema, PROFILES, PROFILE_DEFAULTS, SECRET_KEYS, describeVariables, type Config, type Profile
+  ConfigSchema, PROFILES, PROFILE_DEFAULTS, REDIS_URL_PATTERN, SECRET_KEYS, describeVariables, type Config, type Profile
 } from './schema.js'
 
 export type { Config } from './schema.js'
@@ -28,13 +29,89 @@ export const MIN_SECRET_LENGTH = 32
 export const REDACTED = '[redacted]'
 
 export class ConfigError extends Error {
-  readonly code = 'FRS_CONFIG_INVALID'
-  readonly problems: readonly string[]
+  readonly #problems: readonly string[]
   constructor (problems: string[]) {
     super(problems.join('\n'))
     this.name = 'ConfigError'
-    this.problems = problems
+    this.#problems = problems
+    // An app that lets the registration's rejection reach the top level gets Node's report of it: with
+    // the stack reduced to the problems, that is one line per problem naming the variable, not a trace
+    // of the suite's internals (code and problems are getters, so the report does not list them either).
+    Object.defineProperty(this, 'stack', {
+      value: problems.map((problem) => `fastify-redis-suite: ${problem}`).join('\n'),
+      writable: true,
+      configurable: true,
+      enumerable: false
+    })
   }
+
+  get code (): 'FRS_CONFIG_INVALID' { return 'FRS_CONFIG_INVALID' }
+  get problems (): readonly string[] { return this.#problems }
+}
+
+/** What loading noticed without refusing: logged by the config plugin once the app's logger exists. */
+interface ConfigNotes {
+  warnings: readonly string[]
+  /** Variables given (not defaulted): an explicit LOG_LEVEL governs the suite's own log lines. */
+  given: ReadonlySet<string>
+}
+
+const NOTES = new WeakMap<object, ConfigNotes>()
+
+/** Warnings about the environment (an unknown NODE_ENV, a misspelt variable) for this loaded config. */
+export function configWarnings (config: Readonly<Config>): readonly string[] {
+  return NOTES.get(config)?.warnings ?? []
+}
+
+/**
+ * The level for the suite's own loggers: LOG_LEVEL when it was set, so LOG_LEVEL=error quiets the suite
+ * in an app with its own logger; undefined (the app's level) when LOG_LEVEL is only a default.
+ */
+export function suiteLogLevel (config: Readonly<Config>): string | undefined {
+  return NOTES.get(config)?.given.has('LOG_LEVEL') === true ? config.LOG_LEVEL : undefined
+}
+
+/** Options for `app.log.child(bindings, options)`: the suite's loggers follow an explicit LOG_LEVEL. */
+export function suiteLogOptions (config: Readonly<Config>): { level?: string } {
+  const level = suiteLogLevel(config)
+  return level === undefined ? {} : { level }
+}
+
+/** NODE_ENV values that mean a strict profile: refused rather than run as development. */
+const STRICT_ALIASES: ReadonlyMap<string, Profile> = new Map([
+  ...['prod', 'prd', 'live'].map((alias) => [alias, 'production'] as const),
+  ...['stage', 'stg', 'preprod', 'pre-prod', 'pre-production', 'uat'].map((alias) => [alias, 'staging'] as const)
+])
+
+/** The suite's variable families: an unknown name under one of these is most likely a typo. */
+const SUITE_PREFIXES = ['REDIS_', 'SESSION_', 'CACHE_', 'RATE_LIMIT_', 'METRICS_', 'HEALTH_', 'SHUTDOWN_']
+/** Service links Kubernetes (and Docker links) inject for a service named redis: not ours, not typos. */
+const INJECTED = /_SERVICE_(HOST|PORT)|_PORT_\d+_(TCP|UDP)|^REDIS_PORT_\d+$/
+
+/**
+ * The profile for a NODE_ENV value: case-insensitive; strict-looking aliases refused with the name meant;
+ * anything else runs the development profile, with a warning.
+ */
+function profileOf (value: unknown, warnings: string[], problems: string[]): Profile {
+  if (value === undefined || value === '') return 'development'
+  const lower = String(value).trim().toLowerCase()
+  if ((PROFILES as readonly string[]).includes(lower)) return lower as Profile
+  const meant = STRICT_ALIASES.get(lower)
+  if (meant !== undefined) {
+    problems.push(`NODE_ENV=${String(value)} is not a profile: did you mean ${meant}? (profiles: ${PROFILES.join(', ')})`)
+    return meant
+  }
+  warnings.push(`NODE_ENV=${String(value)} is not one of ${PROFILES.join(', ')}: running the development profile (in-process stores allowed, insecure settings accepted)`)
+  return 'development'
+}
+
+function unknownVariables (source: Record<string, unknown>): string[] {
+  const warnings: string[] = []
+  for (const name of Object.keys(source)) {
+    if (VARIABLES.has(name) || INJECTED.test(name) || !SUITE_PREFIXES.some((prefix) => name.startsWith(prefix))) continue
+    warnings.push(`${name} is not a variable the suite reads${didYouMean(name, VARIABLES.keys())} (it is ignored; see .env.example)`)
+  }
+  return warnings
 }
 
 const SCHEMA_JSON = JSON.parse(JSON.stringify(ConfigSchema)) as Record<string, unknown>
@@ -42,15 +119,22 @@ const VARIABLES = new Map(describeVariables().map((v) => [v.name as string, v]))
 
 export function loadConfig (options: LoadConfigOptions = {}): Readonly<Config> {
   const source = readSource(options)
-  const profile = PROFILES.includes(source.NODE_ENV as Profile) ? source.NODE_ENV as Profile : 'development'
+  const warnings: string[] = []
+  const aliasProblems: string[] = []
+  const profile = profileOf(source.NODE_ENV, warnings, aliasProblems)
+  warnings.push(...unknownVariables(source))
   const merged: Record<string, unknown> = { ...PROFILE_DEFAULTS[profile] }
   for (const [key, value] of Object.entries(source)) {
     // An empty variable (FOO= in .env or compose files) means "not set", as in most env loaders.
     if (VARIABLES.has(key) && value !== undefined && value !== '') merged[key] = value
   }
+  if (merged.NODE_ENV !== undefined) merged.NODE_ENV = profile
+  // LOG_LEVEL=INFO, as many platforms write it.
+  if (typeof merged.LOG_LEVEL === 'string') merged.LOG_LEVEL = merged.LOG_LEVEL.trim().toLowerCase()
 
   // A bare number under 1000 passes the schema (it is a valid duration), so these never repeat a schema error.
-  const unitless = bareNumbers(merged)
+  // A refused NODE_ENV alias is reported with the other problems, so one start shows them all.
+  const unitless = [...aliasProblems, ...bareNumbers(merged)]
   let validated: Record<string, unknown>
   try {
     validated = envSchema({
@@ -67,7 +151,10 @@ export function loadConfig (options: LoadConfigOptions = {}): Readonly<Config> {
   const config = Value.Decode(ConfigSchema, validated) as Config
   const problems = checkRules(config)
   if (problems.length > 0) throw new ConfigError(problems)
-  return protect(config)
+  const given = new Set(Object.keys(source).filter((key) => VARIABLES.has(key) && source[key] !== undefined && source[key] !== ''))
+  const loaded = protect(config)
+  NOTES.set(loaded, { warnings, given })
+  return loaded
 }
 
 function readSource ({ env = {}, processEnv = true, dotenvPath = '.env' }: LoadConfigOptions): Record<string, unknown> {
@@ -117,7 +204,7 @@ function expected (name: string): string {
     if (maximum !== undefined) return `an integer of at most ${maximum}`
     return 'an integer'
   }
-  if (typeof schema.pattern === 'string' && schema.pattern.startsWith('^rediss?')) return 'a redis:// or rediss:// URL'
+  if (schema.pattern === REDIS_URL_PATTERN) return 'a redis://, rediss://, valkey://, valkeys:// or unix:// URL'
   const { minLength = 0, maxLength } = schema as { minLength?: number, maxLength?: number }
   const length = minLength > 1 ? `at least ${minLength} characters` : maxLength !== undefined ? `at most ${maxLength} characters` : ''
   if (typeof schema.pattern === 'string') return `a value matching ${schema.pattern}${length === '' ? '' : `, ${length}`}`

@@ -37,6 +37,9 @@ function oneOf<const T extends string[]> (values: readonly [...T], defaultValue:
   return Type.Enum(values, { default: defaultValue, description })
 }
 
+/** The URL schemes a Redis URL may use: Redis' own, Valkey's (same protocol), and a Unix socket. */
+export const REDIS_URL_PATTERN = '^(rediss?|valkeys?|unix)://'
+
 export const PROFILES = ['development', 'test', 'staging', 'production'] as const
 export type Profile = typeof PROFILES[number]
 
@@ -46,7 +49,7 @@ export const ConfigSchema = Type.Object({
   PORT: Type.Integer({ minimum: 0, maximum: 65535, default: 3000, description: 'Port the demo server listens on.' }),
   LOG_LEVEL: oneOf(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'], 'info', 'pino log level.'),
 
-  REDIS_URL: text({ description: 'redis:// or rediss:// URL with optional user, password and db; takes precedence over REDIS_HOST and friends.', secret: true }, { pattern: '^rediss?://' }),
+  REDIS_URL: text({ description: 'redis:// or rediss:// URL (valkey:// and valkeys:// alike) with optional user, password and db, or unix:///path/to/redis.sock?db=0 (credentials from REDIS_USERNAME and REDIS_PASSWORD); takes precedence over REDIS_HOST and friends.', secret: true }, { pattern: REDIS_URL_PATTERN }),
   REDIS_HOST: text({ description: 'Redis host, used when REDIS_URL is not set.' }, { minLength: 1 }),
   REDIS_PORT: Type.Integer({ minimum: 1, maximum: 65535, default: 6379, description: 'Redis port, used with REDIS_HOST.' }),
   REDIS_USERNAME: text({ description: 'ACL user name.' }),
@@ -59,7 +62,7 @@ export const ConfigSchema = Type.Object({
   REDIS_TLS_SERVERNAME: text({ description: 'Server name to verify (SNI) when it differs from the host.' }),
   REDIS_TLS_REJECT_UNAUTHORIZED: Type.Boolean({ default: true, description: 'Verify the server certificate. false is refused in staging and production.' }),
   REDIS_KEY_PREFIX: Type.String({ default: '', description: 'Prefix for every key the suite writes, e.g. myapp: (pair it with an ACL key pattern).' }),
-  REDIS_CACHE_URL: text({ description: 'Optional separate Redis for the cache (one allkeys-lru server, standalone even when the main connection is Cluster or Sentinel); sessions and rate limits stay on REDIS_URL.', secret: true }, { pattern: '^rediss?://' }),
+  REDIS_CACHE_URL: text({ description: 'Optional separate Redis for the cache (one allkeys-lru server, standalone even when the main connection is Cluster or Sentinel); sessions and rate limits stay on REDIS_URL.', secret: true }, { pattern: REDIS_URL_PATTERN }),
 
   REDIS_CONNECT_TIMEOUT: duration('5s', { description: 'Time allowed to open a connection, and for boot to wait for Redis.', needsUnit: true }),
   REDIS_COMMAND_TIMEOUT: duration('1s', { description: 'Longest any single command may wait for a reply.' }),

@@ -8,7 +8,7 @@ export { HttpCacheConfigError } from './errors.js'
 export { computeEtag, matchesIfNoneMatch } from './etag.js'
 export { surrogateKeyHeader, surrogateKeyOf, unsendableHeader } from './headers.js'
 export { buildResponseKey, canonicalUrl, constraintsKey, hasUnlistedCookie, hashIdentity, headerValue, readCookie, type ResponseKeyParts } from './key.js'
-export { readMaxmemoryPolicy } from './maxmemory-policy.js'
+export { readMaxmemoryPolicy, readMemory, type RedisMemory } from './maxmemory-policy.js'
 export {
   CACHEABLE_METHODS, INVALIDATING_METHODS, resolveRoutePolicy, tagsFor,
   type CachedRoutePolicy, type RouteCacheOptions, type RouteDefaults, type RoutePolicy, type TagSource

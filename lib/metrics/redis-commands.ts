@@ -5,6 +5,7 @@
 // share a Redis server therefore also share these series.
 import diagnosticsChannel from 'node:diagnostics_channel'
 import type { Cluster, CommandTraceContext, Redis } from 'ioredis'
+import { isCapabilityProbe } from '../redis/index.js'
 
 type Client = Redis | Cluster
 
@@ -51,8 +52,9 @@ export function traceRedisCommands (connections: ReadonlyArray<{ name: string, c
   const channel = diagnosticsChannel.tracingChannel<object, CommandTraceContext>('ioredis:command')
   const handlers = {
     start (context: CommandTraceContext): void {
-      // CLIENT SETINFO at connect is refused by Redis < 7.2 and ignored by ioredis: not the app's traffic.
-      if (context.command === 'client' && context.args[0]?.toLowerCase() === 'setinfo') return
+      // CLIENT SETINFO at connect (refused by Redis < 7.2, ignored by ioredis) and the settings check's
+      // CONFIG GET (refused by managed Redis and the least-privilege ACL): probes, not the app's traffic.
+      if (isCapabilityProbe(context.command, context.args)) return
       const connection = byAddress.get(context.serverPort === undefined ? context.serverAddress : `${context.serverAddress}:${context.serverPort}`)
       if (connection !== undefined) (context as unknown as Traced)[STARTED] = { connection, at: performance.now() }
     },

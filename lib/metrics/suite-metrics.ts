@@ -63,6 +63,7 @@ export class SuiteMetrics {
   readonly #state: Gauge<'state'>
   readonly #mode: Gauge<'mode'>
   readonly #reconnects: CumulativeCounter<string>
+  readonly #refusals: CumulativeCounter<'kind'>
   readonly #pingLatency: Gauge
   readonly #cache: Sync<CacheStats> | undefined
   readonly #rateLimit: Sync<Partial<RateLimitStats>> | undefined
@@ -94,6 +95,7 @@ export class SuiteMetrics {
     this.#state = new Gauge({ name: 'redis_client_state', help: 'Redis connection state: 1 for the current state, 0 for the others.', labelNames: ['state'], registers, collect })
     this.#mode = new Gauge({ name: 'redis_client_mode', help: 'Redis topology in use (1 for the current mode): standalone, sentinel, cluster or memory (no Redis).', labelNames: ['mode'], registers, collect })
     this.#reconnects = new CumulativeCounter(new Counter({ name: 'redis_client_reconnects_total', help: 'Times the main Redis connection came back after a loss.', registers, collect }))
+    this.#refusals = new CumulativeCounter(new Counter({ name: 'redis_client_refusals_total', help: 'Commands Redis refused on the main connection, by kind: oom (maxmemory with noeviction), misconf (failed snapshot), readonly (a replica), noperm (ACL).', labelNames: ['kind'], registers, collect }))
     this.#pingLatency = new Gauge({ name: 'redis_client_ping_latency_seconds', help: 'Round trip of the last background PING (absent before the first).', registers, collect })
     this.#pingLatency.remove() // a gauge without labels starts at 0; no PING yet is no sample, not zero
     this.#commandDuration = new Histogram({
@@ -166,6 +168,7 @@ export class SuiteMetrics {
       this.#mode.reset()
       this.#mode.set({ mode: state.mode }, 1)
       this.#reconnects.sync({}, state.reconnects)
+      for (const [kind, count] of Object.entries(state.refusals ?? {})) this.#refusals.sync({ kind }, count)
       if (state.latencyMs === null) this.#pingLatency.remove()
       else this.#pingLatency.set(state.latencyMs / 1000)
     }

@@ -429,7 +429,9 @@ export class RateLimitStore {
       logger.info({ rateLimit }, 'rate limit: no Redis configured, limits are counted in this process only (not shared between instances)')
     } else {
       const how = this.sync === 'batched' ? 'counted in Redis in leased batches (RATE_LIMIT_SYNC=batched)' : 'counted in Redis'
-      logger.info({ rateLimit }, `rate limit: ${how}; while Redis is down, ${DOWN_MODE_TEXT[this.mode]}`)
+      // Never claim Redis when it did not answer boot (REDIS_WAIT_ON_BOOT=false): say what applies now.
+      if (this.#isRedisReady()) logger.info({ rateLimit }, `rate limit: ${how}; while Redis is down, ${DOWN_MODE_TEXT[this.mode]}`)
+      else logger.info({ rateLimit }, `rate limit: Redis is not reachable yet, so ${DOWN_MODE_TEXT[this.mode]}; once it answers, ${how}`)
     }
   }
 

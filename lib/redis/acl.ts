@@ -9,12 +9,16 @@ export const PUBSUB_CHANNEL_SEGMENT = 'ps:'
 
 /** Every command the suite sends, lower case, `command|subcommand` where only one subcommand is needed. */
 export const SUITE_ACL_COMMANDS: readonly string[] = Object.freeze([
-  // connection set-up (ready check: INFO), the health monitor, Cluster slot discovery and state
-  'auth', 'hello', 'ping', 'client|setname', 'info', 'quit', 'cluster|slots', 'cluster|info',
+  // connection set-up (ready check: INFO), the health monitor, Cluster slot discovery and state.
+  // CLIENT SETINFO: ioredis names its library at every connect to a server that has it (Redis >= 7.2,
+  // Valkey); refused, it leaves one ACL-log entry per connection. It only labels the connection.
+  'auth', 'hello', 'ping', 'client|setname', 'client|setinfo', 'info', 'quit', 'cluster|slots', 'cluster|info',
   // strings and counters: cache entries, tag versions, rate-limit counters, locks
   'get', 'mget', 'set', 'del', 'exists', 'incr', 'incrby', 'pexpire', 'pexpireat', 'pttl', 'time',
   // hashes and sorted sets: sessions and their per-user index, presence, the sliding limiter
-  'hget', 'hmget', 'hgetall', 'hkeys', 'hset', 'hsetnx', 'hdel',
+  'hget', 'hmget', 'hgetall', 'hkeys', 'hset', 'hsetnx', 'hdel', 'hlen',
+  // hash-field expiry of the per-user session index (Redis >= 7.4, Valkey >= 9 only)
+  'hpexpireat',
   'zadd', 'zrem', 'zcard', 'zcount', 'zscore', 'zrange', 'zrangebyscore', 'zremrangebyscore',
   // streams (app.pubsub.stream)
   'xadd', 'xgroup|create', 'xreadgroup', 'xack', 'xautoclaim',
@@ -40,6 +44,28 @@ export interface SuiteAclOptions {
    * database, so SELECT would give the user the same key names in all of them.
    */
   db?: number
+  /**
+   * The server the rule is for: a Redis version ('7.0.15', INFO's redis_version) or 'valkey 8.0.1'
+   * (INFO's valkey_version). A server refuses a rule naming a command it does not have, so commands
+   * newer than it are left out: CLIENT SETINFO (Redis 7.2) and HPEXPIREAT (Redis 7.4, Valkey 9; the
+   * suite uses it only where the server has it). Default: a server with every command.
+   */
+  serverVersion?: string
+}
+
+/** The first version of each product that has a command newer than Redis 7.0. */
+const SINCE: Readonly<Record<string, { redis: number, valkey: number }>> = {
+  'client|setinfo': { redis: 7.02, valkey: 7.02 },
+  hpexpireat: { redis: 7.04, valkey: 9 }
+}
+
+function serverHas (command: string, server: string | undefined): boolean {
+  const since = SINCE[command]
+  if (since === undefined || server === undefined) return true
+  const match = /^(valkey\s+)?(\d+)\.(\d+)/i.exec(server.trim())
+  if (match === null) return true
+  const version = Number(match[2]) + Number(match[3]) / 100
+  return version >= (match[1] === undefined ? since.redis : since.valkey)
 }
 
 /**
@@ -52,6 +78,7 @@ export function suiteAclRule (keyPrefix: string, options: SuiteAclOptions = {}):
   }
   const prefix = globLiteral(keyPrefix)
   const patterns = (options.patterns ?? []).map((pattern) => ` &${prefix}${PUBSUB_CHANNEL_SEGMENT}${pattern}`).join('')
-  const commands = (options.db ?? 0) === 0 ? SUITE_ACL_COMMANDS : [...SUITE_ACL_COMMANDS, 'select']
+  const granted = SUITE_ACL_COMMANDS.filter((command) => serverHas(command, options.serverVersion))
+  const commands = (options.db ?? 0) === 0 ? granted : [...granted, 'select']
   return `resetkeys ~${prefix}* resetchannels &${prefix}*${patterns} -@all ${commands.map((c) => `+${c}`).join(' ')}`
 }

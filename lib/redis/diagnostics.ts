@@ -2,6 +2,45 @@
 // on restart; managed Redis often ships allkeys-lru and no persistence. Denied by the ACL → skip quietly.
 import type { Cluster, Redis } from 'ioredis'
 
+/**
+ * Commands sent to learn what the server allows, whose refusal is an answer, not an error: ioredis'
+ * CLIENT SETINFO at connect (Redis < 7.2 has none) and the settings check's CONFIG GET (denied by
+ * managed Redis and the least-privilege ACL). Metrics leave them out of the command error counts, so a
+ * healthy 7.0 or a locked-down user raises no alert. Matched on the exact arguments the probe sends:
+ * the app's own CONFIG GET still counts.
+ */
+const CAPABILITY_PROBES: ReadonlyArray<readonly [command: string, first: string, second?: string]> = [
+  ['client', 'setinfo'],
+  ['config', 'get', 'maxmemory-policy']
+]
+
+export function isCapabilityProbe (command: string, args: ReadonlyArray<unknown>): boolean {
+  for (const [name, first, second] of CAPABILITY_PROBES) {
+    if (command.toLowerCase() !== name || String(args[0]).toLowerCase() !== first) continue
+    if (second === undefined || String(args[1]).toLowerCase() === second) return true
+  }
+  return false
+}
+
+/**
+ * Hash-field expiry (HPEXPIREAT): Redis 7.4 and Valkey 9. Read from INFO (every user may run it; a
+ * COMMAND INFO probe would need another ACL right). Valkey reports redis_version 7.2.4 whatever its
+ * own version, so valkey_version decides there. false when INFO cannot be read.
+ */
+export async function detectHashFieldExpiry (client: Redis | Cluster): Promise<boolean> {
+  const node = client.isCluster ? (client as Cluster).nodes('master')[0] : client as Redis
+  if (node === undefined) return false
+  const info = await node.info('server').catch(() => '')
+  const version = (name: string): [number, number] | undefined => {
+    const match = new RegExp(`^${name}:(\\d+)\\.(\\d+)`, 'm').exec(info)
+    return match === null ? undefined : [Number(match[1]), Number(match[2])]
+  }
+  const valkey = version('valkey_version')
+  if (valkey !== undefined) return valkey[0] >= 9
+  const redis = version('redis_version')
+  return redis !== undefined && (redis[0] > 7 || (redis[0] === 7 && redis[1] >= 4))
+}
+
 export interface DiagnosticsLogger {
   warn: (obj: object, msg: string) => void
   debug: (obj: object, msg: string) => void

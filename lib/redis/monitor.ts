@@ -4,6 +4,7 @@
 import { EventEmitter } from 'node:events'
 import type { Cluster, Redis } from 'ioredis'
 import type { RedisMode } from './options.js'
+import type { RefusalKind, RefusalTracker } from './refusals.js'
 
 export type RedisStatus = 'connected' | 'degraded' | 'disconnected'
 export type RedisStateMode = RedisMode | 'memory'
@@ -20,6 +21,8 @@ export interface RedisState {
   reconnects: number
   /** Epoch ms of the last status change. */
   since: number
+  /** Commands Redis refused since start, by kind (OOM, MISCONF, READONLY, NOPERM): see refusals.ts. */
+  refusals?: Readonly<Record<RefusalKind, number>>
 }
 
 export interface RedisServerInfo {
@@ -48,6 +51,8 @@ export interface RedisMonitorOptions {
   /** Consecutive PING timeouts after which the connection is dropped and re-opened (half-open links). */
   reconnectAfterTimeouts?: number
   logger: MonitorLogger
+  /** Refusals seen on the connection: while an episode lasts, the state is degraded with its reason. */
+  refusals?: RefusalTracker | undefined
 }
 
 export interface RedisMonitorEvents {
@@ -60,26 +65,31 @@ type Client = Redis | Cluster
 
 export class RedisMonitor extends EventEmitter<RedisMonitorEvents> {
   readonly #client: Client | undefined
-  readonly #options: Required<RedisMonitorOptions>
+  readonly #options: Required<Omit<RedisMonitorOptions, 'refusals'>>
+  readonly #refusals: RefusalTracker | undefined
   #state: RedisState
   #info: RedisServerInfo | undefined
   #timer: NodeJS.Timeout | undefined
   #lastInfoAt = 0
   #timeouts = 0
   #everReady = false
+  #announced = false
   #stopped = false
 
   constructor (client: Client | undefined, options: RedisMonitorOptions) {
     super()
     this.#client = client
-    this.#options = { infoInterval: 5_000, reconnectAfterTimeouts: 3, ...options }
+    const { refusals, ...rest } = options
+    this.#refusals = refusals
+    this.#options = { infoInterval: 5_000, reconnectAfterTimeouts: 3, ...rest }
     const memory = client === undefined
     this.#state = { status: memory ? 'connected' : 'disconnected', mode: options.mode, latencyMs: memory ? 0 : null, reconnects: 0, since: Date.now() }
     if (client !== undefined) this.#listen(client)
   }
 
   get state (): RedisState {
-    return { ...this.#state }
+    const refusals = this.#refusals?.counts()
+    return refusals === undefined ? { ...this.#state } : { ...this.#state, refusals }
   }
 
   get serverInfo (): RedisServerInfo | undefined {
@@ -145,7 +155,10 @@ export class RedisMonitor extends EventEmitter<RedisMonitorEvents> {
         }
         this.#timeouts = 0
         this.#state.latencyMs = latency
-        this.#set(latency > this.#options.degradedLatency ? 'degraded' : 'connected')
+        // PING answers fast while Redis refuses every write: a refusal episode is degraded too, with its reason.
+        const refusal = this.#refusals?.active()
+        if (refusal !== undefined) this.#recordError(refusal.reason)
+        this.#set(latency > this.#options.degradedLatency || refusal !== undefined ? 'degraded' : 'connected')
         if (Date.now() - this.#lastInfoAt >= this.#options.infoInterval) await this.#refreshInfo(client)
       } catch (err) {
         this.#onPingFailure(client, err as Error)
@@ -211,9 +224,12 @@ export class RedisMonitor extends EventEmitter<RedisMonitorEvents> {
       this.#options.logger.info({ redis: { mode: this.#state.mode, address: this.#options.address, status } }, 'Redis connection closed (app closing)')
     } else {
       const fields = { redis: { mode: this.#state.mode, address: this.#options.address, status, previous: previous.status, lastError: this.#state.lastError } }
-      if (status === 'connected') this.#options.logger.info(fields, `Redis ${status}`)
+      // The first connect is the start-up line of the connection: it says where.
+      if (status === 'connected' && !this.#announced) this.#options.logger.info(fields, `Redis connected: ${this.#state.mode} at ${this.#options.address}`)
+      else if (status === 'connected') this.#options.logger.info(fields, `Redis ${status}`)
       else this.#options.logger.warn(fields, `Redis ${status}`)
     }
+    if (status === 'connected') this.#announced = true
     this.emit('change', this.state, previous)
   }
 }

@@ -81,7 +81,7 @@ export function buildConnectionPlan (config: Config, url = config.REDIS_URL, { s
   const target = url === undefined ? { host: config.REDIS_HOST ?? '127.0.0.1', port: config.REDIS_PORT, db: config.REDIS_DB } : pickAddress(parseRedisUrl(url))
   return {
     mode: 'standalone',
-    address: `${target.host}:${target.port}`,
+    address: 'path' in target ? target.path : `${target.host}:${target.port}`,
     options: { ...base, ...target, keyPrefix: config.REDIS_KEY_PREFIX, ...(tls === undefined ? {} : { tls }) }
   }
 }
@@ -125,12 +125,20 @@ function credentials (config: Config, url: string | undefined): Pick<RedisOption
   }
 }
 
-export function parseRedisUrl (url: string): { host: string, port: number, db: number, username?: string, password?: string, tls: boolean } {
+export function parseRedisUrl (url: string): { host: string, port: number, path?: string, db: number, username?: string, password?: string, tls: boolean } {
   let parsed: URL
   try {
     parsed = new URL(url)
   } catch {
     throw new RedisSetupError('REDIS_URL is not a valid URL')
+  }
+  if (parsed.protocol === 'unix:') {
+    // unix:///run/redis.sock?db=2: the socket path, the database in the query (the path is taken);
+    // credentials come from REDIS_USERNAME and REDIS_PASSWORD (a URL cannot hold them without a host).
+    const db = Number(parsed.searchParams.get('db') ?? 0)
+    if (!Number.isInteger(db) || db < 0) throw new RedisSetupError('REDIS_URL database (?db=) must be a number, as in unix:///run/redis.sock?db=0')
+    if (parsed.pathname === '' || parsed.pathname === '/') throw new RedisSetupError('REDIS_URL must name the socket, as in unix:///run/redis.sock')
+    return { host: '', port: 0, path: decodeURIComponent(parsed.pathname), db, tls: false }
   }
   const db = parsed.pathname.length > 1 ? Number(parsed.pathname.slice(1)) : 0
   if (!Number.isInteger(db) || db < 0) throw new RedisSetupError('REDIS_URL database (the path) must be a number, as in redis://host:6379/0')
@@ -140,12 +148,13 @@ export function parseRedisUrl (url: string): { host: string, port: number, db: n
     db,
     ...(parsed.username === '' ? {} : { username: decodeURIComponent(parsed.username) }),
     ...(parsed.password === '' ? {} : { password: decodeURIComponent(parsed.password) }),
-    tls: parsed.protocol === 'rediss:'
+    // valkeys:// is rediss:// under Valkey's name: the same protocol over TLS.
+    tls: parsed.protocol === 'rediss:' || parsed.protocol === 'valkeys:'
   }
 }
 
 function tlsOptions (config: Config, url: string | undefined): ConnectionOptions | undefined {
-  const wanted = config.REDIS_TLS || (url?.startsWith('rediss://') ?? false)
+  const wanted = config.REDIS_TLS || (url !== undefined && /^(rediss|valkeys):\/\//.test(url))
   return wanted ? tlsSettings(config) : undefined
 }
 
@@ -187,8 +196,8 @@ function describeNodes (nodes: Array<{ host?: string | undefined, port?: number 
   return nodes.map((node) => `${node.host ?? '?'}:${node.port ?? '?'}`).join(',')
 }
 
-function pickAddress ({ host, port, db }: { host: string, port: number, db: number }): { host: string, port: number, db: number } {
-  return { host, port, db }
+function pickAddress ({ host, port, path, db }: { host: string, port: number, path?: string, db: number }): { host: string, port: number, db: number } | { path: string, db: number } {
+  return path === undefined ? { host, port, db } : { path, db }
 }
 
 /** Cluster nodes have no databases; SELECT would fail. */

@@ -33,6 +33,20 @@ export class SessionNotEnabledError extends Error {
   }
 }
 
+/**
+ * A handler changed the session (a sign-in) but its cookie is Secure and the request came over plain
+ * HTTP, so no cookie can be sent and nothing is stored: the response says so instead of the handler's
+ * success. A deployment problem (HTTPS, or a TLS-terminating proxy missing from TRUST_PROXY), hence 500.
+ */
+export class SessionNotSetError extends Error {
+  override name = 'SessionNotSetError'
+  readonly code = 'FRS_SESSION_NOT_SET'
+  readonly statusCode = 500
+  constructor () {
+    super('The session could not be set: session cookies are Secure and this request did not come over HTTPS.')
+  }
+}
+
 export function isSessionUnavailable (err: unknown): err is SessionUnavailableError {
   return err instanceof SessionUnavailableError
 }

@@ -5,6 +5,9 @@
 //
 //   sess:{<handle>}            hash: d:<field> = JSON of one payload field, m:<meta> = metadata
 //   sess:user:{<userId>}       sorted set: handle → expiry (ms), pruned with ZREMRANGEBYSCORE
+//   sess:uh:{<userId>}         on Redis >= 7.4 / Valkey >= 9: hash handle → expiry (ms), each field
+//                              expiring itself (HPEXPIREAT), so no prune is sent; reads still take the
+//                              sorted set's entries written before the server had hash-field expiry
 //   sess:all:{<b>}             16 sorted sets: handle → expiry (ms), for the total count, b picked by the
 //                              handle; written only at sign-in, data changes, sign-out, revocation and
 //                              the refresh cadence, never on a plain read. Split so that sign-ins spread
@@ -27,6 +30,13 @@ export const USER_INDEX_PREFIX = 'sess:user:{'
 export function userIndexKey (userId: string): string {
   // encodeURIComponent escapes braces, so a user id cannot open or close the hash tag.
   return `${USER_INDEX_PREFIX}${encodeURIComponent(userId)}}`
+}
+
+/** The user index as a hash with per-field expiry (Redis >= 7.4, Valkey >= 9). */
+export const USER_HASH_INDEX_PREFIX = 'sess:uh:{'
+
+export function userHashIndexKey (userId: string): string {
+  return `${USER_HASH_INDEX_PREFIX}${encodeURIComponent(userId)}}`
 }
 
 const ALL_SESSIONS_BUCKETS = 16

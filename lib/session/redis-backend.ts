@@ -14,7 +14,9 @@
 // auto-pipelining would do: under load a write syscall per read was the largest cost of a read.
 import type { Writable } from 'node:stream'
 import type { Cluster, Redis } from 'ioredis'
-import { ALL_SESSIONS_KEYS, allSessionsKey, DATA_PREFIX, META, sessionKey, USER_INDEX_PREFIX, userIndexKey } from './keys.js'
+import {
+  ALL_SESSIONS_KEYS, allSessionsKey, DATA_PREFIX, META, sessionKey, USER_HASH_INDEX_PREFIX, USER_INDEX_PREFIX, userHashIndexKey, userIndexKey
+} from './keys.js'
 import type { IndexedSession, LoadRefresh, SessionBackend, SessionMeta, SessionWrite, StoredSession, WriteResult } from './types.js'
 
 export type RedisClient = Redis | Cluster
@@ -59,6 +61,15 @@ if redis.call('PTTL', KEYS[1]) < ttl then redis.call('PEXPIRE', KEYS[1], ARGV[4]
 return redis.call('ZCARD', KEYS[1])
 `
 
+// KEYS[1] a user's hash index (Redis >= 7.4 / Valkey >= 9). ARGV: expiresAt, handle. The field expires
+// itself: no prune, no key expiry to keep (a hash whose last field expired is gone). Returns the fields
+// held, which may still count some past their expiry and not yet reclaimed: the cap re-lists before revoking.
+const USER_HASH_ADD_LUA = `
+redis.call('HSET', KEYS[1], ARGV[2], ARGV[1])
+redis.call('HPEXPIREAT', KEYS[1], ARGV[1], 'FIELDS', 1, ARGV[2])
+return redis.call('HLEN', KEYS[1])
+`
+
 // KEYS[1] the session hash. ARGV[1] the owner ('' for any). Returns { deleted (0|1), user or '' }.
 const DESTROY_LUA = `
 local user = redis.call('HGET', KEYS[1], '${META.user}') or ''
@@ -67,7 +78,8 @@ return { redis.call('DEL', KEYS[1]), user }
 `
 
 // KEYS[1] the session hash, KEYS[2] its total index bucket. ARGV: now, refreshEvery, idleTimeout, ttl
-// (SESSION_TTL), the key prefix of user indexes (the client's keyPrefix included), the handle.
+// (SESSION_TTL), the key prefix of user indexes (the client's keyPrefix included), the handle, and 'h'
+// when the user index is the hash with field expiry (its prefix then given in ARGV[5]), 'z' otherwise.
 // Returns { the hash as HGETALL returns it, the TTL applied by a refresh or 0 }. A session that is not
 // due, already past a timeout or missing metadata is returned as read, untouched (the store discards
 // the expired ones). The TTL rule is the store's #ttl(): the cookie's expiry or max age (capped by
@@ -104,7 +116,13 @@ local function index (key)
   if redis.call('PTTL', key) < ttl then redis.call('PEXPIRE', key, ttl) end
 end
 if user then
-  index(ARGV[5] .. string.gsub(user, "[^A-Za-z0-9%-_%.!~%*'%(%)]", function (c) return string.format('%%%02X', string.byte(c)) end) .. '}')
+  local userKey = ARGV[5] .. string.gsub(user, "[^A-Za-z0-9%-_%.!~%*'%(%)]", function (c) return string.format('%%%02X', string.byte(c)) end) .. '}'
+  if ARGV[7] == 'h' then
+    redis.call('HSET', userKey, ARGV[6], expiresAt)
+    redis.call('HPEXPIREAT', userKey, expiresAt, 'FIELDS', 1, ARGV[6])
+  else
+    index(userKey)
+  end
 end
 redis.call('HSET', KEYS[1], '${META.seen}', ARGV[1], '${META.expires}', expiresAt)
 redis.call('PEXPIRE', KEYS[1], ttl)
@@ -113,7 +131,8 @@ return { h, ttl }
 `
 
 interface ScriptedClient {
-  sessionLoad: (key: string, bucket: string, now: string, every: string, idle: string, ttl: string, userPrefix: string, handle: string) => Promise<[string[], number]>
+  sessionLoad: (key: string, bucket: string, now: string, every: string, idle: string, ttl: string, userPrefix: string, handle: string, indexKind: 'h' | 'z') => Promise<[string[], number]>
+  sessionUserHashAdd: (key: string, expiresAt: string, handle: string) => Promise<number>
   sessionWrite: (key: string, ...args: string[]) => Promise<number>
   sessionIndexAdd: (key: string, now: string, expiresAt: string, handle: string, ttl: string) => Promise<number>
   sessionDestroy: (key: string, owner: string) => Promise<[number, string]>
@@ -133,15 +152,34 @@ export class RedisSessionBackend implements SessionBackend {
       client.defineCommand('sessionIndexAdd', { numberOfKeys: 1, lua: INDEX_ADD_LUA })
       client.defineCommand('sessionDestroy', { numberOfKeys: 1, lua: DESTROY_LUA })
       client.defineCommand('sessionLoad', { numberOfKeys: 2, lua: LOAD_LUA })
+      client.defineCommand('sessionUserHashAdd', { numberOfKeys: 1, lua: USER_HASH_ADD_LUA })
     }
     this.#client = client as RedisClient & ScriptedClient
     this.#standalone = !client.isCluster
-    this.#userPrefix = `${(client as Redis).options?.keyPrefix ?? ''}${USER_INDEX_PREFIX}`
+    const keyPrefix = (client as Redis).options?.keyPrefix ?? ''
+    this.#userPrefix = `${keyPrefix}${USER_INDEX_PREFIX}`
+    this.#userHashPrefix = `${keyPrefix}${USER_HASH_INDEX_PREFIX}`
   }
 
   readonly #standalone: boolean
   /** The user index key up to its hash tag, as the server sees it (keyPrefix included). */
   readonly #userPrefix: string
+  readonly #userHashPrefix: string
+  /** The server has hash-field expiry: user indexes are written as hashes whose fields expire themselves. */
+  #hashFieldExpiry = false
+
+  /**
+   * Set from what the server says at each connect (detectHashFieldExpiry): a failover to an older
+   * server turns it off again. Reads take both index forms, so switching loses no session.
+   */
+  useHashFieldExpiry (on: boolean): void {
+    this.#hashFieldExpiry = on
+  }
+
+  get hashFieldExpiry (): boolean {
+    return this.#hashFieldExpiry
+  }
+
   /** Reads waiting for the end of this event-loop turn, to go out in one write. */
   #batch: PendingLoad[] | undefined
   /**
@@ -156,7 +194,8 @@ export class RedisSessionBackend implements SessionBackend {
     const known = this.#seen.get(handle)
     const script = refresh !== undefined && (known === undefined || refresh.now - known >= refresh.every)
     const args: LoadArgs | undefined = script
-      ? [sessionKey(handle), allSessionsKey(handle), String(refresh.now), String(refresh.every), String(refresh.idleTimeout), String(refresh.ttl), this.#userPrefix, handle]
+      ? [sessionKey(handle), allSessionsKey(handle), String(refresh.now), String(refresh.every), String(refresh.idleTimeout), String(refresh.ttl),
+          this.#hashFieldExpiry ? this.#userHashPrefix : this.#userPrefix, handle, this.#hashFieldExpiry ? 'h' : 'z']
       : undefined
     const reply = await new Promise<unknown>((resolve, reject) => {
       if (this.#batch === undefined) {
@@ -233,10 +272,14 @@ export class RedisSessionBackend implements SessionBackend {
     // connection Redis runs them in order), so a session whose expiry moved is always findable by
     // revokeAll(); the total index is only written here, at sign-in, sign-out and the refresh cadence.
     const [userSessions, applied] = await Promise.all([
-      write.userId === undefined ? undefined : this.#client.sessionIndexAdd(userIndexKey(write.userId), ...indexArgs),
+      write.userId === undefined
+        ? undefined
+        : this.#hashFieldExpiry
+          ? this.#client.sessionUserHashAdd(userHashIndexKey(write.userId), String(expiresAt), handle)
+          : this.#client.sessionIndexAdd(userIndexKey(write.userId), ...indexArgs),
       this.#client.sessionWrite(sessionKey(handle), ...args),
       this.#client.sessionIndexAdd(allSessionsKey(handle), ...indexArgs),
-      moved ? this.#client.zrem(userIndexKey(write.previousUserId as string), handle) : undefined
+      moved ? this.#userUnindex(write.previousUserId as string, handle) : undefined
     ])
     if (Number(applied) === 0) {
       this.#seen.delete(handle)
@@ -257,7 +300,7 @@ export class RedisSessionBackend implements SessionBackend {
         this.#client.sessionDestroy(sessionKey(handle), ''),
         this.#client.zrem(allSessionsKey(handle), handle)
       ])
-      if (user !== '') this.#client.zrem(userIndexKey(user), handle).catch(() => {}) // a leftover is pruned by list()
+      if (user !== '') this.#userUnindex(user, handle).catch(() => {}) // a leftover is pruned by list()
       return Number(deleted) === 1
     }
     const [deleted, user] = await this.#client.sessionDestroy(sessionKey(handle), owner)
@@ -269,7 +312,11 @@ export class RedisSessionBackend implements SessionBackend {
   async list (userId: string, now: number): Promise<IndexedSession[]> {
     const key = userIndexKey(userId)
     await this.#client.zremrangebyscore(key, '-inf', now)
-    const handles = await this.#client.zrangebyscore(key, now, '+inf')
+    const [indexed, hashed] = await Promise.all([
+      this.#client.zrangebyscore(key, now, '+inf'),
+      this.#hashFieldExpiry ? this.#liveInHash(userId, now) : []
+    ])
+    const handles = hashed.length === 0 ? indexed : [...new Set([...indexed, ...hashed])]
     const hashes = await Promise.all(handles.map((handle) => this.#client.hmget(sessionKey(handle), ...META_FIELDS)))
     const live: IndexedSession[] = []
     const gone: string[] = []
@@ -278,12 +325,34 @@ export class RedisSessionBackend implements SessionBackend {
       if (meta === undefined || meta.userId !== userId) gone.push(handle)
       else live.push({ handle, meta })
     })
-    if (gone.length > 0) await this.#client.zrem(key, ...gone)
+    if (gone.length > 0) {
+      await Promise.all([
+        this.#client.zrem(key, ...gone),
+        this.#hashFieldExpiry ? this.#client.hdel(userHashIndexKey(userId), ...gone) : undefined
+      ])
+    }
     return live
   }
 
   async count (userId: string, now: number): Promise<number> {
-    return await this.#client.zcount(userIndexKey(userId), now, '+inf')
+    if (!this.#hashFieldExpiry) return await this.#client.zcount(userIndexKey(userId), now, '+inf')
+    // Entries written before the server had field expiry stay in the sorted set until they expire.
+    const [indexed, hashed] = await Promise.all([this.#client.zrangebyscore(userIndexKey(userId), now, '+inf'), this.#liveInHash(userId, now)])
+    return hashed.length === 0 ? indexed.length : new Set([...indexed, ...hashed]).size
+  }
+
+  /** Handles in the user's hash index not past their expiry (a field may outlive it until reclaimed). */
+  async #liveInHash (userId: string, now: number): Promise<string[]> {
+    const entries = await this.#client.hgetall(userHashIndexKey(userId))
+    return Object.keys(entries).filter((handle) => Number(entries[handle]) > now)
+  }
+
+  /** Drops a handle from the user's index, in both forms while the sorted set may still hold it. */
+  async #userUnindex (userId: string, handle: string): Promise<void> {
+    await Promise.all([
+      this.#client.zrem(userIndexKey(userId), handle),
+      this.#hashFieldExpiry ? this.#client.hdel(userHashIndexKey(userId), handle) : undefined
+    ])
   }
 
   async countAll (now: number): Promise<number> {
@@ -294,12 +363,12 @@ export class RedisSessionBackend implements SessionBackend {
   async #unindex (handle: string, userId: string | undefined): Promise<void> {
     await Promise.all([
       this.#client.zrem(allSessionsKey(handle), handle),
-      userId === undefined ? undefined : this.#client.zrem(userIndexKey(userId), handle)
+      userId === undefined ? undefined : this.#userUnindex(userId, handle)
     ])
   }
 }
 
-type LoadArgs = [string, string, string, string, string, string, string, string]
+type LoadArgs = [string, string, string, string, string, string, string, string, 'h' | 'z']
 /** A batched read: the script with its arguments, or a plain HGETALL of `key` when args is undefined. */
 interface PendingLoad { key: string, args: LoadArgs | undefined, resolve: (reply: unknown) => void, reject: (err: unknown) => void }
 const MAX_SEEN = 50_000

@@ -4,7 +4,7 @@
 import { randomBytes } from 'node:crypto'
 import t from 'tap'
 import { request } from 'undici'
-import { useRedis } from '../helpers/index.js'
+import { serverVersion, useRedis } from '../helpers/index.js'
 import { allLogLines, cookiePair, startFaultApp } from '../helpers/fault-app.js'
 import { describeSummary, runLoad, summarize } from '../helpers/load.js'
 import { CacheKeyError } from '../../lib/cache/index.js'
@@ -14,7 +14,7 @@ const PASSWORD = 'acl-password-f7c1e2d9b8a7'
 const SESSION_SECRET = 'fault-suite-session-secret-9f8e7d6c5b4a3210'
 const METRICS_TOKEN = 'metrics-token-5a4b3c2d1e0f'
 // The README's least-privilege rule (issue 14 item 8), the one test/lib/redis/acl.test.ts derives.
-const RULES = suiteAclRule('app:')
+const RULES = suiteAclRule('app:', { serverVersion: serverVersion() })
 const sessionIds = new Set<string>()
 
 function remember (setCookie: string | string[] | undefined): string | undefined {

@@ -6,7 +6,7 @@ export { useCluster, useFaultProxy, useRedis, useSentinelGroup, type TeardownSco
 export { getFreePort } from './ports.js'
 export { openRawConnection, rawRequest, RawConnection, type RawReply } from './raw-connection.js'
 export { parseInfo, runRedisCli, type Address, type RedisCliOptions, type RedisEndpoint, type TlsClientFiles } from './redis-cli.js'
-export { isAddressInUse, RedisStartError, type RedisServer } from './redis-process.js'
+export { isAddressInUse, RedisStartError, REDIS_SERVER_BIN, serverFromEnv, serverVersion, type RedisServer } from './redis-process.js'
 export { makeTempDir, startRedis, TEMP_PREFIX, type AclUser, type MaxmemoryPolicy, type RedisServerOptions, type TlsServerOptions } from './redis-server.js'
 export { startSentinelGroup, type SentinelGroup, type SentinelGroupOptions } from './sentinel.js'
 export { generateCertificates, type CertificateFiles, type TestCertificates } from './tls.js'

@@ -1,6 +1,6 @@
 // Lifecycle of one redis-server (or sentinel) process: spawn from a config file in its
 // own temp dir, wait until it really answers PING, and kill / freeze / restart / stop it.
-import { spawn, type ChildProcess } from 'node:child_process'
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process'
 import { readFile, rm, writeFile } from 'node:fs/promises'
 import path from 'node:path'
 import { releaseDir, trackChild } from './cleanup.js'
@@ -8,7 +8,38 @@ import { parseInfo, runRedisCli, type RedisCliOptions, type RedisEndpoint } from
 import type { TestCertificates } from './tls.js'
 import { WaitAbortedError, sleep, waitFor } from './wait.js'
 
-export const REDIS_SERVER_BIN = process.env['REDIS_SERVER_BIN'] ?? 'redis-server'
+/**
+ * The server binary for a whole run: FRS_TEST_REDIS_SERVER (what .ci/run sets to run everything on
+ * Valkey 8), else REDIS_SERVER_BIN, else Debian's redis-server on PATH. Sentinels run the same binary
+ * with --sentinel. The variable is not under the suite's REDIS_ prefix, so apps built by tests that
+ * read process.env do not warn about it.
+ */
+export const REDIS_SERVER_BIN = process.env['FRS_TEST_REDIS_SERVER'] ?? process.env['REDIS_SERVER_BIN'] ?? 'redis-server'
+
+let runVersion: string | undefined
+
+/**
+ * The version of the run's server binary (`redis-server --version`: "v=7.0.15"), for what depends on
+ * it before a server runs, e.g. suiteAclRule's serverVersion (Redis 7.0 refuses a rule naming CLIENT SETINFO).
+ */
+export function serverVersion (bin = REDIS_SERVER_BIN): string {
+  if (bin === REDIS_SERVER_BIN && runVersion !== undefined) return runVersion
+  // "Redis server v=7.0.15 …" or "Valkey server v=8.0.1 …": suiteAclRule's form, '7.0.15' or 'valkey 8.0.1'.
+  const output = execFileSync(bin, ['--version'], { encoding: 'utf8' })
+  const number = /v=(\d+\.\d+\.\d+)/.exec(output)?.[1] ?? '0.0.0'
+  const version = /^valkey/i.test(output) ? `valkey ${number}` : number
+  if (bin === REDIS_SERVER_BIN) runVersion = version
+  return version
+}
+
+/**
+ * A specific server for the tests that need one (`{ bin }` of startRedis): the path in `variable`
+ * (VALKEY_SERVER, REDIS74_SERVER, set by .ci/run when the binary exists), or a skip message naming it.
+ */
+export function serverFromEnv (variable: string): { bin: string } | { skip: string } {
+  const bin = process.env[variable]
+  return bin === undefined || bin === '' ? { skip: `set ${variable} to the server binary to run this (see ../shared/servers/README.md)` } : { bin }
+}
 
 /** A running test server and the means to hurt it. */
 export interface RedisServer {
@@ -51,6 +82,8 @@ export interface LaunchSpec {
   /** Config lines specific to this server; the launcher adds bind/dir/logfile/daemonize. */
   configLines: string[]
   sentinel?: boolean
+  /** The server binary; default REDIS_SERVER_BIN. */
+  bin?: string
   endpoint: RedisEndpoint
   url: string
   password?: string
@@ -75,6 +108,7 @@ class RedisServerProcess implements RedisServer {
   readonly password: string | undefined
   readonly certificates: TestCertificates | undefined
   readonly #args: string[]
+  readonly #bin: string
   readonly #startTimeoutMs: number
   #child: ChildProcess | undefined
   #exited: Promise<void> = Promise.resolve()
@@ -90,6 +124,7 @@ class RedisServerProcess implements RedisServer {
     this.password = spec.password
     this.certificates = spec.certificates
     this.#args = spec.sentinel === true ? [configFile, '--sentinel'] : [configFile]
+    this.#bin = spec.bin ?? REDIS_SERVER_BIN
     this.#startTimeoutMs = spec.startTimeoutMs ?? 15_000
   }
 
@@ -105,7 +140,7 @@ class RedisServerProcess implements RedisServer {
   async start (): Promise<void> {
     this.#spawnError = undefined
     this.#output = ''
-    const child = spawn(REDIS_SERVER_BIN, this.#args, { cwd: this.dir, stdio: ['ignore', 'pipe', 'pipe'], detached: false })
+    const child = spawn(this.#bin, this.#args, { cwd: this.dir, stdio: ['ignore', 'pipe', 'pipe'], detached: false })
     this.#child = child
     this.#exited = new Promise((resolve) => {
       child.once('exit', () => resolve())

@@ -5,7 +5,7 @@ import { trackedPids } from './cleanup.js'
 import { useRedis } from './fixtures.js'
 import { openRawConnection, rawRequest } from './raw-connection.js'
 import { parseInfo, runRedisCli } from './redis-cli.js'
-import { isAddressInUse } from './redis-process.js'
+import { REDIS_SERVER_BIN, isAddressInUse, serverFromEnv } from './redis-process.js'
 import { startRedis } from './redis-server.js'
 import { sleep, waitFor } from './wait.js'
 
@@ -114,4 +114,22 @@ t.test('stop() is graceful, idempotent and removes the dir', async (t) => {
 
 t.test('no server is left running', async (t) => {
   t.same(trackedPids(), [])
+})
+
+// Issue 28 item 7: the helpers start other servers, for one test (`bin`) or for a whole run (FRS_TEST_REDIS_SERVER).
+for (const [variable, version] of [['VALKEY_SERVER', /^valkey_version:8\./m], ['REDIS74_SERVER', /^redis_version:7\.4\./m]] as const) {
+  const server = serverFromEnv(variable)
+  t.test(`{ bin } from ${variable}: a plain and a TLS server of that build`, 'skip' in server ? { skip: server.skip } : {}, async (t) => {
+    if (!('bin' in server)) return
+    const plain = await useRedis(t, { bin: server.bin })
+    t.match(await plain.cli('INFO', 'server'), version)
+    const tls = await useRedis(t, { bin: server.bin, tls: true })
+    t.match(await tls.cli('INFO', 'server'), version, 'TLS (the builds have BUILD_TLS=yes)')
+  })
+}
+
+t.test('every server of a run is started from REDIS_SERVER_BIN (FRS_TEST_REDIS_SERVER, else redis-server on PATH)', async (t) => {
+  const server = await useRedis(t)
+  const executable = /^executable:(.*)$/m.exec(await server.cli('INFO', 'server'))?.[1]?.trim() ?? ''
+  t.equal(path.basename(executable), path.basename(REDIS_SERVER_BIN), `INFO executable ${executable}`)
 })

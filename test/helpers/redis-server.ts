@@ -53,6 +53,8 @@ export interface RedisServerOptions {
   extraConfig?: string[]
   /** Bound on startup, readiness included. Default 15000. */
   startTimeoutMs?: number
+  /** The server binary (e.g. serverFromEnv('REDIS74_SERVER')); default the run's, see REDIS_SERVER_BIN. */
+  bin?: string
 }
 
 const PORT_ATTEMPTS = 4
@@ -149,7 +151,8 @@ export async function startRedis (options: RedisServerOptions = {}): Promise<Red
           url: `${certificates === undefined ? 'redis' : 'rediss'}://127.0.0.1:${port}`,
           password: options.password,
           certificates,
-          startTimeoutMs: options.startTimeoutMs
+          startTimeoutMs: options.startTimeoutMs,
+          ...(options.bin === undefined ? {} : { bin: options.bin })
         })
       } catch (err) {
         if (options.port !== undefined || attempt >= PORT_ATTEMPTS || !isAddressInUse(err)) throw err

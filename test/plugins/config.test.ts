@@ -1,5 +1,7 @@
 // TRUST_PROXY takes effect only through Fastify's own trustProxy, so registering the suite into an app
 // whose Fastify disagrees must fail, naming the fix (issue 14 item 10).
+import { spawnSync } from 'node:child_process'
+import { Writable } from 'node:stream'
 import t from 'tap'
 import Fastify, { type FastifyServerOptions } from 'fastify'
 import redisSuite from '../../index.js'
@@ -73,4 +75,38 @@ t.test('registered with env (issue 15 item 3): env overrides process.env, which 
   const alone = await configOf({ processEnv: false })
   t.equal(alone.REDIS_DB, 2)
   t.equal(alone.PORT, 3000, 'process.env ignored: the schema default')
+})
+
+// Issue 28 item 3: configuration as real environments write it, in an app that is not the demo.
+t.test('in an app of its own, an unknown NODE_ENV and a misspelt variable are one warning each; an explicit LOG_LEVEL governs the suite\'s lines', async (t) => {
+  const lines: Array<{ level: number, msg: string, plugin?: string }> = []
+  const stream = new Writable({ write (chunk, _encoding, callback) { lines.push(JSON.parse(String(chunk))); callback() } })
+  const app = Fastify({ logger: { level: 'info', stream } })
+  t.teardown(() => app.close())
+  await app.register(redisSuite, { env: { NODE_ENV: 'local', REDIS_KEYPREFIX: 'app:' }, processEnv: false })
+  await app.ready()
+  t.equal(app.config.NODE_ENV, 'development')
+  const warnings = lines.filter((line) => line.level === 40 && line.plugin === 'config').map((line) => line.msg)
+  t.same(warnings, [
+    'NODE_ENV=local is not one of development, test, staging, production: running the development profile (in-process stores allowed, insecure settings accepted)',
+    'REDIS_KEYPREFIX is not a variable the suite reads: did you mean REDIS_KEY_PREFIX? (it is ignored; see .env.example)'
+  ])
+  t.ok(lines.some((line) => line.level === 40 && line.plugin === 'redis'), 'without LOG_LEVEL the suite logs at the app\'s level (the no-Redis warning)')
+
+  const quiet: Array<{ level: number, plugin?: string }> = []
+  const quietStream = new Writable({ write (chunk, _encoding, callback) { quiet.push(JSON.parse(String(chunk))); callback() } })
+  const other = Fastify({ logger: { level: 'info', stream: quietStream } })
+  t.teardown(() => other.close())
+  await other.register(redisSuite, { env: { NODE_ENV: 'development', LOG_LEVEL: 'ERROR' }, processEnv: false })
+  await other.ready()
+  t.same(quiet.filter((line) => line.plugin !== undefined && line.level < 50), [], 'LOG_LEVEL=ERROR: no info or warn line from the suite')
+})
+
+t.test('in an app of its own, a bad variable that reaches the top level prints one line naming it, not a stack', async (t) => {
+  const index = new URL('../../index.ts', import.meta.url).href
+  const script = `import Fastify from 'fastify'; import suite from '${index}'; const app = Fastify(); await app.register(suite, { env: { REDIS_PORT: 'abc' }, processEnv: false }); await app.ready()`
+  const child = spawnSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], { cwd: new URL('../..', import.meta.url), encoding: 'utf8', timeout: 60_000 })
+  t.not(child.status, 0)
+  t.match(child.stderr, /fastify-redis-suite: REDIS_PORT must be an integer from 1 to 65535, got "abc"/)
+  t.notMatch(child.stderr, /^\s+at /m, `no stack frames:\n${child.stderr}`)
 })

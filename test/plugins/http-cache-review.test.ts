@@ -6,7 +6,7 @@ import t from 'tap'
 import type { FastifyInstance } from 'fastify'
 import { build, count, type Runs } from './http-cache-app.js'
 import { suiteAclRule } from '../../lib/redis/acl.js'
-import { useRedis } from '../helpers/index.js'
+import { serverVersion, useRedis } from '../helpers/index.js'
 import { sleep, waitFor } from '../helpers/wait.js'
 
 interface RawResponse { status: number, headers: Record<string, string>, body: string }
@@ -158,7 +158,7 @@ t.test('review 3. a stale-while-revalidate refresh fills the entry the client re
 
 t.test('review 4. the noeviction warning fires for the least-privilege ACL user, which may not run CONFIG', async (t) => {
   const password = 'acl-password-review-4-0123'
-  const redis = await useRedis(t, { acl: [{ username: 'app', password, rules: suiteAclRule('app:') }] })
+  const redis = await useRedis(t, { acl: [{ username: 'app', password, rules: suiteAclRule('app:', { serverVersion: serverVersion() }) }] })
   t.match(await redis.cli('--user', 'app', '--pass', password, '--no-auth-warning', 'config', 'get', 'maxmemory-policy'), /NOPERM/,
     'CONFIG GET is refused to this user')
   const { logs } = await build(t, {

@@ -108,3 +108,14 @@ t.test('SIGSTOP: commands settle within the command timeout and health leaves co
   redis.thaw()
   await timeUntil(() => app.redisState.status === 'connected', 3_000, 'connected again after thaw')
 })
+
+t.test('unix:// sockets and valkey:// URLs connect (issue 28 item 3)', async (t) => {
+  const redis = await useRedis(t, { password: 'sock-password', extraConfig: ['unixsocket redis.sock', 'unixsocketperm 700'] })
+  const socket = `${redis.dir}/redis.sock`
+  const { app } = await buildTestApp(t, { REDIS_URL: `unix://${socket}?db=3`, REDIS_PASSWORD: 'sock-password' })
+  t.equal(app.redisState.status, 'connected')
+  await app.redis.set('via-socket', '1')
+  t.equal(await redis.cli('-n', '3', 'GET', 'via-socket'), '1', 'the database from ?db= is used')
+  const viaValkey = await buildTestApp(t, { REDIS_URL: `valkey://:sock-password@127.0.0.1:${redis.port}/3` })
+  t.equal(await viaValkey.app.redis.get('via-socket'), '1')
+})

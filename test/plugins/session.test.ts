@@ -5,6 +5,7 @@ import Fastify, { type FastifyInstance } from 'fastify'
 import Type from 'typebox'
 import { useRedis, type RedisServer } from '../helpers/index.js'
 import { buildTestApp } from '../helper.js'
+import { detectHashFieldExpiry } from '../../lib/redis/index.js'
 import { sample } from '../monitoring/prom.js'
 import redisSuite, { type RedisSuiteOptions } from '../../index.js'
 
@@ -167,7 +168,11 @@ t.test('an unchanged session is refreshed (a touch, with the cookie) only at the
   t.equal(due.statusCode, 200)
   t.equal(sid(due), cookie, 'due: the expiry moved and the cookie goes out again')
   t.equal(sent, 1, 'due: still one command sent (the refresh is in the same script call)')
-  t.match(delta(beforeDue, await commands()), { evalsha: 1, hgetall: 1, hset: 1, pexpire: Number, zadd: 2 }, 'the session, the user index and the total index bucket refreshed')
+  // Redis >= 7.4 / Valkey >= 9: the user index is a hash whose field gets the new expiry (HSET + HPEXPIREAT, no prune).
+  const refreshed = await detectHashFieldExpiry(client)
+    ? { evalsha: 1, hgetall: 1, hset: 2, hpexpireat: 1, pexpire: Number, zadd: 1 }
+    : { evalsha: 1, hgetall: 1, hset: 1, pexpire: Number, zadd: 2 }
+  t.match(delta(beforeDue, await commands()), refreshed, 'the session, the user index and the total index bucket refreshed')
   const after = app.sessions.stats()
   t.equal(after.touches - before.touches, 1, 'a touch')
   t.equal(after.saves - before.saves, 0, 'not a rewrite')
@@ -437,6 +442,28 @@ t.test('Secure cookies over plain HTTP: a warning instead of a silently lost ses
   const res = await app.inject({ method: 'POST', url: '/demo/login', payload: { userId: 'ada' } })
   t.equal(sid(res), undefined, 'no cookie over HTTP')
   t.ok(logs().some((l) => l.level === 40 && /Secure but the request came over plain HTTP/.test(l.msg ?? '')))
+})
+
+t.test('sign-in over plain HTTP in production fails loudly: one error naming TRUST_PROXY and HTTPS, a response that says the session was not set (issue 28 item 4)', async (t) => {
+  const server = await useRedis(t)
+  const { app, logs } = await buildTestApp(t, env(server, { NODE_ENV: 'production' }))
+  for (let i = 0; i < 3; i++) {
+    const res = await app.inject({ method: 'POST', url: '/demo/login', payload: { userId: 'ada' } })
+    t.equal(res.statusCode, 500, 'not the handler\'s 200')
+    t.same(res.json(), { statusCode: 500, code: 'FRS_SESSION_NOT_SET', error: 'Internal Server Error', message: 'The session could not be set: session cookies are Secure and this request did not come over HTTPS.' })
+    t.equal(sid(res), undefined, 'no cookie')
+  }
+  const errors = logs().filter((l) => l.level === 50 && /session was not set/.test(l.msg ?? ''))
+  t.equal(errors.length, 1, 'one error line per process, not one per request')
+  t.match(errors[0]?.msg, /TRUST_PROXY/)
+  t.match(errors[0]?.msg, /HTTPS/)
+  t.notMatch(errors[0]?.msg, /SESSION_COOKIE_SECURE=false/, 'never the fix production refuses')
+  t.equal(await app.sessions.countAll(), 0, 'nothing stored')
+  // Behind the proxy listed in TRUST_PROXY, the same sign-in works.
+  const proxied = await buildTestApp(t, env(server, { NODE_ENV: 'production', TRUST_PROXY: '10.0.0.1' }))
+  const ok = await proxied.app.inject({ method: 'POST', url: '/demo/login', payload: { userId: 'ada' }, remoteAddress: '10.0.0.1', headers: { 'x-forwarded-proto': 'https' } })
+  t.equal(ok.statusCode, 200)
+  t.ok(sid(ok), 'cookie set over HTTPS')
 })
 
 t.test('demo: bad input is a 400 with a message; listing and revoking', async (t) => {

@@ -3,7 +3,7 @@ import { inspect } from 'node:util'
 import { mkdtempSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { loadConfig, ConfigError, redactUrl, isRedisConfigured } from '../../../lib/config/load.js'
+import { loadConfig, ConfigError, redactUrl, isRedisConfigured, configWarnings, suiteLogLevel } from '../../../lib/config/load.js'
 import { parseDuration } from '../../../lib/config/duration.js'
 
 const SECRET = 'x'.repeat(32)
@@ -92,10 +92,10 @@ t.test('bad values give one line per variable naming it and what was expected', 
   t.same(problemsOf({ REDIS_PORT: 'abc' }), ['REDIS_PORT must be an integer from 1 to 65535, got "abc"'])
   const problems = problemsOf({ NODE_ENV: 'prod', REDIS_TLS: 'yes', REDIS_COMMAND_TIMEOUT: '5 minutes later', REDIS_URL: 'http://x' })
   t.equal(problems.length, 4)
-  t.match(problems.join('\n'), /NODE_ENV must be one of development, test, staging, production/)
+  t.match(problems.join('\n'), /NODE_ENV=prod is not a profile: did you mean production\?/)
   t.match(problems.join('\n'), /REDIS_TLS must be true or false/)
   t.match(problems.join('\n'), /REDIS_COMMAND_TIMEOUT must be a duration/)
-  t.match(problems.join('\n'), /REDIS_URL must be a redis:\/\/ or rediss:\/\/ URL, got \[redacted\]/)
+  t.match(problems.join('\n'), /REDIS_URL must be a redis:\/\/, rediss:\/\/, valkey:\/\/, valkeys:\/\/ or unix:\/\/ URL, got \[redacted\]/)
   t.match(problemsOf({ REDIS_SENTINELS: 'nohostport' })[0], /REDIS_SENTINELS must be a comma-separated list of host:port/)
   t.match(problemsOf({ REDIS_TLS_CERT: '/a.pem' })[0], /REDIS_TLS_CERT and REDIS_TLS_KEY must be set together/)
   t.match(problemsOf({ REDIS_RETRY_DELAY: '2s', REDIS_RETRY_MAX_DELAY: '1s' })[0], /REDIS_RETRY_MAX_DELAY must be at least REDIS_RETRY_DELAY/)
@@ -171,6 +171,8 @@ t.test('every refusal states the real rule', async (t) => {
   for (const { name, schema } of describeVariables()) {
     const s = schema as Record<string, unknown> & { minimum?: number, maximum?: number, minLength?: number }
     const cases: Array<[string, RegExp]> = []
+    // NODE_ENV: values other than the profiles run development (see the NODE_ENV test below).
+    if (name === 'NODE_ENV') continue
     if (Array.isArray(s.enum)) cases.push(['nope', new RegExp(`^${name} must be one of ${s.enum.join(', ')}, got "nope"$`)])
     else if (s.type === 'boolean') cases.push(['yes', new RegExp(`^${name} must be true or false, got "yes"$`)])
     else if (s.type === 'integer') {
@@ -187,7 +189,7 @@ t.test('every refusal states the real rule', async (t) => {
     }
   }
   t.same(problemsOf({ METRICS_TOKEN: 'short' }), ['METRICS_TOKEN must be at least 16 characters, got [redacted]'])
-  t.same(problemsOf({ REDIS_CACHE_URL: 'http://x' }), ['REDIS_CACHE_URL must be a redis:// or rediss:// URL, got [redacted]'])
+  t.same(problemsOf({ REDIS_CACHE_URL: 'http://x' }), ['REDIS_CACHE_URL must be a redis://, rediss://, valkey://, valkeys:// or unix:// URL, got [redacted]'])
   t.same(problemsOf({ SESSION_COOKIE_NAME: 'my sid' }), ['SESSION_COOKIE_NAME must be a value matching ^[A-Za-z0-9_.-]+$, got "my sid"'])
   // Rules across variables, each with the rule in the message.
   t.same(problemsOf({ REDIS_COMMAND_TIMEOUT: '0' }), ['REDIS_COMMAND_TIMEOUT must be more than 0: a command must never wait for ever'])
@@ -198,4 +200,49 @@ t.test('every refusal states the real rule', async (t) => {
   const strict = { NODE_ENV: 'production', REDIS_URL: 'rediss://h:1', SESSION_SECRET: SECRET, METRICS_TOKEN: 'm'.repeat(20) }
   t.same(problemsOf({ ...strict, SESSION_COOKIE_SECURE: 'false' }), ['SESSION_COOKIE_SECURE=false is refused in production: session cookies would travel in clear text'])
   t.same(problemsOf({ ...strict, SESSION_SECRET: 'a'.repeat(31) }), ['SESSION_SECRET must be at least 32 characters per secret in production'])
+})
+
+// Issue 28 item 3: configuration as real environments write it.
+t.test('NODE_ENV: other values run the development profile with one warning; strict-looking aliases are refused', async (t) => {
+  for (const value of ['local', 'dev', 'ci']) {
+    const config = loadConfig({ env: { NODE_ENV: value }, processEnv: false })
+    t.equal(config.NODE_ENV, 'development', `NODE_ENV=${value} runs the development profile`)
+    t.equal(config.REDIS_WAIT_ON_BOOT, false, 'with its defaults')
+    t.same(configWarnings(config), [`NODE_ENV=${value} is not one of development, test, staging, production: running the development profile (in-process stores allowed, insecure settings accepted)`])
+  }
+  t.same(problemsOf({ NODE_ENV: 'prod' }), ['NODE_ENV=prod is not a profile: did you mean production? (profiles: development, test, staging, production)'])
+  t.match(problemsOf({ NODE_ENV: 'stage' })[0], /did you mean staging\?/)
+  t.equal(loadConfig({ env: { NODE_ENV: 'Test' }, processEnv: false }).NODE_ENV, 'test', 'case-insensitive')
+  t.same(configWarnings(loadConfig({ env: { NODE_ENV: 'test' }, processEnv: false })), [], 'a profile: no warning')
+})
+
+t.test('LOG_LEVEL is case-insensitive; only an explicit one governs the suite\'s loggers', async (t) => {
+  const config = loadConfig({ env: { LOG_LEVEL: 'INFO' }, processEnv: false })
+  t.equal(config.LOG_LEVEL, 'info')
+  t.equal(suiteLogLevel(loadConfig({ env: { LOG_LEVEL: 'Error' }, processEnv: false })), 'error')
+  t.equal(suiteLogLevel(loadConfig({ env: { NODE_ENV: 'test' }, processEnv: false })), undefined, 'the profile default leaves the app\'s level')
+})
+
+t.test('unknown variables under the suite\'s prefixes warn, with the variable meant', async (t) => {
+  const config = loadConfig({ env: { REDIS_KEYPREFIX: 'app:', SESSION_TTl: '1d', RATE_LIMIT_MAXX: '5', CACHE_SOMETHING_ELSE_ENTIRELY: '1', REDIS_SERVICE_HOST: '10.0.0.3', REDIS_PORT_6379_TCP_ADDR: '10.0.0.3', OTHER_THING: 'x' }, processEnv: false })
+  t.equal(config.REDIS_KEY_PREFIX, '', 'still ignored')
+  t.same(configWarnings(config), [
+    'REDIS_KEYPREFIX is not a variable the suite reads: did you mean REDIS_KEY_PREFIX? (it is ignored; see .env.example)',
+    'SESSION_TTl is not a variable the suite reads: did you mean SESSION_TTL? (it is ignored; see .env.example)',
+    'RATE_LIMIT_MAXX is not a variable the suite reads: did you mean RATE_LIMIT_MAX? (it is ignored; see .env.example)',
+    'CACHE_SOMETHING_ELSE_ENTIRELY is not a variable the suite reads (it is ignored; see .env.example)'
+  ], 'Kubernetes service links and other prefixes are left alone')
+})
+
+t.test('unix:// sockets and valkey:// / valkeys:// URLs are accepted', async (t) => {
+  t.equal(loadConfig({ env: { REDIS_URL: 'unix:///run/redis.sock?db=2' }, processEnv: false }).REDIS_URL, 'unix:///run/redis.sock?db=2')
+  t.equal(loadConfig({ env: { REDIS_URL: 'valkey://h:6379', REDIS_CACHE_URL: 'valkeys://c:6380' }, processEnv: false }).REDIS_CACHE_URL, 'valkeys://c:6380')
+})
+
+t.test('a ConfigError reads as one line per problem wherever it is printed: no stack, no internals', async (t) => {
+  const err = new ConfigError(['REDIS_PORT must be an integer from 1 to 65535, got "x"', 'REDIS_TLS must be true or false, got "yes"'])
+  t.equal(err.stack, 'fastify-redis-suite: REDIS_PORT must be an integer from 1 to 65535, got "x"\nfastify-redis-suite: REDIS_TLS must be true or false, got "yes"')
+  t.notMatch(inspect(err), /\bat |problems:|code:/, 'inspect (what Node prints for an uncaught error) shows no frames and no fields')
+  t.equal(err.code, 'FRS_CONFIG_INVALID')
+  t.equal(err.problems.length, 2)
 })

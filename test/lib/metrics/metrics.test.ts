@@ -3,6 +3,7 @@ import { Counter, Registry } from 'prom-client'
 import { Redis } from 'ioredis'
 import { BoundedLabel, CumulativeCounter, SuiteMetrics, bearerTokenMatches, classifyCommandError, traceRedisCommands } from '../../../lib/metrics/index.js'
 import type { RedisState } from '../../../lib/redis/monitor.js'
+import { checkServerSettings } from '../../../lib/redis/index.js'
 import { useRedis } from '../../helpers/index.js'
 import { sample } from '../../monitoring/prom.js'
 
@@ -113,4 +114,19 @@ t.test('traceRedisCommands: only the traced servers, timeouts classified, nothin
   stop()
   await clientA.get('k')
   t.equal(seen.length, 2, 'unsubscribed')
+})
+
+t.test('traceRedisCommands: capability probes refused by the server or the ACL are not command errors (issue 28 item 5)', async (t) => {
+  const redis = await useRedis(t, { acl: [{ username: 'app', password: 'probe-password-123', rules: '~* -@all +hello +ping +info +client|setname +get' }] })
+  const client = new Redis({ port: redis.port, host: '127.0.0.1', username: 'app', password: 'probe-password-123', lazyConnect: true })
+  client.on('error', () => {})
+  t.teardown(() => { client.disconnect() })
+  const seen: Array<[string, string | undefined]> = []
+  const stop = traceRedisCommands([{ name: 'main', client }], (_connection, command, _seconds, error) => { seen.push([command, error]) })
+  t.teardown(stop)
+  // Traced from the first connect: ioredis' CLIENT SETINFO is refused (by the ACL here; by Redis 7.0 itself).
+  await client.connect()
+  t.same(await checkServerSettings(client, { warn: () => {}, debug: () => {} }), [], 'CONFIG GET refused, INFO answered: no warning for the default policy')
+  await t.rejects(client.call('CONFIG', 'GET', 'maxclients'), /NOPERM/)
+  t.same(seen.filter(([, error]) => error !== undefined).map(([command, error]) => [command.toLowerCase(), error]), [['config', 'reply']], 'only the app\'s own CONFIG GET counts as an error')
 })

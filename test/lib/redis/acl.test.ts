@@ -14,7 +14,6 @@ import { SUITE_ACL_COMMANDS, suiteAclRule } from '../../../lib/redis/acl.js'
 const PASSWORD = 'acl-password-3b1f9e7d5c2a'
 const METRICS_TOKEN = 'metrics-token-acl-0123456789'
 const PREFIX = 'app:'
-const RULES = suiteAclRule(PREFIX, { patterns: ['acl-*'] })
 
 t.test('the README shows the rule the code builds', async (t) => {
   const readme = await readFile(new URL('../../../README.md', import.meta.url), 'utf8')
@@ -33,10 +32,22 @@ t.test('the rule: keys and channels under the prefix, only the listed commands',
   t.notMatch(suiteAclRule('app:'), /\+select/, 'no SELECT for database 0: key patterns would apply in every database')
   t.match(suiteAclRule('app:', { db: 2 }), /\+select/, 'SELECT for a non-zero REDIS_DB')
   t.match(suiteAclRule('a*b?['), /~a\\\*b\\\?\\\[\*/, 'glob characters in the prefix are escaped')
+  t.match(suiteAclRule('app:'), / \+client\|setinfo /, 'CLIENT SETINFO (sent by ioredis at every connect to Redis >= 7.2 and Valkey) is granted')
+  t.notMatch(suiteAclRule('app:', { serverVersion: '7.0.15' }), /setinfo/, 'not for Redis 7.0, which refuses a rule naming it')
+  t.match(suiteAclRule('app:', { serverVersion: '7.2.4' }), /\+client\|setinfo/)
+  t.notMatch(suiteAclRule('app:', { serverVersion: '7.2.4' }), /hpexpireat/, 'HPEXPIREAT only from Redis 7.4')
+  t.match(suiteAclRule('app:', { serverVersion: '7.4.1' }), /\+hpexpireat/)
+  t.notMatch(suiteAclRule('app:', { serverVersion: 'valkey 8.0.1' }), /hpexpireat/, 'and Valkey 9')
+  t.match(suiteAclRule('app:', { serverVersion: 'valkey 8.0.1' }), /\+client\|setinfo/)
 })
 
 t.test('the whole surface works as the ACL user; dangerous commands are refused', async (t) => {
-  const redis = await useRedis(t, { acl: [{ username: 'app', password: PASSWORD, rules: RULES }] })
+  const redis = await useRedis(t)
+  // The rule for the server under test (Redis 7.0 refuses one naming CLIENT SETINFO; 7.2+ and Valkey need it).
+  const info = await redis.cli('INFO', 'server')
+  const valkey = /valkey_version:(\S+)/.exec(info)?.[1]
+  const serverVersion = valkey === undefined ? /redis_version:(\S+)/.exec(info)?.[1] : `valkey ${valkey}`
+  t.equal(await redis.cli('ACL', 'SETUSER', 'app', 'on', `>${PASSWORD}`, ...suiteAclRule(PREFIX, { patterns: ['acl-*'], serverVersion }).split(' ')), 'OK')
   const lines: string[] = []
   const logStream = new Writable({ write (chunk, _encoding, callback) { lines.push(String(chunk)); callback() } })
   const logs = (): string[] => lines
@@ -134,7 +145,7 @@ t.test('the whole surface works as the ACL user; dangerous commands are refused'
   // What the suite sent, as Redis counted it: every command must be granted (and is, else NOPERM
   // above); granted ones this run did not need are named, to keep the list honest.
   const stats = await redis.cli('INFO', 'commandstats')
-  const sent = [...stats.matchAll(/^cmdstat_([^:]+):calls=(\d+)/gm)].filter((m) => m[2] !== '0').map((m) => m[1] ?? '').filter((c) => c !== 'acl|log' && c !== 'info')
+  const sent = [...stats.matchAll(/^cmdstat_([^:]+):calls=(\d+)/gm)].filter((m) => m[2] !== '0').map((m) => m[1] ?? '').filter((c) => c !== 'acl|log' && c !== 'acl|setuser' && c !== 'info')
   t.same(sent.filter((c) => !SUITE_ACL_COMMANDS.includes(c)), [], 'every command the suite sent is in SUITE_ACL_COMMANDS')
   t.comment(`granted, not sent in this standalone run: ${SUITE_ACL_COMMANDS.filter((c) => !sent.includes(c) && c !== 'info').join(' ')}`)
   t.same(received, [{ n: 1 }])

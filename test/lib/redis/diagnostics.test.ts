@@ -3,7 +3,7 @@
 // on a command the recommended user may not run.
 import t from 'tap'
 import { Redis } from 'ioredis'
-import { useRedis } from '../../helpers/index.js'
+import { serverVersion, useRedis } from '../../helpers/index.js'
 import { readServerSettings, settingWarnings } from '../../../lib/redis/diagnostics.js'
 import { suiteAclRule } from '../../../lib/redis/acl.js'
 
@@ -11,7 +11,7 @@ t.test('CONFIG GET denied by the suite ACL rule: INFO still reveals allkeys-lru'
   const redis = await useRedis(t, {
     maxmemory: '16mb',
     maxmemoryPolicy: 'allkeys-lru',
-    acl: [{ username: 'suite', password: 'suite-password-0123', rules: suiteAclRule('app:') }]
+    acl: [{ username: 'suite', password: 'suite-password-0123', rules: suiteAclRule('app:', { serverVersion: serverVersion() }) }]
   })
   const client = new Redis({ port: redis.port, host: '127.0.0.1', username: 'suite', password: 'suite-password-0123', lazyConnect: true })
   t.teardown(() => client.disconnect())

@@ -1,0 +1,26 @@
+// Issue 28 item 8: .ci/run tests what we support (engines: node >=22) and the servers users run:
+// Node 24 with Debian's Redis 7.0 (the full `npm test`), Node 22 with Valkey 8 (the Redis-backed tests),
+// both Node versions from the npm packages, never the machine's own Node. The script is checked as
+// text: running it is CI itself.
+import { readFileSync } from 'node:fs'
+import t from 'tap'
+
+const script = readFileSync(new URL('../.ci/run', import.meta.url), 'utf8')
+const commands = script.split('\n').filter((line) => !line.trim().startsWith('#')).join('\n')
+
+t.test('two runs: Node 24 + Redis 7.0 runs npm test; Node 22 + Valkey 8 runs the Redis-backed tests', async (t) => {
+  t.match(commands, /for major in 24 22; do\n\s+npm install --prefix "\$prefix\/\$major" .*"\$node_pkg@\$major"/, 'Node 24 and 22 from the npm packages')
+  t.match(commands, /env PATH="\$node24_bin:\$PATH" npm test/, 'run 1: npm test on Node 24 (Debian redis-server on PATH)')
+  t.match(commands, /env PATH="\$node22_bin:\$PATH" FRS_TEST_REDIS_SERVER="\$VALKEY_SERVER" \\\n\s+node_modules\/\.bin\/tap test\/lib test\/plugins test\/routes test\/faults/, 'run 2: lib, plugins, routes, faults on Node 22 with every server Valkey')
+  t.notMatch(commands, /^run "node-\$\(node --version\)"/m, 'no run on the machine\'s Node (20 here, below engines)')
+  t.equal((commands.match(/^run /gm) ?? []).length, 2, 'exactly two runs')
+})
+
+t.test('each run names its Node and server; one summary line over all; a missing Valkey is a failure, not a silent pass', async (t) => {
+  t.match(commands, /echo "run 1: Node \$\("\$node24_bin\/node" --version\), \$\(server_version redis-server\)"/)
+  t.match(commands, /echo "run 2: Node \$\("\$node22_bin\/node" --version\), \$\(server_version "\$VALKEY_SERVER"\)"/)
+  t.match(commands, /echo "\$\{total_pass\} passed, \$\{total_fail\} failed"\nexit "\$status"\n?$/)
+  t.match(commands, /export VALKEY_SERVER=.*valkey-8\.0\.1\/bin\/valkey-server/)
+  t.match(commands, /export REDIS74_SERVER=.*redis-7\.4\.1\/bin\/redis-server/)
+  t.match(commands, /no Valkey 8 .*counted as failed"\n\s+total_fail=\$\(\( total_fail \+ 1 \)\)/)
+})
