@@ -24,6 +24,8 @@ export type {} from '@fastify/session'
 import type { FastifyInstance, FastifyReply, FastifyRequest, RouteOptions } from 'fastify'
 import type { TSchema } from 'typebox'
 import { secureCookies } from '../lib/config/index.js'
+import { featureConnection, type RedisClient } from './redis.js'
+import { PluginConflictError } from './config.js'
 import {
   MemorySessionBackend, RedisSessionBackend, RequestBudget, SessionCookieSigner, SessionNotEnabledError, SessionStore,
   UserSessions, isSessionUnavailable, type SessionLike, type SessionUnavailableError
@@ -47,6 +49,8 @@ export interface SessionPluginOptions {
   userKey?: string
   /** Retry-After seconds of the 503 answered while the store is down. Default: reconnect backoff cap + 1 s. */
   retryAfter?: number
+  /** An ioredis Redis or Cluster of the app's to store sessions on instead of the suite's connection; left open at close. */
+  client?: RedisClient
 }
 
 type Done = (err?: unknown, payload?: unknown) => void
@@ -73,6 +77,10 @@ export function loadedSession (request: FastifyRequest): { get: (key: string) =>
 }
 
 async function sessionPlugin (app: FastifyInstance, options: SessionPluginOptions): Promise<void> {
+  // Two session plugins cannot share request.session (nor the cookie): the app's stays, or the suite's.
+  if (app.hasPlugin('@fastify/session') || app.hasRequestDecorator('session')) {
+    throw new PluginConflictError('@fastify/session is already registered and owns request.session: register the suite with { session: false } to keep it, or remove it to use the suite\'s sessions')
+  }
   const config = app.config
   const log = app.log.child({ plugin: 'session' })
   const retryAfter = options.retryAfter ?? Math.ceil(config.REDIS_RETRY_MAX_DELAY / 1000) + 1
@@ -88,14 +96,15 @@ async function sessionPlugin (app: FastifyInstance, options: SessionPluginOption
     log.warn('SESSION_COOKIE_SAMESITE=none without a Secure cookie: browsers reject the cookie; set SESSION_COOKIE_SECURE=true')
   }
 
-  const redis = app.redisConnections.main
+  const connection = featureConnection(app, options.client)
+  const redis = connection.redis
   const store = new SessionStore({
     backend: redis === undefined ? new MemorySessionBackend() : new RedisSessionBackend(redis),
     ttl: config.SESSION_TTL,
     idleTimeout: config.SESSION_IDLE_TIMEOUT,
     absoluteTimeout: config.SESSION_ABSOLUTE_TIMEOUT,
     timeout: config.REDIS_COMMAND_TIMEOUT,
-    failoverWaitLeft: () => app.redisConnections.failoverWaitLeft(),
+    failoverWaitLeft: connection.failoverWaitLeft,
     retryAfter,
     maxPerUser: config.SESSION_MAX_PER_USER,
     logger: log,
@@ -250,7 +259,7 @@ async function sessionPlugin (app: FastifyInstance, options: SessionPluginOption
   const spendBeforeBody = (request: FastifyRequest, _reply: FastifyReply, payload: unknown, done: (err: null, payload: unknown) => void): void => {
     const carrier = request as FastifyRequest & SessionCarrier
     const startedAt = carrier[kStartedAt]
-    if (startedAt !== undefined && lostAt < startedAt && app.redisConnections.failoverWaitLeft() === 0) {
+    if (startedAt !== undefined && lostAt < startedAt && connection.failoverWaitLeft() === 0) {
       carrier[kBudget]?.spend(Date.now() - startedAt)
     }
     done(null, payload)
