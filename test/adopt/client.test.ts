@@ -4,7 +4,7 @@
 import t from 'tap'
 import Fastify from 'fastify'
 import { Redis } from 'ioredis'
-import redisSuite, { createCache, cachePlugin, configPlugin, redisPlugin } from '../../index.js'
+import redisSuite, { createCache, cachePlugin, configPlugin, locksPlugin, pubsubPlugin, rateLimitPlugin, redisPlugin, sessionPlugin } from '../../index.js'
 import { useRedis } from '../helpers/index.js'
 
 const TIMEOUT = 300
@@ -64,4 +64,35 @@ t.test('cachePlugin with client: a read with Redis killed answers within REDIS_C
   t.ok(ms <= TIMEOUT + 100, `answered in ${Math.round(ms)} ms (bound ${TIMEOUT + 100} ms)`)
   const locked = await elapsed(() => second.locks.tryAcquire('job', { ttl: '5s' }).then(() => 'acquired', (err: Error) => err.name), TIMEOUT + 2_000)
   t.not(locked.value, 'no answer', `a lock attempt answers too (${String(locked.value)} in ${Math.round(locked.ms)} ms)`)
+})
+
+t.test('each feature plugin takes its own client: its keys land on that server, none on the suite\'s', async (t) => {
+  const suiteServer = await useRedis(t)
+  const appServer = await useRedis(t)
+  const client = defaultClient(t, appServer.port)
+  const app = Fastify()
+  t.teardown(() => app.close())
+  await app.register(configPlugin, { env: { NODE_ENV: 'test', REDIS_URL: `redis://127.0.0.1:${suiteServer.port}`, SESSION_SECRET: 'a-session-secret-of-at-least-32-characters' }, processEnv: false })
+  await app.register(redisPlugin)
+  await app.register(cachePlugin, { client })
+  await app.register(sessionPlugin, { client })
+  await app.register(rateLimitPlugin, { client })
+  await app.register(pubsubPlugin, { client })
+  await app.register(locksPlugin, { client })
+  app.get('/login', { config: { session: true } }, async (request) => {
+    request.session.set('userId', 'u1')
+    return { ok: true }
+  })
+  await app.ready()
+  t.equal((await app.inject('/login')).statusCode, 200)
+  await app.cache.set('k', 'v')
+  t.ok(await app.locks.tryAcquire('job', { ttl: '5s' }), 'lock taken')
+  let deliver: (message: unknown) => void = () => {}
+  const received = new Promise((resolve) => { deliver = resolve })
+  await app.pubsub.subscribe('news', (message) => deliver(message)) // resolves once SUBSCRIBE is acknowledged
+  await app.pubsub.publish('news', { hello: 'world' })
+  t.same(await received, { hello: 'world' }, 'pub/sub through the app\'s client and its duplicate')
+  const keys = (await appServer.cli('KEYS', '*')).split('\n').sort()
+  for (const kind of [/cache:/, /sess/, /rl:|rate/, /lock/]) t.ok(keys.some((key) => kind.test(key)), `a ${String(kind)} key on the app's server`)
+  t.equal(await suiteServer.cli('DBSIZE'), '0', 'no key on the suite\'s own server')
 })
