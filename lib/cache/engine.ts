@@ -10,7 +10,7 @@
 // dropped, since messages may have been missed while the connection was down.
 import { randomUUID } from 'node:crypto'
 import { parseDuration } from '../config/index.js'
-import { boundCommands } from '../redis/index.js'
+import { boundCommands, commandTimeoutOf } from '../redis/index.js'
 import {
   checkSchema, decodeEnvelope, deepFreeze, encodeEnvelope, unreadTags, versionsMatch, type Envelope
 } from './entry.js'
@@ -83,7 +83,9 @@ export class CacheEngine {
     // for development and tests, where a caller mutating a shared value should fail loudly.
     this.#freeze = options.freeze ?? !['production', 'staging'].includes(process.env['NODE_ENV'] ?? '')
     // The cache's commands are bounded whatever the client's settings (an app's own client may have none).
-    const client = options.redis === undefined ? undefined : boundCommands(options.redis, parseDuration(options.commandTimeout ?? 1_000, 'commandTimeout'))
+    const client = options.redis === undefined
+      ? undefined
+      : boundCommands(options.redis, parseDuration(options.commandTimeout ?? commandTimeoutOf(options.redis) ?? 1_000, 'commandTimeout'))
     this.#channel = options.channel ?? `${client?.options.keyPrefix ?? ''}cache:invalidate`
     if (client !== undefined) {
       this.redis = new RedisTier({
