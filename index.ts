@@ -98,6 +98,9 @@ export { metricsPlugin }
 export { SuiteMetrics, bearerTokenMatches, type MetricSources } from './lib/metrics/index.js'
 export type { MetricsPluginOptions } from './plugins/metrics.js'
 export { pubsubPlugin, presencePlugin, locksPlugin }
+export type { PubSubPluginOptions } from './plugins/pubsub.js'
+export type { PresencePluginOptions } from './plugins/presence.js'
+export type { LocksPluginOptions } from './plugins/locks.js'
 export { PubSub, PubSubMessageError, type PubSubStats, type MessageHandler, type MessageMeta, type TypedChannel, type Unsubscribe } from './lib/realtime/index.js'
 export type { TypedStream, StreamConsumer, StreamHandler, StreamMeta, StreamOptions, ConsumeOptions } from './lib/realtime/index.js'
 export { Presence, type PresenceMember, type PresenceStats, type JoinResult } from './lib/realtime/index.js'
