@@ -5,7 +5,7 @@
 import fp from 'fastify-plugin'
 import type { FastifyInstance } from 'fastify'
 import configPlugin, { type ConfigPluginOptions } from './plugins/config.js'
-import redisPlugin from './plugins/redis.js'
+import redisPlugin, { type RedisPluginOptions } from './plugins/redis.js'
 import cachePlugin, { type CachePluginOptions } from './plugins/cache.js'
 import httpCachePlugin, { type HttpCachePluginOptions } from './plugins/http-cache.js'
 import sessionPlugin, { type SessionPluginOptions } from './plugins/session.js'
@@ -13,35 +13,58 @@ import rateLimitPlugin, { type RateLimitPluginOptions } from './plugins/rate-lim
 import pubsubPlugin from './plugins/pubsub.js'
 import presencePlugin from './plugins/presence.js'
 import locksPlugin from './plugins/locks.js'
-import healthRoutes from './routes/health.js'
+import healthRoutes, { healthPrefix, type HealthRoutesOptions } from './routes/health.js'
 import metricsPlugin, { type MetricsPluginOptions } from './plugins/metrics.js'
 
+/**
+ * Every feature but config, Redis and the cache can be left out with `false`: a feature left out opens
+ * no connection and adds no decorator, hook or route (an app that has its own sessions, limiter,
+ * metrics or /health keeps them).
+ */
 export interface RedisSuiteOptions extends ConfigPluginOptions {
+  /** The connection: an existing ioredis client to use instead of one built from the config. */
+  redis?: RedisPluginOptions
   /** Cache options beyond the environment (an onEvent hook, timeouts, lock bounds). */
   cache?: CachePluginOptions
-  /** HTTP response cache options (namespace, collapse wait, body limit, who is authenticated, private user key). */
-  httpCache?: HttpCachePluginOptions
-  /** Session options beyond the environment (the payload schema, the user id field). */
-  session?: SessionPluginOptions
-  /** Rate-limit options beyond the environment (a custom key, an extra allow list, exempt routes). */
-  rateLimit?: RateLimitPluginOptions
-  /** Metrics options beyond the environment (turn off Redis command timing or process series). */
-  metrics?: MetricsPluginOptions
+  /** HTTP response cache options (namespace, collapse wait, body limit, who is authenticated, private user key); false: no response cache. */
+  httpCache?: HttpCachePluginOptions | false
+  /** Session options beyond the environment (the payload schema, the user id field); false: no cookie, session or app.sessions. */
+  session?: SessionPluginOptions | false
+  /** Rate-limit options beyond the environment (a custom key, an extra allow list, exempt routes); false: no limits at all. */
+  rateLimit?: RateLimitPluginOptions | false
+  /** false: no app.pubsub. */
+  pubsub?: boolean
+  /** false: no app.presence. */
+  presence?: boolean
+  /** false: no app.locks. */
+  locks?: boolean
+  /** Metrics options beyond the environment (path, Redis command timing, process series); false: no /metrics and no timing hooks. */
+  metrics?: MetricsPluginOptions | false
+  /** Health routes' prefix (default '/health'); false: no health routes. */
+  health?: HealthRoutesOptions | false
 }
 
 async function redisSuite (app: FastifyInstance, options: RedisSuiteOptions): Promise<void> {
-  await app.register(configPlugin, options)
-  await app.register(redisPlugin)
-  await app.register(cachePlugin, options.cache ?? {})
-  await app.register(httpCachePlugin, options.httpCache ?? {})
-  await app.register(sessionPlugin, options.session ?? {})
-  await app.register(rateLimitPlugin, options.rateLimit ?? {})
-  await app.register(pubsubPlugin)
-  await app.register(presencePlugin)
-  await app.register(locksPlugin)
+  const { redis, cache, httpCache, session, rateLimit, pubsub, presence, locks, metrics, health, ...configOptions } = options
+  await app.register(configPlugin, configOptions)
+  await app.register(redisPlugin, redis ?? {})
+  await app.register(cachePlugin, cache ?? {})
+  if (httpCache !== false) await app.register(httpCachePlugin, httpCache ?? {})
+  if (session !== false) await app.register(sessionPlugin, session ?? {})
+  if (rateLimit !== false) {
+    // The global limit leaves the probes and the scraper alone wherever they are mounted.
+    const exemptRoutes = [
+      ...(health === false ? [] : [healthPrefix(health)]),
+      ...(metrics === false ? [] : [metrics?.path ?? '/metrics'])
+    ]
+    await app.register(rateLimitPlugin, { exemptRoutes, ...rateLimit })
+  }
+  if (pubsub !== false) await app.register(pubsubPlugin)
+  if (presence !== false) await app.register(presencePlugin)
+  if (locks !== false) await app.register(locksPlugin)
   // Metrics before the health routes (DESIGN §1), so its per-route timing sees them.
-  await app.register(metricsPlugin, options.metrics ?? {})
-  await app.register(healthRoutes)
+  if (metrics !== false) await app.register(metricsPlugin, metrics ?? {})
+  if (health !== false) await app.register(healthRoutes, health ?? {})
 }
 
 export default fp(redisSuite, { name: 'fastify-redis-suite', fastify: '5.x' })
@@ -53,13 +76,15 @@ export default fp(redisSuite, { name: 'fastify-redis-suite', fastify: '5.x' })
 export type {} from '@fastify/session'
 export type {} from '@fastify/redis'
 export type {} from '@fastify/rate-limit'
-export { configPlugin, redisPlugin, cachePlugin, healthRoutes }
+export { configPlugin, redisPlugin, cachePlugin, healthRoutes, type HealthRoutesOptions }
+export { PluginConflictError } from './plugins/config.js'
+export type { CachePluginOptions } from './plugins/cache.js'
 export { httpCachePlugin, type HttpCachePluginOptions }
 export type { HttpCache } from './plugins/http-cache.js'
 export { HttpCacheConfigError, type RouteCacheOptions, type HttpCacheStats } from './lib/http-cache/index.js'
 export { createCache, CacheKeyError, CacheNamespaceError, CacheTimeoutError, CacheValueError } from './lib/cache/index.js'
 export type { Cache, CacheDefaults, CacheOptions, CacheStats, GetOptions, GetOrSetOptions, SetOptions, Loader } from './lib/cache/index.js'
-export { RedisUnavailableError, quitWithin, type RedisClient, type RedisConnections } from './plugins/redis.js'
+export { RedisUnavailableError, quitWithin, type RedisClient, type RedisConnections, type RedisPluginOptions } from './plugins/redis.js'
 export { buildConnectionPlan, boundedOptions, retryStrategy, RedisSetupError, type RedisMode } from './lib/redis/index.js'
 export { RedisMonitor, type RedisState, type RedisStatus, type RedisServerInfo } from './lib/redis/index.js'
 export { HealthRegistry, type HealthCheckOptions, type CheckStatus, type CheckResult } from './lib/health/index.js'
@@ -73,6 +98,9 @@ export { metricsPlugin }
 export { SuiteMetrics, bearerTokenMatches, type MetricSources } from './lib/metrics/index.js'
 export type { MetricsPluginOptions } from './plugins/metrics.js'
 export { pubsubPlugin, presencePlugin, locksPlugin }
+export type { PubSubPluginOptions } from './plugins/pubsub.js'
+export type { PresencePluginOptions } from './plugins/presence.js'
+export type { LocksPluginOptions } from './plugins/locks.js'
 export { PubSub, PubSubMessageError, type PubSubStats, type MessageHandler, type MessageMeta, type TypedChannel, type Unsubscribe } from './lib/realtime/index.js'
 export type { TypedStream, StreamConsumer, StreamHandler, StreamMeta, StreamOptions, ConsumeOptions } from './lib/realtime/index.js'
 export { Presence, type PresenceMember, type PresenceStats, type JoinResult } from './lib/realtime/index.js'

@@ -4,7 +4,7 @@ import fp from 'fastify-plugin'
 import type { FastifyBaseLogger, FastifyInstance } from 'fastify'
 import type { Cluster, Redis } from 'ioredis'
 import { createCache, type Cache, type CacheOptions } from '../lib/cache/index.js'
-import { quitWithin, type RedisClient } from './redis.js'
+import { featureConnection, quitWithin, type RedisClient } from './redis.js'
 import { suiteLogOptions } from '../lib/config/index.js'
 
 declare module 'fastify' {
@@ -14,12 +14,22 @@ declare module 'fastify' {
 }
 
 /** Options beyond the environment: anything of CacheOptions except the clients the suite provides. */
-export type CachePluginOptions = Omit<CacheOptions, 'redis' | 'subscriber' | 'isRedisReady'>
+export interface CachePluginOptions extends Omit<CacheOptions, 'redis' | 'subscriber' | 'isRedisReady'> {
+  /**
+   * An ioredis Redis or Cluster of the app's to keep entries on, instead of the suite's connection
+   * (REDIS_CACHE_URL's or the main one); left open at close. Commands on it are bounded by
+   * REDIS_COMMAND_TIMEOUT whatever its settings; invalidations travel on a duplicate of it.
+   */
+  client?: RedisClient
+}
 
-async function cachePlugin (app: FastifyInstance, options: CachePluginOptions = {}): Promise<void> {
+async function cachePlugin (app: FastifyInstance, pluginOptions: CachePluginOptions = {}): Promise<void> {
   const config = app.config
-  const { main, cache: client } = app.redisConnections
-  const onMain = client === main
+  const { client: appClient, ...options } = pluginOptions
+  const given = appClient === undefined ? undefined : featureConnection(app, appClient)
+  const { main } = app.redisConnections
+  const client = given?.redis ?? app.redisConnections.cache
+  const onMain = given === undefined && client === main
   // Invalidations travel on the instance that holds the entries: a separate cache instance needs
   // its own subscriber, not the main connection's.
   const ownSubscriber = client !== undefined && !onMain ? duplicate(client) : undefined
@@ -32,6 +42,7 @@ async function cachePlugin (app: FastifyInstance, options: CachePluginOptions = 
     // Frozen values catch a caller mutating a shared value in development and tests; production
     // saves the ~300 bytes per entry it costs.
     freeze: config.NODE_ENV !== 'production' && config.NODE_ENV !== 'staging',
+    commandTimeout: config.REDIS_COMMAND_TIMEOUT,
     ...options,
     redis: client,
     subscriber,

@@ -11,6 +11,18 @@ declare module 'fastify' {
   }
 }
 
+/**
+ * Another plugin the app registered already does what a suite feature would do, and the two cannot
+ * share it soundly: the message names both and the option that resolves it.
+ */
+export class PluginConflictError extends Error {
+  readonly code = 'FRS_PLUGIN_CONFLICT'
+  constructor (message: string) {
+    super(`fastify-redis-suite: ${message}`)
+    this.name = 'PluginConflictError'
+  }
+}
+
 export interface ConfigPluginOptions extends LoadConfigOptions {
   /** An already loaded config (the demo server loads it first to pick its log level and port). */
   config?: Readonly<Config>

@@ -1,6 +1,7 @@
 // app.locks: single-instance Redis locks with fencing tokens (lib/locks/locks.ts) on the main connection;
 // in-process without Redis. Locks still held at close are released (bounded by the command timeout).
 import fp from 'fastify-plugin'
+import { featureConnection, type RedisClient } from './redis.js'
 import type { FastifyInstance } from 'fastify'
 import { Locks, MemoryLockStore, RedisLockStore } from '../lib/locks/index.js'
 import { suiteLogOptions } from '../lib/config/index.js'
@@ -11,9 +12,14 @@ declare module 'fastify' {
   }
 }
 
-async function locksPlugin (app: FastifyInstance): Promise<void> {
-  const main = app.redisConnections.main
-  const store = main === undefined ? new MemoryLockStore() : new RedisLockStore(main, app.config.REDIS_COMMAND_TIMEOUT, app.redisConnections.failoverWaitLeft)
+export interface LocksPluginOptions {
+  /** An ioredis Redis or Cluster of the app's to use instead of the suite's connection; left open at close. */
+  client?: RedisClient
+}
+
+async function locksPlugin (app: FastifyInstance, options: LocksPluginOptions = {}): Promise<void> {
+  const { redis: main, failoverWaitLeft } = featureConnection(app, options.client)
+  const store = main === undefined ? new MemoryLockStore() : new RedisLockStore(main, app.config.REDIS_COMMAND_TIMEOUT, failoverWaitLeft)
   const locks = new Locks({ store, logger: app.log.child({ plugin: 'locks' }, suiteLogOptions(app.config)) })
   app.decorate('locks', locks)
   app.addHook('onClose', async () => { await locks.close() })

@@ -26,6 +26,8 @@ export interface MetricsPluginOptions {
   redisCommands?: boolean
   /** Process CPU, memory, event loop and GC series. Default true. */
   processMetrics?: boolean
+  /** Path of the Prometheus text (on the app, or on METRICS_PORT's server). Default '/metrics'. */
+  path?: string
 }
 
 async function metricsPlugin (app: FastifyInstance, options: MetricsPluginOptions = {}): Promise<void> {
@@ -89,16 +91,17 @@ async function metricsPlugin (app: FastifyInstance, options: MetricsPluginOption
 
   const token = config.METRICS_TOKEN
   const port = config.METRICS_PORT
+  const path = options.path ?? '/metrics'
   let server: Server | undefined
   if (port === undefined) {
-    metricsRoute(app, { metrics, token })
+    metricsRoute(app, { metrics, token, path })
   } else {
     app.addHook('onReady', async () => {
-      server = await listenMetricsServer({ metrics, token, host: config.HOST, port })
+      server = await listenMetricsServer({ metrics, token, path, host: config.HOST, port })
     })
   }
-  log.info({ metrics: { path: '/metrics', port: port ?? 'app', bearerToken: token !== undefined } },
-    `metrics: Prometheus text at /metrics on ${port === undefined ? 'the app port' : `${config.HOST}:${port}`}${token === undefined ? '' : ', bearer token required'}`)
+  log.info({ metrics: { path, port: port ?? 'app', bearerToken: token !== undefined } },
+    `metrics: Prometheus text at ${path} on ${port === undefined ? 'the app port' : `${config.HOST}:${port}`}${token === undefined ? '' : ', bearer token required'}`)
 
   app.addHook('onClose', async () => {
     untrace?.()

@@ -1,5 +1,6 @@
 // app.presence: who is in a room (lib/realtime/presence.ts), on the main connection; in-process without Redis.
 import fp from 'fastify-plugin'
+import { featureConnection, type RedisClient } from './redis.js'
 import type { FastifyInstance } from 'fastify'
 import { MemoryPresenceStore, Presence, RedisPresenceStore } from '../lib/realtime/index.js'
 
@@ -9,9 +10,14 @@ declare module 'fastify' {
   }
 }
 
-async function presencePlugin (app: FastifyInstance): Promise<void> {
-  const main = app.redisConnections.main
-  const store = main === undefined ? new MemoryPresenceStore() : new RedisPresenceStore(main, app.config.REDIS_COMMAND_TIMEOUT, app.redisConnections.failoverWaitLeft)
+export interface PresencePluginOptions {
+  /** An ioredis Redis or Cluster of the app's to use instead of the suite's connection; left open at close. */
+  client?: RedisClient
+}
+
+async function presencePlugin (app: FastifyInstance, options: PresencePluginOptions = {}): Promise<void> {
+  const { redis: main, failoverWaitLeft } = featureConnection(app, options.client)
+  const store = main === undefined ? new MemoryPresenceStore() : new RedisPresenceStore(main, app.config.REDIS_COMMAND_TIMEOUT, failoverWaitLeft)
   app.decorate('presence', new Presence({ store }))
 }
 

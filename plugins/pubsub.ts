@@ -7,7 +7,7 @@ import type { Cluster, Redis } from 'ioredis'
 import {
   PUBSUB_CHANNEL_SEGMENT, PubSub, MemoryPubSubTransport, RedisPubSubTransport, RedisStreams, MemoryStreams
 } from '../lib/realtime/index.js'
-import type { RedisClient } from './redis.js'
+import { featureConnection, quitWithin, type RedisClient } from './redis.js'
 import { suiteLogOptions } from '../lib/config/index.js'
 
 declare module 'fastify' {
@@ -16,19 +16,31 @@ declare module 'fastify' {
   }
 }
 
-async function pubsubPlugin (app: FastifyInstance): Promise<void> {
+export interface PubSubPluginOptions {
+  /** An ioredis Redis or Cluster of the app's to publish on (subscribing on a duplicate of it) instead of the suite's connection; left open at close. */
+  client?: RedisClient
+}
+
+async function pubsubPlugin (app: FastifyInstance, options: PubSubPluginOptions = {}): Promise<void> {
   const config = app.config
-  const main = app.redisConnections.main
+  const connection = featureConnection(app, options.client)
+  const main = connection.redis
   const logger = app.log.child({ plugin: 'pubsub' }, suiteLogOptions(app.config))
   const timeoutMs = config.REDIS_COMMAND_TIMEOUT
   // A command issued during a failover may wait for it (REDIS_FAILOVER_WAIT) on top of its own bound.
-  const waitLeft = app.redisConnections.failoverWaitLeft
+  const waitLeft = connection.failoverWaitLeft
+  let ownSubscriber: RedisClient | undefined
+  const subscriber = (): RedisClient => {
+    if (!connection.own) return app.redisConnections.subscriber() as RedisClient
+    ownSubscriber ??= subscriberOf(main as RedisClient)
+    return ownSubscriber
+  }
   const pubsub = main === undefined
     ? new PubSub({ transport: new MemoryPubSubTransport(), logger, streams: new MemoryStreams(logger) })
     : new PubSub({
       transport: new RedisPubSubTransport({
         publisher: main,
-        subscriber: () => app.redisConnections.subscriber() as RedisClient,
+        subscriber,
         timeoutMs,
         waitLeft
       }),
@@ -43,7 +55,18 @@ async function pubsubPlugin (app: FastifyInstance): Promise<void> {
   logger.info(main === undefined
     ? 'pubsub: in process (no Redis configured): messages reach this instance only'
     : main.status === 'ready' ? 'pubsub: Redis' : 'pubsub: Redis, which is not reachable yet: publishing fails and subscriptions start once it answers')
-  app.addHook('onClose', async () => { await pubsub.close() })
+  app.addHook('onClose', async () => {
+    await pubsub.close()
+    if (ownSubscriber !== undefined) await quitWithin(ownSubscriber, Math.min(timeoutMs, 2_000))
+  })
+}
+
+/** A subscriber copy of an app's client; autoResubscribe off, as the suite's own (see plugins/redis.ts). */
+function subscriberOf (client: RedisClient): RedisClient {
+  const copy = client.isCluster ? (client as Cluster).duplicate() : (client as Redis).duplicate({ autoResubscribe: false })
+  copy.on('error', () => {})
+  copy.connect().catch(() => {})
+  return copy
 }
 
 function duplicate (client: RedisClient): RedisClient {

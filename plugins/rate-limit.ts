@@ -18,6 +18,8 @@ import {
   type BoundLimit, type RateLimitDecision, type RateLimitStats, type RedisDownMode
 } from '../lib/rate-limit/index.js'
 import { loadedSession } from './session.js'
+import { featureConnection, type RedisClient } from './redis.js'
+import { PluginConflictError } from './config.js'
 
 /** The suite's part of a route's `config.rateLimit`: `{ max, timeWindow, …, limiter: { … } }`. */
 export interface RouteLimiter extends RouteLimiterOptions {
@@ -65,6 +67,8 @@ export interface RateLimitPluginOptions {
   exemptRoutes?: string[]
   /** Called for every decision; errors it throws are ignored. */
   onDecision?: (decision: RateLimitDecision) => void
+  /** An ioredis Redis or Cluster of the app's to count on instead of the suite's connection; left open at close. */
+  client?: RedisClient
 }
 
 /** The loaded session's `userId`; undefined on routes without sessions or without the session plugin. Never throws. */
@@ -227,13 +231,18 @@ function addRouteHook (route: RouteOptions, name: NonNullable<RateLimitOptions['
 }
 
 async function rateLimitPlugin (app: FastifyInstance, options: RateLimitPluginOptions = {}): Promise<void> {
+  // Both would read every route's config.rateLimit and count it twice, in two stores, with two headers.
+  if (app.hasPlugin('@fastify/rate-limit') || app.hasDecorator('createRateLimit')) {
+    throw new PluginConflictError('@fastify/rate-limit is already registered and reads every route\'s config.rateLimit: register the suite with { rateLimit: false } to keep it, or remove it to use the suite\'s limits (which provide app.rateLimit and app.createRateLimit too)')
+  }
   const config = app.config
-  const redis = app.redisConnections.main
+  const connection = featureConnection(app, options.client)
+  const redis = connection.redis
   const store = new RateLimitStore({
     redis,
-    isRedisReady: redis === undefined ? undefined : () => app.redisMonitor.isReady(),
+    isRedisReady: connection.isReady,
     // A failover is not an outage: while REDIS_FAILOVER_WAIT is not spent, decisions wait for the connection.
-    failoverWaitLeft: redis === undefined ? undefined : () => app.redisConnections.failoverWaitLeft(),
+    failoverWaitLeft: redis === undefined ? undefined : connection.failoverWaitLeft,
     whenRedisDown: config.RATE_LIMIT_WHEN_REDIS_DOWN,
     timeout: config.RATE_LIMIT_TIMEOUT,
     algorithm: config.RATE_LIMIT_ALGORITHM,

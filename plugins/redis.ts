@@ -4,15 +4,27 @@ import fp from 'fastify-plugin'
 import fastifyRedis from '@fastify/redis'
 // Keeps @fastify/redis's declaration merging in this module's .d.ts, for apps that import this entry point alone.
 export type {} from '@fastify/redis'
-import { Redis, Cluster, type RedisOptions } from 'ioredis'
+import { Redis, Cluster, type ClusterOptions, type RedisOptions } from 'ioredis'
 import type { FastifyBaseLogger, FastifyInstance } from 'fastify'
 import { ConfigError, isRedisConfigured, suiteLogOptions } from '../lib/config/index.js'
 import {
   buildConnectionPlan, RedisSetupError, type RedisConnectionPlan, RedisMonitor, describeError,
-  type RedisState, checkServerSettings, ClusterFailoverWait, FailoverWait, watchSentinels, RefusalTracker, traceRefusals
+  type RedisState, checkServerSettings, ClusterFailoverWait, FailoverWait, watchSentinels, RefusalTracker, traceRefusals, boundCommands, unbound
 } from '../lib/redis/index.js'
 
 export type RedisClient = Redis | Cluster
+
+export interface RedisPluginOptions {
+  /**
+   * An ioredis Redis or Cluster the app already has (its `app.redis` from @fastify/redis, say): the
+   * suite sends its commands on it instead of building its own from REDIS_*, each bounded by
+   * REDIS_COMMAND_TIMEOUT whatever the client's settings. Its keyPrefix, TLS and topology are the
+   * client's; REDIS_FAILOVER_WAIT does not apply. The pub/sub subscriber is a duplicate of it.
+   */
+  client?: RedisClient
+  /** Quit `client` when the app closes. Default false: the app that made it closes it (as @fastify/redis does). */
+  closeClient?: boolean
+}
 
 export interface RedisConnections {
   /** Sessions, rate limits and anything that must not be evicted. Undefined without Redis. */
@@ -28,6 +40,14 @@ export interface RedisConnections {
   failoverWaitLeft: () => number
   /** Where the main connection goes (host:port, the Sentinel group or the Cluster seeds), for log lines. */
   address: string
+  /**
+   * A new connection for another library (BullMQ, a queue, a lock library) with the suite's TLS, ACL,
+   * Sentinel or Cluster and reconnect settings, but none of its per-command bounds: no keyPrefix, no
+   * commandTimeout, offline queue on, `maxRetriesPerRequest: null` (what BullMQ requires). `overrides`
+   * are ioredis options applied last (in Cluster mode, to every node). `name` is its CLIENT SETNAME.
+   * Closed when the app closes (after the app's own onClose hooks, which should close the library first).
+   */
+  create: (name: string, overrides?: Partial<RedisOptions>) => RedisClient
 }
 
 /**
@@ -59,14 +79,30 @@ export class RedisUnavailableError extends Error {
 /** With REDIS_WAIT_ON_BOOT=false, how long boot waits for the first connection attempt's outcome. */
 const BOOT_PEEK_MS = 500
 
-async function redisPlugin (app: FastifyInstance): Promise<void> {
+async function redisPlugin (app: FastifyInstance, options: RedisPluginOptions = {}): Promise<void> {
   const config = app.config
   const log = app.log.child({ plugin: 'redis' }, suiteLogOptions(app.config))
+  const created: RedisClient[] = []
+  const closeCreated = async (): Promise<void> => {
+    await Promise.all(created.map((client) => quitWithin(client, Math.min(config.REDIS_COMMAND_TIMEOUT, 2_000))))
+  }
+
+  if (options.client !== undefined) {
+    await useAppClient(app, options.client, options.closeClient === true, log)
+    return
+  }
 
   if (!isRedisConfigured(config)) {
     log.warn('No Redis configured (REDIS_URL is not set): running on in-process stores, which are per process and lost on restart')
     const monitor = new RedisMonitor(undefined, { ...monitorOptions(app, log), mode: 'memory', address: 'in-process' })
-    decorateState(app, monitor, { main: undefined, cache: undefined, subscriber: () => undefined, failoverWaitLeft: () => 0, address: 'in-process' })
+    decorateState(app, monitor, {
+      main: undefined,
+      cache: undefined,
+      subscriber: () => undefined,
+      failoverWaitLeft: () => 0,
+      address: 'in-process',
+      create: () => { throw new RedisSetupError('app.redisConnections.create: no Redis is configured (REDIS_URL is not set)') }
+    })
     return
   }
 
@@ -152,7 +188,8 @@ async function redisPlugin (app: FastifyInstance): Promise<void> {
     failoverWaitLeft: failoverWait !== undefined
       ? () => failoverWait.waitLeft()
       : clusterWait !== undefined ? () => clusterWait.waitLeft() : () => 0,
-    address: plan.address
+    address: plan.address,
+    create: (name, overrides) => track(created, connectionFor(buildConnectionPlan(config), name, overrides, log))
   }
   // The cache connection's trouble shows as cache misses and in its own log lines, not in health.
   for (const client of extra) client.on('error', () => {})
@@ -201,7 +238,9 @@ async function redisPlugin (app: FastifyInstance): Promise<void> {
     ready.catch((err: Error) => { warnOnce(` (${err.message})`) })
   }
 
-  if (main.status === 'ready') {
+  if (otherRedis(app, log)) {
+    main.once('ready', () => { checkServerSettings(main, log).catch(() => {}) })
+  } else if (main.status === 'ready') {
     // Connected: @fastify/redis decorates app.redis. We keep closing it ourselves, within a bound.
     await app.register(fastifyRedis, { client: main as Redis, closeClient: false })
     checkServerSettings(main, log).catch(() => {})
@@ -220,7 +259,99 @@ async function redisPlugin (app: FastifyInstance): Promise<void> {
     clusterWait?.detach()
     const timeout = Math.min(config.REDIS_COMMAND_TIMEOUT, 2_000)
     await Promise.all([main, ...extra].map((client) => quitWithin(client, timeout)))
+    await closeCreated()
   })
+}
+
+/**
+ * True when `app.redis` is already someone else's (@fastify/redis registered by the app, with or
+ * without a namespace): it stays theirs, and the suite's connection is `app.redisConnections.main`.
+ */
+function otherRedis (app: FastifyInstance, log: FastifyBaseLogger): boolean {
+  if (!app.hasDecorator('redis')) return false
+  log.info('app.redis is already decorated (by @fastify/redis?): it stays as it is; the suite\'s connection is app.redisConnections.main (pass redis: { client } to share one client)')
+  return true
+}
+
+/** The suite on the app's own client: bounded commands on it, a monitor of it, no failover wait of ours. */
+async function useAppClient (app: FastifyInstance, client: RedisClient, closeClient: boolean, log: FastifyBaseLogger): Promise<void> {
+  const config = app.config
+  const timeout = Math.min(config.REDIS_COMMAND_TIMEOUT, 2_000)
+  const mode = client.isCluster ? 'cluster' : (client as Redis).options.sentinels != null ? 'sentinel' : 'standalone'
+  const address = client.isCluster ? 'the app\'s Cluster client' : `${(client as Redis).options.host ?? '?'}:${(client as Redis).options.port ?? '?'}`
+  const main = boundCommands(client, config.REDIS_COMMAND_TIMEOUT)
+  const extra: RedisClient[] = []
+  const created: RedisClient[] = []
+  let subscriber: RedisClient | undefined
+  const monitor = new RedisMonitor(main, { ...monitorOptions(app, log), mode, address })
+  decorateState(app, monitor, {
+    main,
+    cache: main,
+    subscriber: () => {
+      if (subscriber === undefined) {
+        subscriber = track(extra, client.isCluster ? (client as Cluster).duplicate() : (client as Redis).duplicate({ autoResubscribe: false, lazyConnect: true }))
+        subscriber.on('error', () => {})
+        subscriber.connect().catch(() => {})
+      }
+      return subscriber
+    },
+    failoverWaitLeft: () => 0,
+    address,
+    // The app's client carries the connection settings: a duplicate with the bounds taken off.
+    create: (name, overrides) => {
+      const copy = client.isCluster
+        ? (client as Cluster).duplicate(undefined, { redisOptions: { ...(client as Cluster).options.redisOptions, ...unboundedOptions(name), ...overrides } })
+        : (client as Redis).duplicate({ ...unboundedOptions(name), ...overrides })
+      copy.on('error', (err: Error) => { log.debug({ connection: name, err: { message: err.message } }, 'redisConnections.create: connection error') })
+      return track(created, copy)
+    }
+  })
+  if (!otherRedis(app, log)) app.decorate('redis', client as never)
+  if (client.status === 'wait') client.connect().catch(() => {})
+  if (client.status !== 'ready' && config.REDIS_WAIT_ON_BOOT) {
+    await new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        client.off('ready', onReady)
+        reject(new RedisUnavailableError(`Redis (the client passed as redis.client, ${address}) did not become ready within ${config.REDIS_CONNECT_TIMEOUT}ms. Set REDIS_WAIT_ON_BOOT=false to start degraded`))
+      }, config.REDIS_CONNECT_TIMEOUT)
+      const onReady = (): void => { clearTimeout(timer); resolve() }
+      client.once('ready', onReady)
+    })
+  }
+  monitor.start()
+  app.addHook('onClose', async () => {
+    monitor.stop()
+    await Promise.all([...extra, ...created, ...(closeClient ? [client] : [])].map((c) => quitWithin(unbound(c), timeout)))
+  })
+}
+
+/** What the suite's connections add for its own commands, taken off for another library's. */
+function unboundedOptions (name: string): Partial<RedisOptions> {
+  return {
+    keyPrefix: '',
+    commandTimeout: undefined,
+    enableOfflineQueue: true,
+    maxRetriesPerRequest: null,
+    autoResendUnfulfilledCommands: true,
+    lazyConnect: false,
+    connectionName: name
+  }
+}
+
+/** redisConnections.create: the plan's connection settings, without the suite's per-command bounds. */
+function connectionFor (plan: RedisConnectionPlan, name: string, overrides: Partial<RedisOptions> | undefined, log: FastifyBaseLogger): RedisClient {
+  const client = plan.mode === 'cluster'
+    ? new Cluster(plan.nodes, {
+      ...plan.options,
+      keyPrefix: '',
+      enableOfflineQueue: true,
+      lazyConnect: false,
+      redisOptions: { ...plan.options.redisOptions, ...unboundedOptions(name), ...overrides }
+    } satisfies ClusterOptions)
+    : new Redis({ ...plan.options, ...unboundedOptions(name), ...overrides })
+  // The library reports its own errors; without a listener ioredis would print each to stderr.
+  client.on('error', (err: Error) => { log.debug({ connection: name, err: { message: err.message } }, 'redisConnections.create: connection error') })
+  return client
 }
 
 function monitorOptions (app: FastifyInstance, log: FastifyBaseLogger) {
@@ -351,3 +482,31 @@ export { RedisSetupError }
 // The least-privilege ACL rule for the suite's user: `import { suiteAclRule } from 'fastify-redis-suite/redis'`.
 export { suiteAclRule, SUITE_ACL_COMMANDS, type SuiteAclOptions } from '../lib/redis/index.js'
 export default fp(redisPlugin, { name: 'redis-suite-redis', fastify: '5.x', dependencies: ['redis-suite-config'] })
+
+/** The connection one feature plugin uses, from its `client` option or the suite's main connection. */
+export interface FeatureConnection {
+  /** Undefined without Redis (in-process stores). */
+  redis: RedisClient | undefined
+  /** Whether commands may be sent now; undefined without Redis. */
+  isReady: (() => boolean) | undefined
+  failoverWaitLeft: () => number
+  /** True when `redis` is the plugin's own `client` option (its copies are the plugin's to close). */
+  own: boolean
+}
+
+/**
+ * A feature's `client` option wins: its commands bounded by REDIS_COMMAND_TIMEOUT, its own status as
+ * readiness, no failover wait. Else the suite's main connection and its monitor.
+ */
+export function featureConnection (app: FastifyInstance, client: RedisClient | undefined): FeatureConnection {
+  if (client !== undefined) {
+    return { redis: boundCommands(client, app.config.REDIS_COMMAND_TIMEOUT), isReady: () => client.status === 'ready', failoverWaitLeft: () => 0, own: true }
+  }
+  const main = app.redisConnections.main
+  return {
+    redis: main,
+    isReady: main === undefined ? undefined : () => app.redisMonitor.isReady(),
+    failoverWaitLeft: () => app.redisConnections.failoverWaitLeft(),
+    own: false
+  }
+}

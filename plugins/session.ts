@@ -25,6 +25,8 @@ import type { FastifyInstance, FastifyReply, FastifyRequest, RouteOptions } from
 import type { TSchema } from 'typebox'
 import { secureCookies, suiteLogOptions } from '../lib/config/index.js'
 import { detectHashFieldExpiry } from '../lib/redis/index.js'
+import { featureConnection, type RedisClient } from './redis.js'
+import { PluginConflictError } from './config.js'
 import {
   MemorySessionBackend, RedisSessionBackend, RequestBudget, SessionCookieSigner, SessionNotEnabledError, SessionNotSetError, SessionStore,
   UserSessions, isSessionUnavailable, type SessionLike, type SessionUnavailableError
@@ -48,6 +50,8 @@ export interface SessionPluginOptions {
   userKey?: string
   /** Retry-After seconds of the 503 answered while the store is down. Default: reconnect backoff cap + 1 s. */
   retryAfter?: number
+  /** An ioredis Redis or Cluster of the app's to store sessions on instead of the suite's connection; left open at close. */
+  client?: RedisClient
 }
 
 type Done = (err?: unknown, payload?: unknown) => void
@@ -78,6 +82,10 @@ export function loadedSession (request: FastifyRequest): { get: (key: string) =>
 }
 
 async function sessionPlugin (app: FastifyInstance, options: SessionPluginOptions): Promise<void> {
+  // Two session plugins cannot share request.session (nor the cookie): the app's stays, or the suite's.
+  if (app.hasPlugin('@fastify/session') || app.hasRequestDecorator('session')) {
+    throw new PluginConflictError('@fastify/session is already registered and owns request.session: register the suite with { session: false } to keep it, or remove it to use the suite\'s sessions')
+  }
   const config = app.config
   const log = app.log.child({ plugin: 'session' }, suiteLogOptions(app.config))
   const retryAfter = options.retryAfter ?? Math.ceil(config.REDIS_RETRY_MAX_DELAY / 1000) + 1
@@ -93,7 +101,8 @@ async function sessionPlugin (app: FastifyInstance, options: SessionPluginOption
     log.warn('SESSION_COOKIE_SAMESITE=none without a Secure cookie: browsers reject the cookie; set SESSION_COOKIE_SECURE=true')
   }
 
-  const redis = app.redisConnections.main
+  const connection = featureConnection(app, options.client)
+  const redis = connection.redis
   const redisBackend = redis === undefined ? undefined : new RedisSessionBackend(redis)
   if (redis !== undefined && redisBackend !== undefined) {
     // Hash-field expiry (Redis >= 7.4, Valkey >= 9) lets user indexes expire their own entries: asked at
@@ -108,7 +117,7 @@ async function sessionPlugin (app: FastifyInstance, options: SessionPluginOption
     idleTimeout: config.SESSION_IDLE_TIMEOUT,
     absoluteTimeout: config.SESSION_ABSOLUTE_TIMEOUT,
     timeout: config.REDIS_COMMAND_TIMEOUT,
-    failoverWaitLeft: () => app.redisConnections.failoverWaitLeft(),
+    failoverWaitLeft: connection.failoverWaitLeft,
     retryAfter,
     maxPerUser: config.SESSION_MAX_PER_USER,
     logger: log,
@@ -292,7 +301,7 @@ async function sessionPlugin (app: FastifyInstance, options: SessionPluginOption
   const spendBeforeBody = (request: FastifyRequest, _reply: FastifyReply, payload: unknown, done: (err: null, payload: unknown) => void): void => {
     const carrier = request as FastifyRequest & SessionCarrier
     const startedAt = carrier[kStartedAt]
-    if (startedAt !== undefined && lostAt < startedAt && app.redisConnections.failoverWaitLeft() === 0) {
+    if (startedAt !== undefined && lostAt < startedAt && connection.failoverWaitLeft() === 0) {
       carrier[kBudget]?.spend(Date.now() - startedAt)
     }
     done(null, payload)

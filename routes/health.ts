@@ -68,7 +68,23 @@ export type RedisStatusOnlyBody = Static<typeof RedisStatusOnlySchema>
 
 const REDIS_CHECK_STATUS: Record<RedisState['status'], CheckStatus> = { connected: 'ok', degraded: 'degraded', disconnected: 'down' }
 
-async function healthRoutes (fastify: FastifyInstance): Promise<void> {
+export interface HealthRoutesOptions {
+  /**
+   * Where the routes live: `<prefix>`, `<prefix>/live`, `<prefix>/ready`, `<prefix>/redis`. Default
+   * '/health'; another one (e.g. '/_suite/health') for an app that already serves /health.
+   */
+  prefix?: string
+}
+
+/** '/health' unless given; one leading slash, no trailing one (so `${prefix}/live` is a clean path). */
+export function healthPrefix (options: HealthRoutesOptions = {}): string {
+  const prefix = options.prefix ?? '/health'
+  if (!/^\/[^?#]*[^/?#]$/.test(prefix)) throw new Error(`fastify-redis-suite: health prefix must start with "/" and not end with one, got ${JSON.stringify(prefix)}`)
+  return prefix
+}
+
+async function healthRoutes (fastify: FastifyInstance, options: HealthRoutesOptions = {}): Promise<void> {
+  const prefix = healthPrefix(options)
   const app = fastify.withTypeProvider<TypeBoxTypeProvider>()
   const registry = new HealthRegistry()
   app.decorate('health', registry)
@@ -89,7 +105,7 @@ async function healthRoutes (fastify: FastifyInstance): Promise<void> {
 
   const noStore = { 'cache-control': 'no-store' }
 
-  app.get('/health/live', { schema: { response: { 200: LiveSchema } } }, async (_request, reply) => {
+  app.get(`${prefix}/live`, { schema: { response: { 200: LiveSchema } } }, async (_request, reply) => {
     reply.headers(noStore)
     return { status: 'ok' as const }
   })
@@ -100,17 +116,17 @@ async function healthRoutes (fastify: FastifyInstance): Promise<void> {
   const visible = (body: HealthBody, authorization: string | undefined): HealthBody =>
     mayReadDetails(authorization) ? body : { ...body, checks: withoutErrors(body.checks) }
 
-  app.get('/health', { schema: { response: { 200: HealthSchema, 503: HealthSchema } } }, async (request, reply) => {
+  app.get(prefix, { schema: { response: { 200: HealthSchema, 503: HealthSchema } } }, async (request, reply) => {
     const { ready, ...body } = summary()
     return reply.headers(noStore).code(body.status === 'down' ? 503 : 200).send(visible(body, request.headers.authorization))
   })
 
-  app.get('/health/ready', { schema: { response: { 200: HealthSchema, 503: HealthSchema } } }, async (request, reply) => {
+  app.get(`${prefix}/ready`, { schema: { response: { 200: HealthSchema, 503: HealthSchema } } }, async (request, reply) => {
     const { ready, ...body } = summary()
     return reply.headers(noStore).code(ready ? 200 : 503).send(visible(body, request.headers.authorization))
   })
 
-  app.get('/health/redis', { schema: { response: { 200: RedisHealthResponse, 503: RedisHealthResponse } } }, async (request, reply) => {
+  app.get(`${prefix}/redis`, { schema: { response: { 200: RedisHealthResponse, 503: RedisHealthResponse } } }, async (request, reply) => {
     const state = app.redisState
     const code = state.status === 'disconnected' ? 503 : 200
     if (!mayReadDetails(request.headers.authorization)) {

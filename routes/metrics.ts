@@ -8,6 +8,8 @@ export interface MetricsEndpointOptions {
   metrics: SuiteMetrics
   /** When set, requests must send `Authorization: Bearer <token>`. */
   token?: string | undefined
+  /** The route's path. Default '/metrics'. */
+  path?: string | undefined
 }
 
 interface Answer { status: number, headers: Record<string, string>, body: string }
@@ -23,7 +25,7 @@ async function answer ({ metrics, token }: MetricsEndpointOptions, authorization
 
 /** The route on the app itself. Scrapes log at warn only, so a 15 s scrape does not flood the logs. */
 export function metricsRoute (app: FastifyInstance, options: MetricsEndpointOptions): void {
-  app.get('/metrics', { logLevel: 'warn' }, async (request, reply) => {
+  app.get(options.path ?? '/metrics', { logLevel: 'warn' }, async (request, reply) => {
     const { status, headers, body } = await answer(options, request.headers.authorization)
     return reply.code(status).headers(headers).send(body)
   })
@@ -33,7 +35,8 @@ export function metricsRoute (app: FastifyInstance, options: MetricsEndpointOpti
 export async function listenMetricsServer (options: MetricsEndpointOptions & { host: string, port: number }): Promise<http.Server> {
   const server = http.createServer((request, response) => {
     const path = (request.url ?? '/').split('?')[0]
-    if (path !== '/metrics') return end(response, { status: 404, headers: { 'content-type': 'text/plain; charset=utf-8' }, body: 'Not found: metrics are served at /metrics\n' }, request.method)
+    const served = options.path ?? '/metrics'
+    if (path !== served) return end(response, { status: 404, headers: { 'content-type': 'text/plain; charset=utf-8' }, body: `Not found: metrics are served at ${served}\n` }, request.method)
     if (request.method !== 'GET' && request.method !== 'HEAD') {
       return end(response, { status: 405, headers: { allow: 'GET, HEAD', 'content-type': 'text/plain; charset=utf-8' }, body: 'Method not allowed\n' }, request.method)
     }

@@ -14,7 +14,7 @@ const ALLOWED: Record<string, readonly string[]> = {
   redis: ['config'],
   realtime: ['config', 'redis'],
   locks: ['config', 'redis'],
-  cache: ['config', 'locks'],
+  cache: ['config', 'locks', 'redis'],
   'http-cache': ['config', 'cache'],
   session: [],
   'rate-limit': ['config'],

@@ -18,9 +18,18 @@ t.setTimeout(300_000)
 const ROOT = process.cwd()
 const NODE_MODULES = realpathSync(join(ROOT, 'node_modules'))
 const TSC = join(NODE_MODULES, 'typescript', 'bin', 'tsc')
-const pkg = JSON.parse(readFileSync('package.json', 'utf8')) as {
-  name: string, version: string, license: string, dependencies: Record<string, string>, exports: Record<string, string | Record<string, string>>
+interface PackageJson {
+  name: string
+  version: string
+  license: string
+  dependencies: Record<string, string>
+  peerDependencies: Record<string, string>
+  devDependencies: Record<string, string>
+  exports: Record<string, string | Record<string, string>>
 }
+const pkg = JSON.parse(readFileSync('package.json', 'utf8')) as PackageJson
+/** Documents packed beside the library, so every relative link of the README resolves in the package. */
+const DOCS = /^(package\.json|README\.md|LICENSE|CHANGELOG\.md|ARCHITECTURE\.md|BENCHMARKS\.md|RELIABILITY\.md)$/
 
 interface PackResult { filename: string, files: Array<{ path: string }> }
 
@@ -56,16 +65,21 @@ const files = dryRun.files.map((file) => file.path).sort()
 
 // All setup happens before the first subtest: tap ends the root test (and runs its teardown) once
 // its queue drains, whatever top-level code still awaits.
-/** The fixture app: node_modules holds only what it declares; the suite holds only its dependencies. */
+/**
+ * The fixture app: node_modules holds only what it declares (the suite's peers included, as npm and
+ * pnpm install them); the suite holds only its dependencies and, as pnpm links them, the app's peers.
+ */
 const app = join(work, 'app')
-const direct = ['fastify', 'typebox', '@fastify/type-provider-typebox', '@types/node']
+const peers = Object.keys(pkg.peerDependencies ?? {})
+// bullmq: the README shows it on a connection from app.redisConnections.create().
+const direct = [...new Set(['fastify', 'typebox', '@fastify/type-provider-typebox', '@types/node', 'bullmq', ...peers])]
 const unpacked = join(work, 'unpacked')
 mkdirSync(unpacked)
 await run('tar', ['-xzf', join(work, packed.filename), '-C', unpacked])
 const installed = join(app, 'node_modules', pkg.name)
 mkdirSync(dirname(installed), { recursive: true })
 renameSync(join(unpacked, 'package'), installed)
-for (const dependency of Object.keys(pkg.dependencies)) link(join(NODE_MODULES, dependency), join(installed, 'node_modules', dependency))
+for (const dependency of [...Object.keys(pkg.dependencies), ...peers]) link(join(NODE_MODULES, dependency), join(installed, 'node_modules', dependency))
 for (const dependency of direct) link(join(NODE_MODULES, dependency), join(app, 'node_modules', dependency))
 writeFileSync(join(app, 'package.json'), JSON.stringify({
   name: 'fixture-app',
@@ -85,8 +99,8 @@ t.test('the tarball holds the library only, with a LICENSE and usable source map
   t.match(readFileSync('LICENSE', 'utf8'), /^MIT License/, 'the LICENSE is the MIT text the package declares')
   t.equal(pkg.license, 'MIT')
   const library = /^dist\/(index|(lib|plugins)\/.+|routes\/(health|metrics))\.(js|d\.ts|js\.map)$/
-  t.same(files.filter((file) => !/^(package\.json|README\.md|LICENSE)$/.test(file) && !library.test(file)), [],
-    'only the library: no demo server, demo routes, scripts, bench, tests or .ts sources')
+  t.same(files.filter((file) => !DOCS.test(file) && !library.test(file)), [],
+    'only the library and its documents: no demo server, demo routes, scripts, bench, tests or .ts sources')
   t.ok(files.includes('dist/index.js') && files.includes('dist/index.d.ts'), 'the suite and its declarations')
   const targets = Object.values(pkg.exports).flatMap((entry) => typeof entry === 'string' ? [entry] : Object.values(entry))
   t.same(targets.filter((target) => target !== './package.json' && !files.includes(target.slice(2))), [], 'every exports target is packed')
@@ -110,8 +124,8 @@ async function typeCheck (project: string): Promise<string> {
   }
 }
 
-t.test('an app that never installed @fastify/session or @fastify/redis type-checks request.session, app.redis and every README block', async (t) => {
-  t.notOk(readdirSync(join(app, 'node_modules', '@fastify')).includes('session'), 'the app cannot see @fastify/session itself')
+t.test('an app with the suite and its peers type-checks request.session, app.redis and every README block', async (t) => {
+  t.equal(realpathSync(join(installed, 'node_modules', 'fastify')), realpathSync(join(app, 'node_modules', 'fastify')), 'the suite and the app share one fastify')
   writeFileSync(join(app, 'src', 'augmentations.ts'), `
 import Fastify from 'fastify'
 import redisSuite from 'fastify-redis-suite'
@@ -149,4 +163,68 @@ app.get('/me', { config: { session: true, rateLimit: false } }, async (request) 
     `README.md:${Number(line) + Number(row)}:${col}`)
   t.equal(readable, '', 'strict tsc over the fixture app')
   t.equal(subpathErrors, '', 'strict tsc over an app importing only plugin entry points')
+})
+
+t.test('package.json names the repository and takes what the app shares as peers; every README link is packed', async (t) => {
+  const meta = JSON.parse(readFileSync('package.json', 'utf8')) as { repository?: { url?: string }, homepage?: string, bugs?: { url?: string } }
+  t.match(meta.repository?.url, /^git\+https:\/\//, 'repository')
+  t.match(meta.homepage, /^https:\/\//, 'homepage')
+  t.match(meta.bugs?.url, /^https:\/\//, 'bugs')
+  for (const shared of ['fastify', 'typebox', '@fastify/cookie', '@fastify/session', '@fastify/rate-limit', '@fastify/redis']) {
+    t.ok(pkg.peerDependencies?.[shared] !== undefined && pkg.dependencies[shared] === undefined, `${shared}: a peer, not a dependency`)
+    t.ok(pkg.devDependencies[shared] !== undefined, `${shared}: a devDependency for the suite's own tests`)
+  }
+  const readme = readFileSync('README.md', 'utf8')
+  const relative = [...readme.matchAll(/\]\(([^)\s]+)\)/g)].map((m) => m[1] ?? '').filter((link) => !/^(https?:|#|mailto:)/.test(link))
+  t.same(relative.filter((link) => !files.includes(link.split('#')[0] ?? '')), [], 'every relative link of README.md names a packed file')
+  t.ok(files.includes('CHANGELOG.md'), 'CHANGELOG.md')
+})
+
+t.test('an app pinned to fastify 5.4.0 installs one fastify, type-checks every README block, and boots the suite', async (t) => {
+  // A real npm install from the registry, as an adopter would run it: the peers come from the app.
+  const old = join(work, 'old-app')
+  mkdirSync(join(old, 'src'), { recursive: true })
+  writeFileSync(join(old, 'package.json'), JSON.stringify({
+    name: 'old-fastify-app',
+    private: true,
+    type: 'module',
+    dependencies: {
+      [pkg.name]: `file:../${packed.filename}`,
+      fastify: '5.4.0',
+      '@fastify/type-provider-typebox': pkg.devDependencies['@fastify/type-provider-typebox'],
+      '@types/node': pkg.devDependencies['@types/node'],
+      bullmq: pkg.devDependencies['bullmq']
+    }
+  }))
+  await run('npm', ['install', '--no-audit', '--no-fund', '--ignore-scripts', '--prefer-offline'], { cwd: old, maxBuffer: 16 << 20 })
+  const copies = (await run('find', ['.', '-path', '*/node_modules/fastify/package.json'], { cwd: old })).stdout.trim().split('\n')
+  t.same(copies, ['./node_modules/fastify/package.json'], 'one fastify in the tree')
+  t.equal((JSON.parse(readFileSync(join(old, 'node_modules', 'fastify', 'package.json'), 'utf8')) as { version: string }).version, '5.4.0')
+  t.ok(readdirSync(join(old, 'node_modules', '@fastify')).includes('session'), 'npm installed the peers beside it')
+
+  writeFileSync(join(old, 'tsconfig.json'), readFileSync(join(app, 'tsconfig.json')))
+  writeFileSync(join(old, 'src', 'readme-preamble.ts'), README_PREAMBLE)
+  const blocks = extractTsBlocks(readFileSync('README.md', 'utf8'))
+  for (const block of blocks) writeFileSync(join(old, 'src', `readme-line-${block.line}.ts`), block.module)
+  let errors = ''
+  try {
+    await run(process.execPath, [TSC, '-p', join(old, 'tsconfig.json')], { cwd: old, maxBuffer: 16 << 20 })
+  } catch (err) {
+    errors = String((err as { stdout?: string }).stdout ?? err).replace(/src\/readme-line-(\d+)\.ts\((\d+),(\d+)\)/g, (_m, line: string, row: string, col: string) =>
+      `README.md:${Number(line) + Number(row)}:${col}`)
+  }
+  t.equal(errors, '', `strict tsc over the README's ${blocks.length} blocks against fastify 5.4.0`)
+
+  writeFileSync(join(old, 'boot.mjs'), `
+import Fastify from 'fastify'
+import redisSuite from '${pkg.name}'
+const app = Fastify()
+await app.register(redisSuite, { env: { NODE_ENV: 'test' }, processEnv: false, dotenvPath: false })
+const live = await app.inject('/health/live')
+await app.cache.set('k', 1)
+console.log(JSON.stringify({ version: app.version, live: live.statusCode, cached: await app.cache.get('k') }))
+await app.close()
+`)
+  const booted = JSON.parse((await run(process.execPath, ['boot.mjs'], { cwd: old })).stdout.trim().split('\n').pop() ?? '{}') as unknown
+  t.same(booted, { version: '5.4.0', live: 200, cached: 1 }, 'the suite runs on fastify 5.4.0 (in-process stores)')
 })

@@ -10,6 +10,7 @@
 // dropped, since messages may have been missed while the connection was down.
 import { randomUUID } from 'node:crypto'
 import { parseDuration } from '../config/index.js'
+import { boundCommands, commandTimeoutOf } from '../redis/index.js'
 import {
   checkSchema, decodeEnvelope, deepFreeze, encodeEnvelope, unreadTags, versionsMatch, type Envelope
 } from './entry.js'
@@ -17,7 +18,7 @@ import { InvalidationBus, type Invalidation } from './invalidation-bus.js'
 import { keyLayout, type KeyLayout } from './keys.js'
 import { MemoryTier } from './memory-tier.js'
 import type { ResolvedOptions } from './options.js'
-import { RedisTier, type RedisClient } from './redis-tier.js'
+import { RedisTier } from './redis-tier.js'
 import { CacheCounters, type CacheStats, type CacheTier } from './stats.js'
 import type { CacheOptions } from './types.js'
 import { VersionTable } from './versions.js'
@@ -81,12 +82,12 @@ export class CacheEngine {
     // Deep-freezing costs ~300 bytes of heap per entry (bench case 9) and a walk per fill: a guard
     // for development and tests, where a caller mutating a shared value should fail loudly.
     this.#freeze = options.freeze ?? !['production', 'staging'].includes(process.env['NODE_ENV'] ?? '')
-    const client = options.redis
+    // The cache's commands are bounded whatever the client's settings (an app's own client may have none).
+    const client = options.redis === undefined
+      ? undefined
+      : boundCommands(options.redis, parseDuration(options.commandTimeout ?? commandTimeoutOf(options.redis) ?? 1_000, 'commandTimeout'))
     this.#channel = options.channel ?? `${client?.options.keyPrefix ?? ''}cache:invalidate`
     if (client !== undefined) {
-      if (commandTimeoutOf(client) === undefined) {
-        options.logger?.warn({}, 'cache: the Redis client has no commandTimeout; a frozen Redis would hold cache calls as long as ioredis waits (set commandTimeout on the client)')
-      }
       this.redis = new RedisTier({
         client,
         logger: options.logger,
@@ -459,10 +460,4 @@ export class CacheEngine {
     // Published even without a local memory tier: other instances may well have one.
     await this.redis?.publish(this.#channel, InvalidationBus.encode(this.instanceId, invalidation))
   }
-}
-
-function commandTimeoutOf (client: RedisClient): number | undefined {
-  return client.isCluster
-    ? (client.options as { redisOptions?: { commandTimeout?: number } }).redisOptions?.commandTimeout
-    : (client.options as { commandTimeout?: number }).commandTimeout
 }

@@ -35,6 +35,13 @@ export interface CacheDefaults {
 export interface CacheOptions extends Omit<CacheDefaults, 'tags' | 'memory' | 'redis'> {
   /** ioredis Redis or Cluster; undefined for a memory-only cache (development). */
   redis?: RedisClient | undefined
+  /**
+   * Longest one of the cache's commands waits for Redis, whatever `redis`'s own settings (a default
+   * ioredis client would wait ~70 s while Redis is down): a command past it is a miss. Default: the
+   * client's own commandTimeout, else '1s' (REDIS_COMMAND_TIMEOUT's default; the cache plugin passes
+   * REDIS_COMMAND_TIMEOUT).
+   */
+  commandTimeout?: Duration
   /** A dedicated connection for invalidation messages (client.duplicate()); without it other instances are not told. */
   subscriber?: RedisClient | undefined
   /** When given, Redis is skipped while this returns false (the connection monitor's view). */
