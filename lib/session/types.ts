@@ -95,6 +95,8 @@ export interface SessionStats {
   unavailable: number
   /** Sessions revoked because their user went past SESSION_MAX_PER_USER. */
   capped: number
+  /** Sessions moved from the store used before the switch (SESSION_LEGACY_PREFIX). */
+  migrated: number
   /** Sessions alive in the backend at the last count (refreshed in the background), or null if unknown. */
   active: number | null
 }
