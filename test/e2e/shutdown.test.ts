@@ -76,7 +76,8 @@ t.test('SIGTERM under load: readiness 503 through the drain, no failed request, 
   let stopLoad = false
   let firstNotReady: number | undefined
   const worker = async (): Promise<void> => {
-    while (!stopLoad) {
+    for (;;) {
+      if (stopLoad) return
       const sentAfterNotReady = firstNotReady !== undefined
       try {
         const res = await request(`${base}/`, { dispatcher: agent })
@@ -120,14 +121,15 @@ t.test('SIGTERM under load: readiness 503 through the drain, no failed request, 
     }
   }
 
-  while (served < 200) await sleep(20)
+  const waitFor = async (done: () => boolean): Promise<void> => { while (!done()) await sleep(20) }
+  await waitFor(() => served >= 200)
   const signalledAt = Date.now()
   child.kill('SIGTERM')
   const probing = probe()
   // A load balancer stops routing some time after readiness fails: here half the drain.
   // Bounded: an app that never turns unready (or never closes) fails the assertions below, not the timeout.
   const giveUpAt = signalledAt + DRAIN_MS + 10_000
-  while ((firstNotReady === undefined || Date.now() - firstNotReady < DRAIN_MS / 2) && Date.now() < giveUpAt) await sleep(20)
+  await waitFor(() => (firstNotReady !== undefined && Date.now() - firstNotReady >= DRAIN_MS / 2) || Date.now() >= giveUpAt)
   stopLoad = true
   await Promise.all(workers)
   await probing

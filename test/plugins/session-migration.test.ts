@@ -31,8 +31,9 @@ async function signInWithFastifySession (t: Test, store: RedisStore, userId: str
   await app.register(fastifyCookie)
   await app.register(fastifySession, { secret: SECRET, cookieName: COOKIE, store: store as never, cookie: { secure: false, maxAge: 3_600_000 } })
   app.post('/login', async (request) => {
-    request.session.set('userId', userId)
-    request.session.set('cart', ['book'])
+    const session = request.session as unknown as Record<string, unknown>
+    session['userId'] = userId
+    session['cart'] = ['book']
     return { ok: true }
   })
   const res = await app.inject({ method: 'POST', url: '/login' })
@@ -66,9 +67,10 @@ async function suiteApp (t: Test, server: RedisServer, extra: Record<string, str
     env: { NODE_ENV: 'test', REDIS_URL: server.url, SESSION_SECRET: SECRET, SESSION_COOKIE_NAME: COOKIE, RATE_LIMIT_GLOBAL: 'false', METRICS_ENABLED: 'false', ...extra },
     processEnv: false
   })
-  app.get('/me', { config: { session: true } }, async (request) => ({ userId: request.session.get('userId') ?? null, cart: request.session.get('cart') ?? null }))
+  const fields = (request: { session: unknown }): Record<string, unknown> => request.session as Record<string, unknown>
+  app.get('/me', { config: { session: true } }, async (request) => ({ userId: fields(request)['userId'] ?? null, cart: fields(request)['cart'] ?? null }))
   app.post('/cart', { config: { session: true } }, async (request) => {
-    request.session.set('cart', ['book', 'pen'])
+    fields(request)['cart'] = ['book', 'pen']
     return { ok: true }
   })
   await app.ready()
@@ -105,7 +107,7 @@ t.test('a session written by @fastify/session + connect-redis is served, moved, 
   t.equal(await client.exists(`sess:${idOf(cookie)}`), 0, 'no write brings the old key back')
 })
 
-t.test("an express-session cookie (s:<id>.<sig>) and a configured prefix: served, re-signed without s:, old key deleted", async (t) => {
+t.test('an express-session cookie (s:<id>.<sig>) and a configured prefix: served, re-signed without s:, old key deleted', async (t) => {
   const server = await useRedis(t)
   const { store, client } = await oldStore(t, server, 'myapp:sess:')
   const header = await signInWithExpressSession(t, store, 'grace')
