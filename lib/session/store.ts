@@ -23,7 +23,7 @@ import { Compile, type Validator } from 'typebox/compile'
 import { DeadlineSweep, RequestBudget } from './deadline.js'
 import { SessionDataError, SessionUnavailableError } from './errors.js'
 import { DATA_PREFIX, META, sessionHandle } from './keys.js'
-import { cookieLifetime, parseLifetime, serialisePayload, type CookieLifetime } from './lifetime.js'
+import { cookieJson, cookieLifetime, parseLifetime, serialisePayload, type CookieLifetime } from './lifetime.js'
 import type { SessionBackend, SessionMeta, SessionStats, StoredSession, SessionWrite } from './types.js'
 import type { LegacySessionSource } from './legacy.js'
 
@@ -71,6 +71,12 @@ export interface SessionStoreOptions {
    * an id, then moved to the backend in the same load and deleted where they were (lib/session/legacy.ts).
    */
   legacy?: LegacySessionSource
+  /**
+   * Store the cookie exactly as given and hand it back as stored: what express-session and other
+   * connect-style users expect (they rebuild the cookie, flags included, from what get() returns).
+   * Default false, the suite's cookie rule above: only the lifetime, every flag from the current config.
+   */
+  keepCookie?: boolean
 }
 
 /** The part of @fastify/session's Session object the store reads. */
@@ -100,7 +106,8 @@ const noopLogger: SessionLogger = { warn: () => {}, info: () => {}, debug: () =>
 
 export class SessionStore {
   readonly backend: SessionBackend
-  readonly #options: Required<Omit<SessionStoreOptions, 'schema' | 'backend' | 'legacy'>>
+  readonly #options: Required<Omit<SessionStoreOptions, 'schema' | 'backend' | 'legacy' | 'keepCookie'>>
+  readonly #keepCookie: boolean
   readonly #legacy: LegacySessionSource | undefined
   readonly #validator: Validator | undefined
   readonly #loaded = new WeakMap<object, Loaded>()
@@ -138,6 +145,7 @@ export class SessionStore {
     }
     this.#validator = options.schema === undefined ? undefined : Compile(options.schema)
     this.#legacy = options.legacy
+    this.#keepCookie = options.keepCookie ?? false
     this.#sweep = new DeadlineSweep(this.#options.now)
   }
 
@@ -185,6 +193,49 @@ export class SessionStore {
       this.#stats.destroys++
       callback()
     }, callback)
+  }
+
+  // express-session's optional Store methods (and connect-redis' ids). Sessions are stored under a
+  // hash of their id (lib/session/keys.ts), so the ids these list are handles, the public identifiers
+  // app.sessions uses: a listing never holds a usable cookie value.
+
+  /** Every live session, each with `id`: its handle. */
+  all (callback: (err: unknown, sessions?: Array<SessionLike & { id: string }> | null) => void): void {
+    this.#all().then((sessions) => callback(null, sessions), callback)
+  }
+
+  /** Handles of every live session. */
+  ids (callback: (err: unknown, ids?: string[] | null) => void): void {
+    this.guarded(this.backend.handles(this.#options.now())).then((ids) => callback(null, ids), callback)
+  }
+
+  /** How many sessions are live. */
+  length (callback: (err: unknown, length?: number | null) => void): void {
+    this.guarded(this.backend.countAll(this.#options.now())).then((n) => callback(null, n), callback)
+  }
+
+  /** Deletes every session (and its index entries). */
+  clear (callback?: Callback): void {
+    this.#clear().then(() => callback?.(), (err: unknown) => callback?.(err))
+  }
+
+  async #all (): Promise<Array<SessionLike & { id: string }>> {
+    const handles = await this.guarded(this.backend.handles(this.#options.now()))
+    const stored = await Promise.all(handles.map((handle) => this.guarded(this.backend.load(handle))))
+    const sessions: Array<SessionLike & { id: string }> = []
+    stored.forEach((entry, i) => {
+      const payload = entry === undefined ? undefined : this.#parse(entry.fields)
+      if (entry === undefined || payload === undefined) return
+      const cookie = this.#keepCookie ? JSON.parse(entry.meta.cookie) as unknown : this.#cookieOf(this.#lifetimeOf(entry.meta.cookie))
+      sessions.push({ id: handles[i] as string, ...payload, cookie: cookie as SessionLike['cookie'] })
+    })
+    return sessions
+  }
+
+  async #clear (): Promise<void> {
+    const handles = await this.guarded(this.backend.handles(this.#options.now()))
+    await Promise.all(handles.map((handle) => this.guarded(this.backend.destroy(handle))))
+    this.#stats.destroys += handles.length
   }
 
   /**
@@ -346,7 +397,7 @@ export class SessionStore {
       return undefined
     }
     const session = payload // a fresh object of ours: the cookie goes in without a copy
-    session['cookie'] = this.#cookieOf(lifetime)
+    session['cookie'] = this.#keepCookie ? JSON.parse(stored.meta.cookie) as unknown : this.#cookieOf(lifetime)
     if (stored.refreshedTtl === undefined) return { session, loaded: { fields: stored.fields, meta: stored.meta } }
     this.#stats.touches++
     return { session, loaded: { fields: stored.fields, meta: { ...stored.meta, seenAt: now, expiresAt: now + stored.refreshedTtl }, refreshed: true } }
@@ -477,7 +528,7 @@ export class SessionStore {
     const userValue = session[this.#options.userKey]
     const userId = typeof userValue === 'string' || typeof userValue === 'number' ? String(userValue) : undefined
     const lifetime = cookieLifetime(session.cookie)
-    const cookie = JSON.stringify(lifetime)
+    const cookie = JSON.stringify(this.#keepCookie ? cookieJson(session.cookie) : lifetime)
     const createdAt = loaded?.meta.createdAt ?? now
     const absoluteAt = loaded?.meta.absoluteAt ?? now + this.#options.absoluteTimeout
     const ttlMs = this.#ttl(lifetime, absoluteAt, now)

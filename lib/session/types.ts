@@ -77,6 +77,8 @@ export interface SessionBackend {
   list: (userId: string, now: number) => Promise<IndexedSession[]>
   count: (userId: string, now: number) => Promise<number>
   countAll: (now: number) => Promise<number>
+  /** Handles of every live session (the total index): for the connect-style all/ids/clear. */
+  handles: (now: number) => Promise<string[]>
 }
 
 export interface SessionStats {
