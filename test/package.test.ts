@@ -58,7 +58,7 @@ const files = dryRun.files.map((file) => file.path).sort()
 // its queue drains, whatever top-level code still awaits.
 /** The fixture app: node_modules holds only what it declares; the suite holds only its dependencies. */
 const app = join(work, 'app')
-const direct = ['fastify', 'typebox', '@fastify/type-provider-typebox', '@types/node']
+const direct = ['fastify', 'typebox', '@fastify/type-provider-typebox', '@types/node', 'close-with-grace']
 const unpacked = join(work, 'unpacked')
 mkdirSync(unpacked)
 await run('tar', ['-xzf', join(work, packed.filename), '-C', unpacked])
