@@ -147,3 +147,23 @@ t.test('SIGTERM under load: readiness 503 through the drain, no failed request, 
   t.ok(exitMs < DRAIN_MS + 10_000, `exited ${exitMs} ms after SIGTERM (drain ${DRAIN_MS} ms + 10 s allowed)`)
   t.match(output, /shutting down: \/health\/ready answers 503/)
 })
+
+t.test('app.close() drains too (preClose): readiness 503 at once, requests served with Connection: close', async (t) => {
+  const redis = await useRedis(t)
+  const { default: Fastify } = await import('fastify')
+  const { default: redisSuite } = await import('../../index.js')
+  // return503OnClosing: false, else Fastify itself answers 503 to every request once close() began.
+  const app = Fastify({ return503OnClosing: false })
+  await app.register(redisSuite, { env: { NODE_ENV: 'test', REDIS_URL: redis.url, SESSION_SECRET: 's'.repeat(40), SHUTDOWN_DRAIN_DELAY: '1s' }, processEnv: false })
+  app.get('/', async () => ({ ok: true }))
+  const address = await app.listen({ host: '127.0.0.1', port: 0 })
+  const closed = app.close()
+  t.teardown(() => closed)
+  const ready = await request(`${address}/health/ready`)
+  await ready.body.dump()
+  t.equal(ready.statusCode, 503, 'not ready as soon as close() began')
+  const served = await request(`${address}/`)
+  t.same(await served.body.json(), { ok: true }, 'still served during the drain')
+  t.equal(served.headers.connection, 'close', 'and its connection closed after the response')
+  await closed
+})

@@ -124,6 +124,18 @@ t.test('an express-session cookie (s:<id>.<sig>) and a configured prefix: served
   t.same(next.json(), { userId: 'grace', cart: null }, 'the new cookie reads the moved session')
 })
 
+t.test('two concurrent first requests with the same legacy cookie are both signed in, the session moved once', async (t) => {
+  const server = await useRedis(t)
+  const { store, client } = await oldStore(t, server)
+  const cookie = await signInWithFastifySession(t, store, 'ada')
+  const app = await suiteApp(t, server, { SESSION_LEGACY_PREFIX: 'sess:' })
+  const answers = await Promise.all(Array.from({ length: 4 }, () => app.inject({ url: '/me', cookies: { [COOKIE]: cookie } })))
+  t.same(answers.map((res) => res.json()), Array.from({ length: 4 }, () => ({ userId: 'ada', cart: ['book'] })))
+  t.notOk(answers.some((res) => res.cookies.some((c) => c.name === COOKIE && c.value === '')), 'no response clears the cookie')
+  t.equal(await client.exists(`sess:${idOf(cookie)}`), 0)
+  t.equal(await app.sessions.count('ada'), 1, 'one session, not one per request')
+})
+
 t.test('a tampered legacy cookie is refused and the old session is left alone', async (t) => {
   const server = await useRedis(t)
   const { store, client } = await oldStore(t, server)
