@@ -8,10 +8,16 @@ import { RateLimitStore, fastifyRateLimitStore, type FastifyRateLimitStoreClass,
 import { startRedis } from '../../helpers/redis-server.js'
 
 const stores: RateLimitStore[] = []
-after(async () => { await Promise.all(stores.map((store) => store.close())) })
+const clients: Redis[] = []
+// A test that fails before its own `redis.quit()` must not leave a client reconnecting for ever.
+after(async () => {
+  await Promise.all(stores.map((store) => store.close()))
+  for (const client of clients) client.disconnect()
+})
 
 export async function suiteStore (redis: Redis, options: RateLimitStoreOptions = {}): Promise<FastifyRateLimitStoreClass> {
   // Upstream flushes at the end of each test, which a failed test skips: start each one clean instead.
+  clients.push(redis)
   await redis.flushall()
   // Down once the test quits its client ('end'), as the Redis monitor would report it in an app.
   const store = new RateLimitStore({ redis, timeout: 1000, isRedisReady: () => redis.status !== 'end' && redis.status !== 'close', ...options })
