@@ -1,7 +1,6 @@
 // The runnable demo app: explicit timeouts, the suite, demo routes, graceful close, listen.
 // Run: npm start. Without REDIS_URL (development) it runs on in-process stores.
 import { pathToFileURL } from 'node:url'
-import { setTimeout as sleep } from 'node:timers/promises'
 import type { Writable } from 'node:stream'
 import Fastify, { type FastifyInstance } from 'fastify'
 import closeWithGrace from 'close-with-grace'
@@ -63,14 +62,11 @@ async function main (): Promise<void> {
     console.error(`fastify-redis-suite: ${(err as Error).message}`)
     process.exit(1)
   }
-  closeWithGrace({ delay: 10_000 }, async ({ signal, err }) => {
+  // The wiring the README shows: the drain and close are the suite's (routes/health.ts closeGracefully).
+  closeWithGrace({ delay: config.SHUTDOWN_DRAIN_DELAY + 10_000 }, async ({ signal, err }) => {
     if (err !== undefined) app.log.error({ err }, 'closing after an error')
-    else app.log.info({ signal, drainMs: config.SHUTDOWN_DRAIN_DELAY }, 'closing: /health/ready answers 503 from now on')
-    // Readiness fails first while requests are still served, so load balancers move traffic away;
-    // then close() waits for in-flight requests and runs onClose (features flush, Redis quits last).
-    app.health.shuttingDown = true
-    if (config.SHUTDOWN_DRAIN_DELAY > 0) await sleep(config.SHUTDOWN_DRAIN_DELAY)
-    await app.close()
+    else app.log.info({ signal }, 'closing')
+    await app.closeGracefully()
   })
   await app.listen({ host: config.HOST, port: config.PORT })
 }

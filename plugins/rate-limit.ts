@@ -13,7 +13,7 @@ import type { RateLimitOptions, RateLimitPluginOptions as UpstreamOptions } from
 import type { FastifyInstance, FastifyReply, FastifyRequest, RouteOptions } from 'fastify'
 import { parseDuration, suiteLogOptions } from '../lib/config/index.js'
 import {
-  assertRouteLimitOptions, buildAllowList, fastifyRateLimitStore, RateLimitUnavailableError, type RouteLimiterOptions,
+  buildAllowList, checkPluginOptions, checkRouteOptions, fastifyRateLimitStore, RateLimitUnavailableError, type RouteLimiterOptions,
   RateLimitExceededError, formatRateLimitPolicy, rateLimitFormatter, clientIpKey, RateLimitStore,
   type BoundLimit, type RateLimitDecision, type RateLimitStats, type RedisDownMode
 } from '../lib/rate-limit/index.js'
@@ -53,11 +53,24 @@ declare module 'fastify' {
 
 type KeyGenerator = (request: FastifyRequest) => string | number | Promise<string | number>
 
+/**
+ * Options of the suite's rate-limit plugin. @fastify/rate-limit's names mean what they meant there;
+ * one it does not take here (skipOnError, max, addHeaders…) stops registration with a line saying what
+ * to use instead (lib/rate-limit/options.ts), never silently ignored.
+ */
 export interface RateLimitPluginOptions {
   /** Who a request counts against. Default: `user:<id>` when the session has a userId, else `ip:<client IP>`. */
   keyGenerator?: KeyGenerator
-  /** Also never limit these requests (besides RATE_LIMIT_ALLOW_LIST). */
-  allowList?: (request: FastifyRequest, key: string) => boolean | Promise<boolean>
+  /** Also never limit these requests (besides RATE_LIMIT_ALLOW_LIST): keys as keyGenerator makes them, or a check. */
+  allowList?: string[] | ((request: FastifyRequest, key: string) => boolean | Promise<boolean>)
+  /** As @fastify/rate-limit's: the error of every refusal (429, or 403 past `ban`), unless a route sets its own. */
+  errorResponseBuilder?: RateLimitOptions['errorResponseBuilder']
+  /** As @fastify/rate-limit's: each refused request restarts the window. Default for every route. */
+  continueExceeding?: boolean
+  /** As @fastify/rate-limit's: each refused request doubles the wait. Default for every route. */
+  exponentialBackoff?: boolean
+  /** As @fastify/rate-limit's: 403 once a client goes this many requests past max. Default for every route. */
+  ban?: number
   /** IPv6 clients are grouped by this prefix length. Default 64. */
   ipv6Subnet?: number
   /**
@@ -231,6 +244,7 @@ function addRouteHook (route: RouteOptions, name: NonNullable<RateLimitOptions['
 }
 
 async function rateLimitPlugin (app: FastifyInstance, options: RateLimitPluginOptions = {}): Promise<void> {
+  checkPluginOptions(options)
   // Both would read every route's config.rateLimit and count it twice, in two stores, with two headers.
   if (app.hasPlugin('@fastify/rate-limit') || app.hasDecorator('createRateLimit')) {
     throw new PluginConflictError('@fastify/rate-limit is already registered and reads every route\'s config.rateLimit: register the suite with { rateLimit: false } to keep it, or remove it to use the suite\'s limits (which provide app.rateLimit and app.createRateLimit too)')
@@ -257,7 +271,14 @@ async function rateLimitPlugin (app: FastifyInstance, options: RateLimitPluginOp
   if (redis?.status === 'ready') await store.ready()
 
   const allowedIp = buildAllowList(config.RATE_LIMIT_ALLOW_LIST)
-  const extraAllow = options.allowList
+  const extraList = options.allowList
+  const extraAllow: AllowCheck | undefined = Array.isArray(extraList) ? (_request, key) => extraList.includes(key) : extraList
+  // @fastify/rate-limit's plugin-wide settings, which its routes inherit unless they set their own.
+  const defaults: RateLimitOptions = {}
+  if (options.errorResponseBuilder !== undefined) defaults.errorResponseBuilder = options.errorResponseBuilder
+  if (options.continueExceeding !== undefined) defaults.continueExceeding = options.continueExceeding
+  if (options.exponentialBackoff !== undefined) defaults.exponentialBackoff = options.exponentialBackoff
+  if (options.ban !== undefined) defaults.ban = options.ban
   const suiteAllow: AllowCheck | undefined = allowedIp === undefined && extraAllow === undefined
     ? undefined
     : (request, key) => allowedIp?.(request.ip) === true || (extraAllow !== undefined && extraAllow(request, key))
@@ -266,7 +287,9 @@ async function rateLimitPlugin (app: FastifyInstance, options: RateLimitPluginOp
   const exempt = options.exemptRoutes ?? ['/health', '/metrics']
   const legacy = config.RATE_LIMIT_LEGACY_HEADERS
 
-  const resolve = (limit: RateLimitOptions, route: RouteOptions | undefined): RouteLimit => {
+  const resolve = (routeLimit: RateLimitOptions, route: RouteOptions | undefined): RouteLimit => {
+    if (route !== undefined) checkRouteOptions(routeLimit, `${[route.method].flat().join(',')} ${route.url}`)
+    const limit: RateLimitOptions = { ...defaults, ...routeLimit }
     // The auth preset's max on a route is the configured one, fixed now (so its headers are built once too).
     const max: MaxSetting = limit.max === authMax ? config.RATE_LIMIT_AUTH_MAX : limit.max ?? config.RATE_LIMIT_MAX
     const timeWindow = windowOf(limit.timeWindow, config.RATE_LIMIT_WINDOW)
@@ -311,7 +334,6 @@ async function rateLimitPlugin (app: FastifyInstance, options: RateLimitPluginOp
       addRouteHook(route, 'onRequest', routeHook(globalLimit, isCacheRefresh))
       return
     }
-    assertRouteLimitOptions(limit, `${[route.method].flat().join(',')} ${route.url}`)
     addRouteHook(route, limit.hook ?? 'onRequest', routeHook(resolve(limit, route), isCacheRefresh))
   })
 
@@ -324,7 +346,8 @@ async function rateLimitPlugin (app: FastifyInstance, options: RateLimitPluginOp
     store: fastifyRateLimitStore(store),
     keyGenerator,
     ...(suiteAllow === undefined ? {} : { allowList: suiteAllow }),
-    errorResponseBuilder: (_request, context) => new RateLimitExceededError(context.ttl, context.ban),
+    ...defaults,
+    errorResponseBuilder: defaults.errorResponseBuilder ?? ((_request, context) => new RateLimitExceededError(context.ttl, context.ban)),
     // Closed mode must reach the client as a 503, never be skipped.
     skipOnError: false
   }

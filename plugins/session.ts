@@ -28,7 +28,7 @@ import { detectHashFieldExpiry } from '../lib/redis/index.js'
 import { featureConnection, type RedisClient } from './redis.js'
 import { PluginConflictError } from './config.js'
 import {
-  MemorySessionBackend, RedisSessionBackend, RequestBudget, SessionCookieSigner, SessionNotEnabledError, SessionNotSetError, SessionStore,
+  ConnectRedisSessions, MemorySessionBackend, RedisSessionBackend, RequestBudget, SessionCookieSigner, SessionNotEnabledError, SessionNotSetError, SessionStore,
   UserSessions, isSessionUnavailable, type SessionLike, type SessionUnavailableError
 } from '../lib/session/index.js'
 
@@ -111,6 +111,10 @@ async function sessionPlugin (app: FastifyInstance, options: SessionPluginOption
     redis.on('ready', () => { detect().catch(() => {}) })
     if (redis.status === 'ready') await detect()
   }
+  const legacyPrefix = config.SESSION_LEGACY_PREFIX
+  if (legacyPrefix !== undefined && redis === undefined) log.warn('SESSION_LEGACY_PREFIX is ignored without Redis: sessions from before the switch live in Redis')
+  const legacy = legacyPrefix === undefined || redis === undefined ? undefined : new ConnectRedisSessions(redis, legacyPrefix)
+  if (legacy !== undefined) log.info('SESSION_LEGACY_PREFIX is set: sessions from before the switch are moved to the suite at their next request; unset it once they have all expired or moved')
   const store = new SessionStore({
     backend: redisBackend ?? new MemorySessionBackend(),
     ttl: config.SESSION_TTL,
@@ -122,7 +126,8 @@ async function sessionPlugin (app: FastifyInstance, options: SessionPluginOption
     maxPerUser: config.SESSION_MAX_PER_USER,
     logger: log,
     ...(options.schema === undefined ? {} : { schema: options.schema }),
-    ...(options.userKey === undefined ? {} : { userKey: options.userKey })
+    ...(options.userKey === undefined ? {} : { userKey: options.userKey }),
+    ...(legacy === undefined ? {} : { legacy })
   })
   if (redis === undefined) log.info('sessions are kept in process memory: lost on restart, not shared between instances')
   else if (redis.status === 'ready') log.info(`sessions: stored in Redis${redisBackend?.hashFieldExpiry === true ? ' (user indexes expire their entries by hash-field expiry)' : ''}`)
@@ -142,7 +147,7 @@ async function sessionPlugin (app: FastifyInstance, options: SessionPluginOption
   const hooks = await captureSessionHooks(app, {
     // Signs with the first, accepts any (rotation); @fastify/cookie's HMAC, with imported keys and
     // verified signatures remembered (lib/session/signer.ts).
-    secret: new SessionCookieSigner(secrets),
+    secret: new SessionCookieSigner(secrets, undefined, { acceptExpressPrefix: legacy !== undefined }),
     cookieName,
     cookie: cookieOptions,
     store,

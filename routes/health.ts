@@ -3,6 +3,8 @@
 // Details (Redis version, memory, errors with internal addresses) are internal (DESIGN §3): with
 // METRICS_TOKEN set they need `Authorization: Bearer <METRICS_TOKEN>`, and in staging and production
 // they are never public; status stays public for load balancers.
+import type { IncomingMessage, ServerResponse } from 'node:http'
+import { setTimeout as sleep } from 'node:timers/promises'
 import fp from 'fastify-plugin'
 import Type, { type Static } from 'typebox'
 import type { FastifyInstance } from 'fastify'
@@ -15,6 +17,12 @@ declare module 'fastify' {
   interface FastifyInstance {
     /** Add checks (a job queue, a database) to /health and /health/ready; see HealthCheckOptions. */
     health: HealthRegistry
+    /**
+     * The graceful shutdown, for `closeWithGrace(…, () => app.closeGracefully())`: /health/ready answers
+     * 503 at once, requests are still served for SHUTDOWN_DRAIN_DELAY (each response closes its
+     * keep-alive connection after it is sent), then app.close(). Calling it again returns the same promise.
+     */
+    closeGracefully: () => Promise<void>
   }
 }
 
@@ -150,8 +158,32 @@ async function healthRoutes (fastify: FastifyInstance, options: HealthRoutesOpti
   })
 
   app.addHook('onReady', async () => { await registry.start() })
-  // Covers app.close() called directly; server.ts marks shutdown earlier, before its drain delay.
-  app.addHook('preClose', async () => { registry.shuttingDown = true })
+  // The drain: readiness fails first while requests are still served, so load balancers move traffic
+  // away; every response from then on carries `Connection: close`, so keep-alive connections end
+  // between requests (never under one) and none is left for close() to cut while a client writes to it.
+  let drained: Promise<void> | undefined
+  const closeAfterResponse = (request: IncomingMessage, response: ServerResponse): void => {
+    if (request.httpVersionMajor < 2 && !response.headersSent) response.setHeader('connection', 'close')
+  }
+  const drain = (): Promise<void> => {
+    drained ??= (async () => {
+      registry.shuttingDown = true
+      app.log.info({ drainMs: app.config.SHUTDOWN_DRAIN_DELAY }, 'shutting down: /health/ready answers 503 from now on; requests are served until the drain ends')
+      // Before Fastify's own listener, so the header is there whatever the route answers.
+      app.server.prependListener('request', closeAfterResponse)
+      if (app.config.SHUTDOWN_DRAIN_DELAY > 0) await sleep(app.config.SHUTDOWN_DRAIN_DELAY)
+    })()
+    return drained
+  }
+  let closing: Promise<void> | undefined
+  app.decorate('closeGracefully', () => {
+    closing ??= drain().then(() => app.close())
+    return closing
+  })
+  // app.close() called directly drains too. Fastify answers 503 to every request once close() has
+  // begun unless the app was created with `return503OnClosing: false`: closeGracefully() serves
+  // normally through the drain either way (README, Shutdown).
+  app.addHook('preClose', drain)
   app.addHook('onClose', async () => { registry.stop() })
 }
 

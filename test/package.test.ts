@@ -72,7 +72,7 @@ const files = dryRun.files.map((file) => file.path).sort()
 const app = join(work, 'app')
 const peers = Object.keys(pkg.peerDependencies ?? {})
 // bullmq: the README shows it on a connection from app.redisConnections.create().
-const direct = [...new Set(['fastify', 'typebox', '@fastify/type-provider-typebox', '@types/node', 'bullmq', ...peers])]
+const direct = [...new Set(['fastify', 'typebox', '@fastify/type-provider-typebox', '@types/node', 'bullmq', 'close-with-grace', ...peers])]
 const unpacked = join(work, 'unpacked')
 mkdirSync(unpacked)
 await run('tar', ['-xzf', join(work, packed.filename), '-C', unpacked])

@@ -97,6 +97,7 @@ export const ConfigSchema = Type.Object({
   SESSION_COOKIE_SAMESITE: oneOf(['lax', 'strict', 'none'], 'lax', 'SameSite cookie attribute.'),
   SESSION_COOKIE_DOMAIN: text({ description: 'Cookie domain, when sessions are shared across subdomains.' }),
   SESSION_MAX_PER_USER: Type.Integer({ minimum: 1, default: 50, description: 'Live sessions kept per user; past it the oldest are revoked at sign-in.' }),
+  SESSION_LEGACY_PREFIX: text({ description: 'Migration from connect-redis (express-session or @fastify/session): the key prefix it stored sessions under (its default is sess:). When set, a session the suite does not have is read from there, moved to the suite\'s format and its old key deleted, and express-session\'s s:-prefixed cookies are accepted. Unset (off) once the old sessions have expired or moved (see the README).' }, { minLength: 1 }),
 
   CACHE_DEFAULT_TTL: duration('5m', { description: 'TTL of cache entries that set none.', needsUnit: true }),
   CACHE_GRACE: duration('0ms', { description: 'How long past its TTL an entry may still be served while it is refreshed, or when the loader or Redis fails.', needsUnit: true }),

@@ -2,7 +2,7 @@
 // the adapter for @fastify/rate-limit's `store` option, the allow list and the HTTP face (429, IETF headers).
 export { clientIpKey, buildLimitKeys, limitKeyPrefix, type LimitKeyOptions } from './keys.js'
 export { buildAllowList, AllowListError } from './allow-list.js'
-export { assertRouteLimitOptions, RateLimitConfigError } from './route-options.js'
+export { checkPluginOptions, checkRouteOptions, RateLimitOptionError } from './options.js'
 export { RateLimitExceededError, formatRateLimit, formatRateLimitPolicy, rateLimitFormatter } from './http.js'
 export { MemoryLimiter, type MemoryLimiterOptions } from './memory-limiter.js'
 export { RedisLimiter, RateLimitRedisError, type RedisClient } from './redis-limiter.js'

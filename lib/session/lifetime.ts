@@ -16,7 +16,8 @@ export function serialisePayload (session: SessionLike): Record<string, string> 
   return fields
 }
 
-function cookieJson (cookie: SessionLike['cookie']): Record<string, unknown> {
+/** The cookie as its owner serialises it (express-session's and @fastify/session's Cookie have toJSON). */
+export function cookieJson (cookie: SessionLike['cookie']): Record<string, unknown> {
   if (cookie === undefined || cookie === null) return {}
   return typeof cookie.toJSON === 'function' ? (cookie.toJSON as () => Record<string, unknown>)() : { ...cookie }
 }
@@ -45,7 +46,9 @@ export function parseLifetime (json: string): CookieLifetime {
     if (typeof parsed['maxAge'] === 'number') return { maxAge: parsed['maxAge'] }
     if (typeof parsed['expires'] === 'number') return { expires: parsed['expires'] }
     if (typeof parsed['originalMaxAge'] === 'number') return { maxAge: parsed['originalMaxAge'] }
-    return {}
+    // A cookie kept as given (keepCookie) with a fixed expiry: JSON holds the date as a string.
+    const expires = typeof parsed['expires'] === 'string' ? Date.parse(parsed['expires']) : NaN
+    return Number.isFinite(expires) ? { expires } : {}
   } catch {
     return {}
   }

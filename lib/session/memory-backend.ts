@@ -89,6 +89,10 @@ export class MemorySessionBackend implements SessionBackend {
     return [...this.#all.values()].filter((expiresAt) => expiresAt > now).length
   }
 
+  async handles (now: number): Promise<string[]> {
+    return [...this.#all].filter(([, expiresAt]) => expiresAt > now).map(([handle]) => handle)
+  }
+
   #live (handle: string): Entry | undefined {
     const entry = this.#sessions.get(handle)
     if (entry !== undefined && entry.expiresAt <= this.#now()) {

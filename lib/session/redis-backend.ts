@@ -360,6 +360,11 @@ export class RedisSessionBackend implements SessionBackend {
     return counts.reduce((sum, n) => sum + n, 0)
   }
 
+  async handles (now: number): Promise<string[]> {
+    const buckets = await Promise.all(ALL_SESSIONS_KEYS.map((key) => this.#client.zrangebyscore(key, now, '+inf')))
+    return buckets.flat()
+  }
+
   async #unindex (handle: string, userId: string | undefined): Promise<void> {
     await Promise.all([
       this.#client.zrem(allSessionsKey(handle), handle),

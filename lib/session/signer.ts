@@ -13,6 +13,7 @@ export interface Unsigned { valid: boolean, renew: boolean, value: string | null
 
 const PADDING = /=/g
 const DEFAULT_MAX = 10_000
+const EXPRESS_PREFIX = 's:'
 
 export class SessionCookieSigner {
   readonly #keys: KeyObject[]
@@ -20,10 +21,14 @@ export class SessionCookieSigner {
   readonly #verified = new Map<string, string>()
   readonly #max: number
 
-  constructor (secrets: readonly string[], max = DEFAULT_MAX) {
+  /** Also accept express-session's `s:<id>.<sig>` (SESSION_LEGACY_PREFIX); signing never adds it. */
+  readonly #acceptExpressPrefix: boolean
+
+  constructor (secrets: readonly string[], max = DEFAULT_MAX, { acceptExpressPrefix = false }: { acceptExpressPrefix?: boolean } = {}) {
     if (secrets.length === 0) throw new TypeError('at least one secret is required')
     this.#keys = secrets.map((secret) => createSecretKey(Buffer.from(secret, 'utf8')))
     this.#max = max
+    this.#acceptExpressPrefix = acceptExpressPrefix
   }
 
   sign (value: string): string {
@@ -31,6 +36,16 @@ export class SessionCookieSigner {
   }
 
   unsign (signed: string): Unsigned {
+    // express-session (cookie-signature) signs `<id>` and sends `s:<id>.<sig>`: the same HMAC as ours
+    // over the same id, behind a marker. A prefixed cookie that verifies asks to be renewed.
+    if (this.#acceptExpressPrefix && typeof signed === 'string' && signed.startsWith(EXPRESS_PREFIX)) {
+      const unsigned = this.#verify(signed.slice(EXPRESS_PREFIX.length))
+      return unsigned.valid ? { ...unsigned, renew: true } : unsigned
+    }
+    return this.#verify(signed)
+  }
+
+  #verify (signed: string): Unsigned {
     const dot = typeof signed === 'string' ? signed.lastIndexOf('.') : -1
     if (dot === -1 || dot === signed.length - 1) return { valid: false, renew: false, value: null }
     const value = signed.slice(0, dot)

@@ -23,8 +23,9 @@ import { Compile, type Validator } from 'typebox/compile'
 import { DeadlineSweep, RequestBudget } from './deadline.js'
 import { SessionDataError, SessionUnavailableError } from './errors.js'
 import { DATA_PREFIX, META, sessionHandle } from './keys.js'
-import { cookieLifetime, parseLifetime, serialisePayload, type CookieLifetime } from './lifetime.js'
+import { cookieJson, cookieLifetime, parseLifetime, serialisePayload, type CookieLifetime } from './lifetime.js'
 import type { SessionBackend, SessionMeta, SessionStats, StoredSession, SessionWrite } from './types.js'
+import type { LegacySessionSource } from './legacy.js'
 
 export interface SessionLogger {
   warn: (obj: object, msg: string) => void
@@ -65,6 +66,17 @@ export interface SessionStoreOptions {
   retryAfter?: number
   logger?: SessionLogger
   now?: () => number
+  /**
+   * Sessions written before the switch (SESSION_LEGACY_PREFIX): read when the backend has none for
+   * an id, then moved to the backend in the same load and deleted where they were (lib/session/legacy.ts).
+   */
+  legacy?: LegacySessionSource
+  /**
+   * Store the cookie exactly as given and hand it back as stored: what express-session and other
+   * connect-style users expect (they rebuild the cookie, flags included, from what get() returns).
+   * Default false, the suite's cookie rule above: only the lifetime, every flag from the current config.
+   */
+  keepCookie?: boolean
 }
 
 /** The part of @fastify/session's Session object the store reads. */
@@ -97,7 +109,9 @@ const noopLogger: SessionLogger = { warn: () => {}, info: () => {}, debug: () =>
 
 export class SessionStore {
   readonly backend: SessionBackend
-  readonly #options: Required<Omit<SessionStoreOptions, 'schema' | 'backend'>>
+  readonly #options: Required<Omit<SessionStoreOptions, 'schema' | 'backend' | 'legacy' | 'keepCookie'>>
+  readonly #keepCookie: boolean
+  readonly #legacy: LegacySessionSource | undefined
   readonly #validator: Validator | undefined
   readonly #loaded = new WeakMap<object, Loaded>()
   /** Set only while get()'s callback runs: the hand-off to adopt() (see the plugin). */
@@ -108,7 +122,7 @@ export class SessionStore {
    * bound and TTL only matter for requests that never reach their response (aborted).
    */
   readonly #clients = new LRUCache<string, ClientInfo>({ max: 10_000, ttl: 300_000 })
-  readonly #stats: Omit<SessionStats, 'pending'> = { loads: 0, saves: 0, touches: 0, destroys: 0, invalid: 0, errors: 0, unavailable: 0, capped: 0, active: null }
+  readonly #stats: Omit<SessionStats, 'pending'> = { loads: 0, saves: 0, touches: 0, destroys: 0, invalid: 0, errors: 0, unavailable: 0, capped: 0, migrated: 0, active: null }
   #activeAt = 0
   /** true from the first failed backend call until the next one that succeeds: one warning per outage. */
   #down = false
@@ -137,6 +151,8 @@ export class SessionStore {
       failoverWaitLeft: options.failoverWaitLeft ?? (() => 0)
     }
     this.#validator = options.schema === undefined ? undefined : Compile(options.schema)
+    this.#legacy = options.legacy
+    this.#keepCookie = options.keepCookie ?? false
     this.#sweep = new DeadlineSweep(this.#options.now)
   }
 
@@ -184,6 +200,49 @@ export class SessionStore {
       this.#stats.destroys++
       callback()
     }, callback)
+  }
+
+  // express-session's optional Store methods (and connect-redis' ids). Sessions are stored under a
+  // hash of their id (lib/session/keys.ts), so the ids these list are handles, the public identifiers
+  // app.sessions uses: a listing never holds a usable cookie value.
+
+  /** Every live session, each with `id`: its handle. */
+  all (callback: (err: unknown, sessions?: Array<SessionLike & { id: string }> | null) => void): void {
+    this.#all().then((sessions) => callback(null, sessions), callback)
+  }
+
+  /** Handles of every live session. */
+  ids (callback: (err: unknown, ids?: string[] | null) => void): void {
+    this.guarded(this.backend.handles(this.#options.now())).then((ids) => callback(null, ids), callback)
+  }
+
+  /** How many sessions are live. */
+  length (callback: (err: unknown, length?: number | null) => void): void {
+    this.guarded(this.backend.countAll(this.#options.now())).then((n) => callback(null, n), callback)
+  }
+
+  /** Deletes every session (and its index entries). */
+  clear (callback?: Callback): void {
+    this.#clear().then(() => callback?.(), (err: unknown) => callback?.(err))
+  }
+
+  async #all (): Promise<Array<SessionLike & { id: string }>> {
+    const handles = await this.guarded(this.backend.handles(this.#options.now()))
+    const stored = await Promise.all(handles.map((handle) => this.guarded(this.backend.load(handle))))
+    const sessions: Array<SessionLike & { id: string }> = []
+    stored.forEach((entry, i) => {
+      const payload = entry === undefined ? undefined : this.#parse(entry.fields)
+      if (entry === undefined || payload === undefined) return
+      const cookie = this.#keepCookie ? JSON.parse(entry.meta.cookie) as unknown : this.#cookieOf(this.#lifetimeOf(entry.meta.cookie))
+      sessions.push({ id: handles[i] as string, ...payload, cookie: cookie as SessionLike['cookie'] })
+    })
+    return sessions
+  }
+
+  async #clear (): Promise<void> {
+    const handles = await this.guarded(this.backend.handles(this.#options.now()))
+    await Promise.all(handles.map((handle) => this.guarded(this.backend.destroy(handle))))
+    this.#stats.destroys += handles.length
   }
 
   /**
@@ -343,10 +402,16 @@ export class SessionStore {
   async #load (sessionId: string): Promise<{ session: SessionLike, loaded: Loaded } | undefined> {
     const handle = this.#handleOf(sessionId)
     const now = this.#options.now()
-    const stored = await this.guarded(this.backend.load(handle, {
-      now, every: this.#options.refreshEvery, idleTimeout: this.#options.idleTimeout, ttl: this.#options.ttl
-    }))
+    const refresh = { now, every: this.#options.refreshEvery, idleTimeout: this.#options.idleTimeout, ttl: this.#options.ttl }
+    let stored = await this.guarded(this.backend.load(handle, refresh))
     this.#stats.loads++
+    if (stored === undefined && this.#legacy !== undefined) {
+      const moved = await this.#moveLegacy(sessionId, this.#legacy)
+      if (moved !== undefined) return moved
+      // A concurrent request with the same cookie may have moved it between the two reads: without
+      // this second look that request would start a fresh session and clear a valid cookie.
+      stored = await this.guarded(this.backend.load(handle, refresh))
+    }
     if (stored === undefined) return undefined
     const lifetime = this.#lifetimeOf(stored.meta.cookie)
     // Redis expiry enforces the timeouts already; checking again keeps a clock skew or a hand-set
@@ -356,7 +421,7 @@ export class SessionStore {
       await this.#discard(handle)
       return undefined
     }
-    const payload = this.#parse(stored)
+    const payload = this.#parse(stored.fields)
     if (payload === undefined) {
       this.#stats.invalid++
       this.#options.logger.info({ userKnown: stored.meta.userId !== undefined }, 'stored session data does not match the session schema: starting a fresh session')
@@ -364,10 +429,42 @@ export class SessionStore {
       return undefined
     }
     const session = payload // a fresh object of ours: the cookie goes in without a copy
-    session['cookie'] = this.#cookieOf(lifetime)
+    session['cookie'] = this.#keepCookie ? JSON.parse(stored.meta.cookie) as unknown : this.#cookieOf(lifetime)
     if (stored.refreshedTtl === undefined) return { session, loaded: { fields: stored.fields, meta: stored.meta } }
     this.#stats.touches++
     return { session, loaded: { fields: stored.fields, meta: { ...stored.meta, seenAt: now, expiresAt: now + stored.refreshedTtl }, refreshed: true } }
+  }
+
+  /**
+   * A session from before the switch: written in this store's format (a new session: its absolute
+   * timeout counts from now, the old store kept no creation time), the old key deleted, and handed out
+   * as a session the load refreshed, so the plugin sends the cookie again (signed as @fastify/session
+   * signs, without express-session's `s:`). A payload failing the schema is dropped, as stored ones are.
+   */
+  async #moveLegacy (sessionId: string, legacy: LegacySessionSource): Promise<{ session: SessionLike, loaded: Loaded } | undefined> {
+    const old = await this.guarded(legacy.read(sessionId))
+    if (old === undefined) return undefined
+    const { cookie, ...payload } = old
+    const lifetime = cookieLifetime(cookie)
+    const fresh = this.#parse(serialisePayload(payload))
+    const now = this.#options.now()
+    if (fresh === undefined || (lifetime.expires !== undefined && lifetime.expires <= now)) {
+      if (fresh === undefined) {
+        this.#stats.invalid++
+        this.#options.logger.info({}, 'a session from before the switch does not match the session schema: starting a fresh session')
+      }
+      await this.guarded(legacy.remove(sessionId)).catch(() => {})
+      return undefined
+    }
+    // The lifetime alone, as every save stores it: the old cookie's flags give way to the current config.
+    const moving: SessionLike = { ...fresh, cookie: lifetime.expires !== undefined ? { expires: lifetime.expires } : { originalMaxAge: lifetime.maxAge ?? null } }
+    await this.#save(sessionId, moving)
+    await this.guarded(legacy.remove(sessionId))
+    const loaded = this.#loaded.get(moving)
+    if (loaded === undefined) return undefined // its lifetime was spent: nothing was written
+    this.#stats.migrated++
+    const session = { ...fresh, cookie: this.#cookieOf(this.#lifetimeOf(loaded.meta.cookie)) }
+    return { session, loaded: { ...loaded, refreshed: true } }
   }
 
   /** sessionHandle() (a sha256) once per session id while it is in use; bounded, oldest dropped first. */
@@ -404,10 +501,10 @@ export class SessionStore {
     return { originalMaxAge: Math.min(lifetime.maxAge ?? this.#options.ttl, this.#options.ttl) }
   }
 
-  #parse (stored: StoredSession): Record<string, unknown> | undefined {
+  #parse (fields: StoredSession['fields']): Record<string, unknown> | undefined {
     const payload: Record<string, unknown> = {}
     try {
-      for (const field in stored.fields) payload[field] = JSON.parse(stored.fields[field] as string)
+      for (const field in fields) payload[field] = JSON.parse(fields[field] as string)
     } catch {
       return undefined
     }
@@ -463,7 +560,7 @@ export class SessionStore {
     const userValue = session[this.#options.userKey]
     const userId = typeof userValue === 'string' || typeof userValue === 'number' ? String(userValue) : undefined
     const lifetime = cookieLifetime(session.cookie)
-    const cookie = JSON.stringify(lifetime)
+    const cookie = JSON.stringify(this.#keepCookie ? cookieJson(session.cookie) : lifetime)
     const createdAt = loaded?.meta.createdAt ?? now
     const absoluteAt = loaded?.meta.absoluteAt ?? now + this.#options.absoluteTimeout
     const ttlMs = this.#ttl(lifetime, absoluteAt, now)

@@ -77,6 +77,8 @@ export interface SessionBackend {
   list: (userId: string, now: number) => Promise<IndexedSession[]>
   count: (userId: string, now: number) => Promise<number>
   countAll: (now: number) => Promise<number>
+  /** Handles of every live session (the total index): for the connect-style all/ids/clear. */
+  handles: (now: number) => Promise<string[]>
 }
 
 export interface SessionStats {
@@ -95,6 +97,8 @@ export interface SessionStats {
   unavailable: number
   /** Sessions revoked because their user went past SESSION_MAX_PER_USER. */
   capped: number
+  /** Sessions moved from the store used before the switch (SESSION_LEGACY_PREFIX). */
+  migrated: number
   /** Sessions alive in the backend at the last count (refreshed in the background), or null if unknown. */
   active: number | null
   /**

@@ -33,7 +33,7 @@ t.test('8. a typo in config.cache is refused at registration, with the option me
 t.test('8. a typo in config.rateLimit or its limiter is refused at registration', async (t) => {
   const window = await register(t, { rateLimit: { max: 5, timeWindo: '1m' } }) as Error & { code?: string }
   t.match(window?.message, /config\.rateLimit of GET \/account: unknown option timeWindo: did you mean timeWindow\?/)
-  t.equal(window?.code, 'FRS_RATE_LIMIT_CONFIG_INVALID')
+  t.equal(window?.code, 'FRS_RATE_LIMIT_OPTION')
   const algorithm = await register(t, { rateLimit: { max: 5, limiter: { algorithim: 'sliding' } } }) as Error
   t.match(algorithm?.message, /unknown option limiter\.algorithim: did you mean algorithm\?/)
   t.equal(await register(t, { rateLimit: { max: 5, timeWindow: '1m', limiter: { algorithm: 'sliding', policy: 'p' } } }), undefined)

@@ -59,5 +59,5 @@ t.test('SIGTERM with Redis frozen: readiness 503 during the drain, exit within 1
   t.equal(code, 0)
   t.ok(tookMs < 10_000, `exited ${tookMs}ms after SIGTERM with Redis frozen`)
   t.comment(`exit ${tookMs}ms after SIGTERM (drain 2000ms, Redis frozen)`)
-  t.match(output, /closing: \/health\/ready answers 503/)
+  t.match(output, /shutting down: \/health\/ready answers 503/)
 })
