@@ -135,8 +135,10 @@ export function traceRefusals (clients: readonly Client[], tracker: RefusalTrack
     asyncStart: noop,
     asyncEnd: noop,
     error (context: CommandTraceContext & { error?: unknown }): void {
-      // A probe refused by the ACL (the settings check's CONFIG GET) is an answer, not an episode.
-      if (refusalKind(context.error) === undefined || isCapabilityProbe(context.command, context.args) || !belongsTo(clients, context)) return
+      // A probe refused by the ACL (the settings check's CONFIG GET) is an answer, not an episode; so is a
+      // refused INFO (health details and start-up checks only: every feature still works without it).
+      if (refusalKind(context.error) === undefined || isCapabilityProbe(context.command, context.args) ||
+        context.command.toLowerCase() === 'info' || !belongsTo(clients, context)) return
       tracker.record(context.error)
     }
   }

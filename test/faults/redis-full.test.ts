@@ -52,3 +52,16 @@ t.test('maxmemory 4mb + noeviction, filled: OOM counted, logged once, /health de
   const login = await app.inject({ method: 'POST', url: '/demo/login', payload: { userId: 'after' } })
   t.equal(login.statusCode, 200, 'sign-in works again')
 })
+
+t.test('NOPERM: a command the ACL refuses is an episode; refused probes (INFO, CONFIG GET) are not', async (t) => {
+  const redis = await useRedis(t, { acl: [{ username: 'app', password: 'full-acl-password-1', rules: '~app:* &* -@all +@read +@write +@connection +@keyspace +@scripting +@pubsub -@dangerous -info -config -set' }] })
+  const { app, logs } = await buildTestApp(t, { REDIS_URL: `redis://app:full-acl-password-1@127.0.0.1:${redis.port}`, REDIS_KEY_PREFIX: 'app:', SESSION_SECRET: SECRET, REDIS_DEGRADED_LATENCY: '10s' })
+  // Several PING rounds with INFO refused (health details) and the CONFIG GET of the settings check refused.
+  await new Promise((resolve) => setTimeout(resolve, 1_200))
+  t.equal(app.redisState.status, 'connected', 'refused probes leave the state alone')
+  await t.rejects(app.redis.set('k', 'v'), /NOPERM/)
+  await timeUntil(() => app.redisState.status === 'degraded', 2_000, 'degraded after a refused command')
+  t.match(app.redisState.lastError, /NOPERM.*ACL rule/)
+  t.equal(app.redisState.refusals?.noperm, 1)
+  t.equal(logs().filter((l) => /^Redis refuses commands \(NOPERM\)/.test(l.msg ?? '')).length, 1)
+})
