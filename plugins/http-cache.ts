@@ -147,7 +147,9 @@ interface Exchange {
 
 // The request's exchange, declared at boot (one hidden class for every request); null outside a miss.
 const kExchange = Symbol('redis-suite.httpCacheExchange')
-type Carrier = FastifyRequest & { [kExchange]: Exchange | null }
+// Set when the request was recognised as our own background refresh (its marker is gone by then).
+const kRefresh = Symbol('redis-suite.httpCacheRefresh')
+type Carrier = FastifyRequest & { [kExchange]: Exchange | null, [kRefresh]: boolean }
 
 /** A request the cache looks up: its key and tags, and whether the client asked to revalidate. */
 interface Opened {
@@ -203,10 +205,12 @@ async function httpCachePlugin (app: FastifyInstance, options: HttpCachePluginOp
   let closing = false
 
   app.decorateRequest(kExchange, null)
+  app.decorateRequest(kRefresh, false)
   app.decorate('httpCache', {
     stats: () => ({ ...store.stats, capped }),
     invalidate: (tags: readonly string[]) => store.invalidate(tags),
     isRefresh: (request: FastifyRequest) => {
+      if ((request as Carrier)[kRefresh]) return true // recognised already: a hook after the lookup asks
       const marker = request.headers[REFRESH_HEADER]
       return typeof marker === 'string' && pendingRefreshes.has(marker)
     }
@@ -310,6 +314,7 @@ async function httpCachePlugin (app: FastifyInstance, options: HttpCachePluginOp
       if (refresh !== undefined && refresh.route === route) {
         // Our own stale-while-revalidate refresh (one per key and process): the key it was started for.
         pendingRefreshes.delete(refreshValue as string)
+        ;(request as Carrier)[kRefresh] = true
         store.stats.revalidations++
         track(request as Carrier, reply, refresh)
         return undefined

@@ -184,7 +184,10 @@ function answer (route: RouteLimit, request: FastifyRequest, reply: FastifyReply
   return new RateLimitExceededError(ttlMs, banned)
 }
 
-function routeHook (route: RouteLimit, isCacheRefresh: ((request: FastifyRequest) => boolean) | undefined) {
+/** The HTTP cache's refresh test, once the app is ready (the HTTP cache may be registered after this plugin). */
+interface RefreshCheck { isRefresh: ((request: FastifyRequest) => boolean) | undefined }
+
+function routeHook (route: RouteLimit, refresh: RefreshCheck) {
   const { limit, keyGenerator, groupId, allow } = route
   const fixed = typeof route.max === 'number' && typeof route.timeWindow === 'number'
 
@@ -199,7 +202,7 @@ function routeHook (route: RouteLimit, isCacheRefresh: ((request: FastifyRequest
 
   // The common case stays on one promise: a string key, fixed max and window, a synchronous allow list.
   return function rateLimitHook (request: FastifyRequest, reply: FastifyReply, done: Done): void {
-    if (isCacheRefresh?.(request) === true) {
+    if (refresh.isRefresh?.(request) === true) {
       done() // the HTTP cache's own background refresh: the server's work, not the client's
       return
     }
@@ -322,8 +325,9 @@ async function rateLimitPlugin (app: FastifyInstance, options: RateLimitPluginOp
     }
   }
   let globalLimit: RouteLimit | undefined
-  // Registered before this plugin in the suite; absent when the app left the HTTP cache out.
-  const isCacheRefresh = app.hasDecorator('httpCache') ? app.httpCache.isRefresh : undefined
+  // The HTTP cache's background refresh is the server's work, not the client's; absent when the app left the HTTP cache out.
+  const refresh: RefreshCheck = { isRefresh: undefined }
+  app.addHook('onReady', async () => { refresh.isRefresh = app.hasDecorator('httpCache') ? app.httpCache.isRefresh : undefined })
 
   app.addHook('onRoute', (route) => {
     const limit = route.config?.rateLimit
@@ -331,10 +335,10 @@ async function rateLimitPlugin (app: FastifyInstance, options: RateLimitPluginOp
     if (limit == null) {
       if (!config.RATE_LIMIT_GLOBAL || exempt.some((prefix) => isUnder(route.url, prefix))) return
       globalLimit ??= resolve({}, undefined)
-      addRouteHook(route, 'onRequest', routeHook(globalLimit, isCacheRefresh))
+      addRouteHook(route, 'onRequest', routeHook(globalLimit, refresh))
       return
     }
-    addRouteHook(route, limit.hook ?? 'onRequest', routeHook(resolve(limit, route), isCacheRefresh))
+    addRouteHook(route, limit.hook ?? 'onRequest', routeHook(resolve(limit, route), refresh))
   })
 
   // app.createRateLimit() and app.rateLimit(), on the same store. Called directly on a child context

@@ -12,7 +12,7 @@ export class RateLimitOptionError extends TypeError {
 
 /** The suite's plugin options, and @fastify/rate-limit's that mean the same here. */
 const ACCEPTED = new Set([
-  'keyGenerator', 'allowList', 'ipv6Subnet', 'exemptRoutes', 'onDecision',
+  'keyGenerator', 'allowList', 'ipv6Subnet', 'exemptRoutes', 'onDecision', 'client',
   'errorResponseBuilder', 'continueExceeding', 'exponentialBackoff', 'ban'
 ])
 
@@ -27,7 +27,7 @@ const ELSEWHERE: Record<string, string> = {
   max: 'max is set by RATE_LIMIT_MAX (or per route in config.rateLimit)',
   timeWindow: 'timeWindow is set by RATE_LIMIT_WINDOW (or per route in config.rateLimit)',
   global: 'global is set by RATE_LIMIT_GLOBAL',
-  redis: 'redis is not needed: limits are counted on the suite\'s connection (REDIS_URL)',
+  redis: 'redis is not needed: limits are counted on the suite\'s connection (REDIS_URL), or pass an ioredis client of yours as client',
   store: 'store is not needed: limits are counted by the suite\'s store (REDIS_URL; RATE_LIMIT_WHEN_REDIS_DOWN while it is down)',
   nameSpace: 'nameSpace is not needed: the suite keeps limits under its own prefix (after REDIS_KEY_PREFIX)',
   cache: 'cache is not needed: the in-process fallback is bounded by the suite',

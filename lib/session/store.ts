@@ -104,6 +104,8 @@ const MAX_MEMO = 50_000
 const MAX_LIFETIMES = 1_000
 /** What is kept of a creator's user agent (the session list shows it) and address. */
 const MAX_USER_AGENT = 512
+/** Sessions read or deleted at once by all() and clear(). */
+const BULK_CHUNK = 100
 const MAX_IP = 64
 const noopLogger: SessionLogger = { warn: () => {}, info: () => {}, debug: () => {} }
 
@@ -208,41 +210,48 @@ export class SessionStore {
 
   /** Every live session, each with `id`: its handle. */
   all (callback: (err: unknown, sessions?: Array<SessionLike & { id: string }> | null) => void): void {
-    this.#all().then((sessions) => callback(null, sessions), callback)
+    this.#deliver(this.#all(), (sessions) => { callback(null, sessions) }, callback)
   }
 
   /** Handles of every live session. */
   ids (callback: (err: unknown, ids?: string[] | null) => void): void {
-    this.guarded(this.backend.handles(this.#options.now())).then((ids) => callback(null, ids), callback)
+    this.#deliver(this.guarded(this.backend.handles(this.#options.now())), (ids) => { callback(null, ids) }, callback)
   }
 
   /** How many sessions are live. */
   length (callback: (err: unknown, length?: number | null) => void): void {
-    this.guarded(this.backend.countAll(this.#options.now())).then((n) => callback(null, n), callback)
+    this.#deliver(this.guarded(this.backend.countAll(this.#options.now())), (n) => { callback(null, n) }, callback)
   }
 
   /** Deletes every session (and its index entries). */
   clear (callback?: Callback): void {
-    this.#clear().then(() => callback?.(), (err: unknown) => callback?.(err))
+    this.#deliver(this.#clear(), () => { callback?.() }, (err) => { callback?.(err) })
   }
 
   async #all (): Promise<Array<SessionLike & { id: string }>> {
     const handles = await this.guarded(this.backend.handles(this.#options.now()))
-    const stored = await Promise.all(handles.map((handle) => this.guarded(this.backend.load(handle))))
     const sessions: Array<SessionLike & { id: string }> = []
-    stored.forEach((entry, i) => {
-      const payload = entry === undefined ? undefined : this.#parse(entry.fields)
-      if (entry === undefined || payload === undefined) return
-      const cookie = this.#keepCookie ? JSON.parse(entry.meta.cookie) as unknown : this.#cookieOf(this.#lifetimeOf(entry.meta.cookie))
-      sessions.push({ id: handles[i] as string, ...payload, cookie: cookie as SessionLike['cookie'] })
-    })
+    // In chunks: a large store must not put one command per session in flight at once.
+    for (let i = 0; i < handles.length; i += BULK_CHUNK) {
+      const chunk = handles.slice(i, i + BULK_CHUNK)
+      const stored = await Promise.all(chunk.map((handle) => this.guarded(this.backend.load(handle))))
+      stored.forEach((entry, j) => {
+        const payload = entry === undefined ? undefined : this.#parse(entry.fields)
+        if (entry === undefined || payload === undefined) return
+        const cookie = this.#keepCookie ? JSON.parse(entry.meta.cookie) as unknown : this.#cookieOf(this.#lifetimeOf(entry.meta.cookie))
+        sessions.push({ id: chunk[j] as string, ...payload, cookie: cookie as SessionLike['cookie'] })
+      })
+    }
     return sessions
   }
 
   async #clear (): Promise<void> {
     const handles = await this.guarded(this.backend.handles(this.#options.now()))
-    await Promise.all(handles.map((handle) => this.guarded(this.backend.destroy(handle))))
-    this.#stats.destroys += handles.length
+    for (let i = 0; i < handles.length; i += BULK_CHUNK) {
+      const chunk = handles.slice(i, i + BULK_CHUNK)
+      await Promise.all(chunk.map((handle) => this.guarded(this.backend.destroy(handle))))
+      this.#stats.destroys += chunk.length
+    }
   }
 
   /**

@@ -56,22 +56,28 @@ t.test('a HEAD handler of its own never fills the GET entry; the automatic HEAD 
   t.equal(auto.json().bytes, 'auto')
 })
 
-t.test('the stale-while-revalidate refresh does not count against the client\'s rate limit', async (t) => {
-  const redis = await useRedis(t)
-  const runs: Runs = {}
-  const { app } = await build(t, { REDIS_URL: redis.url }, (app) => {
-    app.get('/feed', { config: { cache: { ttl: '200ms', staleWhileRevalidate: '1m' }, rateLimit: { max: 10, timeWindow: '1m' } } },
-      async () => ({ run: count(runs, 'feed') }))
+for (const hook of ['onRequest', 'preHandler'] as const) {
+  t.test(`the stale-while-revalidate refresh does not count against the client's rate limit (limit in ${hook})`, async (t) => {
+    const redis = await useRedis(t)
+    const runs: Runs = {}
+    const { app } = await build(t, { REDIS_URL: redis.url }, (app) => {
+      app.get('/feed', { config: { cache: { ttl: '200ms', staleWhileRevalidate: '1m' }, rateLimit: { max: 10, timeWindow: '1m', hook } } },
+        async () => ({ run: count(runs, 'feed') }))
+    })
+    const remaining = (response: { headers: Record<string, unknown> }): number => Number(/r=(\d+)/.exec(String(response.headers.ratelimit))?.[1])
+    // In onRequest every request counts; in preHandler a public hit is answered before the limit runs.
+    const counted = hook === 'onRequest'
+    t.equal(remaining(await app.inject('/feed')), 9)
+    await sleep(300)
+    const stale = await app.inject('/feed')
+    t.equal(stale.headers['x-cache'], 'STALE')
+    if (counted) t.equal(remaining(stale), 8)
+    await waitFor(() => runs.feed === 2, { what: 'the background refresh' })
+    await sleep(50)
+    const next = await app.inject('/feed')
+    t.equal(next.headers['x-cache'], 'HIT', 'refreshed')
+    if (counted) t.equal(remaining(next), 7, 'three requests counted, the refresh not')
+    const miss = await app.inject('/feed?page=2')
+    t.equal(remaining(miss), counted ? 6 : 8, 'the refresh never counted against the client')
   })
-  const remaining = (response: { headers: Record<string, unknown> }): number => Number(/r=(\d+)/.exec(String(response.headers.ratelimit))?.[1])
-  t.equal(remaining(await app.inject('/feed')), 9)
-  await sleep(300)
-  const stale = await app.inject('/feed')
-  t.equal(stale.headers['x-cache'], 'STALE')
-  t.equal(remaining(stale), 8)
-  await waitFor(() => runs.feed === 2, { what: 'the background refresh' })
-  await sleep(50)
-  const next = await app.inject('/feed')
-  t.equal(next.headers['x-cache'], 'HIT', 'refreshed')
-  t.equal(remaining(next), 7, 'three requests counted, the refresh not')
-})
+}
