@@ -25,12 +25,13 @@ export function isCapabilityProbe (command: string, args: ReadonlyArray<unknown>
 /**
  * Hash-field expiry (HPEXPIREAT): Redis 7.4 and Valkey 9. Read from INFO (every user may run it; a
  * COMMAND INFO probe would need another ACL right). Valkey reports redis_version 7.2.4 whatever its
- * own version, so valkey_version decides there. false when INFO cannot be read.
+ * own version, so valkey_version decides there. Rejects when INFO cannot be read.
  */
 export async function detectHashFieldExpiry (client: Redis | Cluster): Promise<boolean> {
   const node = client.isCluster ? (client as Cluster).nodes('master')[0] : client as Redis
   if (node === undefined) return false
-  const info = await node.info('server').catch(() => '')
+  // A failed INFO (a timeout during a reconnect, an ACL without INFO) rejects: the caller keeps what it knew.
+  const info = await node.info('server')
   const version = (name: string): [number, number] | undefined => {
     const match = new RegExp(`^${name}:(\\d+)\\.(\\d+)`, 'm').exec(info)
     return match === null ? undefined : [Number(match[1]), Number(match[2])]

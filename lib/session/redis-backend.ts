@@ -167,13 +167,17 @@ export class RedisSessionBackend implements SessionBackend {
   readonly #userHashPrefix: string
   /** The server has hash-field expiry: user indexes are written as hashes whose fields expire themselves. */
   #hashFieldExpiry = false
-
   /**
-   * Set from what the server says at each connect (detectHashFieldExpiry): a failover to an older
-   * server turns it off again. Reads take both index forms, so switching loses no session.
+   * Hash indexes may exist: set once the flag was ever on, and never cleared. Reads, revocations and
+   * counts then take both index forms, so a failover to an older server (or a probe that read the
+   * flag as off) never hides a session written to the hash index from revokeAll or the per-user cap.
    */
+  #hashIndexes = false
+
+  /** Set from what the server says at each connect (detectHashFieldExpiry): it decides how new entries are written. */
   useHashFieldExpiry (on: boolean): void {
     this.#hashFieldExpiry = on
+    if (on) this.#hashIndexes = true
   }
 
   get hashFieldExpiry (): boolean {
@@ -314,7 +318,7 @@ export class RedisSessionBackend implements SessionBackend {
     await this.#client.zremrangebyscore(key, '-inf', now)
     const [indexed, hashed] = await Promise.all([
       this.#client.zrangebyscore(key, now, '+inf'),
-      this.#hashFieldExpiry ? this.#liveInHash(userId, now) : []
+      this.#hashIndexes ? this.#liveInHash(userId, now) : []
     ])
     const handles = hashed.length === 0 ? indexed : [...new Set([...indexed, ...hashed])]
     const hashes = await Promise.all(handles.map((handle) => this.#client.hmget(sessionKey(handle), ...META_FIELDS)))
@@ -328,14 +332,14 @@ export class RedisSessionBackend implements SessionBackend {
     if (gone.length > 0) {
       await Promise.all([
         this.#client.zrem(key, ...gone),
-        this.#hashFieldExpiry ? this.#client.hdel(userHashIndexKey(userId), ...gone) : undefined
+        this.#hashIndexes ? this.#client.hdel(userHashIndexKey(userId), ...gone) : undefined
       ])
     }
     return live
   }
 
   async count (userId: string, now: number): Promise<number> {
-    if (!this.#hashFieldExpiry) return await this.#client.zcount(userIndexKey(userId), now, '+inf')
+    if (!this.#hashIndexes) return await this.#client.zcount(userIndexKey(userId), now, '+inf')
     // Entries written before the server had field expiry stay in the sorted set until they expire.
     const [indexed, hashed] = await Promise.all([this.#client.zrangebyscore(userIndexKey(userId), now, '+inf'), this.#liveInHash(userId, now)])
     return hashed.length === 0 ? indexed.length : new Set([...indexed, ...hashed]).size
@@ -351,7 +355,7 @@ export class RedisSessionBackend implements SessionBackend {
   async #userUnindex (userId: string, handle: string): Promise<void> {
     await Promise.all([
       this.#client.zrem(userIndexKey(userId), handle),
-      this.#hashFieldExpiry ? this.#client.hdel(userHashIndexKey(userId), handle) : undefined
+      this.#hashIndexes ? this.#client.hdel(userHashIndexKey(userId), handle) : undefined
     ])
   }
 
