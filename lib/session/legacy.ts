@@ -16,8 +16,16 @@ export type LegacySession = SessionLike
 export interface LegacySessionSource {
   /** The session stored under this id, or undefined (absent, or not a session object). */
   read: (sessionId: string) => Promise<LegacySession | undefined>
-  /** Deletes the old key once the session lives in the suite's format. */
+  /** Deletes the old key (a session that cannot be moved). */
   remove: (sessionId: string) => Promise<void>
+  /**
+   * Deletes the old key, true only for the one caller that deleted it: of several requests that read
+   * the same old session at once, that one moves it; the others read the moved session instead, so
+   * none writes it again after the first has changed or destroyed it (a sign-out).
+   */
+  claim: (sessionId: string) => Promise<boolean>
+  /** Puts a claimed session back when its move failed, so the user is not signed out by a Redis error. */
+  restore: (sessionId: string, session: LegacySession) => Promise<void>
 }
 
 /**
@@ -50,7 +58,17 @@ export class ConnectRedisSessions implements LegacySessionSource {
   }
 
   async remove (sessionId: string): Promise<void> {
+    await this.claim(sessionId)
+  }
+
+  async claim (sessionId: string): Promise<boolean> {
+    if (!LEGACY_ID.test(sessionId)) return false
+    return await this.#client.del(this.#prefix + sessionId) === 1
+  }
+
+  async restore (sessionId: string, session: LegacySession): Promise<void> {
     if (!LEGACY_ID.test(sessionId)) return
-    await this.#client.del(this.#prefix + sessionId)
+    // A short life: long enough for the next request to move it again, never longer than a day.
+    await this.#client.set(this.#prefix + sessionId, JSON.stringify(session), 'PX', 86_400_000, 'NX')
   }
 }

@@ -104,6 +104,8 @@ const MAX_MEMO = 50_000
 const MAX_LIFETIMES = 1_000
 /** What is kept of a creator's user agent (the session list shows it) and address. */
 const MAX_USER_AGENT = 512
+/** Pauses (ms) before each further look for a session another request is moving from the legacy store. */
+const LEGACY_LOOKS = [10, 20, 40]
 /** Sessions read or deleted at once by all() and clear(). */
 const BULK_CHUNK = 100
 const MAX_IP = 64
@@ -416,10 +418,15 @@ export class SessionStore {
     this.#stats.loads++
     if (stored === undefined && this.#legacy !== undefined) {
       const moved = await this.#moveLegacy(sessionId, this.#legacy)
-      if (moved !== undefined) return moved
+      if (moved !== undefined && moved !== 'claimed elsewhere') return moved
       // A concurrent request with the same cookie may have moved it between the two reads: without
-      // this second look that request would start a fresh session and clear a valid cookie.
-      stored = await this.guarded(this.backend.load(handle, refresh))
+      // this second look that request would start a fresh session and clear a valid cookie. When
+      // another request claimed it, its write may be a moment behind: look a few times.
+      for (let attempt = 0; ; attempt++) {
+        stored = await this.guarded(this.backend.load(handle, refresh))
+        if (stored !== undefined || moved !== 'claimed elsewhere' || attempt === LEGACY_LOOKS.length) break
+        await new Promise((resolve) => setTimeout(resolve, LEGACY_LOOKS[attempt]))
+      }
     }
     if (stored === undefined) return undefined
     const lifetime = this.#lifetimeOf(stored.meta.cookie)
@@ -450,7 +457,7 @@ export class SessionStore {
    * as a session the load refreshed, so the plugin sends the cookie again (signed as @fastify/session
    * signs, without express-session's `s:`). A payload failing the schema is dropped, as stored ones are.
    */
-  async #moveLegacy (sessionId: string, legacy: LegacySessionSource): Promise<{ session: SessionLike, loaded: Loaded } | undefined> {
+  async #moveLegacy (sessionId: string, legacy: LegacySessionSource): Promise<{ session: SessionLike, loaded: Loaded } | 'claimed elsewhere' | undefined> {
     const old = await this.guarded(legacy.read(sessionId))
     if (old === undefined) return undefined
     const { cookie, ...payload } = old
@@ -467,8 +474,14 @@ export class SessionStore {
     }
     // The lifetime alone, as every save stores it: the old cookie's flags give way to the current config.
     const moving: SessionLike = { ...fresh, cookie: lifetime.expires !== undefined ? { expires: lifetime.expires } : { originalMaxAge: lifetime.maxAge ?? null } }
-    await this.#save(sessionId, moving)
-    await this.guarded(legacy.remove(sessionId))
+    // Claimed before it is written: only the request that deleted the old key writes the moved session.
+    if (!await this.guarded(legacy.claim(sessionId))) return 'claimed elsewhere'
+    try {
+      await this.#save(sessionId, moving)
+    } catch (err) {
+      await this.guarded(legacy.restore(sessionId, old)).catch(() => {})
+      throw err
+    }
     const loaded = this.#loaded.get(moving)
     if (loaded === undefined) return undefined // its lifetime was spent: nothing was written
     this.#stats.migrated++
