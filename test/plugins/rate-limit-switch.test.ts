@@ -113,5 +113,5 @@ t.test('options the suite does not take stop registration with one line saying w
   }
   await t.rejects(build(t, (app) => {
     app.get('/x', { config: { rateLimit: { max: 1, skipOnError: true } } }, ok)
-  }), { code: 'FRS_RATE_LIMIT_OPTION', message: /config\.rateLimit of \/x: skipOnError is not supported/ }, 'per route too')
+  }), { code: 'FRS_RATE_LIMIT_OPTION', message: /config\.rateLimit of GET \/x: skipOnError is not supported/ }, 'per route too')
 })
