@@ -239,7 +239,8 @@ async function redisPlugin (app: FastifyInstance, options: RedisPluginOptions = 
   }
 
   if (otherRedis(app, log)) {
-    main.once('ready', () => { checkServerSettings(main, log).catch(() => {}) })
+    if (main.status === 'ready') checkServerSettings(main, log).catch(() => {})
+    else main.once('ready', () => { checkServerSettings(main, log).catch(() => {}) })
   } else if (main.status === 'ready') {
     // Connected: @fastify/redis decorates app.redis. We keep closing it ourselves, within a bound.
     await app.register(fastifyRedis, { client: main as Redis, closeClient: false })
@@ -279,11 +280,18 @@ async function useAppClient (app: FastifyInstance, client: RedisClient, closeCli
   const timeout = Math.min(config.REDIS_COMMAND_TIMEOUT, 2_000)
   const mode = client.isCluster ? 'cluster' : (client as Redis).options.sentinels != null ? 'sentinel' : 'standalone'
   const address = client.isCluster ? 'the app\'s Cluster client' : `${(client as Redis).options.host ?? '?'}:${(client as Redis).options.port ?? '?'}`
+  const problem = appClientProblem(client, config)
+  if (problem !== undefined) throw new RedisSetupError(problem)
+  const tooLong = bootWaitProblem(config.REDIS_WAIT_ON_BOOT, config.REDIS_CONNECT_TIMEOUT, app.initialConfig.pluginTimeout)
+  if (tooLong !== undefined) throw new ConfigError([tooLong])
   const main = boundCommands(client, config.REDIS_COMMAND_TIMEOUT)
   const extra: RedisClient[] = []
   const created: RedisClient[] = []
   let subscriber: RedisClient | undefined
-  const monitor = new RedisMonitor(main, { ...monitorOptions(app, log), mode, address })
+  // Refusals (OOM, MISCONF, READONLY, NOPERM) count on the app's client as on the suite's own.
+  const refusals = new RefusalTracker({ logger: log })
+  const stopRefusals = traceRefusals([client], refusals)
+  const monitor = new RedisMonitor(main, { ...monitorOptions(app, log), mode, address, refusals })
   decorateState(app, monitor, {
     main,
     cache: main,
@@ -300,7 +308,7 @@ async function useAppClient (app: FastifyInstance, client: RedisClient, closeCli
     // The app's client carries the connection settings: a duplicate with the bounds taken off.
     create: (name, overrides) => {
       const copy = client.isCluster
-        ? (client as Cluster).duplicate(undefined, { redisOptions: { ...(client as Cluster).options.redisOptions, ...unboundedOptions(name), ...overrides } })
+        ? (client as Cluster).duplicate(undefined, unboundedCluster((client as Cluster).options.redisOptions, name, overrides))
         : (client as Redis).duplicate({ ...unboundedOptions(name), ...overrides })
       copy.on('error', (err: Error) => { log.debug({ connection: name, err: { message: err.message } }, 'redisConnections.create: connection error') })
       return track(created, copy)
@@ -318,11 +326,36 @@ async function useAppClient (app: FastifyInstance, client: RedisClient, closeCli
       client.once('ready', onReady)
     })
   }
+  if (client.status === 'ready') checkServerSettings(main, log).catch(() => {})
+  else client.once('ready', () => { checkServerSettings(main, log).catch(() => {}) })
   monitor.start()
   app.addHook('onClose', async () => {
     monitor.stop()
+    stopRefusals()
     await Promise.all([...extra, ...created, ...(closeClient ? [client] : [])].map((c) => quitWithin(unbound(c), timeout)))
   })
+}
+
+/**
+ * Why the suite must not run on an app's client: settings the operator gave the suite that the
+ * client would silently not honour (a key prefix for a shared Redis; TLS verification in production).
+ */
+function appClientProblem (client: RedisClient, config: FastifyInstance['config']): string | undefined {
+  const options = (client.isCluster ? (client as Cluster).options.redisOptions : (client as Redis).options) ?? {}
+  const keyPrefix = (client.isCluster ? (client as Cluster).options.keyPrefix : undefined) ?? options.keyPrefix ?? ''
+  if (config.REDIS_KEY_PREFIX !== '' && config.REDIS_KEY_PREFIX !== keyPrefix) {
+    return `REDIS_KEY_PREFIX=${config.REDIS_KEY_PREFIX} is set, but the client passed as redis.client has keyPrefix ${JSON.stringify(keyPrefix)}: the suite's keys take the client's prefix. Give the client keyPrefix: ${JSON.stringify(config.REDIS_KEY_PREFIX)}, or unset REDIS_KEY_PREFIX`
+  }
+  const tls = options.tls as { rejectUnauthorized?: boolean } | undefined
+  if ((config.NODE_ENV === 'production' || config.NODE_ENV === 'staging') && tls?.rejectUnauthorized === false) {
+    return `the client passed as redis.client does not verify the server's TLS certificate (tls.rejectUnauthorized: false), which ${config.NODE_ENV} refuses: give it the CA instead (tls.ca)`
+  }
+  return undefined
+}
+
+/** Cluster options for a connection without the suite's bounds, at both levels (Cluster reads keyPrefix and the offline queue at its own). */
+function unboundedCluster (redisOptions: RedisOptions | undefined, name: string, overrides: Partial<RedisOptions> | undefined): Partial<ClusterOptions> {
+  return { keyPrefix: '', enableOfflineQueue: true, redisOptions: { ...redisOptions, ...unboundedOptions(name), ...overrides } }
 }
 
 /** What the suite's connections add for its own commands, taken off for another library's. */
@@ -341,13 +374,7 @@ function unboundedOptions (name: string): Partial<RedisOptions> {
 /** redisConnections.create: the plan's connection settings, without the suite's per-command bounds. */
 function connectionFor (plan: RedisConnectionPlan, name: string, overrides: Partial<RedisOptions> | undefined, log: FastifyBaseLogger): RedisClient {
   const client = plan.mode === 'cluster'
-    ? new Cluster(plan.nodes, {
-      ...plan.options,
-      keyPrefix: '',
-      enableOfflineQueue: true,
-      lazyConnect: false,
-      redisOptions: { ...plan.options.redisOptions, ...unboundedOptions(name), ...overrides }
-    } satisfies ClusterOptions)
+    ? new Cluster(plan.nodes, { ...plan.options, lazyConnect: false, ...unboundedCluster(plan.options.redisOptions, name, overrides) } satisfies ClusterOptions)
     : new Redis({ ...plan.options, ...unboundedOptions(name), ...overrides })
   // The library reports its own errors; without a listener ioredis would print each to stderr.
   client.on('error', (err: Error) => { log.debug({ connection: name, err: { message: err.message } }, 'redisConnections.create: connection error') })

@@ -98,3 +98,21 @@ t.test('each feature plugin takes its own client: its keys land on that server, 
   for (const kind of [/cache:/, /sess/, /rl:|rate/, /lock/]) t.ok(keys.some((key) => kind.test(key)), `a ${String(kind)} key on the app's server`)
   t.equal(await suiteServer.cli('DBSIZE'), '0', 'no key on the suite\'s own server')
 })
+
+t.test('a REDIS_KEY_PREFIX the app\'s client would not honour stops registration, naming both', async (t) => {
+  const redis = await useRedis(t)
+  const client = defaultClient(t, redis.port)
+  const app = Fastify()
+  t.teardown(() => app.close())
+  await t.rejects(app.register(redisSuite, { env: { NODE_ENV: 'test', REDIS_KEY_PREFIX: 'shop:' }, processEnv: false, redis: { client } }).ready(),
+    /REDIS_KEY_PREFIX=shop: is set, but the client passed as redis.client has keyPrefix "": .*Give the client keyPrefix: "shop:"/)
+  const prefixed = new Redis({ port: redis.port, host: '127.0.0.1', keyPrefix: 'shop:' })
+  prefixed.on('error', () => {})
+  t.teardown(() => prefixed.disconnect())
+  const ok = Fastify()
+  t.teardown(() => ok.close())
+  await ok.register(redisSuite, { env: { NODE_ENV: 'test', REDIS_KEY_PREFIX: 'shop:' }, processEnv: false, redis: { client: prefixed } })
+  await ok.ready()
+  await ok.cache.set('k', 1)
+  t.match(await redis.cli('--scan', '--pattern', 'shop:cache:*'), /shop:cache:e:/, 'the suite\'s keys under the prefix')
+})
