@@ -53,11 +53,12 @@ async function cachePlugin (app: FastifyInstance, pluginOptions: CachePluginOpti
   app.redisMonitor.on('reconnected', () => cache.onReconnect())
   app.decorate('cache', cache)
   const memoryTier = config.CACHE_MEMORY_MAX_ENTRIES === 0 ? 'no memory tier' : `memory tier (${config.CACHE_MEMORY_MAX_ENTRIES} entries, ${config.CACHE_MEMORY_MAX_BYTES} bytes)`
+  const where = onMain ? '' : given !== undefined ? ' on the client passed as cache.client' : ' on REDIS_CACHE_URL'
   const redisTier = client === undefined
     ? 'no Redis tier (no Redis configured)'
     : client.status === 'ready'
-      ? `Redis tier${onMain ? '' : ' on REDIS_CACHE_URL'}`
-      : `Redis tier once Redis answers${onMain ? '' : ' (REDIS_CACHE_URL)'}: misses go to the loader until then`
+      ? `Redis tier${where}`
+      : `Redis tier once Redis answers${where}: misses go to the loader until then`
   cachelog(app).info({ cache: { backend: client === undefined ? 'memory' : client.status === 'ready' ? 'redis' : 'unreachable' } }, `cache: ${memoryTier} + ${redisTier}`)
 
   if (client !== undefined && client.status === 'ready') {

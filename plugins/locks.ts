@@ -20,7 +20,11 @@ export interface LocksPluginOptions {
 async function locksPlugin (app: FastifyInstance, options: LocksPluginOptions = {}): Promise<void> {
   const { redis: main, failoverWaitLeft } = featureConnection(app, options.client)
   const store = main === undefined ? new MemoryLockStore() : new RedisLockStore(main, app.config.REDIS_COMMAND_TIMEOUT, failoverWaitLeft)
-  const locks = new Locks({ store, logger: app.log.child({ plugin: 'locks' }, suiteLogOptions(app.config)) })
+  const logger = app.log.child({ plugin: 'locks' }, suiteLogOptions(app.config))
+  const locks = new Locks({ store, logger })
+  logger.info(main === undefined
+    ? 'locks: in process (no Redis configured): held by this instance only'
+    : main.status === 'ready' ? 'locks: Redis' : 'locks: Redis, which is not reachable yet: acquiring fails until it answers')
   app.decorate('locks', locks)
   app.addHook('onClose', async () => { await locks.close() })
 }

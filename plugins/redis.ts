@@ -50,15 +50,6 @@ export interface RedisConnections {
   create: (name: string, overrides?: Partial<RedisOptions>) => RedisClient
 }
 
-/**
- * How a feature uses Redis as of now, for its start-up line: 'redis' (connected), 'unreachable'
- * (configured, not answering: the feature's fallback applies until it does) or 'memory' (none configured).
- */
-export function redisUse (app: FastifyInstance): 'redis' | 'unreachable' | 'memory' {
-  if (app.redisConnections.main === undefined) return 'memory'
-  return app.redisConnections.main.status === 'ready' ? 'redis' : 'unreachable'
-}
-
 declare module 'fastify' {
   interface FastifyInstance {
     /** Live connection state, kept by a background PING; reading it never touches Redis. */

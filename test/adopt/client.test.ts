@@ -104,7 +104,7 @@ t.test('a REDIS_KEY_PREFIX the app\'s client would not honour stops registration
   const client = defaultClient(t, redis.port)
   const app = Fastify()
   t.teardown(() => app.close())
-  await t.rejects(app.register(redisSuite, { env: { NODE_ENV: 'test', REDIS_KEY_PREFIX: 'shop:' }, processEnv: false, redis: { client } }).ready(),
+  await t.rejects(async () => { await app.register(redisSuite, { env: { NODE_ENV: 'test', REDIS_KEY_PREFIX: 'shop:' }, processEnv: false, redis: { client } }).ready() },
     /REDIS_KEY_PREFIX=shop: is set, but the client passed as redis.client has keyPrefix "": .*Give the client keyPrefix: "shop:"/)
   const prefixed = new Redis({ port: redis.port, host: '127.0.0.1', keyPrefix: 'shop:' })
   prefixed.on('error', () => {})

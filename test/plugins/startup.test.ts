@@ -23,7 +23,7 @@ async function start (t: Test, env: Record<string, string>, fastifyOptions: { pl
 function featureLines (lines: Line[]): Record<string, string[]> {
   const byPlugin: Record<string, string[]> = {}
   for (const line of lines) {
-    if (line.plugin === undefined || !['redis', 'cache', 'session', 'rate-limit', 'pubsub'].includes(line.plugin)) continue
+    if (line.plugin === undefined || !['redis', 'cache', 'session', 'rate-limit', 'pubsub', 'locks', 'presence'].includes(line.plugin)) continue
     ;(byPlugin[line.plugin] ??= []).push(line.msg)
   }
   return byPlugin
@@ -41,7 +41,7 @@ t.test('Redis unreachable at boot (REDIS_WAIT_ON_BOOT=false): one warning naming
     t.equal(features[plugin]?.length, 1, `${plugin}: one line (${JSON.stringify(features[plugin])})`)
     t.match(features[plugin]?.[0], /not reachable yet|once Redis answers/, `${plugin} says Redis is not there yet`)
   }
-  t.notOk(lines.some((line) => /counted in Redis;|stored in Redis$|^pubsub: Redis$/.test(line.msg)), 'nothing claims Redis')
+  t.notOk(lines.some((line) => /counted in Redis;|stored in Redis$|^(pubsub|locks|presence): Redis$/.test(line.msg)), 'nothing claims Redis')
   // The warning is once per boot: the connect timeout passing later adds none.
   await new Promise((resolve) => setTimeout(resolve, 200))
   t.equal(lines.filter((line) => line.level === 40 && line.plugin === 'redis').length, 1)
@@ -56,6 +56,8 @@ t.test('Redis connected: each feature says Redis, once', async (t) => {
   t.same(features.session, ['sessions: stored in Redis'])
   t.match(features['rate-limit'], [/^rate limit: counted in Redis; while Redis is down/])
   t.same(features.pubsub, ['pubsub: Redis'])
+  t.same(features.locks, ['locks: Redis'])
+  t.same(features.presence, ['presence: Redis'])
 })
 
 t.test('no Redis configured: in-process stores, and no line says Redis is used', async (t) => {
@@ -64,6 +66,8 @@ t.test('no Redis configured: in-process stores, and no line says Redis is used',
   t.match(features.cache, [/no Redis tier \(no Redis configured\)/])
   t.match(features.session, [/process memory/])
   t.match(features.pubsub, [/in process/])
+  t.match(features.locks, [/in process/])
+  t.match(features.presence, [/in process/])
   t.match(features['rate-limit'], [/no Redis configured/])
 })
 
