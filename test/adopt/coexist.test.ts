@@ -51,7 +51,9 @@ t.test('after @fastify/redis, asked to share its client: one client for both', a
   const redis = await useRedis(t)
   const app = newApp(t)
   await app.register(fastifyRedis, { url: `redis://127.0.0.1:${redis.port}` })
-  await app.register(redisSuite, { env: env(redis.port), processEnv: false, redis: { client: app.redis } })
+  // The shared client's keyPrefix (none) is the suite's: REDIS_KEY_PREFIX must agree (test/adopt/client.test.ts).
+  const { REDIS_KEY_PREFIX: _prefix, ...unprefixed } = env(redis.port)
+  await app.register(redisSuite, { env: unprefixed, processEnv: false, redis: { client: app.redis } })
   await app.ready()
   await app.cache.set('shared', 3)
   t.equal(await app.cache.get('shared'), 3)
