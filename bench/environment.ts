@@ -15,6 +15,7 @@ import { startRedis, type RedisServer } from '../test/helpers/index.js'
 export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..')
 
 export { startRedis, type RedisServer }
+export { payload } from './payload.js'
 
 /** Thrown by a case whose feature is not in this tree: the runner lists it as not run, with the reason. */
 export class CaseUnavailableError extends Error {}
@@ -95,21 +96,6 @@ export function machine (): Machine {
     redis,
     os: `${os.type()} ${os.release()} ${os.arch()}`,
     date: new Date().toISOString().slice(0, 10)
-  }
-}
-
-/** A JSON payload shaped like a typical API object (~1 KB), the same for every contender. */
-export function payload (id: number): Record<string, unknown> {
-  return {
-    id,
-    name: `User ${id}`,
-    email: `user${id}@example.com`,
-    roles: ['reader', 'writer'],
-    createdAt: '2024-01-01T00:00:00.000Z',
-    profile: {
-      bio: 'x'.repeat(600),
-      links: Array.from({ length: 5 }, (_, i) => `https://example.com/users/${id}/links/${i}`)
-    }
   }
 }
 

@@ -30,6 +30,8 @@ export interface Sample {
   p99: number
   /** Failed operations, or non-2xx responses and socket errors. */
   errors: number
+  /** HTTP contenders in a server process of their own: the server's CPU time per request, µs (user + system, all threads). */
+  cpuUs?: number
 }
 
 export interface Contender {

@@ -6,7 +6,7 @@ import type { AddressInfo } from 'node:net'
 import { fileURLToPath } from 'node:url'
 import type { FastifyInstance } from 'fastify'
 import type { Contender, Sample } from './harness.js'
-import type { LoadJob, LoadReply, LoadResult } from './load-generator.js'
+import type { LoadJob, LoadReply, LoadResult, Vary } from './load-generator.js'
 
 export async function listen (app: FastifyInstance): Promise<string> {
   await app.listen({ host: '127.0.0.1', port: 0 })
@@ -19,6 +19,8 @@ export interface HttpTarget {
   headers?: Record<string, string>
   /** Status codes that count as success besides 2xx (e.g. 429 for a limited route, 503 for health while down). */
   accept?: readonly number[]
+  /** Requests that differ: see LoadJob.vary. */
+  vary?: Vary
 }
 
 let generator: ChildProcess | undefined
@@ -76,12 +78,13 @@ function runJob (job: Omit<LoadJob, 'id'>): Promise<LoadResult> {
   })
 }
 
-export async function load (target: HttpTarget, ms: number, connections: number): Promise<Sample & { statuses: Record<string, number> }> {
+export async function load (target: HttpTarget, ms: number, connections: number): Promise<Sample & { requests: number, statuses: Record<string, number> }> {
   const result = await runJob({
     url: target.url,
     connections,
     duration: Math.max(0.2, ms / 1000),
-    headers: target.headers ?? {}
+    headers: target.headers ?? {},
+    ...(target.vary === undefined ? {} : { vary: target.vary })
   })
   const statuses: Record<string, number> = {
     '2xx': result['2xx'], '3xx': result['3xx'], '4xx': result['4xx'], '5xx': result['5xx']
@@ -91,6 +94,7 @@ export async function load (target: HttpTarget, ms: number, connections: number)
   return {
     // total counts every answered request; durations are seconds.
     rate: result.total / Math.max(0.001, result.duration),
+    requests: result.total,
     p99: result.p99,
     errors: result.errors + result.timeouts + result.non2xx - accepted - acceptedServer,
     statuses

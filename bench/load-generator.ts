@@ -14,6 +14,17 @@ export interface LoadJob {
   /** Seconds. */
   duration: number
   connections: number
+  vary?: Vary
+}
+
+/**
+ * Requests that differ, taken in turn by every connection: `count` of them, with `{i}` in the URL's path
+ * replaced by 0 … count-1 (keys read round-robin), and/or a distinct X-Forwarded-For per request
+ * (`count` client addresses behind a trusted proxy).
+ */
+export interface Vary {
+  count: number
+  forwardedFor?: boolean
 }
 
 export interface LoadResult {
@@ -35,7 +46,14 @@ export type LoadReply = { id: number, result: LoadResult } | { id: number, error
 const reply = (message: LoadReply): void => { process.send?.(message) }
 
 process.on('message', (job: LoadJob) => {
-  autocannon({ url: job.url, headers: job.headers, duration: job.duration, connections: job.connections, timeout: 5 }).then((result) => {
+  autocannon({
+    url: job.url,
+    headers: job.headers,
+    duration: job.duration,
+    connections: job.connections,
+    timeout: 5,
+    ...(job.vary === undefined ? {} : { requests: requestsOf(job.url, job.vary) })
+  }).then((result) => {
     reply({
       id: job.id,
       result: {
@@ -53,5 +71,15 @@ process.on('message', (job: LoadJob) => {
     })
   }, (err: unknown) => { reply({ id: job.id, error: (err as Error).message }) })
 })
+function requestsOf (url: string, vary: Vary): autocannon.Request[] {
+  const { pathname, search } = new URL(url)
+  const path = decodeURIComponent(pathname) + search
+  return Array.from({ length: vary.count }, (_, i) => ({
+    method: 'GET',
+    path: path.replaceAll('{i}', String(i)),
+    ...(vary.forwardedFor === true ? { headers: { 'x-forwarded-for': `10.${(i >> 16) & 255}.${(i >> 8) & 255}.${i & 255}` } } : {})
+  }))
+}
+
 // The bench ends with process.exit(); the channel closing is this process's signal to end too.
 process.on('disconnect', () => process.exit())

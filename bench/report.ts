@@ -67,7 +67,7 @@ export function markdown (report: Report, svgPath: string): string {
       if (row.kind !== 'ratio') continue
       const s = spread(row.ratios)
       lines.push(`| ${result.id}. ${result.title} | ${row.label} | ${row.target === undefined ? '—' : `≥ ${row.target}`} | ` +
-        `${fmt(s.min)} | ${fmt(s.median)} | ${fmt(s.max)} | ${fmt(row.oursRate, 0)} ${row.unit} | ${fmt(row.theirsRate, 0)} ${row.unit} | ` +
+        `${fmt(s.min)} | ${fmt(s.median)} | ${fmt(s.max)} | ${fmt(row.oursRate, row.unit === 'µs/req' ? 1 : 0)} ${row.unit} | ${fmt(row.theirsRate, row.unit === 'µs/req' ? 1 : 0)} ${row.unit} | ` +
         `${row.errors} | ${mark(ratioMet(row))} |`)
     }
   }

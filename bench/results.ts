@@ -72,3 +72,33 @@ export function ratioMet (row: RatioRow): boolean | undefined {
 function sum (samples: readonly Sample[]): number {
   return samples.reduce((total, s) => total + s.errors, 0)
 }
+
+/**
+ * Server CPU per request, one row per alternative: the ratio is theirs / ours per round (above 1: ours
+ * costs less CPU per request), and the Ours/Theirs columns give the µs. Only for contenders measured
+ * in a server process of their own (Sample.cpuUs).
+ */
+export function cpuRows (comparison: Comparison, alternatives: ReadonlyArray<{ label: string, target: number | undefined }>): RatioRow[] {
+  const cpu = (samples: readonly Sample[]): number[] => samples.map((s) => s.cpuUs ?? Number.NaN)
+  const ours = cpu(comparison.ours)
+  return alternatives.map((alternative, i) => {
+    const theirs = cpu(comparison.theirs[i] ?? [])
+    return {
+      kind: 'ratio',
+      label: `${alternative.label}: server CPU per request (theirs / ours)`,
+      target: alternative.target,
+      ratios: ours.map((value, round) => (theirs[round] ?? Number.NaN) / value),
+      unit: 'µs/req',
+      oursRate: spread(ours).median,
+      theirsRate: spread(theirs).median,
+      errors: sum(comparison.ours) + sum(comparison.theirs[i] ?? [])
+    }
+  })
+}
+
+/** Both rows per alternative: requests per second (ours / theirs) and server CPU per request (theirs / ours). */
+export function httpRows (comparison: Comparison, alternatives: ReadonlyArray<{ label: string, target: number | undefined, cpuTarget?: number }>): RatioRow[] {
+  const rates = ratioRows(comparison, alternatives, 'req/s')
+  const cpu = cpuRows(comparison, alternatives.map((a) => ({ label: a.label, target: a.cpuTarget })))
+  return rates.flatMap((row, i) => [row, cpu[i]].filter((r): r is RatioRow => r !== undefined))
+}

@@ -1,70 +1,70 @@
-// Case 6: a rate-limited route (our store, exact mode: one Redis round trip) against the same route
-// unlimited in the same app, and against @fastify/rate-limit with its own Redis store; then the same
-// route in batched mode (RATE_LIMIT_SYNC=batched: leases of quota, most requests decided locally)
-// against the route unlimited. The limit is high enough that nothing is refused: this measures the
-// cost of counting.
-import Fastify from 'fastify'
-import fastifyRateLimit from '@fastify/rate-limit'
-import { buildSuiteApp, connected, hasFile, payload, plainClient, startRedis, CaseUnavailableError } from '../environment.js'
+// Case 6: a rate-limited route as a deployment pays it, each app in a server process of its own
+// (bench/server-process.ts), req/s and server CPU µs per request as ratios in the same round:
+//  - exact mode (one Redis script call per decision; same-turn increments of one key merge) against
+//    the same route unlimited and against @fastify/rate-limit with its own Redis store, from one
+//    client address (one hot key) and from 1,000 (X-Forwarded-For behind a trusted proxy), as real
+//    traffic has;
+//  - batched mode (RATE_LIMIT_SYNC=batched: leases of quota, most requests decided locally) against
+//    the same route unlimited, and against exact mode in CPU per request.
+// The limit is high enough that nothing is refused: this measures the cost of counting.
+import { startRedis } from '../environment.js'
 import { compare, type Settings } from '../harness.js'
-import { httpContender, listen } from '../http.js'
-import { ratioRows, type CaseResult } from '../results.js'
+import { httpRows, type CaseResult } from '../results.js'
+import { serverContender, startServer, type ServerProcess } from '../server-process.js'
 
-const LIMIT = { max: 1_000_000_000, timeWindow: '1 minute' }
+const CLIENTS = 1_000
+const PROXY = ['127.0.0.1']
 
 export async function rateLimit (settings: Settings): Promise<CaseResult> {
-  if (!hasFile('plugins/rate-limit.ts')) throw new CaseUnavailableError('plugins/rate-limit.ts is not in this tree')
   const redis = await startRedis()
-  const body = payload(1)
-  const app = await buildSuiteApp(redis, { RATE_LIMIT_GLOBAL: 'false' }, (app) => {
-    app.get('/limited', { config: { rateLimit: LIMIT } }, async () => body)
-    app.get('/unlimited', async () => body)
-  })
-  const batched = await buildSuiteApp(redis, { RATE_LIMIT_GLOBAL: 'false', RATE_LIMIT_SYNC: 'batched' }, (app) => {
-    app.get('/limited', { config: { rateLimit: LIMIT } }, async () => body)
-    app.get('/unlimited', async () => body)
-  })
-  const client = await connected(plainClient(redis))
-  const theirs = Fastify({ logger: false })
+  const servers: ServerProcess[] = []
+  const start = async (...args: Parameters<typeof startServer>): Promise<ServerProcess> => {
+    const server = await startServer(...args)
+    servers.push(server)
+    return server
+  }
   try {
-    await theirs.register(fastifyRateLimit, { global: false, redis: client })
-    theirs.get('/limited', { config: { rateLimit: LIMIT } }, async () => body)
-    const first = await app.inject({ url: '/limited' })
-    if (first.headers['ratelimit'] === undefined && first.headers['x-ratelimit-limit'] === undefined) {
-      throw new CaseUnavailableError('the suite does not limit routes with config.rateLimit in this tree')
-    }
-    const ours = await listen(app)
-    const oursBatched = await listen(batched)
-    const official = await listen(theirs)
+    const exact = await start({ app: 'suite-rate-limit', redisUrl: redis.url, trustProxy: PROXY })
+    const batched = await start({ app: 'suite-rate-limit', redisUrl: redis.url, trustProxy: PROXY, env: { RATE_LIMIT_SYNC: 'batched' } })
+    const official = await start({ app: 'official-rate-limit', redisUrl: redis.url, trustProxy: PROXY })
     const c = settings.connections
-    const comparison = await compare(settings,
-      httpContender('ours limited', { url: `${ours}/limited` }, c),
+    const many = { count: CLIENTS, forwardedFor: true }
+    const oneClient = await compare(settings,
+      serverContender('ours exact', exact, { path: '/limited' }, c),
       [
-        httpContender('ours unlimited', { url: `${ours}/unlimited` }, c),
-        httpContender('@fastify/rate-limit Redis store', { url: `${official}/limited` }, c)
+        serverContender('ours unlimited', exact, { path: '/unlimited' }, c),
+        serverContender('@fastify/rate-limit Redis store', official, { path: '/limited' }, c)
       ],
       settings.httpRoundMs)
+    const manyClients = await compare(settings,
+      serverContender(`ours exact, ${CLIENTS} clients`, exact, { path: '/limited', vary: many }, c),
+      [serverContender(`@fastify/rate-limit Redis store, ${CLIENTS} clients`, official, { path: '/limited', vary: many }, c)],
+      settings.httpRoundMs)
     const batchedComparison = await compare(settings,
-      httpContender('ours limited, batched', { url: `${oursBatched}/limited` }, c),
-      [httpContender('ours unlimited (batched app)', { url: `${oursBatched}/unlimited` }, c)],
+      serverContender('ours batched', batched, { path: '/limited' }, c),
+      [
+        serverContender('ours unlimited (batched app)', batched, { path: '/unlimited' }, c),
+        serverContender('ours exact', exact, { path: '/limited' }, c)
+      ],
       settings.httpRoundMs)
     return {
       id: 6,
       title: 'Rate-limited route',
       rows: [
-        ...ratioRows(comparison, [
-          { label: 'exact: vs the same route unlimited', target: undefined },
-          { label: "exact: vs @fastify/rate-limit's Redis store", target: 1.2 }
-        ], 'req/s'),
-        ...ratioRows(batchedComparison, [{ label: 'batched: vs the same route unlimited', target: 0.9 }], 'req/s')
+        ...httpRows(oneClient, [
+          { label: 'exact, one client: vs the same route unlimited', target: undefined },
+          { label: "exact, one client: vs @fastify/rate-limit's Redis store", target: 1.2 }
+        ]),
+        ...httpRows(manyClients, [{ label: `exact, ${CLIENTS.toLocaleString('en-US')} clients: vs @fastify/rate-limit's Redis store`, target: 1.2 }]),
+        ...httpRows(batchedComparison, [
+          { label: 'batched: vs the same route unlimited', target: 0.9 },
+          { label: 'batched: vs exact mode', target: undefined, cpuTarget: 1.0 }
+        ])
       ],
-      notes: [`autocannon, ${c} connections from one client address (one counter: a hot key, where same-turn increments merge into one script call); limit ${LIMIT.max} per minute so nothing is refused.`]
+      notes: [`autocannon in its own process, ${c} connections; each app in a server process of its own (server CPU = its user + system time over the requests it answered). One client: every request from one address (one counter, a hot key). ${CLIENTS.toLocaleString('en-US')} clients: each request carries one of ${CLIENTS} X-Forwarded-For addresses, trusted from 127.0.0.1 by both apps. Limit 1,000,000,000 per minute so nothing is refused.`]
     }
   } finally {
-    await app.close()
-    await batched.close()
-    await theirs.close()
-    client.disconnect()
+    for (const server of servers) await server.close()
     await redis.stop()
   }
 }

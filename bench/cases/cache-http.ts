@@ -1,0 +1,70 @@
+// Case 11: cache hits as a deployment pays them, over HTTP, each app in a server process of its own
+// (bench/server-process.ts) and the load generator in another; req/s and the server's CPU µs per
+// request, both as ratios to the alternative in the same round. In process, 32 calls in flight let
+// a tick's GETs leave as one MGET; over HTTP each request is on its own, as in production.
+//  - Redis tier (memory tier off), 1,000 keys round-robin, schema checked, against a bare Fastify route
+//    doing ioredis GET + JSON.parse + the same schema's compiled TypeBox check;
+//  - memory tier, one hot key, against the same app's route returning the object without the cache,
+//    and against bentocache (memory + Redis + bus) on a bare Fastify.
+import { commandCalls, commandDelta, startRedis } from '../environment.js'
+import { compare, spread, type Settings } from '../harness.js'
+import { load } from '../http.js'
+import { figureRow, httpRows, type CaseResult } from '../results.js'
+import { serverContender, startServer, type ServerProcess } from '../server-process.js'
+
+export async function cacheHttp (settings: Settings): Promise<CaseResult> {
+  const keys = settings.quick ? 200 : 1_000
+  const redis = await startRedis()
+  const servers: ServerProcess[] = []
+  const start = async (...args: Parameters<typeof startServer>): Promise<ServerProcess> => {
+    const server = await startServer(...args)
+    servers.push(server)
+    return server
+  }
+  try {
+    const ours = await start({ app: 'suite-cache', redisUrl: redis.url, keys })
+    const hand = await start({ app: 'hand-cache', redisUrl: redis.url, keys })
+    const bento = await start({ app: 'bento-cache', redisUrl: redis.url })
+    const c = settings.connections
+    const vary = { count: keys }
+    const redisTier = await compare(settings,
+      serverContender('ours getOrSet, Redis tier', ours, { path: '/items/{i}', vary }, c),
+      [serverContender('hand-written ioredis GET + parse + check', hand, { path: '/items/{i}', vary }, c)],
+      settings.httpRoundMs)
+    const memoryTier = await compare(settings,
+      serverContender('ours getOrSet, memory tier', ours, { path: '/hot' }, c),
+      [
+        serverContender('ours, the same object without the cache', ours, { path: '/plain' }, c),
+        serverContender('bentocache memory + Redis + bus', bento, { path: '/hot' }, c)
+      ],
+      settings.httpRoundMs)
+    // The memory hit's own cost: its CPU per request minus the uncached route's, round by round.
+    const extra = memoryTier.ours.map((sample, round) => (sample.cpuUs ?? Number.NaN) - (memoryTier.theirs[0]?.[round]?.cpuUs ?? Number.NaN))
+    // Commands Redis ran per Redis-tier hit over HTTP (the health monitor's PINGs left out).
+    const before = await commandCalls(redis)
+    const sample = await load({ url: `${ours.url}/items/{i}`, vary }, 500, c)
+    const delta = commandDelta(before, await commandCalls(redis))
+    const perHit = (delta.total - (delta.byCommand['ping'] ?? 0)) / Math.max(1, sample.requests)
+    return {
+      id: 11,
+      title: 'Cache hits per request over HTTP',
+      rows: [
+        ...httpRows(redisTier, [{ label: 'Redis tier, 1,000 keys: vs hand-written ioredis GET + JSON.parse + schema check', target: 1.0, cpuTarget: 1.0 }]),
+        ...httpRows(memoryTier, [
+          { label: 'memory tier, hot key: vs the same route returning the object uncached', target: undefined },
+          { label: 'memory tier, hot key: vs bentocache memory + Redis + bus', target: 1.6 }
+        ]),
+        figureRow('memory-tier hit: server CPU per request above the uncached route', extra, 'µs', { text: '≤ 1', met: (median) => median <= 1 }),
+        figureRow('Redis commands per Redis-tier hit, ours', [perHit], 'commands', { text: '= 1', met: (median) => median <= 1.01 })
+      ],
+      notes: [
+        `autocannon in its own process, ${c} connections, ~1 KB JSON; each app in a server process of its own, server CPU = that process's user + system time over the requests it answered (process.cpuUsage, all threads). ` +
+        `Redis tier: ${keys} warm keys requested round-robin (/items/0 … /items/${keys - 1}), both sides check the value against the same TypeBox schema. ` +
+        `Memory-tier hit minus uncached route, median ${spread(extra).median.toFixed(2)} µs.`
+      ]
+    }
+  } finally {
+    for (const server of servers) await server.close()
+    await redis.stop()
+  }
+}

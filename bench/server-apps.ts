@@ -1,0 +1,149 @@
+// The apps a bench server process can run (bench/server-process.ts starts one per process): each is
+// what a deployment would run, built from a name and a few options so the parent sends plain JSON.
+// Every app reads the same ~1 KB payload; the ones that read Redis warm their keys before listening.
+import Fastify, { type FastifyInstance } from 'fastify'
+import fastifyRateLimit from '@fastify/rate-limit'
+import { Redis } from 'ioredis'
+import Type, { type Static } from 'typebox'
+import { Compile } from 'typebox/compile'
+import redisSuite from '../index.js'
+import { bento } from './alternatives.js'
+import { payload } from './payload.js'
+
+export interface ServerSpec {
+  app: AppName
+  /** redis://host:port of the case's own redis-server. */
+  redisUrl: string
+  /** Keys the cache apps warm and serve as /items/0 … /items/N-1. */
+  keys?: number
+  /** Extra suite environment (e.g. RATE_LIMIT_SYNC). */
+  env?: Record<string, string>
+  /** Fastify's trustProxy list, and the suite's TRUST_PROXY: X-Forwarded-For from the load generator counts. */
+  trustProxy?: string[]
+}
+
+/** The payload's TypeBox schema: the suite's cache and the hand-written route check every value against it. */
+export const Payload = Type.Object({
+  id: Type.Number(),
+  name: Type.String(),
+  email: Type.String(),
+  roles: Type.Array(Type.String()),
+  createdAt: Type.String(),
+  profile: Type.Object({ bio: Type.String(), links: Type.Array(Type.String()) })
+})
+
+/** Rate limit high enough that nothing is refused: the cases measure the cost of counting. */
+const LIMIT = { max: 1_000_000_000, timeWindow: '1 minute' }
+
+async function suite (spec: ServerSpec, routes: (app: FastifyInstance) => void | Promise<void>): Promise<FastifyInstance> {
+  const trustProxy = spec.trustProxy
+  const app = Fastify({ logger: false, ...(trustProxy === undefined ? {} : { trustProxy }) })
+  await app.register(redisSuite, {
+    env: {
+      NODE_ENV: 'test',
+      LOG_LEVEL: 'silent',
+      REDIS_URL: spec.redisUrl,
+      SESSION_SECRET: 'bench-secret-bench-secret-bench-secret-0123',
+      RATE_LIMIT_GLOBAL: 'false',
+      METRICS_ENABLED: 'true',
+      ...(trustProxy === undefined ? {} : { TRUST_PROXY: trustProxy.join(',') }),
+      ...spec.env
+    },
+    processEnv: false
+  })
+  await app.after()
+  await routes(app)
+  return app
+}
+
+function bare (spec: ServerSpec): FastifyInstance {
+  const trustProxy = spec.trustProxy
+  return Fastify({ logger: false, ...(trustProxy === undefined ? {} : { trustProxy }) })
+}
+
+function client (spec: ServerSpec): Redis {
+  // A user's own client for a cache-aside or a limiter store: auto-pipelining on, as in the in-process cases.
+  return new Redis(spec.redisUrl, { enableAutoPipelining: true })
+}
+
+const miss = (): never => { throw new Error('unexpected miss') }
+
+export const apps = {
+  /** A bare Fastify route returning the payload (serialised on every request). */
+  raw: (spec: ServerSpec) => {
+    const app = bare(spec)
+    const body = payload(1)
+    app.get('/plain', async () => body)
+    return app
+  },
+  /** The whole suite registered; a route that uses none of it, and the same route cached by the HTTP cache. */
+  suite: (spec: ServerSpec) => suite(spec, (app) => {
+    const body = payload(1)
+    app.get('/plain', async () => body)
+    app.get('/cached', { config: { cache: { ttl: '1h' } } } as never, async () => body)
+  }),
+  /**
+   * getOrSet with a schema from the Redis tier (memory tier off) at /items/:id over `keys` warm keys;
+   * a memory-tier hit of one hot key at /hot; the same object without the cache at /plain.
+   */
+  'suite-cache': async (spec: ServerSpec) => {
+    const app = await suite(spec, () => {})
+    const redisTier = app.cache.namespace('bench', { memory: false, ttl: '1h' })
+    const memory = app.cache.namespace('hot', { ttl: '1h' })
+    const plain = payload(1)
+    app.get<{ Params: { id: string } }>('/items/:id', async (request) =>
+      redisTier.getOrSet(`k${request.params.id}`, miss, { schema: Payload }))
+    app.get('/hot', async () => memory.getOrSet('hot', miss))
+    app.get('/plain', async () => plain)
+    await app.ready()
+    const keys = spec.keys ?? 1_000
+    for (let i = 0; i < keys; i++) await redisTier.set(`k${i}`, payload(i) as Static<typeof Payload>, { schema: Payload })
+    await memory.set('hot', payload(1))
+    return app
+  },
+  /** Hand-written cache-aside on a bare Fastify: ioredis GET + JSON.parse + the same schema's compiled check. */
+  'hand-cache': async (spec: ServerSpec) => {
+    const app = bare(spec)
+    const redis = client(spec)
+    const check = Compile(Payload)
+    const keys = spec.keys ?? 1_000
+    for (let i = 0; i < keys; i++) await redis.set(`hand:k${i}`, JSON.stringify(payload(i)), 'EX', 3_600)
+    app.get<{ Params: { id: string } }>('/items/:id', async (request) => {
+      const raw = await redis.get(`hand:k${request.params.id}`)
+      if (raw === null) return miss()
+      const value: unknown = JSON.parse(raw)
+      if (!check.Check(value)) throw new Error('cached value does not match its schema')
+      return value
+    })
+    app.addHook('onClose', async () => { redis.disconnect() })
+    return app
+  },
+  /** bentocache with its memory tier, Redis tier and bus, one hot key. */
+  'bento-cache': async (spec: ServerSpec) => {
+    const app = bare(spec)
+    const redis = client(spec)
+    const cache = bento(redis, 'both')
+    await cache.getOrSet({ key: 'hot', factory: () => payload(1), ttl: '1h' })
+    app.get('/hot', async () => cache.getOrSet({ key: 'hot', factory: miss, ttl: '1h' }))
+    app.addHook('onClose', async () => { await cache.disconnect().catch(() => {}); redis.disconnect() })
+    return app
+  },
+  /** The suite's limiter on /limited (RATE_LIMIT_SYNC from env: exact or batched) and the same route unlimited. */
+  'suite-rate-limit': (spec: ServerSpec) => suite(spec, (app) => {
+    const body = payload(1)
+    app.get('/limited', { config: { rateLimit: LIMIT } }, async () => body)
+    app.get('/unlimited', async () => body)
+  }),
+  /** @fastify/rate-limit with its Redis store on a bare Fastify. */
+  'official-rate-limit': async (spec: ServerSpec) => {
+    const app = bare(spec)
+    const redis = client(spec)
+    await app.register(fastifyRateLimit, { global: false, redis })
+    const body = payload(1)
+    app.get('/limited', { config: { rateLimit: LIMIT } }, async () => body)
+    app.addHook('onClose', async () => { redis.disconnect() })
+    return app
+  }
+} satisfies Record<string, (spec: ServerSpec) => unknown>
+
+export type AppName = keyof typeof apps

@@ -1,0 +1,25 @@
+// One bench server: builds the app named in its argument (bench/server-apps.ts), listens on a free
+// loopback port and reports its URL; on request it reports the CPU time its process has used (user +
+// system, every thread: process.cpuUsage() is the process's rusage), which the parent turns into CPU µs
+// per request. It ends when its parent's IPC channel closes.
+// Protocol: out { url } once; in { id } → out { id, cpuUs }.
+import type { AddressInfo } from 'node:net'
+import { apps, type ServerSpec } from './server-apps.js'
+
+export interface ServerHello { url: string }
+export interface CpuReply { id: number, cpuUs: number }
+
+const spec = JSON.parse(process.argv[2] ?? '{}') as ServerSpec
+const app = await apps[spec.app](spec)
+await app.listen({ host: '127.0.0.1', port: 0 })
+const address = app.server.address() as AddressInfo
+process.send?.({ url: `http://127.0.0.1:${address.port}` } satisfies ServerHello)
+
+process.on('message', (message: { id: number }) => {
+  const usage = process.cpuUsage()
+  process.send?.({ id: message.id, cpuUs: usage.user + usage.system } satisfies CpuReply)
+})
+process.on('disconnect', () => {
+  // Closing flushes --cpu-prof's profile (written at exit) and lets the app close its Redis clients.
+  void app.close().finally(() => process.exit())
+})
