@@ -1,14 +1,43 @@
 // The apps a bench server process can run (bench/server-process.ts starts one per process): each is
 // what a deployment would run, built from a name and a few options so the parent sends plain JSON.
 // Every app reads the same ~1 KB payload; the ones that read Redis warm their keys before listening.
+import { existsSync, readdirSync, statSync } from 'node:fs'
+import path from 'node:path'
+import { fileURLToPath, pathToFileURL } from 'node:url'
 import Fastify, { type FastifyInstance } from 'fastify'
 import fastifyRateLimit from '@fastify/rate-limit'
 import { Redis } from 'ioredis'
 import Type, { type Static } from 'typebox'
 import { Compile } from 'typebox/compile'
-import redisSuite from '../index.js'
 import { bento } from './alternatives.js'
 import { payload } from './payload.js'
+
+// The suite as users run it: the compiled package (dist/, `npm run build`; the bench script builds first).
+// Run through tsx from the sources, every closure created per request also pays tsx's keepNames helper
+// (__name), which the built code does not have.
+const { default: redisSuite } = await import(suiteEntry()) as typeof import('../index.js')
+
+function suiteEntry (): string {
+  const root = fileURLToPath(new URL('..', import.meta.url))
+  const dist = path.join(root, 'dist')
+  if (!existsSync(path.join(dist, 'index.js')) || newest(root, '.ts') > newest(dist, '.js')) {
+    throw new Error('bench: dist/ is missing or older than the sources; run `npm run build` first (npm run bench does)')
+  }
+  return pathToFileURL(path.join(dist, 'index.js')).href
+}
+
+/** The newest modification time of the package's files ending in `ext` (index, lib/, plugins/, routes/) under `root`. */
+function newest (root: string, ext: string): number {
+  let time = statSync(path.join(root, `index${ext}`)).mtimeMs
+  for (const folder of ['lib', 'plugins', 'routes']) {
+    for (const entry of readdirSync(path.join(root, folder), { recursive: true, withFileTypes: true })) {
+      if (entry.isFile() && entry.name.endsWith(ext) && !entry.name.endsWith('.d.ts')) {
+        time = Math.max(time, statSync(path.join(entry.parentPath, entry.name)).mtimeMs)
+      }
+    }
+  }
+  return time
+}
 
 export interface ServerSpec {
   app: AppName
