@@ -13,9 +13,12 @@
 // adds n to the counter (INCRBY n), and the k-th of the n requests gets the count the k-th of n
 // separate INCRs would have returned. The script runs atomically, so no other increment falls between
 // them: the decisions are exactly those of n INCRs in a row. A hot key (one client, a route-wide
-// limit) then costs one command per turn instead of one per request; distinct keys cost what they did.
+// limit) then costs one command per turn instead of one per request. On one server (standalone or
+// Sentinel) the turn's distinct keys also go in one call (PLAIN_FIXED_WINDOW_MANY_LUA, key by key in
+// the order of their first request), so many clients cost one command per turn too, not one per key.
+// On Cluster, whose keys live in many slots, each key is its own call.
 import type { Cluster, Redis } from 'ioredis'
-import type { LoadedScript } from './scripts.js'
+import { PLAIN_FIXED_WINDOW_MANY_SCRIPT, type LoadedScript } from './scripts.js'
 import type { LimiterResult } from './types.js'
 
 export type RedisClient = Redis | Cluster
@@ -47,6 +50,9 @@ type Corkable = { cork: () => void, uncork: () => void }
 export type IncrementReply = [number, number]
 
 interface Waiter { resolve: (reply: IncrementReply) => void, reject: (err: unknown) => void }
+
+/** Keys per multi-key increment call: bounds the script's run time (Redis runs nothing else meanwhile). */
+const MANY_KEYS = 256
 
 /** The increments of one key (and window) in this turn, in arrival order. */
 interface PendingIncrement { script: LoadedScript, key: string, windowArg: string, waiters: Waiter[] }
@@ -103,26 +109,56 @@ export class RedisLimiter {
     const client = this.#client()
     const stream = client === this.#owned && client.status === 'ready' ? (client as Redis).stream as Corkable | undefined : undefined
     stream?.cork()
-    for (const pending of groups) {
-      try {
-        this.#sendIncrement(client, pending)
-      } catch (err) {
-        for (const waiter of pending.waiters) waiter.reject(err)
+    if (groups.length > 1 && !client.isCluster) {
+      for (let start = 0; start < groups.length; start += MANY_KEYS) {
+        const chunk = groups.slice(start, start + MANY_KEYS)
+        try {
+          if (chunk.length === 1) this.#sendIncrement(client, chunk[0]!)
+          else this.#sendMany(client, chunk)
+        } catch (err) {
+          for (const pending of chunk) for (const waiter of pending.waiters) waiter.reject(err)
+        }
+      }
+    } else {
+      for (const pending of groups) {
+        try {
+          this.#sendIncrement(client, pending)
+        } catch (err) {
+          for (const waiter of pending.waiters) waiter.reject(err)
+        }
       }
     }
     stream?.uncork()
   }
 
-  #sendIncrement (client: RedisClient, { script, key, windowArg, waiters }: PendingIncrement): void {
-    const n = String(waiters.length)
+  /** Several keys' merged increments in one script call on one server. */
+  #sendMany (client: RedisClient, groups: readonly PendingIncrement[]): void {
+    const keys = groups.map((pending) => pending.key)
+    const args: string[] = []
+    for (const pending of groups) args.push(pending.windowArg, String(pending.waiters.length))
     const share = (reply: unknown): void => {
-      if (!Array.isArray(reply) || reply.length !== 2 || typeof reply[0] !== 'number' || typeof reply[1] !== 'number') {
+      if (!Array.isArray(reply) || reply.length !== groups.length * 2) {
         fail(new RateLimitRedisError('FRS_RATE_LIMIT_REDIS_ERROR', 'Unexpected reply from the rate-limit script'))
         return
       }
-      // The count after all n: request k (from 0) saw the count after its own increment.
-      const first = reply[0] - waiters.length + 1
-      for (let k = 0; k < waiters.length; k++) waiters[k]!.resolve([first + k, reply[1]])
+      for (let g = 0; g < groups.length; g++) shareOf(groups[g]!.waiters, reply[2 * g], reply[2 * g + 1])
+    }
+    const fail = (err: unknown): void => { for (const pending of groups) for (const waiter of pending.waiters) waiter.reject(err) }
+    const script = PLAIN_FIXED_WINDOW_MANY_SCRIPT
+    client.evalsha(script.sha, keys.length, ...keys, ...args).then(share, (err: unknown) => {
+      if (!isNoScript(err)) return fail(err)
+      client.eval(script.lua, keys.length, ...keys, ...args).then(share, fail)
+    })
+  }
+
+  #sendIncrement (client: RedisClient, { script, key, windowArg, waiters }: PendingIncrement): void {
+    const n = String(waiters.length)
+    const share = (reply: unknown): void => {
+      if (!Array.isArray(reply) || reply.length !== 2) {
+        fail(new RateLimitRedisError('FRS_RATE_LIMIT_REDIS_ERROR', 'Unexpected reply from the rate-limit script'))
+        return
+      }
+      shareOf(waiters, reply[0], reply[1])
     }
     const fail = (err: unknown): void => { for (const waiter of waiters) waiter.reject(err) }
     client.evalsha(script.sha, 1, key, windowArg, n).then(share, (err: unknown) => {
@@ -163,6 +199,17 @@ export class RedisLimiter {
       return client.eval(script.lua, 1, key, ...args).catch((again: unknown) => { throw wrapRedisError(again) })
     })
   }
+}
+
+/** Hands one key's reply to the n requests merged into it: request k (from 0) saw the count after its own increment. */
+function shareOf (waiters: readonly Waiter[], current: unknown, ttl: unknown): void {
+  if (typeof current !== 'number' || typeof ttl !== 'number') {
+    const err = new RateLimitRedisError('FRS_RATE_LIMIT_REDIS_ERROR', 'Unexpected reply from the rate-limit script')
+    for (const waiter of waiters) waiter.reject(err)
+    return
+  }
+  const first = current - waiters.length + 1
+  for (let k = 0; k < waiters.length; k++) waiters[k]!.resolve([first + k, ttl])
 }
 
 function toResult (reply: unknown): LimiterResult {

@@ -79,6 +79,29 @@ return { current, tonumber(ARGV[1]) }
 `
 
 /**
+ * PLAIN_FIXED_WINDOW_LUA for several keys in one call (one event-loop turn's increments of distinct
+ * keys, on one server: standalone or Sentinel). Key i gets exactly what its own call would have, in
+ * key order; the script is atomic, so the decisions are those of the separate calls in a row.
+ * KEYS: counters. ARGV: window ms and n for each key in turn. Reply: { current, ttl ms } per key, flat.
+ */
+export const PLAIN_FIXED_WINDOW_MANY_LUA = `
+local out = {}
+for i = 1, #KEYS do
+  local window, n = ARGV[2 * i - 1], tonumber(ARGV[2 * i])
+  local current = redis.call('INCRBY', KEYS[i], n)
+  local ttl = -1
+  if current > n then ttl = redis.call('PTTL', KEYS[i]) end
+  if ttl < 0 then
+    redis.call('PEXPIRE', KEYS[i], window)
+    ttl = tonumber(window)
+  end
+  out[2 * i - 1] = current
+  out[2 * i] = ttl
+end
+return out
+`
+
+/**
  * GCRA: the counter holds the theoretical arrival time (TAT, ms on the Redis clock, so every app
  * instance shares one clock). Each request moves it one emission interval (window / max) on from
  * max(TAT, now); a request is allowed while the new TAT is at most one window ahead of now.
@@ -114,6 +137,7 @@ function load (lua: string): LoadedScript {
 
 export const FIXED_WINDOW_SCRIPT = load(FIXED_WINDOW_LUA)
 export const PLAIN_FIXED_WINDOW_SCRIPT = load(PLAIN_FIXED_WINDOW_LUA)
+export const PLAIN_FIXED_WINDOW_MANY_SCRIPT = load(PLAIN_FIXED_WINDOW_MANY_LUA)
 export const SLIDING_WINDOW_SCRIPT = load(SLIDING_WINDOW_LUA)
 
 /**

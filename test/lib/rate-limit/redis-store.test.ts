@@ -37,17 +37,17 @@ for (const algorithm of ['fixed', 'sliding'] as RateLimitAlgorithm[]) {
   })
 }
 
-t.test('fixed: the decisions of one key in one event-loop turn are one script call, and exactly those of one INCR each', async (t) => {
+t.test('fixed: the decisions of one event-loop turn are one script call on one server, and exactly those of one INCR each', async (t) => {
   const store = await newStore(t)
   const calls = async (): Promise<number> => Number(/cmdstat_evalsha:calls=(\d+)/.exec(await server.cli('INFO', 'commandstats'))?.[1] ?? 0)
   await store.consume('merge-warm', { max: 5, timeWindow: '10s' }) // the script is loaded
   const before = await calls()
-  // 30 requests in one turn on one key, 10 on another: two calls, not 40.
+  // 30 requests in one turn on one key, 10 on another: one call, not 40 (nor one per key).
   const decisions = await Promise.all([
     ...Array.from({ length: 30 }, () => store.consume('merged', { max: 12, timeWindow: '10s' })),
     ...Array.from({ length: 10 }, () => store.consume('other', { max: 12, timeWindow: '10s' }))
   ])
-  t.equal(await calls() - before, 2, 'one EVALSHA per key for the whole turn')
+  t.equal(await calls() - before, 1, 'one EVALSHA for the whole turn')
   const merged = decisions.slice(0, 30)
   t.same(merged.map((d) => d.current), Array.from({ length: 30 }, (_, i) => i + 1), 'each request sees the count after its own increment, in arrival order')
   t.same(merged.map((d) => d.allowed), Array.from({ length: 30 }, (_, i) => i < 12), 'exactly max allowed: the first 12')
@@ -58,6 +58,28 @@ t.test('fixed: the decisions of one key in one event-loop turn are one script ca
   t.equal(await server.cli('GET', counter ?? ''), '30', 'the counter in Redis holds all 30')
   // The next turn continues the same counter.
   t.match(await store.consume('merged', { max: 12, timeWindow: '10s' }), { allowed: false, current: 31 })
+})
+
+t.test('fixed: 1,000 clients in one turn: counted exactly, key by key, in a few calls; a flushed script is loaded again', async (t) => {
+  const store = await newStore(t)
+  const calls = async (): Promise<number> => {
+    const stats = await server.cli('INFO', 'commandstats')
+    return Number(/cmdstat_evalsha:calls=(\d+)/.exec(stats)?.[1] ?? 0) + Number(/cmdstat_eval:calls=(\d+)/.exec(stats)?.[1] ?? 0)
+  }
+  const turn = (windowOf: (i: number) => number): Promise<Array<Awaited<ReturnType<RateLimitStore['consume']>>>> =>
+    Promise.all(Array.from({ length: 2_000 }, (_, i) => store.consume(`client-${i % 1_000}`, { max: 1, timeWindow: windowOf(i % 1_000) })))
+  await store.consume('many-warm', { max: 5, timeWindow: '10s' })
+  const before = await calls()
+  const first = await turn((i) => 10_000 + (i % 3) * 1_000)
+  // 1,000 keys, 256 per call: 4 calls.
+  t.equal(await calls() - before, 4, 'a handful of calls for 2,000 decisions on 1,000 keys')
+  t.same(first.slice(0, 1_000).map((d) => [d.allowed, d.current]), Array.from({ length: 1_000 }, () => [true, 1]), 'each client\'s first request is allowed')
+  t.same(first.slice(1_000).map((d) => [d.allowed, d.current]), Array.from({ length: 1_000 }, () => [false, 2]), 'and its second, in the same turn, refused')
+  t.ok(first.every((d, i) => d.resetMs <= 10_000 + ((i % 1_000) % 3) * 1_000 && d.resetMs > 9_000 + ((i % 1_000) % 3) * 1_000), 'each key has its own window')
+  await server.cli('SCRIPT', 'FLUSH')
+  const again = await turn(() => 10_000)
+  t.ok(again.every((d) => !d.allowed && d.current >= 3), 'after SCRIPT FLUSH the multi-key script is run again (EVAL) and keeps counting')
+  t.match(await store.consume('client-7', { max: 1, timeWindow: 10_000 }), { allowed: false, current: 5 }, 'the counter holds every increment')
 })
 
 t.test('fixed: the window resets after timeWindow, with @fastify/rate-limit TTL semantics', async (t) => {
