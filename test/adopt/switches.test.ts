@@ -3,7 +3,7 @@
 import t from 'tap'
 import Fastify, { type FastifyInstance, type RouteOptions } from 'fastify'
 import redisSuite, { type RedisSuiteOptions } from '../../index.js'
-import { useRedis, type RedisServer } from '../helpers/index.js'
+import { useRedis, waitFor, type RedisServer } from '../helpers/index.js'
 
 const REQUEST_HOOKS = ['onRequest', 'preParsing', 'preValidation', 'preHandler', 'preSerialization', 'onSend', 'onResponse', 'onError', 'onTimeout', 'onRequestAbort'] as const
 const ALL_OFF = { httpCache: false, session: false, rateLimit: false, pubsub: false, presence: false, locks: false, metrics: false, health: false } satisfies RedisSuiteOptions
@@ -48,11 +48,35 @@ t.test('everything but the cache off: the cache\'s connections only, no routes, 
     t.notOk(app.hasDecorator(name), `no app.${name}`)
   }
   t.notOk(app.hasRequestDecorator('session'), 'no request.session')
-  // RESP2 needs a connection of its own for SUBSCRIBE: the cache's commands and its invalidation
-  // listener (which keeps other instances' memory tiers current) are the two it cannot do without.
+  // Two, on purpose (see the next test): the cache's commands and its invalidation listener, which
+  // keeps other instances' memory tiers current. RESP3 would let one connection do both, but Redis
+  // then treats it as a pub/sub client.
   t.equal(await suiteConnections(redis), 2, 'the commands connection and the cache\'s invalidation subscriber')
   t.equal((await app.inject('/mine')).headers['ratelimit'], undefined, 'no limit on the app\'s route')
   t.equal((await app.inject('/health')).statusCode, 404)
+})
+
+t.test('the commands connection never subscribes: big replies are not cut by the pub/sub output limit', async (t) => {
+  // Redis (7.0, 7.4, Valkey 8) counts any connection with a subscription as a pub/sub client, RESP3
+  // included, and closes it when its pending replies pass client-output-buffer-limit pubsub (32 MB
+  // by default, often lower on managed services; no limit for normal clients). Subscribing on the
+  // commands connection would make one large read, or a backlog during an event-loop stall, drop it
+  // with every command in flight. Here the pub/sub limit is 1 MB and a 2 MB entry is read from Redis.
+  const redis = await useRedis(t, { extraConfig: ['client-output-buffer-limit pubsub 1mb 1mb 0'] })
+  const a = (await build(t, redis, ALL_OFF)).app
+  const b = (await build(t, redis, ALL_OFF)).app
+  const names = async (type: string): Promise<number> => (await redis.cli('CLIENT', 'LIST', 'TYPE', type)).split('\n').filter((line) => line.includes('name=fastify-redis-suite ')).length
+  t.equal(await names('normal'), 2, 'each instance\'s commands connection is a normal client')
+  t.equal(await names('pubsub'), 2, 'each instance\'s subscriber is the only pub/sub client')
+  const big = 'x'.repeat(2 * 1024 * 1024)
+  await a.cache.set('big', big)
+  t.equal((await b.cache.get<string>('big'))?.length, big.length, 'read from Redis on b\'s commands connection, past the pub/sub limit')
+  await a.cache.set('k', 'one')
+  t.equal(await b.cache.get('k'), 'one', 'now in b\'s memory tier')
+  await a.cache.set('k', 'two')
+  await waitFor(async () => (await b.cache.get('k')) === 'two', { timeoutMs: 2_000, what: 'a\'s write invalidated b\'s memory copy' })
+  t.equal(b.redisState.status, 'connected', 'b\'s commands connection was never dropped')
+  t.equal(b.redisState.reconnects, 0)
 })
 
 t.test('the whole suite opens a third connection (the rate limiter\'s), which rateLimit: false leaves closed', async (t) => {

@@ -46,6 +46,23 @@ t.test('Redis killed: the cache answers from memory or the loader, never throws'
   t.equal(await app.cache.get('hot', { schema: User }), undefined, 'the memory tier is flushed after a reconnect: invalidations may have been missed')
 })
 
+t.test('after SIGKILL and restart of Redis, invalidations published after recovery reach the other instance', async (t) => {
+  const redis = await useRedis(t)
+  const env = { REDIS_URL: redis.url, REDIS_KEY_PREFIX: 'app:' }
+  const a = (await buildTestApp(t, env)).app
+  const b = (await buildTestApp(t, env)).app
+  await redis.kill()
+  await redis.restart()
+  await timeUntil(() => a.redisState.status === 'connected' && b.redisState.status === 'connected', 5_000, 'both connected again')
+  // The suite's subscriber has ioredis' autoResubscribe off: the bus subscribes again on 'ready'.
+  await timeUntil(async () => await redis.cli('PUBSUB', 'NUMSUB', 'app:cache:invalidate') === 'app:cache:invalidate\n2', 5_000, 'both instances subscribed again')
+  await a.cache.set('k', 'one')
+  t.equal(await b.cache.get('k'), 'one', 'in b\'s memory tier')
+  await a.cache.set('k', 'two')
+  await timeUntil(async () => (await b.cache.get('k')) === 'two', 2_000, 'a\'s write after the restart reached b')
+  t.pass('invalidations flow again after the restart')
+})
+
 t.test('no Redis configured: the same API on the memory tier', async (t) => {
   const { app } = await buildTestApp(t, {})
   t.equal(app.redisState.mode, 'memory')

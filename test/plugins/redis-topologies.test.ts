@@ -39,11 +39,14 @@ t.test('mutual TLS: a client certificate is required and presented', async (t) =
 
 t.test('Sentinel: connects to the master; after SIGKILL of the master, writes resume on the promoted replica', async (t) => {
   const group = await useSentinelGroup(t, { password: 'sentinel-group-pw' })
-  const { app } = await buildTestApp(t, {
+  const env = {
     REDIS_SENTINELS: group.sentinelAddresses.map((a) => `${a.host}:${a.port}`).join(','),
     REDIS_SENTINEL_NAME: group.name,
     REDIS_PASSWORD: 'sentinel-group-pw'
-  })
+  }
+  const { app } = await buildTestApp(t, env)
+  // A second instance, to see the cache's invalidations cross over after the failover.
+  const other = (await buildTestApp(t, env)).app
   t.equal(app.redisState.status, 'connected')
   t.equal(app.redisState.mode, 'sentinel')
   // Our Sentinel watch holds and moves the main client only; its copies (rate limiter, subscriber,
@@ -67,6 +70,14 @@ t.test('Sentinel: connects to the master; after SIGKILL of the master, writes re
   await waitFor(async () => (await group.getMasterAddress()).port === group.replica.port, { timeoutMs: 10_000, what: 'the Sentinels name the promoted replica' })
   t.equal((await app.redis.info('server')).includes(`tcp_port:${group.replica.port}`), true, 'the client writes to the promoted replica')
   t.comment(`writes resumed ${resumed}ms after SIGKILL of the master`)
+
+  // The subscriber connections (ioredis' failoverDetector, autoResubscribe off) find the new master
+  // and the cache's bus subscribes again there: a write after the failover reaches the other instance.
+  await waitFor(async () => await group.replica.cli('PUBSUB', 'NUMSUB', 'cache:invalidate') === 'cache:invalidate\n2', { timeoutMs: 10_000, what: 'both instances subscribed on the promoted replica' })
+  await timeUntil(async () => (await app.cache.set('k', 'one').then(() => other.cache.get('k'))) === 'one', 5_000, 'the other instance reads the entry')
+  await app.cache.set('k', 'two')
+  await timeUntil(async () => (await other.cache.get('k')) === 'two', 2_000, 'the write after the failover invalidated the other instance\'s memory copy')
+  t.pass('cache invalidations cross instances after the failover')
 })
 
 t.test('Cluster: connects; after SIGKILL of a master, commands resume once its replica takes over', async (t) => {
