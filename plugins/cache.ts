@@ -31,9 +31,12 @@ async function cachePlugin (app: FastifyInstance, pluginOptions: CachePluginOpti
   const client = given?.redis ?? app.redisConnections.cache
   const onMain = given === undefined && client === main
   // Invalidations travel on the instance that holds the entries: a separate cache instance needs
-  // its own subscriber, not the main connection's.
-  const ownSubscriber = client !== undefined && !onMain ? duplicate(client) : undefined
-  const subscriber = ownSubscriber ?? (client === undefined ? undefined : app.redisConnections.subscriber())
+  // its own subscriber, not the main connection's. Without the bus (CACHE_INVALIDATION_BUS=false)
+  // there is no subscriber at all: other instances see an invalidation when their memory entry is due
+  // for a look at Redis and their versions are read again (the engine's syncInterval, 1 s).
+  const bus = client !== undefined && config.CACHE_INVALIDATION_BUS
+  const ownSubscriber = bus && !onMain ? duplicate(client) : undefined
+  const subscriber = ownSubscriber ?? (bus ? app.redisConnections.subscriber() : undefined)
   const cache = createCache({
     ttl: config.CACHE_DEFAULT_TTL,
     grace: config.CACHE_GRACE,

@@ -19,12 +19,13 @@ async function suiteConnections (redis: RedisServer): Promise<number> {
   return (await redis.cli('CLIENT', 'LIST')).split('\n').filter((line) => line.includes('name=fastify-redis-suite ')).length
 }
 
-async function build (t: { teardown: (fn: () => unknown) => void }, redis: RedisServer, options: Partial<RedisSuiteOptions>, own?: (app: FastifyInstance) => void): Promise<{ app: FastifyInstance, routes: string[], mine: RouteOptions | undefined }> {
+async function build (t: { teardown: (fn: () => unknown) => void }, redis: RedisServer, options: Partial<RedisSuiteOptions>, own?: (app: FastifyInstance) => void,
+  env: Record<string, string> = {}): Promise<{ app: FastifyInstance, routes: string[], mine: RouteOptions | undefined }> {
   const app = Fastify()
   t.teardown(() => app.close())
   const routes: string[] = []
   app.addHook('onRoute', (route) => { routes.push(`${String(route.method)} ${route.url}`) })
-  await app.register(redisSuite, { env: { NODE_ENV: 'test', REDIS_URL: `redis://127.0.0.1:${redis.port}` }, processEnv: false, ...options })
+  await app.register(redisSuite, { env: { NODE_ENV: 'test', REDIS_URL: `redis://127.0.0.1:${redis.port}`, ...env }, processEnv: false, ...options })
   let mine: RouteOptions | undefined
   // Added after the suite: sees every route option the suite's onRoute hooks set.
   app.addHook('onRoute', (route) => { if (route.url === '/mine' && route.method === 'GET') mine = route })
@@ -54,6 +55,25 @@ t.test('everything but the cache off: the cache\'s connections only, no routes, 
   t.equal(await suiteConnections(redis), 2, 'the commands connection and the cache\'s invalidation subscriber')
   t.equal((await app.inject('/mine')).headers['ratelimit'], undefined, 'no limit on the app\'s route')
   t.equal((await app.inject('/health')).statusCode, 404)
+})
+
+t.test('everything but the cache off, CACHE_INVALIDATION_BUS=false: one Redis connection; other instances still see invalidations, within 1 s', async (t) => {
+  const redis = await useRedis(t)
+  const noBus = { CACHE_INVALIDATION_BUS: 'false' }
+  const a = (await build(t, redis, ALL_OFF, undefined, noBus)).app
+  t.equal(await suiteConnections(redis), 1, 'the commands connection only')
+  const b = (await build(t, redis, ALL_OFF, undefined, noBus)).app
+  t.equal(await suiteConnections(redis), 2, 'one per instance')
+  t.equal(await redis.cli('PUBSUB', 'NUMSUB', 'cache:invalidate'), 'cache:invalidate\n0', 'nobody subscribes')
+  await a.cache.set('k', 'one', { tags: ['t'] })
+  t.equal(await b.cache.get('k'), 'one', 'in b\'s memory tier')
+  await a.cache.set('k', 'two')
+  // The bound is the 1 s sync interval plus one command; the wait allows for a loaded machine.
+  await waitFor(async () => (await b.cache.get('k')) === 'two', { timeoutMs: 5_000, what: 'b asked Redis again and got a\'s write' })
+  await a.cache.set('tagged', 'v', { tags: ['t'] })
+  t.equal(await b.cache.get('tagged'), 'v')
+  await a.cache.invalidateTags(['t'])
+  await waitFor(async () => (await b.cache.get('tagged')) === undefined, { timeoutMs: 5_000, what: 'b re-read the tag version' })
 })
 
 t.test('the commands connection never subscribes: big replies are not cut by the pub/sub output limit', async (t) => {
