@@ -48,6 +48,7 @@ export class MemoryStreams implements StreamFactory {
       },
       consume: async (groupName, consumer, handler, consumeOptions = {}) => {
         const maxDeliveries = resolveMaxDeliveries(consumeOptions.maxDeliveries)
+        if (maxDeliveries !== Infinity) this.#deadLetters.watch(name, groupName)
         const log = this.#log(name)
         let group = log.groups.get(groupName)
         if (group === undefined) {

@@ -136,11 +136,22 @@ export interface StreamFactory {
 export class DeadLetterTally {
   readonly #counts = new Map<string, DeadLetterCount>()
 
-  add (stream: string, group: string): void {
+  /**
+   * A group that dead-letters starts its count at 0, so the metric's series exists before the first
+   * dead letter and Prometheus' increase() sees that one too.
+   */
+  watch (stream: string, group: string): DeadLetterCount {
     const key = `${stream}\u0000${group}`
-    const entry = this.#counts.get(key)
-    if (entry === undefined) this.#counts.set(key, { stream, group, count: 1 })
-    else entry.count++
+    let entry = this.#counts.get(key)
+    if (entry === undefined) {
+      entry = { stream, group, count: 0 }
+      this.#counts.set(key, entry)
+    }
+    return entry
+  }
+
+  add (stream: string, group: string): void {
+    this.watch(stream, group).count++
   }
 
   list (): DeadLetterCount[] {
@@ -197,6 +208,7 @@ export class RedisStreams implements StreamFactory {
       consume: async (group, consumer, handler, consumeOptions = {}) => {
         const maxDeliveries = resolveMaxDeliveries(consumeOptions.maxDeliveries)
         await this.#createGroup(key, group, consumeOptions.from ?? 'new')
+        if (maxDeliveries !== Infinity) this.deadLetterTally.watch(name, group)
         const loop = new ConsumerLoop(this, {
           key, name, group, consumer, schema, handler, ...consumeOptions, maxDeliveries, deadKey: streamKey(deadLetterStreamName(name)), maxLen
         })
