@@ -11,6 +11,7 @@ import Type from 'typebox'
 import { useRedis, waitFor, type RedisServer } from '../../helpers/index.js'
 import { RedisStreams, type DeadLetter, type StreamFactory } from '../../../lib/realtime/streams.js'
 import { MemoryStreams } from '../../../lib/realtime/memory-streams.js'
+import { suiteAclRule } from '../../../lib/redis/acl.js'
 
 const TIMEOUT_MS = 1_000
 const Job = Type.Object({ n: Type.Integer() })
@@ -131,5 +132,37 @@ t.test('redis: an entry its consumers kept dying on is dead-lettered without run
   t.same(letter, { id, group: 'workers', consumer: 'live', deliveries: 3, error: 'not acknowledged after 3 deliveries: its consumer stopped or died while handling it', message: { n: 9 } })
   t.same(ran, [], 'the handler never ran a fourth time')
   t.equal(await pending(server, 'app:stream:jobs', 'workers'), 0)
+  await consumer.stop()
+})
+
+t.test('redis: an ACL user without XPENDING (the rule of an earlier version) still takes entries over', async (t) => {
+  const server = await useRedis(t)
+  // The suite's rule for this server (Redis 7.0 refuses one naming CLIENT SETINFO), less XPENDING.
+  const info = await server.cli('INFO', 'server')
+  const valkey = /valkey_version:(\S+)/.exec(info)?.[1]
+  const serverVersion = valkey === undefined ? /redis_version:(\S+)/.exec(info)?.[1] : `valkey ${valkey}`
+  const rule = suiteAclRule('app:', { serverVersion }).replace(' +xpending', '')
+  t.equal(await server.cli('ACL', 'SETUSER', 'old', 'on', '>old-secret', ...rule.split(' ')), 'OK')
+  const connect = (): Redis => {
+    const c = new Redis({ port: server.port, username: 'old', password: 'old-secret', keyPrefix: 'app:', enableOfflineQueue: false, maxRetriesPerRequest: 0, commandTimeout: TIMEOUT_MS })
+    c.on('error', () => {})
+    t.teardown(() => c.disconnect())
+    return c
+  }
+  const warnings: string[] = []
+  const logger = { warn: (_o: object, msg?: string) => { warnings.push(msg ?? '') }, error: () => {} }
+  const main = connect()
+  await new Promise((resolve) => main.once('ready', resolve))
+  const streams = new RedisStreams({ client: main, blockingConnection: connect, timeoutMs: TIMEOUT_MS, blockMs: 50, logger })
+  t.teardown(() => streams.close())
+  const jobs = streams.stream('jobs', Job)
+  await server.cli('XGROUP', 'CREATE', 'app:stream:jobs', 'workers', '$', 'MKSTREAM')
+  await jobs.add({ n: 1 })
+  await server.cli('XREADGROUP', 'GROUP', 'workers', 'dead', 'COUNT', '1', 'STREAMS', 'app:stream:jobs', '>')
+  const handled: Array<{ n: number, deliveries: number }> = []
+  const consumer = await jobs.consume('workers', 'live', (job, meta) => { handled.push({ n: job.n, deliveries: meta.deliveries }) }, { minIdle: 100, maxDeliveries: 3 })
+  await waitFor(() => handled.length === 1, { timeoutMs: 5_000, what: 'the entry taken over' })
+  t.same(handled, [{ n: 1, deliveries: 2 }])
+  t.equal(warnings.filter((w) => /refused XPENDING/.test(w)).length, 1, 'one warning naming what to grant')
   await consumer.stop()
 })
