@@ -281,6 +281,7 @@ export class SuiteMetrics {
     const events = new CumulativeCounter(new Counter({ name: `${name}_events_total`, help: `${name} counters from stats(), by event.`, labelNames: ['event'], registers, collect }))
     const spec = REALTIME_GAUGES[name]
     const gauge = spec === undefined ? undefined : new Gauge({ name: spec.name, help: spec.help, registers, collect })
+    const deadLetters = name === 'pubsub' ? this.#deadLetterSeries(registers, collect) : undefined
     return (stats) => {
       if (stats === undefined || stats === null || typeof stats !== 'object') return
       for (const [field, value] of Object.entries(stats)) {
@@ -288,6 +289,36 @@ export class SuiteMetrics {
       }
       const current = spec?.read(stats)
       if (current !== undefined) gauge?.set(current)
+      deadLetters?.(stats.streamDeadLetters)
+    }
+  }
+
+  /** Stream entries given up on: the series to alert on (any increase means messages were not processed). */
+  #deadLetterSeries (registers: Registry[], collect: () => Promise<void>): (counts: unknown) => void {
+    const counter = new CumulativeCounter(new Counter({
+      name: 'pubsub_stream_dead_letters_total',
+      help: 'Stream entries moved to their dead-letter stream (<name>:dead) after maxDeliveries, by stream and consumer group.',
+      labelNames: ['stream', 'group'],
+      registers,
+      collect
+    }))
+    // Stream and group names come from the app's code, but bound them anyway.
+    const streams = new BoundedLabel(50)
+    const groups = new BoundedLabel(50)
+    return (counts) => {
+      if (!Array.isArray(counts)) return
+      // Sum first: pairs past the label bound share `other`, whose total is theirs together.
+      const totals = new Map<string, { stream: string, group: string, count: number }>()
+      for (const entry of counts as Array<{ stream?: unknown, group?: unknown, count?: unknown }>) {
+        if (typeof entry.stream !== 'string' || typeof entry.group !== 'string' || typeof entry.count !== 'number') continue
+        const stream = streams.value(entry.stream)
+        const group = groups.value(entry.group)
+        const key = `${stream}\u0000${group}`
+        const total = totals.get(key)
+        if (total === undefined) totals.set(key, { stream, group, count: entry.count })
+        else total.count += entry.count
+      }
+      for (const { stream, group, count } of totals.values()) counter.sync({ stream, group }, count)
     }
   }
 

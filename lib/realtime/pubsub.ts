@@ -6,7 +6,7 @@
 import type { Static, TSchema, TUnknown } from 'typebox'
 import { check, decode, DropLog, type MessageLogger } from './message-schema.js'
 import { escapeGlob, type PubSubTransport } from './transport.js'
-import type { StreamFactory, StreamOptions, TypedStream } from './streams.js'
+import type { DeadLetterCount, StreamFactory, StreamOptions, TypedStream } from './streams.js'
 
 // App channels sit under PUBSUB_CHANNEL_SEGMENT after the app's prefix; lib/redis owns the constant
 // because the least-privilege ACL rule grants it.
@@ -46,6 +46,10 @@ export interface PubSubStats {
   streamMessagesAdded: number
   streamMessagesAcked: number
   streamMessagesReclaimed: number
+  /** Stream entries moved to their dead-letter stream after maxDeliveries. */
+  streamMessagesDeadLettered: number
+  /** The same, per stream and consumer group (the labels of `pubsub_stream_dead_letters_total`). */
+  streamDeadLetters: DeadLetterCount[]
 }
 
 /** A message given to publish() that does not match the schema passed with it. */
@@ -142,7 +146,7 @@ export class PubSub {
   }
 
   stats (): PubSubStats {
-    const streams = this.#streams?.stats() ?? { added: 0, acked: 0, reclaimed: 0, dropped: 0, handlerErrors: 0 }
+    const streams = this.#streams?.stats() ?? { added: 0, acked: 0, reclaimed: 0, dropped: 0, handlerErrors: 0, deadLettered: 0 }
     return {
       ...this.#counts,
       messagesDropped: this.#counts.messagesDropped + streams.dropped,
@@ -150,7 +154,9 @@ export class PubSub {
       subscriptions: this.#channels.size + this.#patterns.size,
       streamMessagesAdded: streams.added,
       streamMessagesAcked: streams.acked,
-      streamMessagesReclaimed: streams.reclaimed
+      streamMessagesReclaimed: streams.reclaimed,
+      streamMessagesDeadLettered: streams.deadLettered,
+      streamDeadLetters: this.#streams?.deadLetterCounts() ?? []
     }
   }
 

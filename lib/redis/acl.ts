@@ -20,8 +20,8 @@ export const SUITE_ACL_COMMANDS: readonly string[] = Object.freeze([
   // hash-field expiry of the per-user session index (Redis >= 7.4, Valkey >= 9 only)
   'hpexpireat',
   'zadd', 'zrem', 'zcard', 'zcount', 'zscore', 'zrange', 'zrangebyscore', 'zremrangebyscore',
-  // streams (app.pubsub.stream)
-  'xadd', 'xgroup|create', 'xreadgroup', 'xack', 'xautoclaim',
+  // streams (app.pubsub.stream); XPENDING reads the delivery counts of re-claimed entries
+  'xadd', 'xgroup|create', 'xreadgroup', 'xack', 'xautoclaim', 'xpending',
   // scripts: run and load only (never SCRIPT FLUSH, never FUNCTION)
   'eval', 'evalsha', 'script|load',
   // pub/sub: cache invalidations and app.pubsub, on channels under the prefix only

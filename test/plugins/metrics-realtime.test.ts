@@ -30,3 +30,19 @@ t.test('messages, presence and lock contention move the metrics and pass promtoo
   t.equal(sample(text, 'locks_held'), 1)
   await lock.release()
 })
+
+t.test('a dead-lettered stream entry moves the series users alert on', async (t) => {
+  const redis = await useRedis(t)
+  const { app } = await buildTestApp(t, { REDIS_URL: redis.url })
+  const orders = app.pubsub.stream('orders', Type.Object({ id: Type.Number() }))
+  const consumer = await orders.consume('billing', 'b1', () => { throw new Error('card declined') }, { minIdle: 50, maxDeliveries: 1 })
+  const before = (await app.inject('/metrics')).body
+  t.equal(sample(before, 'pubsub_stream_dead_letters_total', { stream: 'orders', group: 'billing' }), 0, 'the series exists at 0 before the first dead letter')
+  await orders.add({ id: 1 })
+  await timeUntil(() => app.pubsub.stats().streamMessagesDeadLettered === 1, 5_000, 'order dead-lettered')
+  await consumer.stop()
+  const text = (await app.inject('/metrics')).body
+  t.equal(promtool(['check', 'metrics'], text).status, 0, 'promtool check metrics')
+  t.equal(sample(text, 'pubsub_stream_dead_letters_total', { stream: 'orders', group: 'billing' }), 1)
+  t.equal(sample(text, 'pubsub_events_total', { event: 'stream_messages_dead_lettered' }), 1)
+})

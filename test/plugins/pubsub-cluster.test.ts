@@ -1,5 +1,6 @@
-// On Redis Cluster: locks (lock and fence counter in one slot), presence, pub/sub and streams work
-// through the suite unchanged, with names that hash to different slots.
+// On Redis Cluster: locks (lock and fence counter in one slot), presence, pub/sub and streams (dead
+// letters included: a stream and its dead-letter stream in different slots) work through the suite
+// unchanged, with names that hash to different slots.
 import t from 'tap'
 import Type from 'typebox'
 import { useCluster, waitFor } from '../helpers/index.js'
@@ -37,4 +38,15 @@ t.test('cluster: locks, presence, pub/sub and a stream consumer', async (t) => {
   await a.pubsub.stream('jobs', Msg).add({ n: 7 })
   await waitFor(() => handled.includes(7), { timeoutMs: 3_000, what: 'stream entry on the cluster' })
   await consumer.stop()
+
+  // app:stream:orders is slot 5423, app:stream:orders:dead slot 2772: no command spans both.
+  const failing = await b.pubsub.stream('orders', Msg).consume('billing', 'b1', () => { throw new Error('declined') }, { minIdle: 50, maxDeliveries: 2 })
+  await a.pubsub.stream('orders', Msg).add({ n: 1 })
+  await waitFor(() => b.pubsub.stats().streamMessagesDeadLettered === 1, { timeoutMs: 5_000, what: 'a dead letter on the cluster' })
+  await failing.stop()
+  const letters: unknown[] = []
+  const reader = await a.pubsub.stream('orders', Msg).deadLetters.consume('ops', 'o1', (letter) => { letters.push(letter) }, { from: 'beginning' })
+  await waitFor(() => letters.length === 1, { timeoutMs: 3_000, what: 'the dead letter read on the cluster' })
+  t.match(letters[0], { group: 'billing', consumer: 'b1', deliveries: 2, error: 'declined', message: { n: 1 } })
+  await reader.stop()
 })

@@ -117,6 +117,12 @@ t.test('the whole surface works as the ACL user; dangerous commands are refused'
   const consumer = await stream.consume('workers', 'w1', async () => { handled() }, { from: 'beginning' })
   await delivered
   await consumer.stop()
+  // A failing handler: re-claimed (XAUTOCLAIM, XPENDING for its delivery count), then dead-lettered (XADD, XACK).
+  let attempts = 0
+  const failing = await stream.consume('failing', 'f1', async () => { attempts++; throw new Error('always fails') }, { from: 'beginning', minIdle: 50, maxDeliveries: 2 })
+  await waitFor(() => app.pubsub.stats().streamMessagesDeadLettered === 1, { timeoutMs: 5_000, what: 'the entry dead-lettered' })
+  await failing.stop()
+  t.equal(attempts, 2, 'run twice, then dead-lettered')
 
   // presence and locks
   await app.presence.join('room', 'ada')
