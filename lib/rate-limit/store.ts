@@ -269,10 +269,9 @@ export class RateLimitStore {
         const counter = prefix + escapeId(id) + counterSuffix
         return store.#lean(id, counter, p, p === params ? windowArg : String(Math.ceil(p.timeWindow)))
       }
+      if (batched) return store.#leased(id, prefix + escapeId(id) + counterSuffix, p)
       const keys = keysOf(id)
-      return store.#decide(id, keys, p, batched
-        ? () => store.#batched!.consume(keys.counter, p.max, p.timeWindow)
-        : (redis) => redis.run(script, keys.counter, keys.strikes, keys.ban, argsFor(p)), false)
+      return store.#decide(id, keys, p, (redis) => redis.run(script, keys.counter, keys.strikes, keys.ban, argsFor(p)), false)
     }
 
     return {
@@ -308,6 +307,23 @@ export class RateLimitStore {
     return this.#redis!.increment(PLAIN_FIXED_WINDOW_SCRIPT, counter, windowArg).then(
       (reply) => this.#leanDecision(id, params, reply),
       (err: unknown) => this.#afterFailure(wrapRedisError(err), id, this.#keysFor(counter), params, false))
+  }
+
+  // Batched mode's path: a lease in hand answers in this call, with no key object or closure per
+  // request; a lease call (once per lease) or a failure takes the general path's steps.
+  #leased (id: string, counter: string, params: LimitParams): RateLimitDecision | Promise<RateLimitDecision> {
+    if (this.#skipRedis()) return this.#down(id, this.#keysFor(counter), params, false)
+    let answer: LimiterResult | Promise<LimiterResult>
+    try {
+      answer = this.#batched!.consume(counter, params.max, params.timeWindow)
+    } catch (err) {
+      return this.#afterFailure(err, id, this.#keysFor(counter), params, false)
+    }
+    if (!(answer instanceof Promise)) return this.#record(id, params, 'redis', answer)
+    return answer.then((result) => {
+      if (this.#failing) this.#recovered()
+      return this.#record(id, params, 'redis', result)
+    }, (err: unknown) => this.#afterFailure(err, id, this.#keysFor(counter), params, false))
   }
 
   #leanDecision (id: string, params: LimitParams, reply: IncrementReply): RateLimitDecision {
