@@ -1,8 +1,8 @@
 // The suite's Prometheus series in one per-app registry (never prom-client's global one, so many apps
 // can live in one process). HTTP and Redis command timings are observed as they happen; connection
 // state and the features' cumulative stats are read once per scrape.
-import { Counter, Gauge, Histogram, Registry } from 'prom-client'
-import { RequestHistogram } from './request-histogram.js'
+import { Counter, Gauge, Registry } from 'prom-client'
+import { CommandHistogram, RequestHistogram } from './request-histogram.js'
 import type { CacheStats } from '../cache/index.js'
 import type { RateLimitStats } from '../rate-limit/index.js'
 import type { RedisState, RedisStatus } from '../redis/index.js'
@@ -58,7 +58,7 @@ export class SuiteMetrics {
   readonly #sources: MetricSources
   readonly #onSourceError: (source: string, err: unknown) => void
   readonly #http: RequestHistogram
-  readonly #commandDuration: Histogram<'connection' | 'command'>
+  readonly #commandDuration: CommandHistogram
   readonly #commandErrors: Counter<'connection' | 'command' | 'error'>
   readonly #state: Gauge<'state'>
   readonly #mode: Gauge<'mode'>
@@ -98,10 +98,9 @@ export class SuiteMetrics {
     this.#refusals = new CumulativeCounter(new Counter({ name: 'redis_client_refusals_total', help: 'Commands Redis refused on the main connection, by kind: oom (maxmemory with noeviction), misconf (failed snapshot), readonly (a replica), noperm (ACL).', labelNames: ['kind'], registers, collect }))
     this.#pingLatency = new Gauge({ name: 'redis_client_ping_latency_seconds', help: 'Round trip of the last background PING (absent before the first).', registers, collect })
     this.#pingLatency.remove() // a gauge without labels starts at 0; no PING yet is no sample, not zero
-    this.#commandDuration = new Histogram({
+    this.#commandDuration = new CommandHistogram({
       name: 'redis_client_command_duration_seconds',
       help: 'Redis command round trip (failed commands included), by connection (main, cache) and command.',
-      labelNames: ['connection', 'command'],
       buckets: REDIS_BUCKETS,
       registers
     })
@@ -138,7 +137,7 @@ export class SuiteMetrics {
 
   observeRedisCommand (connection: string, command: string, seconds: number, error: CommandErrorKind | undefined): void {
     const name = this.#commands.value(command.toLowerCase())
-    this.#commandDuration.observe({ connection, command: name }, seconds)
+    this.#commandDuration.observe(connection, name, seconds)
     if (error !== undefined) this.#commandErrors.inc({ connection, command: name, error })
   }
 
