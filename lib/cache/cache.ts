@@ -94,9 +94,17 @@ class CacheScope implements Cache {
 
   getOrSet<S extends TSchema>(key: string, loader: Loader<Static<S>>, options: GetOrSetOptions<S> & { schema: S }): Promise<Static<S>>
   getOrSet<T>(key: string, loader: Loader<T>, options?: GetOrSetOptions): Promise<T>
-  async getOrSet (key: string, loader: Loader<unknown>, options?: AnySchemaOptions): Promise<unknown> {
-    const fullKey = this.#fullKey(key)
-    const r = resolveOptions(this.#defaults, options)
+  getOrSet (key: string, loader: Loader<unknown>, options?: AnySchemaOptions): Promise<unknown> {
+    // Not async: an async function returning ReadThrough's promise would adopt it, two more
+    // microtask turns per call. A bad key or option still rejects rather than throws.
+    let fullKey: string
+    let r: ReturnType<typeof resolveOptions>
+    try {
+      fullKey = this.#fullKey(key)
+      r = resolveOptions(this.#defaults, options)
+    } catch (err) {
+      return Promise.reject(err)
+    }
     return this.#readThrough.getOrSet({ namespace: this.namespaceName, key, fullKey, r }, loader)
   }
 

@@ -38,11 +38,12 @@ export class ReadThrough {
     this.#engine = engine
   }
 
-  async getOrSet (call: Call, loader: Loader<unknown>): Promise<unknown> {
+  /** Not async: each answer is one promise (a hit from memory an already resolved one), no adoption of another. */
+  getOrSet (call: Call, loader: Loader<unknown>): Promise<unknown> {
     const hit = this.#engine.memoryHit(call.namespace, call.fullKey, call.r)
-    if (hit !== undefined) return hit.value
+    if (hit !== undefined) return Promise.resolve(hit.value)
     const memory = this.#engine.lookupMemory(call.namespace, call.fullKey, call.r)
-    if (memory.fresh !== undefined) return memory.fresh.envelope.value
+    if (memory.fresh !== undefined) return Promise.resolve(memory.fresh.envelope.value)
     let flight = this.#flights.get(call.fullKey)
     // A flight stays in the map until its lock is released, after it answered: one that began before
     // an invalidation of this key may carry the invalidated value, so a later caller starts afresh.
@@ -51,9 +52,9 @@ export class ReadThrough {
       flight = this.#fly(call, loader, memory)
     } else if (memory.stale !== undefined) {
       // Someone is already refreshing this key: serve stale rather than wait.
-      return this.#served(call, memory.stale)
+      return Promise.resolve(this.#served(call, memory.stale))
     }
-    return this.#served(call, await flight.answer)
+    return flight.answer.then((found) => this.#served(call, found))
   }
 
   async getOrSetMany (namespace: string, keys: string[], fullKeys: string[], r: ResolvedOptions,
@@ -109,6 +110,13 @@ export class ReadThrough {
   #fly (call: Call, loader: Loader<unknown>, memory: Lookup): Flight {
     const flight: Flight = { answer: undefined as unknown as Promise<Found>, startedAt: this.#engine.invalidations }
     const land = (): void => { if (this.#flights.get(call.fullKey) === flight) this.#flights.delete(call.fullKey) }
+    // One promise for a hit. A miss's own answer lands the flight when its load is over, or at once
+    // on an error (#miss), so callers that arrive after a hard timeout start a new flight rather than
+    // inherit the error.
+    const failed = (err: unknown): never => {
+      land()
+      throw err
+    }
     flight.answer = this.#engine.lookupRedis(call.namespace, call.fullKey, call.r).then((remote) => {
       if (remote.fresh !== undefined) {
         land()
@@ -119,12 +127,12 @@ export class ReadThrough {
         land()
         return memory.recheck
       }
-      return this.#miss(call, loader, memory.stale, remote, flight.startedAt, land)
-    }).then(undefined, (err: unknown) => {
-      // Callers that arrive after a hard timeout start a new flight rather than inherit the error.
-      land()
-      throw err
-    })
+      try {
+        return this.#miss(call, loader, memory.stale, remote, flight.startedAt, land)
+      } catch (err) {
+        return failed(err)
+      }
+    }, failed)
     this.#flights.set(call.fullKey, flight)
     return flight
   }
@@ -137,6 +145,8 @@ export class ReadThrough {
     // #run settles `answer` (maybe early, with a stale value) and only returns once the load is over.
     this.#run(call, loader, newest(memoryStale, remote.stale), remote.versions, invalidationsBefore, settle, fail)
       .catch(fail).finally(land).catch(() => undefined)
+    // A failed answer (a hard timeout) lands the flight at once: later callers start a new one.
+    answer.then(undefined, land)
     return answer
   }
 

@@ -84,7 +84,8 @@ export class RedisTier {
     const { keys, resolves } = batch
     const first = keys[0]
     if (keys.length === 1 && first !== undefined) {
-      this.#client.get(first).then(this.#ok, this.#readFailed).then(resolves[0])
+      const resolve = resolves[0]!
+      this.#client.get(first).then((raw) => { resolve(this.#ok(raw)) }, (err: unknown) => { resolve(this.#readFailed(err)) })
       return
     }
     this.#client.mget(...keys).then((raws) => {
