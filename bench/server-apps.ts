@@ -78,7 +78,10 @@ async function suite (spec: ServerSpec, routes: (app: FastifyInstance) => void |
       ...(trustProxy === undefined ? {} : { TRUST_PROXY: trustProxy.join(',') }),
       ...spec.env
     },
-    processEnv: false
+    processEnv: false,
+    // As production runs it (NODE_ENV=production turns freezing off; the bench's NODE_ENV is test so
+    // that production's settings checks, such as a metrics token, do not apply).
+    cache: { freeze: false }
   })
   await app.after()
   await routes(app)

@@ -21,5 +21,5 @@ process.on('message', (message: { id: number }) => {
 })
 process.on('disconnect', () => {
   // Closing flushes --cpu-prof's profile (written at exit) and lets the app close its Redis clients.
-  void app.close().finally(() => process.exit())
+  app.close().then(() => process.exit(), () => process.exit(1))
 })
