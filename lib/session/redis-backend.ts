@@ -108,7 +108,7 @@ if ARGV[1] ~= '' and user ~= ARGV[1] then return { 0, user } end
 return { redis.call('DEL', KEYS[1]), user }
 `
 
-// KEYS[1] the session hash, KEYS[2] its total index bucket. ARGV: now, refreshEvery, idleTimeout, ttl
+// KEYS[1] the session hash, KEYS[2] its total index bucket, KEYS[3] its expiry ledger bucket. ARGV: now, refreshEvery, idleTimeout, ttl
 // (SESSION_TTL), the key prefix of user indexes (the client's keyPrefix included), the handle, 'h'
 // when the user index is the hash with field expiry (its prefix then given in ARGV[5]), 'z' otherwise,
 // and SESSION_MAX_LIFETIME (the cap of a chosen max age, which is also that session's idle timeout).
@@ -159,6 +159,10 @@ if user then
     index(userKey)
   end
 end
+local before = nil
+for i = 1, #h, 2 do if h[i] == '${META.expires}' then before = tonumber(h[i + 1]) end end
+-- A shorter expiry than before (a shortened timeout): the expiry ledger (same slot as KEYS[2]) follows.
+if before and now + ttl < before then redis.call('ZADD', KEYS[3], 'XX', 'LT', expiresAt, ARGV[6]) end
 redis.call('HSET', KEYS[1], '${META.seen}', ARGV[1], '${META.expires}', expiresAt)
 redis.call('PEXPIRE', KEYS[1], ttl)
 index(KEYS[2])
@@ -166,7 +170,7 @@ return { h, ttl }
 `
 
 interface ScriptedClient {
-  sessionLoad: (key: string, bucket: string, now: string, every: string, idle: string, ttl: string, userPrefix: string, handle: string, indexKind: 'h' | 'z', maxLifetime: string) => Promise<[string[], number]>
+  sessionLoad: (key: string, bucket: string, ledger: string, now: string, every: string, idle: string, ttl: string, userPrefix: string, handle: string, indexKind: 'h' | 'z', maxLifetime: string) => Promise<[string[], number]>
   sessionUserHashAdd: (key: string, expiresAt: string, handle: string) => Promise<number>
   sessionWrite: (key: string, ...args: string[]) => Promise<[number, number]>
   sessionLedgerAdd: (ledger: string, users: string, score: string, handle: string, hasUser: '0' | '1', userId: string) => Promise<number>
@@ -189,7 +193,7 @@ export class RedisSessionBackend implements SessionBackend {
       client.defineCommand('sessionWrite', { numberOfKeys: 1, lua: WRITE_LUA })
       client.defineCommand('sessionIndexAdd', { numberOfKeys: 1, lua: INDEX_ADD_LUA })
       client.defineCommand('sessionDestroy', { numberOfKeys: 1, lua: DESTROY_LUA })
-      client.defineCommand('sessionLoad', { numberOfKeys: 2, lua: LOAD_LUA })
+      client.defineCommand('sessionLoad', { numberOfKeys: 3, lua: LOAD_LUA })
       client.defineCommand('sessionUserHashAdd', { numberOfKeys: 1, lua: USER_HASH_ADD_LUA })
       client.defineCommand('sessionLedgerAdd', { numberOfKeys: 2, lua: LEDGER_ADD_LUA })
       client.defineCommand('sessionLedgerDel', { numberOfKeys: 2, lua: LEDGER_DEL_LUA })
@@ -239,7 +243,7 @@ export class RedisSessionBackend implements SessionBackend {
     const known = this.#seen.get(handle)
     const script = refresh !== undefined && (known === undefined || refresh.now - known >= refresh.every)
     const args: LoadArgs | undefined = script
-      ? [sessionKey(handle), allSessionsKey(handle), String(refresh.now), String(refresh.every), String(refresh.idleTimeout), String(refresh.ttl),
+      ? [sessionKey(handle), allSessionsKey(handle), expiryLedgerKeys(handle)[0], String(refresh.now), String(refresh.every), String(refresh.idleTimeout), String(refresh.ttl),
           this.#hashFieldExpiry ? this.#userHashPrefix : this.#userPrefix, handle, this.#hashFieldExpiry ? 'h' : 'z', String(refresh.maxLifetime)]
       : undefined
     const reply = await new Promise<unknown>((resolve, reject) => {
@@ -315,7 +319,7 @@ export class RedisSessionBackend implements SessionBackend {
     const moved = write.previousUserId !== undefined && write.previousUserId !== write.userId
     // The expiry ledger holds a lower bound of each session's expiry: written when a session may be
     // new (a replace) or changes user, never at a refresh (the sweep re-scores live entries itself).
-    const ledger = write.mode === 'replace' || moved ? expiryLedgerKeys(handle) : undefined
+    const ledger = write.mode === 'replace' || moved || write.shortened === true ? expiryLedgerKeys(handle) : undefined
     // One round trip: the commands go out together. The user's index is written first (on one
     // connection Redis runs them in order), so a session whose expiry moved is always findable by
     // revokeAll(); the total index is only written here, at sign-in, sign-out and the refresh cadence.
@@ -330,7 +334,10 @@ export class RedisSessionBackend implements SessionBackend {
       moved ? this.#userUnindex(write.previousUserId as string, handle) : undefined,
       ledger === undefined
         ? undefined
-        : this.#client.sessionLedgerAdd(ledger[0], ledger[1], String(expiresAt), handle, write.userId === undefined ? '0' : '1', write.userId ?? '')
+        : write.mode === 'update' && !moved
+          // Only ever lowered (LT), and only for a session the ledger holds (XX).
+          ? this.#client.zadd(ledger[0], 'XX', 'LT', String(expiresAt), handle)
+          : this.#client.sessionLedgerAdd(ledger[0], ledger[1], String(expiresAt), handle, write.userId === undefined ? '0' : '1', write.userId ?? '')
     ])
     if (Number(applied) === 0) {
       this.#seen.delete(handle)
@@ -468,7 +475,7 @@ export class RedisSessionBackend implements SessionBackend {
   }
 }
 
-type LoadArgs = [string, string, string, string, string, string, string, string, 'h' | 'z', string]
+type LoadArgs = [string, string, string, string, string, string, string, string, string, 'h' | 'z', string]
 /** A batched read: the script with its arguments, or a plain HGETALL of `key` when args is undefined. */
 interface PendingLoad { key: string, args: LoadArgs | undefined, resolve: (reply: unknown) => void, reject: (err: unknown) => void }
 const MAX_SEEN = 50_000

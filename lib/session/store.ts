@@ -639,7 +639,7 @@ export class SessionStore {
     // absolute deadline stored with it still caps the TTL inside the write.
     const userId = loaded?.meta.userId
     const { applied } = await this.guarded(this.backend.write(handle, {
-      mode: 'update', now, ttlMs, set: { [META.seen]: String(now) }, setIfAbsent: {}, del: [], userId, previousUserId: userId
+      mode: 'update', now, ttlMs, set: { [META.seen]: String(now) }, setIfAbsent: {}, del: [], userId, previousUserId: userId, shortened: loaded !== undefined && now + ttlMs < loaded.meta.expiresAt
     }))
     this.#stats.touches++
     if (applied > 0) this.events.emit('refreshed', handle, userId, 'activity')
@@ -687,7 +687,7 @@ export class SessionStore {
         else set[META.user] = userId
       }
       touch = Object.keys(set).length === 1 && del.length === 0
-      write = { mode: 'update', now, ttlMs, set, setIfAbsent: {}, del, userId, previousUserId: loaded.meta.userId }
+      write = { mode: 'update', now, ttlMs, set, setIfAbsent: {}, del, userId, previousUserId: loaded.meta.userId, shortened: now + ttlMs < loaded.meta.expiresAt }
     } else {
       const client = this.#clients.get(sessionId)
       this.#clients.delete(sessionId)

@@ -55,6 +55,8 @@ export interface SessionWrite {
   userId: string | undefined
   /** The user the session was indexed under before, when it changed. */
   previousUserId: string | undefined
+  /** The write ends the session sooner than it was due to end (a shorter lifetime): the expiry ledger must follow. */
+  shortened?: boolean
 }
 
 /** `created`: the write created the session (it did not exist before): the created event's source. */
