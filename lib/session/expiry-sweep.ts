@@ -41,11 +41,19 @@ export class ExpirySweep {
     this.#timer.unref()
   }
 
-  /** Stops the timer and waits for a sweep under way (its handlers included). */
-  async stop (): Promise<void> {
+  /**
+   * Stops the timer and waits for a sweep under way (its handlers included), for at most `waitMs`:
+   * shutdown stays bounded. An expiry whose handlers did not finish is not acknowledged, so another
+   * instance reports it once the claim lapses.
+   */
+  async stop (waitMs = 1_000): Promise<void> {
     if (this.#timer !== undefined) clearInterval(this.#timer)
     this.#timer = undefined
-    await this.#running?.catch(() => {})
+    const running = this.#running
+    if (running === undefined) return
+    let timer: NodeJS.Timeout | undefined
+    await Promise.race([running.catch(() => {}), new Promise<void>((resolve) => { timer = setTimeout(resolve, waitMs) })])
+    clearTimeout(timer)
   }
 
   /** One sweep (never two at once); resolves with how many expiries this instance reported. */

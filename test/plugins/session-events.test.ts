@@ -2,8 +2,10 @@
 // connection, store and sweep) on one real Redis: created on the instance that signed in, revoked on
 // the one that signed out or revoked, regenerated named as such, an expiry reported once across both
 // by their sweeps (SESSION_EVENTS_SWEEP), and a failing handler never failing a request while
-// /metrics counts it.
+// /metrics counts it. Then the expiry race again with the second instance in a process of its own.
 import t from 'tap'
+import { spawn } from 'node:child_process'
+import { createInterface } from 'node:readline'
 import type { FastifyInstance } from 'fastify'
 import { useRedis, waitFor, type RedisServer } from '../helpers/index.js'
 import { buildTestApp } from '../helper.js'
@@ -79,4 +81,33 @@ t.test('a failing handler never fails the request; /metrics counts it', async (t
   t.equal(sample(text, 'session_lifecycle_handler_errors_total'), 2)
   t.equal(sample(text, 'session_lifecycle_events_dropped_total'), 0)
   t.throws(() => app.sessions.on('deleted' as 'created', () => {}), /unknown event "deleted"/)
+})
+
+t.test('two processes: an expiry is reported once, by whichever instance claims it', async (t) => {
+  const server = await useRedis(t)
+  const env = { REDIS_URL: server.url, SESSION_SECRET: SECRET, RATE_LIMIT_GLOBAL: 'false', METRICS_ENABLED: 'false', SESSION_EVENTS_SWEEP: '100ms' }
+  const child = spawn(process.execPath, ['--import', 'tsx', 'test/helpers/session-events-child.ts'], {
+    env: { ...process.env, SESSION_EVENTS_ENV: JSON.stringify(env) },
+    stdio: ['ignore', 'pipe', 'inherit']
+  })
+  t.teardown(() => { child.kill('SIGKILL') })
+  const fromChild: SessionEvent[] = []
+  let ready!: () => void
+  const started = new Promise<void>((resolve) => { ready = resolve })
+  createInterface({ input: child.stdout }).on('line', (line) => {
+    const message = JSON.parse(line) as { ready?: true, event?: SessionEvent }
+    if (message.ready === true) ready()
+    if (message.event !== undefined) fromChild.push(message.event)
+  })
+  const here = await instance(t, server, { METRICS_ENABLED: 'false' })
+  await started
+  // Expiries spread over 600 ms: several sweeps of each process race for them.
+  const sids = await Promise.all(Array.from({ length: 10 }, (_, i) => login(here.app, `p${i}`, { lifetime: `${300 + i * 60}ms` })))
+  await waitFor(() => [...here.seen, ...fromChild].filter((e) => e.type === 'expired').length >= sids.length, { what: 'ten expired events', timeoutMs: 5_000 })
+  await new Promise((resolve) => setTimeout(resolve, 300)) // more sweeps of both: nothing more comes
+  const expired = [...here.seen, ...fromChild].filter((e) => e.type === 'expired')
+  t.equal(expired.length, sids.length, 'each expiry reported once across the two processes')
+  t.same(new Set(expired.map((e) => e.id)), new Set(sids.map((sid) => idOf(here.app, sid))))
+  t.comment(`reported here: ${here.seen.filter((e) => e.type === 'expired').length}, in the child: ${fromChild.filter((e) => e.type === 'expired').length}`)
+  t.equal(fromChild.filter((e) => e.type === 'created').length, 0, 'created only where the sign-ins happened')
 })
