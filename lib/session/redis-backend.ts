@@ -55,8 +55,15 @@ return { ttl, exists and 0 or 1 }
 `
 
 // The expiry ledger (keys.ts). KEYS[1] a ledger bucket, KEYS[2] its user hash (same slot).
-// LEDGER_ADD ARGV: score, handle, '1' and the user id, or '0'. LEDGER_DEL ARGV: handles.
+// LEDGER_ADD ARGV: score, handle, '1' and the user id, or '0', then a cutoff: up to 100 entries due
+// before it are dropped (no sweep ran for LEDGER_GRACE_MS: a store used without the plugin's sweep, or
+// every instance down that long), so the ledger stays bounded. LEDGER_DEL ARGV: handles.
 const LEDGER_ADD_LUA = `
+local stale = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[5], 'LIMIT', 0, 100)
+if #stale > 0 then
+  redis.call('ZREM', KEYS[1], unpack(stale))
+  redis.call('HDEL', KEYS[2], unpack(stale))
+end
 redis.call('ZADD', KEYS[1], ARGV[1], ARGV[2])
 if ARGV[3] == '1' then redis.call('HSET', KEYS[2], ARGV[2], ARGV[4]) else redis.call('HDEL', KEYS[2], ARGV[2]) end
 return 1
@@ -173,7 +180,7 @@ interface ScriptedClient {
   sessionLoad: (key: string, bucket: string, ledger: string, now: string, every: string, idle: string, ttl: string, userPrefix: string, handle: string, indexKind: 'h' | 'z', maxLifetime: string) => Promise<[string[], number]>
   sessionUserHashAdd: (key: string, expiresAt: string, handle: string) => Promise<number>
   sessionWrite: (key: string, ...args: string[]) => Promise<[number, number]>
-  sessionLedgerAdd: (ledger: string, users: string, score: string, handle: string, hasUser: '0' | '1', userId: string) => Promise<number>
+  sessionLedgerAdd: (ledger: string, users: string, score: string, handle: string, hasUser: '0' | '1', userId: string, cutoff: string) => Promise<number>
   sessionLedgerDel: (ledger: string, users: string, ...handles: string[]) => Promise<number>
   sessionLedgerClaim: (ledger: string, users: string, now: string, until: string, ...handles: string[]) => Promise<Array<string | null>>
   sessionIndexAdd: (key: string, now: string, expiresAt: string, handle: string, ttl: string) => Promise<number>
@@ -337,7 +344,7 @@ export class RedisSessionBackend implements SessionBackend {
         : write.mode === 'update' && !moved
           // Only ever lowered (LT), and only for a session the ledger holds (XX).
           ? this.#client.zadd(ledger[0], 'XX', 'LT', String(expiresAt), handle)
-          : this.#client.sessionLedgerAdd(ledger[0], ledger[1], String(expiresAt), handle, write.userId === undefined ? '0' : '1', write.userId ?? '')
+          : this.#client.sessionLedgerAdd(ledger[0], ledger[1], String(expiresAt), handle, write.userId === undefined ? '0' : '1', write.userId ?? '', String(write.now - LEDGER_GRACE_MS))
     ])
     if (Number(applied) === 0) {
       this.#seen.delete(handle)
@@ -479,6 +486,8 @@ type LoadArgs = [string, string, string, string, string, string, string, string,
 /** A batched read: the script with its arguments, or a plain HGETALL of `key` when args is undefined. */
 interface PendingLoad { key: string, args: LoadArgs | undefined, resolve: (reply: unknown) => void, reject: (err: unknown) => void }
 const MAX_SEEN = 50_000
+/** Expiry ledger entries due longer ago than this were never swept: dropped by the next sign-in to their bucket. */
+const LEDGER_GRACE_MS = 3_600_000
 
 /** HGETALL's flat reply (field, value, …) into fields and metadata, without an intermediate object. */
 function parseFlatHash (flat: string[]): StoredSession | undefined {

@@ -130,3 +130,30 @@ t.test('memory backend: events and expiry alike', async (t) => {
   t.equal(await a.sweep.sweep(), 1)
   t.match(of(a.seen, 'expired'), [{ id: sessionHandle('m1'), userId: 'ada', reason: 'timeout' }])
 })
+
+t.test('the ledger stays bounded without a sweep: entries due over an hour ago go at the next creation in their bucket', async (t) => {
+  const server = await useRedis(t)
+  const { store } = makeStore(await connect(t, server))
+  const bucket = (id: string): number => sessionHandle(id).charCodeAt(0) % 16
+  const target = bucket('old')
+  const sibling = Array.from({ length: 500 }, (_, i) => `n${i}`).find((id) => bucket(id) === target) as string
+  await server.cli('ZADD', `sess:exp:{${target}}`, String(Date.now() - 2 * 3_600_000), 'stale-handle')
+  await server.cli('HSET', `sess:expu:{${target}}`, 'stale-handle', 'ada')
+  await save(store, newSession(sibling, { userId: 'bob' }))
+  t.equal(await server.cli('ZSCORE', `sess:exp:{${target}}`, 'stale-handle'), '', 'dropped')
+  t.equal(await server.cli('HEXISTS', `sess:expu:{${target}}`, 'stale-handle'), '0', 'its user too')
+  t.not(await server.cli('ZSCORE', `sess:exp:{${target}}`, sessionHandle(sibling)), '', 'the new one is in')
+})
+
+t.test('a lifetime shortened on an existing session moves its ledger entry earlier: the expiry is reported on time', async (t) => {
+  const server = await useRedis(t)
+  const a = await instance(t, server)
+  await save(a.store, newSession('sh', { userId: 'ada' }))
+  const loaded = await load(a.store, 'sh')
+  if (loaded === null) throw new Error('not loaded')
+  loaded.cookie = { originalMaxAge: 300 } // session.options({ maxAge: 300 }) in a handler
+  await save(a.store, loaded)
+  await waitFor(async () => await server.cli('EXISTS', `sess:{${sessionHandle('sh')}}`) === '0', { what: 'sh expired', timeoutMs: 5_000 })
+  t.equal(await a.sweep.sweep(), 1, 'due in the ledger at its new expiry, not a day later')
+  t.match(of(a.seen, 'expired'), [{ id: sessionHandle('sh'), userId: 'ada', reason: 'timeout' }])
+})
