@@ -5,7 +5,8 @@
 //
 // Handlers never run inside a request's path: events wait in a bounded queue and are handed over on
 // the next turn of the event loop. A handler that throws or rejects is logged (at most one line per
-// 10 s) and counted; a queue that is full drops the event and counts it. Neither ever fails a request.
+// 10 s) and counted; once 10,000 events wait or have handlers still running (async handlers far slower
+// than events arrive), new events are dropped and counted. Neither ever fails a request.
 
 export type SessionEventName = 'created' | 'refreshed' | 'revoked' | 'expired'
 
@@ -43,7 +44,7 @@ export type SessionEventHandler<E extends SessionEventName = SessionEventName> =
 export interface SessionEventStats {
   /** Events handed to handlers. */
   eventsDelivered: number
-  /** Events not delivered because the queue was full (handlers too slow), or the expiry claim failed. */
+  /** Events not delivered because 10,000 were already waiting or running (handlers too slow). */
   eventsDropped: number
   /** Handler calls that threw or rejected. */
   eventHandlerErrors: number
@@ -51,7 +52,8 @@ export interface SessionEventStats {
 
 export interface SessionEventsLogger { warn: (obj: object, msg: string) => void }
 
-const MAX_QUEUED = 10_000
+/** Events queued plus handler calls still running, past which new events are dropped (memory stays bounded). */
+const MAX_PENDING = 10_000
 const LOG_EVERY_MS = 10_000
 
 export class SessionEvents {
@@ -59,6 +61,8 @@ export class SessionEvents {
   readonly #logger: SessionEventsLogger
   readonly #now: () => number
   #queue: SessionEvent[] = []
+  /** Handler promises not settled yet: with the queue, what MAX_PENDING bounds. */
+  #inFlight = 0
   #scheduled = false
   readonly #stats: SessionEventStats = { eventsDelivered: 0, eventsDropped: 0, eventHandlerErrors: 0 }
   #loggedAt = -Infinity
@@ -89,8 +93,8 @@ export class SessionEvents {
   /** Queues an event for its handlers, on the next turn of the event loop; never throws. */
   emit<E extends SessionEventName> (type: E, id: string, userId: string | undefined, reason: SessionEventReasons[E]): void {
     if (this.#handlers[type].length === 0) return
-    if (this.#queue.length >= MAX_QUEUED) {
-      this.dropped(1)
+    if (this.#queue.length + this.#inFlight >= MAX_PENDING) {
+      this.#dropped(1)
       return
     }
     this.#queue.push({ type, id, userId, reason, at: this.#now() } as SessionEvent)
@@ -109,9 +113,9 @@ export class SessionEvents {
     if (pending.length > 0) await Promise.all(pending)
   }
 
-  dropped (n: number): void {
+  #dropped (n: number): void {
     this.#stats.eventsDropped += n
-    this.#complain('session events dropped: handlers are slower than events arrive (or the expiry sweep could not claim)')
+    this.#complain('session events dropped: 10,000 are waiting for or running in slow handlers')
   }
 
   stats (): SessionEventStats {
@@ -133,7 +137,11 @@ export class SessionEvents {
       try {
         const result = handler(event)
         if (result !== undefined && typeof (result as Promise<void>).then === 'function') {
-          pending.push(Promise.resolve(result).catch((err: unknown) => { this.#failed(event, err) }))
+          this.#inFlight++
+          pending.push(Promise.resolve(result).then(() => { this.#inFlight-- }, (err: unknown) => {
+            this.#inFlight--
+            this.#failed(event, err)
+          }))
         }
       } catch (err) {
         this.#failed(event, err)

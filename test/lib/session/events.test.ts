@@ -5,7 +5,7 @@
 // reported again after its lease, and handler failures never reach the store's callers.
 import t, { type Test } from 'tap'
 import { useRedis, waitFor, type RedisServer } from '../../helpers/index.js'
-import { ExpirySweep, sessionHandle, type SessionEvent, type SessionStore, type UserSessions } from '../../../lib/session/index.js'
+import { ExpirySweep, SessionEvents, sessionHandle, type SessionEvent, type SessionStore, type UserSessions } from '../../../lib/session/index.js'
 import { connect, destroy, load, makeStore, newSession, save } from './fixtures.js'
 
 interface Instance { store: SessionStore, sessions: UserSessions, sweep: ExpirySweep, seen: SessionEvent[] }
@@ -156,4 +156,20 @@ t.test('a lifetime shortened on an existing session moves its ledger entry earli
   await waitFor(async () => await server.cli('EXISTS', `sess:{${sessionHandle('sh')}}`) === '0', { what: 'sh expired', timeoutMs: 5_000 })
   t.equal(await a.sweep.sweep(), 1, 'due in the ledger at its new expiry, not a day later')
   t.match(of(a.seen, 'expired'), [{ id: sessionHandle('sh'), userId: 'ada', reason: 'timeout' }])
+})
+
+t.test('events beyond 10,000 waiting or in slow handlers are dropped and counted, never queued without bound', async (t) => {
+  const events = new SessionEvents()
+  const release: Array<() => void> = []
+  events.on('refreshed', () => new Promise<void>((resolve) => { release.push(resolve) })) // a handler that hangs
+  for (let i = 0; i < 10_005; i++) events.emit('refreshed', `h${i}`, 'ada', 'activity')
+  t.equal(events.stats().eventsDropped, 5, 'the five past the bound, at once')
+  await settle()
+  t.equal(release.length, 10_000, 'the rest handed to the handler')
+  events.emit('refreshed', 'late', 'ada', 'activity')
+  t.equal(events.stats().eventsDropped, 6, 'while 10,000 handler calls still run, a new event is dropped too')
+  for (const done of release) done()
+  await settle()
+  events.emit('refreshed', 'after', 'ada', 'activity')
+  t.equal(events.stats().eventsDropped, 6, 'once they finished, events flow again')
 })
