@@ -8,7 +8,7 @@ import configPlugin, { type ConfigPluginOptions } from './plugins/config.js'
 import redisPlugin, { type RedisPluginOptions } from './plugins/redis.js'
 import cachePlugin, { type CachePluginOptions } from './plugins/cache.js'
 import httpCachePlugin, { type HttpCachePluginOptions } from './plugins/http-cache.js'
-import sessionPlugin, { type SessionPluginOptions } from './plugins/session.js'
+import sessionPlugin, { type RegenerateOptions, type SessionPluginOptions } from './plugins/session.js'
 import rateLimitPlugin, { type RateLimitPluginOptions } from './plugins/rate-limit.js'
 import pubsubPlugin from './plugins/pubsub.js'
 import presencePlugin from './plugins/presence.js'
@@ -106,5 +106,8 @@ export type { TypedStream, StreamConsumer, StreamHandler, StreamMeta, StreamOpti
 export { Presence, type PresenceMember, type PresenceStats, type JoinResult } from './lib/realtime/index.js'
 export { Locks, Lock, LockBusyError, LockLostError, tryLock, tryFencedLock, releaseLock, extendLock, type LockStats, type AcquireOptions, type WithLockOptions } from './lib/locks/index.js'
 export { RedisCommandError } from './lib/redis/index.js'
-export { sessionPlugin, type SessionPluginOptions }
-export { SessionStore, UserSessions, RedisSessionBackend, MemorySessionBackend, SessionUnavailableError, SessionDataError, SessionNotEnabledError, type SessionInfo, type SessionStats, type SessionStoreOptions } from './lib/session/index.js'
+export { sessionPlugin, type SessionPluginOptions, type RegenerateOptions }
+export {
+  SessionStore, UserSessions, RedisSessionBackend, MemorySessionBackend, SessionUnavailableError, SessionDataError, SessionNotEnabledError, type SessionInfo, type SessionStats, type SessionStoreOptions,
+  type SessionEvent, type SessionEventName, type SessionEventHandler, type SessionEventReasons, type SessionEventStats
+} from './lib/session/index.js'

@@ -23,14 +23,32 @@ import fastifySession from '@fastify/session'
 export type {} from '@fastify/session'
 import type { FastifyInstance, FastifyReply, FastifyRequest, RouteOptions } from 'fastify'
 import type { TSchema } from 'typebox'
-import { secureCookies, suiteLogOptions } from '../lib/config/index.js'
+import { parseDuration, secureCookies, suiteLogOptions, type Duration } from '../lib/config/index.js'
 import { detectHashFieldExpiry } from '../lib/redis/index.js'
 import { featureConnection, type RedisClient } from './redis.js'
 import { PluginConflictError } from './config.js'
 import {
-  ConnectRedisSessions, MemorySessionBackend, RedisSessionBackend, RequestBudget, SessionCookieSigner, SessionNotEnabledError, SessionNotSetError, SessionStore,
-  UserSessions, isSessionUnavailable, type SessionLike, type SessionUnavailableError
+  ConnectRedisSessions, ExpirySweep, MemorySessionBackend, RedisSessionBackend, RequestBudget, SessionCookieSigner, SessionNotEnabledError, SessionNotSetError, SessionStore,
+  UserSessions, isSessionUnavailable, whileRegenerating, type SessionLike, type SessionUnavailableError
 } from '../lib/session/index.js'
+
+declare module '@fastify/session' {
+  interface FastifySessionObject {
+    /**
+     * Regenerates the session (a new id) with a lifetime chosen for it: remember-me. The lifetime is
+     * the cookie's max age and the session's idle timeout (its absolute timeout is at least as long),
+     * clamped to SESSION_MAX_LIFETIME. `keep`: fields copied to the new session, as regenerate(fields).
+     */
+    regenerate(options: RegenerateOptions): Promise<void>
+  }
+}
+
+export interface RegenerateOptions {
+  /** Milliseconds or a string such as '30d'; at most SESSION_MAX_LIFETIME (a longer one is clamped). */
+  lifetime: Duration
+  /** Fields of the current session kept in the new one. */
+  keep?: string[]
+}
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -120,6 +138,7 @@ async function sessionPlugin (app: FastifyInstance, options: SessionPluginOption
     ttl: config.SESSION_TTL,
     idleTimeout: config.SESSION_IDLE_TIMEOUT,
     absoluteTimeout: config.SESSION_ABSOLUTE_TIMEOUT,
+    maxLifetime: config.SESSION_MAX_LIFETIME,
     timeout: config.REDIS_COMMAND_TIMEOUT,
     failoverWaitLeft: connection.failoverWaitLeft,
     retryAfter,
@@ -181,6 +200,7 @@ async function sessionPlugin (app: FastifyInstance, options: SessionPluginOption
     statusCode: 503, code: err.code, error: 'Service Unavailable', message: err.message
   })
 
+  let lifetimeOption = false
   const loadSession: RequestHook = (request, reply, done) => {
     const carrier = request as FastifyRequest & SessionCarrier
     carrier[kEnabled] = true
@@ -193,6 +213,7 @@ async function sessionPlugin (app: FastifyInstance, options: SessionPluginOption
       if (err === undefined || err === null) {
         // Synchronous with store.get's callback: links the session to what was loaded (see store.adopt).
         const session = (request as SessionCarrier)[kSession]
+        if (!lifetimeOption && session !== null && typeof session === 'object') lifetimeOption = acceptLifetimeOption(session)
         if (session !== null && typeof session === 'object' && 'sessionId' in session && store.adopt(session as { sessionId: string }, carrier[kBudget])) {
           (request as SessionCarrier)[kRestored] = session
         }
@@ -335,6 +356,41 @@ async function sessionPlugin (app: FastifyInstance, options: SessionPluginOption
   })
 
   app.decorate('sessions', new UserSessions(store))
+
+  // The expired event of sessions nobody was using: each instance sweeps the suite's expiry ledger
+  // every SESSION_EVENTS_SWEEP (lib/session/expiry-sweep.ts), which also keeps the ledger pruned.
+  const sweep = new ExpirySweep({ backend: store.backend, events: store.events, every: config.SESSION_EVENTS_SWEEP, logger: log })
+  app.addHook('onReady', async () => { sweep.start() })
+  app.addHook('onClose', async () => { await sweep.stop() })
+}
+
+type Regenerate = (this: SessionObject, keys?: unknown, callback?: unknown) => unknown
+interface SessionObject { options: (opts: { maxAge: number }) => void, regenerate: Regenerate }
+const kLifetimeOption = Symbol.for('fastify-redis-suite.regenerateLifetime')
+
+/**
+ * Teaches @fastify/session's Session class regenerate({ lifetime, keep }) (once, on its prototype), and
+ * marks every regenerate so the store reports the old session's end as 'regenerated', not 'logout':
+ * the lifetime goes in through its own per-session cookie options (session.options({ maxAge })), which
+ * regenerate carries to the new session; the store then sees a max age other than SESSION_TTL and keeps
+ * it as the session's chosen lifetime (lib/session/store.ts). Any other argument reaches the original
+ * regenerate unchanged. Pinned to @fastify/session 11 with the hook capture below.
+ */
+function acceptLifetimeOption (session: object): true {
+  const proto = Object.getPrototypeOf(session) as SessionObject & { [kLifetimeOption]?: true }
+  if (proto[kLifetimeOption] === true || typeof proto.regenerate !== 'function') return true
+  const original = proto.regenerate
+  proto.regenerate = function (this: SessionObject, keys?: unknown, callback?: unknown): unknown {
+    // whileRegenerating: the destroy of the old session it starts is reported as 'regenerated'.
+    if (keys === null || typeof keys !== 'object' || Array.isArray(keys)) return whileRegenerating(() => original.call(this, keys, callback))
+    const { lifetime, keep } = keys as Partial<RegenerateOptions>
+    const maxAge = parseDuration(lifetime as Duration, 'regenerate({ lifetime })')
+    if (maxAge <= 0) throw new TypeError(`regenerate({ lifetime }) must be more than 0, got ${JSON.stringify(lifetime)}`)
+    this.options({ maxAge })
+    return whileRegenerating(() => keep === undefined ? original.call(this, callback) : original.call(this, keep, callback))
+  }
+  Object.defineProperty(proto, kLifetimeOption, { value: true })
+  return true
 }
 
 function toArray<T> (value: T | T[] | undefined): T[] {

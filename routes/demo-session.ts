@@ -5,6 +5,7 @@ import Type from 'typebox'
 import type { FastifyInstance } from 'fastify'
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import { authRateLimit } from '../plugins/rate-limit.js'
+import { DURATION_PATTERN } from '../lib/config/index.js'
 
 declare module 'fastify' {
   interface Session {
@@ -14,7 +15,11 @@ declare module 'fastify' {
 }
 
 const Message = Type.Object({ message: Type.String() })
-const LoginBody = Type.Object({ userId: Type.String({ minLength: 1, maxLength: 128, pattern: '^[A-Za-z0-9_.@-]+$' }) }, { additionalProperties: false })
+const LoginBody = Type.Object({
+  userId: Type.String({ minLength: 1, maxLength: 128, pattern: '^[A-Za-z0-9_.@-]+$' }),
+  /** Remember me: this session's lifetime ('30d'), at most SESSION_MAX_LIFETIME; absent, SESSION_TTL and SESSION_IDLE_TIMEOUT. */
+  lifetime: Type.Optional(Type.String({ maxLength: 16, pattern: DURATION_PATTERN }))
+}, { additionalProperties: false })
 const Me = Type.Object({ userId: Type.String() })
 const SessionList = Type.Object({
   sessions: Type.Array(Type.Object({
@@ -38,7 +43,9 @@ export default async function demoSessionRoutes (fastify: FastifyInstance): Prom
   // Sign-in is what credential stuffing hits: the strict per-IP preset, sliding, with a ban.
   const loginLimit = { ...authRateLimit, max: app.config.RATE_LIMIT_AUTH_MAX }
   app.post('/demo/login', { config: { ...session, rateLimit: loginLimit }, schema: { body: LoginBody, response: { 200: Me } } }, async (request) => {
-    await request.session.regenerate() // a new id at sign-in: a planted cookie is worth nothing
+    // A new id at sign-in: a planted cookie is worth nothing.
+    if (request.body.lifetime === undefined) await request.session.regenerate()
+    else await request.session.regenerate({ lifetime: request.body.lifetime })
     request.session.userId = request.body.userId
     return { userId: request.body.userId }
   })

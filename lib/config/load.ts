@@ -263,6 +263,10 @@ function checkRules (config: Config): string[] {
   if (config.REDIS_RETRY_MAX_DELAY < config.REDIS_RETRY_DELAY) {
     problems.push('REDIS_RETRY_MAX_DELAY must be at least REDIS_RETRY_DELAY')
   }
+  if (config.SESSION_MAX_LIFETIME < config.SESSION_TTL) {
+    problems.push('SESSION_MAX_LIFETIME must be at least SESSION_TTL: it bounds the lifetimes sessions choose above the default')
+  }
+  if (config.SESSION_EVENTS_SWEEP === 0) problems.push('SESSION_EVENTS_SWEEP must be more than 0')
   if (config.REDIS_COMMAND_TIMEOUT === 0) problems.push('REDIS_COMMAND_TIMEOUT must be more than 0: a command must never wait for ever')
   if ((config.REDIS_TLS_CERT === undefined) !== (config.REDIS_TLS_KEY === undefined)) {
     problems.push('REDIS_TLS_CERT and REDIS_TLS_KEY must be set together for mutual TLS')

@@ -92,6 +92,8 @@ export const ConfigSchema = Type.Object({
   SESSION_TTL: duration('7d', { description: 'Session lifetime in Redis and cookie max age.', needsUnit: true }),
   SESSION_IDLE_TIMEOUT: duration('1d', { description: 'A session unused for this long ends (sliding expiry).', needsUnit: true }),
   SESSION_ABSOLUTE_TIMEOUT: duration('30d', { description: 'A session ends this long after login, however active.', needsUnit: true }),
+  SESSION_MAX_LIFETIME: duration('90d', { description: 'Longest lifetime a session may choose at sign-in (remember-me: regenerate({ lifetime })); a longer one is clamped to it. A chosen lifetime is also that session\'s idle timeout and cookie max age.', needsUnit: true }),
+  SESSION_EVENTS_SWEEP: duration('5s', { description: 'How often each instance looks for sessions that expired, for the expired event of app.sessions.on (an expiry is delivered within about this long).', needsUnit: true }),
   SESSION_COOKIE_NAME: Type.String({ default: 'sid', pattern: '^[A-Za-z0-9_.-]+$', description: 'Name of the session cookie.' }),
   SESSION_COOKIE_SECURE: oneOf(['auto', 'true', 'false'], 'auto', 'Secure cookie flag: auto is true in staging and production, false otherwise.'),
   SESSION_COOKIE_SAMESITE: oneOf(['lax', 'strict', 'none'], 'lax', 'SameSite cookie attribute.'),

@@ -329,7 +329,9 @@ export class SuiteMetrics {
       touches: counter('session_touches_total', 'Expiry refreshes of unchanged sessions (sliding expiry).'),
       destroys: counter('session_destroys_total', 'Sessions destroyed (logout, revocation).'),
       invalid: counter('session_invalid_total', 'Stored sessions discarded because they failed the schema or could not be parsed.'),
-      errors: counter('session_errors_total', 'Session store failures (each answered 503 where a request was waiting).')
+      errors: counter('session_errors_total', 'Session store failures (each answered 503 where a request was waiting).'),
+      eventsDropped: counter('session_lifecycle_events_dropped_total', 'Session lifecycle events (app.sessions.on) not delivered: handlers slower than events arrive.'),
+      eventHandlerErrors: counter('session_lifecycle_handler_errors_total', 'Session lifecycle event handler calls that threw or rejected.')
     }
     const others = new CumulativeCounter(new Counter({ name: 'session_events_total', help: 'Other session store counters, by event.', labelNames: ['event'], registers, collect }))
     const active = new Gauge({ name: 'session_active', help: 'Sessions alive in the store at the last count (absent while unknown).', registers, collect })

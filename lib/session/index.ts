@@ -1,6 +1,10 @@
 // The session library: a store for @fastify/session over Redis or process memory, and the per-user
 // index behind app.sessions. Free of Fastify: plugins/session.ts wires it in.
-export { SessionStore, type SessionStoreOptions, type SessionLogger, type SessionLike, type ClientInfo } from './store.js'
+export { SessionStore, whileRegenerating, type SessionStoreOptions, type SessionLogger, type SessionLike, type ClientInfo } from './store.js'
+export {
+  SessionEvents, type SessionEvent, type SessionEventName, type SessionEventHandler, type SessionEventReasons, type SessionEventStats
+} from './events.js'
+export { ExpirySweep, type ExpirySweepOptions } from './expiry-sweep.js'
 export { UserSessions, type SessionInfo } from './user-sessions.js'
 export { RedisSessionBackend, type RedisClient } from './redis-backend.js'
 export { MemorySessionBackend } from './memory-backend.js'
@@ -8,5 +12,7 @@ export { SessionCookieSigner, type Unsigned } from './signer.js'
 export { ConnectRedisSessions, type LegacySessionSource, type LegacySession } from './legacy.js'
 export { RequestBudget } from './deadline.js'
 export { SessionUnavailableError, SessionDataError, SessionNotEnabledError, SessionNotSetError, isSessionUnavailable } from './errors.js'
-export { sessionHandle, sessionKey, userIndexKey, allSessionsKey, ALL_SESSIONS_KEYS } from './keys.js'
-export type { SessionBackend, SessionMeta, SessionStats, SessionWrite, StoredSession, IndexedSession, WriteResult, LoadRefresh } from './types.js'
+export { sessionHandle, sessionKey, userIndexKey, allSessionsKey, ALL_SESSIONS_KEYS, EXPIRY_LEDGER_KEYS, expiryLedgerKeys } from './keys.js'
+export type {
+  SessionBackend, SessionMeta, SessionStats, SessionWrite, StoredSession, IndexedSession, WriteResult, LoadRefresh, DestroyResult, ExpiredSession
+} from './types.js'

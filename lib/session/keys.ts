@@ -8,6 +8,10 @@
 //   sess:uh:{<userId>}         on Redis >= 7.4 / Valkey >= 9: hash handle → expiry (ms), each field
 //                              expiring itself (HPEXPIREAT), so no prune is sent; reads still take the
 //                              sorted set's entries written before the server had hash-field expiry
+//   sess:exp:{<b>}             16 sorted sets, the expiry ledger of the lifecycle events: handle → a lower
+//                              bound of its expiry (ms), written at creation only; the sweep re-scores
+//                              live entries from m:exp and claims the ones whose session is gone
+//   sess:expu:{<b>}            hash next to it (same slot): handle → user id, for the expired event
 //   sess:all:{<b>}             16 sorted sets: handle → expiry (ms), for the total count, b picked by the
 //                              handle; written only at sign-in, data changes, sign-out, revocation and
 //                              the refresh cadence, never on a plain read. Split so that sign-ins spread
@@ -45,6 +49,16 @@ const ALL_SESSIONS_BUCKETS = 16
 export function allSessionsKey (handle: string): string {
   return `sess:all:{${(handle.charCodeAt(0) || 0) % ALL_SESSIONS_BUCKETS}}`
 }
+
+/** The expiry ledger bucket of a session and its user hash (one slot: the same {b} tag). */
+export function expiryLedgerKeys (handle: string): readonly [string, string] {
+  const b = (handle.charCodeAt(0) || 0) % ALL_SESSIONS_BUCKETS
+  return EXPIRY_LEDGER_KEYS[b] as readonly [string, string]
+}
+
+/** Every expiry ledger bucket with its user hash: the sweep reads them all. */
+export const EXPIRY_LEDGER_KEYS: ReadonlyArray<readonly [string, string]> = Object.freeze(
+  Array.from({ length: ALL_SESSIONS_BUCKETS }, (_, b) => Object.freeze([`sess:exp:{${b}}`, `sess:expu:{${b}}`] as const)))
 
 /** Every bucket of the total index: countAll() adds them up. */
 export const ALL_SESSIONS_KEYS: readonly string[] = Object.freeze(

@@ -3,7 +3,12 @@
 // the current config whenever it is sent, so it is never stored.
 import type { SessionLike } from './store.js'
 
-export interface CookieLifetime { maxAge?: number, expires?: number }
+/**
+ * `chosen`: the max age was chosen for this session (remember-me, regenerate({ lifetime })) rather than
+ * given by SESSION_TTL: it is then also the session's idle timeout, and SESSION_MAX_LIFETIME caps it
+ * instead of SESSION_TTL.
+ */
+export interface CookieLifetime { maxAge?: number, expires?: number, chosen?: true }
 
 /** One JSON string per payload field; `cookie` is the session's own, undefined fields are absent. */
 export function serialisePayload (session: SessionLike): Record<string, string> {
@@ -43,7 +48,7 @@ export function parseLifetime (json: string): CookieLifetime {
   try {
     const parsed = JSON.parse(json) as Record<string, unknown> | null
     if (parsed === null || typeof parsed !== 'object') return {}
-    if (typeof parsed['maxAge'] === 'number') return { maxAge: parsed['maxAge'] }
+    if (typeof parsed['maxAge'] === 'number') return parsed['chosen'] === true ? { maxAge: parsed['maxAge'], chosen: true } : { maxAge: parsed['maxAge'] }
     if (typeof parsed['expires'] === 'number') return { expires: parsed['expires'] }
     if (typeof parsed['originalMaxAge'] === 'number') return { maxAge: parsed['originalMaxAge'] }
     // A cookie kept as given (keepCookie) with a fixed expiry: JSON holds the date as a string.

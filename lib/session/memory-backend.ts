@@ -2,17 +2,20 @@
 // config time). Same semantics as the Redis backend: per-field writes, expiry, bounded indexes.
 import { DATA_PREFIX, META } from './keys.js'
 import { parseHash } from './redis-backend.js'
-import type { IndexedSession, SessionBackend, SessionWrite, StoredSession, WriteResult } from './types.js'
+import type { DestroyResult, ExpiredSession, IndexedSession, SessionBackend, SessionWrite, StoredSession, WriteResult } from './types.js'
 
 interface Entry { hash: Map<string, string>, expiresAt: number }
 
 const SWEEP_INTERVAL_MS = 60_000
+const MAX_EXPIRED = 10_000
 
 export class MemorySessionBackend implements SessionBackend {
   readonly kind = 'memory'
   readonly #sessions = new Map<string, Entry>()
   readonly #users = new Map<string, Map<string, number>>()
   readonly #all = new Map<string, number>()
+  /** Sessions removed because they expired, not yet claimed by claimExpired (bounded). */
+  #expired: ExpiredSession[] = []
   readonly #now: () => number
   #lastSweep = 0
 
@@ -28,6 +31,7 @@ export class MemorySessionBackend implements SessionBackend {
   async write (handle: string, write: SessionWrite): Promise<WriteResult> {
     this.#sweep(write.now)
     let entry = this.#live(handle)
+    const created = entry === undefined
     if (entry === undefined) {
       if (write.mode === 'update') return { applied: 0 }
       entry = { hash: new Map(), expiresAt: 0 }
@@ -55,19 +59,29 @@ export class MemorySessionBackend implements SessionBackend {
       if (index === undefined) this.#users.set(write.userId, index = new Map())
       index.set(handle, entry.expiresAt)
       for (const [other, expiresAt] of index) if (expiresAt <= write.now) index.delete(other)
-      return { applied: ttl, userSessions: index.size }
+      return { applied: ttl, userSessions: index.size, created }
     }
-    return { applied: ttl }
+    return { applied: ttl, created }
   }
 
-  async destroy (handle: string, owner?: string): Promise<boolean> {
+  async destroy (handle: string, owner?: string): Promise<DestroyResult> {
     const entry = this.#live(handle)
     const user = entry?.hash.get(META.user)
-    if (owner !== undefined && entry !== undefined && user !== owner) return false
+    if (owner !== undefined && entry !== undefined && user !== owner) return { deleted: false, userId: user }
     if (owner !== undefined) this.#users.get(owner)?.delete(handle)
     this.#remove(handle)
-    return entry !== undefined
+    return { deleted: entry !== undefined, userId: user }
   }
+
+  async claimExpired (now: number): Promise<ExpiredSession[]> {
+    for (const [handle, entry] of this.#sessions) if (entry.expiresAt <= now) this.#expire(handle)
+    const expired = this.#expired
+    this.#expired = []
+    return expired
+  }
+
+  /** One process, nothing to share: a claim is final. */
+  async ackExpired (): Promise<void> {}
 
   async list (userId: string, now: number): Promise<IndexedSession[]> {
     const index = this.#users.get(userId)
@@ -96,10 +110,16 @@ export class MemorySessionBackend implements SessionBackend {
   #live (handle: string): Entry | undefined {
     const entry = this.#sessions.get(handle)
     if (entry !== undefined && entry.expiresAt <= this.#now()) {
-      this.#remove(handle)
+      this.#expire(handle)
       return undefined
     }
     return entry
+  }
+
+  #expire (handle: string): void {
+    const user = this.#sessions.get(handle)?.hash.get(META.user)
+    if (this.#expired.length < MAX_EXPIRED) this.#expired.push({ handle, userId: user })
+    this.#remove(handle)
   }
 
   #remove (handle: string): void {
@@ -117,6 +137,6 @@ export class MemorySessionBackend implements SessionBackend {
   #sweep (now: number): void {
     if (now - this.#lastSweep < SWEEP_INTERVAL_MS) return
     this.#lastSweep = now
-    for (const [handle, entry] of this.#sessions) if (entry.expiresAt <= now) this.#remove(handle)
+    for (const [handle, entry] of this.#sessions) if (entry.expiresAt <= now) this.#expire(handle)
   }
 }

@@ -15,20 +15,23 @@
 import type { Writable } from 'node:stream'
 import type { Cluster, Redis } from 'ioredis'
 import {
-  ALL_SESSIONS_KEYS, allSessionsKey, DATA_PREFIX, META, sessionKey, USER_HASH_INDEX_PREFIX, USER_INDEX_PREFIX, userHashIndexKey, userIndexKey
+  ALL_SESSIONS_KEYS, allSessionsKey, DATA_PREFIX, EXPIRY_LEDGER_KEYS, expiryLedgerKeys, META, sessionKey, USER_HASH_INDEX_PREFIX, USER_INDEX_PREFIX, userHashIndexKey, userIndexKey
 } from './keys.js'
-import type { IndexedSession, LoadRefresh, SessionBackend, SessionMeta, SessionWrite, StoredSession, WriteResult } from './types.js'
+import type {
+  DestroyResult, ExpiredSession, IndexedSession, LoadRefresh, SessionBackend, SessionMeta, SessionWrite, StoredSession, WriteResult
+} from './types.js'
 
 export type RedisClient = Redis | Cluster
 
 // KEYS[1] the session hash. ARGV: mode (r|u), now, ttl, #set, #setIfAbsent, set pairs, setIfAbsent
-// pairs, then fields to delete. Returns the TTL applied, or 0 when nothing was written.
+// pairs, then fields to delete. Returns { the TTL applied or 0 when nothing was written, 1 when the
+// write created the session (it did not exist before) else 0 }.
 const WRITE_LUA = `
 local key = KEYS[1]
 local now, ttl = tonumber(ARGV[2]), tonumber(ARGV[3])
 local nSet, nNx = tonumber(ARGV[4]), tonumber(ARGV[5])
 local exists = redis.call('EXISTS', key) == 1
-if ARGV[1] == 'u' and not exists then return 0 end
+if ARGV[1] == 'u' and not exists then return { 0, 0 } end
 local setStart, nxStart, delStart = 6, 6 + 2 * nSet, 6 + 2 * nSet + 2 * nNx
 if ARGV[1] == 'r' and exists then
   local keep = {}
@@ -44,11 +47,46 @@ local absolute = tonumber(redis.call('HGET', key, '${META.absolute}'))
 if absolute then ttl = math.min(ttl, absolute - now) end
 if ttl < 1 then
   redis.call('DEL', key)
-  return 0
+  return { 0, 0 }
 end
 redis.call('HSET', key, '${META.expires}', string.format('%.0f', now + ttl))
 redis.call('PEXPIRE', key, string.format('%.0f', ttl))
-return ttl
+return { ttl, exists and 0 or 1 }
+`
+
+// The expiry ledger (keys.ts). KEYS[1] a ledger bucket, KEYS[2] its user hash (same slot).
+// LEDGER_ADD ARGV: score, handle, '1' and the user id, or '0', then a cutoff: up to 100 entries due
+// before it are dropped (no sweep ran for LEDGER_GRACE_MS: a store used without the plugin's sweep, or
+// every instance down that long), so the ledger stays bounded. LEDGER_DEL ARGV: handles.
+const LEDGER_ADD_LUA = `
+local stale = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[5], 'LIMIT', 0, 100)
+if #stale > 0 then
+  redis.call('ZREM', KEYS[1], unpack(stale))
+  redis.call('HDEL', KEYS[2], unpack(stale))
+end
+redis.call('ZADD', KEYS[1], ARGV[1], ARGV[2])
+if ARGV[3] == '1' then redis.call('HSET', KEYS[2], ARGV[2], ARGV[4]) else redis.call('HDEL', KEYS[2], ARGV[2]) end
+return 1
+`
+const LEDGER_DEL_LUA = `
+redis.call('ZREM', KEYS[1], unpack(ARGV))
+redis.call('HDEL', KEYS[2], unpack(ARGV))
+return 1
+`
+// LEDGER_CLAIM ARGV: now, claimed-until, then handles whose session is gone. Each one still due (score
+// ≤ now: not claimed by another instance meanwhile) is moved to claimed-until; returns { handle, user
+// or false, … } for those this call claimed.
+const LEDGER_CLAIM_LUA = `
+local now, out = tonumber(ARGV[1]), {}
+for i = 3, #ARGV do
+  local score = redis.call('ZSCORE', KEYS[1], ARGV[i])
+  if score and tonumber(score) <= now then
+    redis.call('ZADD', KEYS[1], ARGV[2], ARGV[i])
+    out[#out + 1] = ARGV[i]
+    out[#out + 1] = redis.call('HGET', KEYS[2], ARGV[i])
+  end
+end
+return out
 `
 
 // KEYS[1] an index. ARGV: now, expiresAt, handle, ttl. Expired entries go first, so the set holds
@@ -77,9 +115,10 @@ if ARGV[1] ~= '' and user ~= ARGV[1] then return { 0, user } end
 return { redis.call('DEL', KEYS[1]), user }
 `
 
-// KEYS[1] the session hash, KEYS[2] its total index bucket. ARGV: now, refreshEvery, idleTimeout, ttl
-// (SESSION_TTL), the key prefix of user indexes (the client's keyPrefix included), the handle, and 'h'
-// when the user index is the hash with field expiry (its prefix then given in ARGV[5]), 'z' otherwise.
+// KEYS[1] the session hash, KEYS[2] its total index bucket, KEYS[3] its expiry ledger bucket. ARGV: now, refreshEvery, idleTimeout, ttl
+// (SESSION_TTL), the key prefix of user indexes (the client's keyPrefix included), the handle, 'h'
+// when the user index is the hash with field expiry (its prefix then given in ARGV[5]), 'z' otherwise,
+// and SESSION_MAX_LIFETIME (the cap of a chosen max age, which is also that session's idle timeout).
 // Returns { the hash as HGETALL returns it, the TTL applied by a refresh or 0 }. A session that is not
 // due, already past a timeout or missing metadata is returned as read, untouched (the store discards
 // the expired ones). The TTL rule is the store's #ttl(): the cookie's expiry or max age (capped by
@@ -99,14 +138,17 @@ for i = 1, #h, 2 do
 end
 if not seen or not abs or not cookie or now - seen < every then return { h, 0 } end
 local idle, cap = tonumber(ARGV[3]), tonumber(ARGV[4])
-if now - seen >= idle or now >= abs then return { h, 0 } end
 local left = cap
 local ok, lifetime = pcall(cjson.decode, cookie)
 if ok and type(lifetime) == 'table' then
-  if type(lifetime.maxAge) == 'number' then left = math.min(lifetime.maxAge, cap)
+  if type(lifetime.maxAge) == 'number' and lifetime.chosen == true then
+    left = math.min(lifetime.maxAge, tonumber(ARGV[8]))
+    idle = left
+  elseif type(lifetime.maxAge) == 'number' then left = math.min(lifetime.maxAge, cap)
   elseif type(lifetime.expires) == 'number' then left = lifetime.expires - now
   elseif type(lifetime.originalMaxAge) == 'number' then left = math.min(lifetime.originalMaxAge, cap) end
 end
+if now - seen >= idle or now >= abs then return { h, 0 } end
 local ttl = math.floor(math.min(left, idle, abs - now))
 if ttl < 1 then return { h, 0 } end
 local expiresAt = string.format('%.0f', now + ttl)
@@ -124,6 +166,10 @@ if user then
     index(userKey)
   end
 end
+local before = nil
+for i = 1, #h, 2 do if h[i] == '${META.expires}' then before = tonumber(h[i + 1]) end end
+-- A shorter expiry than before (a shortened timeout): the expiry ledger (same slot as KEYS[2]) follows.
+if before and now + ttl < before then redis.call('ZADD', KEYS[3], 'XX', 'LT', expiresAt, ARGV[6]) end
 redis.call('HSET', KEYS[1], '${META.seen}', ARGV[1], '${META.expires}', expiresAt)
 redis.call('PEXPIRE', KEYS[1], ttl)
 index(KEYS[2])
@@ -131,9 +177,12 @@ return { h, ttl }
 `
 
 interface ScriptedClient {
-  sessionLoad: (key: string, bucket: string, now: string, every: string, idle: string, ttl: string, userPrefix: string, handle: string, indexKind: 'h' | 'z') => Promise<[string[], number]>
+  sessionLoad: (key: string, bucket: string, ledger: string, now: string, every: string, idle: string, ttl: string, userPrefix: string, handle: string, indexKind: 'h' | 'z', maxLifetime: string) => Promise<[string[], number]>
   sessionUserHashAdd: (key: string, expiresAt: string, handle: string) => Promise<number>
-  sessionWrite: (key: string, ...args: string[]) => Promise<number>
+  sessionWrite: (key: string, ...args: string[]) => Promise<[number, number]>
+  sessionLedgerAdd: (ledger: string, users: string, score: string, handle: string, hasUser: '0' | '1', userId: string, cutoff: string) => Promise<number>
+  sessionLedgerDel: (ledger: string, users: string, ...handles: string[]) => Promise<number>
+  sessionLedgerClaim: (ledger: string, users: string, now: string, until: string, ...handles: string[]) => Promise<Array<string | null>>
   sessionIndexAdd: (key: string, now: string, expiresAt: string, handle: string, ttl: string) => Promise<number>
   sessionDestroy: (key: string, owner: string) => Promise<[number, string]>
 }
@@ -151,8 +200,11 @@ export class RedisSessionBackend implements SessionBackend {
       client.defineCommand('sessionWrite', { numberOfKeys: 1, lua: WRITE_LUA })
       client.defineCommand('sessionIndexAdd', { numberOfKeys: 1, lua: INDEX_ADD_LUA })
       client.defineCommand('sessionDestroy', { numberOfKeys: 1, lua: DESTROY_LUA })
-      client.defineCommand('sessionLoad', { numberOfKeys: 2, lua: LOAD_LUA })
+      client.defineCommand('sessionLoad', { numberOfKeys: 3, lua: LOAD_LUA })
       client.defineCommand('sessionUserHashAdd', { numberOfKeys: 1, lua: USER_HASH_ADD_LUA })
+      client.defineCommand('sessionLedgerAdd', { numberOfKeys: 2, lua: LEDGER_ADD_LUA })
+      client.defineCommand('sessionLedgerDel', { numberOfKeys: 2, lua: LEDGER_DEL_LUA })
+      client.defineCommand('sessionLedgerClaim', { numberOfKeys: 2, lua: LEDGER_CLAIM_LUA })
     }
     this.#client = client as RedisClient & ScriptedClient
     this.#standalone = !client.isCluster
@@ -198,8 +250,8 @@ export class RedisSessionBackend implements SessionBackend {
     const known = this.#seen.get(handle)
     const script = refresh !== undefined && (known === undefined || refresh.now - known >= refresh.every)
     const args: LoadArgs | undefined = script
-      ? [sessionKey(handle), allSessionsKey(handle), String(refresh.now), String(refresh.every), String(refresh.idleTimeout), String(refresh.ttl),
-          this.#hashFieldExpiry ? this.#userHashPrefix : this.#userPrefix, handle, this.#hashFieldExpiry ? 'h' : 'z']
+      ? [sessionKey(handle), allSessionsKey(handle), expiryLedgerKeys(handle)[0], String(refresh.now), String(refresh.every), String(refresh.idleTimeout), String(refresh.ttl),
+          this.#hashFieldExpiry ? this.#userHashPrefix : this.#userPrefix, handle, this.#hashFieldExpiry ? 'h' : 'z', String(refresh.maxLifetime)]
       : undefined
     const reply = await new Promise<unknown>((resolve, reject) => {
       if (this.#batch === undefined) {
@@ -272,10 +324,13 @@ export class RedisSessionBackend implements SessionBackend {
     const args = [write.mode === 'replace' ? 'r' : 'u', String(write.now), String(write.ttlMs),
       String(set.length / 2), String(setIfAbsent.length / 2), ...set, ...setIfAbsent, ...write.del]
     const moved = write.previousUserId !== undefined && write.previousUserId !== write.userId
+    // The expiry ledger holds a lower bound of each session's expiry: written when a session may be
+    // new (a replace) or changes user, never at a refresh (the sweep re-scores live entries itself).
+    const ledger = write.mode === 'replace' || moved || write.shortened === true ? expiryLedgerKeys(handle) : undefined
     // One round trip: the commands go out together. The user's index is written first (on one
     // connection Redis runs them in order), so a session whose expiry moved is always findable by
     // revokeAll(); the total index is only written here, at sign-in, sign-out and the refresh cadence.
-    const [userSessions, applied] = await Promise.all([
+    const [userSessions, [applied, created]] = await Promise.all([
       write.userId === undefined
         ? undefined
         : this.#hashFieldExpiry
@@ -283,34 +338,84 @@ export class RedisSessionBackend implements SessionBackend {
           : this.#client.sessionIndexAdd(userIndexKey(write.userId), ...indexArgs),
       this.#client.sessionWrite(sessionKey(handle), ...args),
       this.#client.sessionIndexAdd(allSessionsKey(handle), ...indexArgs),
-      moved ? this.#userUnindex(write.previousUserId as string, handle) : undefined
+      moved ? this.#userUnindex(write.previousUserId as string, handle) : undefined,
+      ledger === undefined
+        ? undefined
+        : write.mode === 'update' && !moved
+          // Only ever lowered (LT), and only for a session the ledger holds (XX).
+          ? this.#client.zadd(ledger[0], 'XX', 'LT', String(expiresAt), handle)
+          : this.#client.sessionLedgerAdd(ledger[0], ledger[1], String(expiresAt), handle, write.userId === undefined ? '0' : '1', write.userId ?? '', String(write.now - LEDGER_GRACE_MS))
     ])
     if (Number(applied) === 0) {
       this.#seen.delete(handle)
-      await this.#unindex(handle, write.userId)
+      await Promise.all([
+        this.#unindex(handle, write.userId),
+        // The session is gone (expired, or destroyed meanwhile): a ledger entry this write moved to the
+        // future is brought back to now, so the sweep reports an expiry at once (XX: a destroyed
+        // session's entry, removed by its destroy, is not brought back).
+        ledger === undefined ? undefined : this.#client.zadd(ledger[0], 'XX', String(write.now), handle)
+      ])
     } else if (write.set[META.seen] !== undefined) {
       this.#remember(handle, write.now)
     }
-    return { applied: Number(applied), userSessions: userSessions === undefined ? undefined : Number(userSessions) }
+    return { applied: Number(applied), userSessions: userSessions === undefined ? undefined : Number(userSessions), created: Number(created) === 1 }
   }
 
-  async destroy (handle: string, owner?: string): Promise<boolean> {
+  async destroy (handle: string, owner?: string): Promise<DestroyResult> {
     this.#seen.delete(handle)
+    const ledger = expiryLedgerKeys(handle)
     if (owner === undefined) {
-      // Sign-out and regenerate(): one round trip. The total index entry goes with the session; the
-      // user's index entry (its user is known from the reply) follows on the same connection without
-      // a wait, so a later count or list of that user runs after it.
+      // Sign-out and regenerate(): one round trip. The total index and expiry ledger entries go with
+      // the session; the user's index entry (its user is known from the reply) follows on the same
+      // connection without a wait, so a later count or list of that user runs after it.
       const [[deleted, user]] = await Promise.all([
         this.#client.sessionDestroy(sessionKey(handle), ''),
-        this.#client.zrem(allSessionsKey(handle), handle)
+        this.#client.zrem(allSessionsKey(handle), handle),
+        this.#client.sessionLedgerDel(ledger[0], ledger[1], handle)
       ])
       if (user !== '') this.#userUnindex(user, handle).catch(() => {}) // a leftover is pruned by list()
-      return Number(deleted) === 1
+      return { deleted: Number(deleted) === 1, userId: user === '' ? undefined : user }
     }
     const [deleted, user] = await this.#client.sessionDestroy(sessionKey(handle), owner)
-    if (user !== '' && user !== owner) return false
-    await this.#unindex(handle, owner)
-    return Number(deleted) === 1
+    if (user !== '' && user !== owner) return { deleted: false, userId: user }
+    await Promise.all([this.#unindex(handle, owner), this.#client.sessionLedgerDel(ledger[0], ledger[1], handle)])
+    return { deleted: Number(deleted) === 1, userId: owner }
+  }
+
+  async claimExpired (now: number, leaseMs: number, limit: number): Promise<ExpiredSession[]> {
+    const claimed = await Promise.all(EXPIRY_LEDGER_KEYS.map(async ([ledger, users]) => {
+      const due = await this.#client.zrangebyscore(ledger, '-inf', now, 'LIMIT', 0, limit)
+      if (due.length === 0) return []
+      // Every session has m:created; m:exp is its current expiry (the ledger's score a lower bound of it).
+      const metas = await Promise.all(due.map((handle) => this.#client.hmget(sessionKey(handle), META.created, META.expires)))
+      const live: string[] = []
+      const gone: string[] = []
+      due.forEach((handle, i) => {
+        const [created, expires] = metas[i] ?? []
+        if (created === null || created === undefined) gone.push(handle)
+        else live.push(String(Math.max(Number(expires) || now, now)), handle)
+      })
+      const [, reply] = await Promise.all([
+        // Still alive: its entry moves to its current expiry (XX: never re-adds one a destroy removed).
+        live.length === 0 ? undefined : this.#client.zadd(ledger, 'XX', 'GT', ...live),
+        gone.length === 0 ? [] : this.#client.sessionLedgerClaim(ledger, users, String(now), String(now + leaseMs), ...gone)
+      ])
+      const mine: ExpiredSession[] = []
+      for (let i = 0; i + 1 < reply.length; i += 2) mine.push({ handle: reply[i] as string, userId: reply[i + 1] ?? undefined })
+      return mine
+    }))
+    return claimed.flat()
+  }
+
+  async ackExpired (sessions: ExpiredSession[]): Promise<void> {
+    const byBucket = new Map<readonly [string, string], string[]>()
+    for (const { handle } of sessions) {
+      const keys = expiryLedgerKeys(handle)
+      const list = byBucket.get(keys)
+      if (list === undefined) byBucket.set(keys, [handle])
+      else list.push(handle)
+    }
+    await Promise.all([...byBucket].map(([[ledger, users], handles]) => this.#client.sessionLedgerDel(ledger, users, ...handles)))
   }
 
   async list (userId: string, now: number): Promise<IndexedSession[]> {
@@ -377,10 +482,12 @@ export class RedisSessionBackend implements SessionBackend {
   }
 }
 
-type LoadArgs = [string, string, string, string, string, string, string, string, 'h' | 'z']
+type LoadArgs = [string, string, string, string, string, string, string, string, string, 'h' | 'z', string]
 /** A batched read: the script with its arguments, or a plain HGETALL of `key` when args is undefined. */
 interface PendingLoad { key: string, args: LoadArgs | undefined, resolve: (reply: unknown) => void, reject: (err: unknown) => void }
 const MAX_SEEN = 50_000
+/** Expiry ledger entries due longer ago than this were never swept: dropped by the next sign-in to their bucket. */
+const LEDGER_GRACE_MS = 3_600_000
 
 /** HGETALL's flat reply (field, value, …) into fields and metadata, without an intermediate object. */
 function parseFlatHash (flat: string[]): StoredSession | undefined {

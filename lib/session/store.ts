@@ -26,6 +26,7 @@ import { DATA_PREFIX, META, sessionHandle } from './keys.js'
 import { cookieJson, cookieLifetime, parseLifetime, serialisePayload, type CookieLifetime } from './lifetime.js'
 import type { SessionBackend, SessionMeta, SessionStats, StoredSession, SessionWrite } from './types.js'
 import type { LegacySessionSource } from './legacy.js'
+import { SessionEvents, type SessionEventReasons } from './events.js'
 
 export interface SessionLogger {
   warn: (obj: object, msg: string) => void
@@ -41,6 +42,13 @@ export interface SessionStoreOptions {
   idleTimeout: number
   /** A session ends this long after it was created, however active (SESSION_ABSOLUTE_TIMEOUT). */
   absoluteTimeout: number
+  /**
+   * The longest lifetime a session may choose (SESSION_MAX_LIFETIME); longer ones are clamped to it.
+   * A session chooses one by a cookie max age other than `ttl` when it is first saved (remember-me:
+   * regenerate({ lifetime }), or @fastify/session's session.options({ maxAge })): that max age is then
+   * its idle timeout too, and its absolute timeout is at least that long. Default: `ttl`.
+   */
+  maxLifetime?: number
   /** TypeBox schema of the payload (cookie excluded); a stored payload failing it starts a fresh session. */
   schema?: TSchema
   /** Payload field holding the user id the per-user index uses. Default 'userId'. */
@@ -77,6 +85,8 @@ export interface SessionStoreOptions {
    * Default false, the suite's cookie rule above: only the lifetime, every flag from the current config.
    */
   keepCookie?: boolean
+  /** Where lifecycle events go (app.sessions.on). Default: a fresh SessionEvents with the store's logger. */
+  events?: SessionEvents
 }
 
 /** The part of @fastify/session's Session object the store reads. */
@@ -111,9 +121,28 @@ const BULK_CHUNK = 100
 const MAX_IP = 64
 const noopLogger: SessionLogger = { warn: () => {}, info: () => {}, debug: () => {} }
 
+/**
+ * > 0 while @fastify/session's regenerate() runs: it calls the store's destroy() synchronously, and that
+ * destroy is reported as 'regenerated' rather than 'logout'. Module-wide, which is sound because the
+ * window is synchronous (no other code runs inside it).
+ */
+let regenerating = 0
+
+/** Runs `fn` (a regenerate) so that the destroy it starts is reported as reason 'regenerated'. */
+export function whileRegenerating<T> (fn: () => T): T {
+  regenerating++
+  try {
+    return fn()
+  } finally {
+    regenerating--
+  }
+}
+
 export class SessionStore {
   readonly backend: SessionBackend
-  readonly #options: Required<Omit<SessionStoreOptions, 'schema' | 'backend' | 'legacy' | 'keepCookie'>>
+  /** Lifecycle events this store raises (created, refreshed, revoked, and expired found by a load). */
+  readonly events: SessionEvents
+  readonly #options: Required<Omit<SessionStoreOptions, 'schema' | 'backend' | 'legacy' | 'keepCookie' | 'events'>>
   readonly #keepCookie: boolean
   readonly #legacy: LegacySessionSource | undefined
   readonly #validator: Validator | undefined
@@ -145,6 +174,7 @@ export class SessionStore {
       ttl: options.ttl,
       idleTimeout: options.idleTimeout,
       absoluteTimeout: options.absoluteTimeout,
+      maxLifetime: Math.max(options.maxLifetime ?? options.ttl, options.ttl),
       userKey: options.userKey ?? 'userId',
       maxPerUser: options.maxPerUser ?? 50,
       refreshEvery: options.refreshEvery ?? Math.min(60_000, Math.floor(options.idleTimeout / 10)),
@@ -158,6 +188,7 @@ export class SessionStore {
     this.#legacy = options.legacy
     this.#keepCookie = options.keepCookie ?? false
     this.#sweep = new DeadlineSweep(this.#options.now)
+    this.events = options.events ?? new SessionEvents({ logger: this.#options.logger, now: this.#options.now })
   }
 
   get userKey (): string { return this.#options.userKey }
@@ -200,8 +231,11 @@ export class SessionStore {
       this.#deliver(this.guarded(Promise.reject(new Error('request time budget spent'))), () => {}, callback)
       return
     }
-    this.#deliver(this.guarded(this.backend.destroy(sessionHandle(sessionId)), budget), () => {
+    const reason = regenerating > 0 ? 'regenerated' : 'logout'
+    const handle = sessionHandle(sessionId)
+    this.#deliver(this.guarded(this.backend.destroy(handle), budget), ({ deleted, userId }) => {
       this.#stats.destroys++
+      if (deleted) this.events.emit('revoked', handle, userId, reason)
       callback()
     }, callback)
   }
@@ -251,8 +285,9 @@ export class SessionStore {
     const handles = await this.guarded(this.backend.handles(this.#options.now()))
     for (let i = 0; i < handles.length; i += BULK_CHUNK) {
       const chunk = handles.slice(i, i + BULK_CHUNK)
-      await Promise.all(chunk.map((handle) => this.guarded(this.backend.destroy(handle))))
+      const results = await Promise.all(chunk.map((handle) => this.guarded(this.backend.destroy(handle))))
       this.#stats.destroys += chunk.length
+      results.forEach(({ deleted, userId }, i) => { if (deleted) this.events.emit('revoked', chunk[i] as string, userId, 'cleared') })
     }
   }
 
@@ -413,7 +448,7 @@ export class SessionStore {
   async #load (sessionId: string): Promise<{ session: SessionLike, loaded: Loaded } | undefined> {
     const handle = this.#handleOf(sessionId)
     const now = this.#options.now()
-    const refresh = { now, every: this.#options.refreshEvery, idleTimeout: this.#options.idleTimeout, ttl: this.#options.ttl }
+    const refresh = { now, every: this.#options.refreshEvery, idleTimeout: this.#options.idleTimeout, ttl: this.#options.ttl, maxLifetime: this.#options.maxLifetime }
     let stored = await this.guarded(this.backend.load(handle, refresh))
     this.#stats.loads++
     if (stored === undefined && this.#legacy !== undefined) {
@@ -432,22 +467,25 @@ export class SessionStore {
     const lifetime = this.#lifetimeOf(stored.meta.cookie)
     // Redis expiry enforces the timeouts already; checking again keeps a clock skew or a hand-set
     // TTL from stretching them, and a cookie past its own expiry is never handed out.
-    if (now >= stored.meta.absoluteAt || now - stored.meta.seenAt >= this.#options.idleTimeout ||
-      (lifetime.expires !== undefined && lifetime.expires <= now)) {
-      await this.#discard(handle)
+    const late = now >= stored.meta.absoluteAt
+      ? 'absolute'
+      : now - stored.meta.seenAt >= this.#idleOf(lifetime) ? 'idle' : lifetime.expires !== undefined && lifetime.expires <= now ? 'lifetime' : undefined
+    if (late !== undefined) {
+      await this.#discard(handle, 'expired', late)
       return undefined
     }
     const payload = this.#parse(stored.fields)
     if (payload === undefined) {
       this.#stats.invalid++
       this.#options.logger.info({ userKnown: stored.meta.userId !== undefined }, 'stored session data does not match the session schema: starting a fresh session')
-      await this.#discard(handle)
+      await this.#discard(handle, 'revoked', 'invalid')
       return undefined
     }
     const session = payload // a fresh object of ours: the cookie goes in without a copy
     session['cookie'] = this.#keepCookie ? JSON.parse(stored.meta.cookie) as unknown : this.#cookieOf(lifetime)
     if (stored.refreshedTtl === undefined) return { session, loaded: { fields: stored.fields, meta: stored.meta } }
     this.#stats.touches++
+    this.events.emit('refreshed', handle, stored.meta.userId, 'activity')
     return { session, loaded: { fields: stored.fields, meta: { ...stored.meta, seenAt: now, expiresAt: now + stored.refreshedTtl }, refreshed: true } }
   }
 
@@ -477,7 +515,7 @@ export class SessionStore {
     // Claimed before it is written: only the request that deleted the old key writes the moved session.
     if (!await this.guarded(legacy.claim(sessionId))) return 'claimed elsewhere'
     try {
-      await this.#save(sessionId, moving)
+      await this.#save(sessionId, moving, true)
     } catch (err) {
       await this.guarded(legacy.restore(sessionId, old)).catch(() => {})
       throw err
@@ -520,7 +558,42 @@ export class SessionStore {
     // its cookie options; without it the Cookie takes `originalMaxAge || maxAge` and a fixed expiry
     // silently becomes a rolling SESSION_TTL.
     if (lifetime.expires !== undefined) return { expires: new Date(lifetime.expires), originalMaxAge: null, maxAge: undefined }
-    return { originalMaxAge: Math.min(lifetime.maxAge ?? this.#options.ttl, this.#options.ttl) }
+    return { originalMaxAge: this.#maxAgeOf(lifetime) }
+  }
+
+  /** The max age a stored lifetime gives now: capped by SESSION_MAX_LIFETIME when chosen, else by SESSION_TTL. */
+  #maxAgeOf (lifetime: CookieLifetime): number {
+    if (lifetime.chosen === true && lifetime.maxAge !== undefined) return Math.min(lifetime.maxAge, this.#options.maxLifetime)
+    return Math.min(lifetime.maxAge ?? this.#options.ttl, this.#options.ttl)
+  }
+
+  /** The idle timeout of a session: its chosen lifetime, else SESSION_IDLE_TIMEOUT. */
+  #idleOf (lifetime: CookieLifetime): number {
+    return lifetime.chosen === true ? this.#maxAgeOf(lifetime) : this.#options.idleTimeout
+  }
+
+  /**
+   * The lifetime a save or touch stores. A max age other than the one the session was restored with
+   * (or, for a new session, other than SESSION_TTL) was chosen by the app: remember-me. A restored one
+   * stays as it was stored. Cookies kept as given (keepCookie) and moved legacy sessions never choose.
+   */
+  #savedLifetime (session: SessionLike, loaded: Loaded | undefined, legacy = false): CookieLifetime {
+    const lifetime = cookieLifetime(session.cookie)
+    if (lifetime.maxAge === undefined || this.#keepCookie) return lifetime
+    if (loaded !== undefined) {
+      const before = this.#lifetimeOf(loaded.meta.cookie)
+      if (before.expires === undefined && lifetime.maxAge === this.#maxAgeOf(before)) {
+        return before.chosen === true ? { maxAge: lifetime.maxAge, chosen: true } : lifetime
+      }
+    }
+    if (legacy || lifetime.maxAge === this.#options.ttl) return lifetime
+    const maxAge = Math.min(lifetime.maxAge, this.#options.maxLifetime)
+    if (maxAge < lifetime.maxAge) {
+      // Clamped: the cookie sent with this response says so too (@fastify/session's Cookie sets its expiry).
+      (session.cookie as { maxAge?: number }).maxAge = maxAge
+      this.#options.logger.debug({ maxLifetime: this.#options.maxLifetime }, 'a session lifetime above SESSION_MAX_LIFETIME was clamped to it')
+    }
+    return { maxAge, chosen: true }
   }
 
   #parse (fields: StoredSession['fields']): Record<string, unknown> | undefined {
@@ -534,37 +607,46 @@ export class SessionStore {
     return payload
   }
 
-  async #discard (handle: string): Promise<void> {
-    await this.guarded(this.backend.destroy(handle)).catch(() => {})
+  /** Deletes a session a load refused; the event goes out only when this call deleted it (one instance). */
+  async #discard<E extends 'expired' | 'revoked'> (handle: string, event: E, reason: SessionEventReasons[E]): Promise<void> {
+    const result = await this.guarded(this.backend.destroy(handle)).catch(() => undefined)
+    if (result?.deleted === true) this.events.emit(event, handle, result.userId, reason)
+  }
+
+  /** A save or touch found the session's deadline passed: it ends here, reported as expired. */
+  async #end (handle: string, absoluteAt: number, now: number): Promise<void> {
+    const { deleted, userId } = await this.guarded(this.backend.destroy(handle))
+    if (deleted) this.events.emit('expired', handle, userId, now >= absoluteAt ? 'absolute' : 'lifetime')
   }
 
   /** The TTL a write applies now, or < 1 when the session must end. */
   #ttl (lifetime: CookieLifetime, absoluteAt: number, now: number): number {
-    const cookieLeft = lifetime.expires !== undefined ? lifetime.expires - now : Math.min(lifetime.maxAge ?? this.#options.ttl, this.#options.ttl)
-    return Math.floor(Math.min(cookieLeft, this.#options.idleTimeout, absoluteAt - now))
+    const cookieLeft = lifetime.expires !== undefined ? lifetime.expires - now : this.#maxAgeOf(lifetime)
+    return Math.floor(Math.min(cookieLeft, this.#idleOf(lifetime), absoluteAt - now))
   }
 
   async #touch (sessionId: string, session: SessionLike): Promise<void> {
     const now = this.#options.now()
     const handle = sessionHandle(sessionId)
-    const lifetime = cookieLifetime(session.cookie)
     const loaded = this.#loaded.get(session)
+    const lifetime = this.#savedLifetime(session, loaded)
     const ttlMs = this.#ttl(lifetime, loaded?.meta.absoluteAt ?? Infinity, now)
     if (ttlMs < 1) {
-      await this.guarded(this.backend.destroy(handle))
+      await this.#end(handle, loaded?.meta.absoluteAt ?? Infinity, now)
       return
     }
     // Update mode: nothing is written when the session is gone (expired, destroyed, revoked), and the
     // absolute deadline stored with it still caps the TTL inside the write.
     const userId = loaded?.meta.userId
     const { applied } = await this.guarded(this.backend.write(handle, {
-      mode: 'update', now, ttlMs, set: { [META.seen]: String(now) }, setIfAbsent: {}, del: [], userId, previousUserId: userId
+      mode: 'update', now, ttlMs, set: { [META.seen]: String(now) }, setIfAbsent: {}, del: [], userId, previousUserId: userId, shortened: loaded !== undefined && now + ttlMs < loaded.meta.expiresAt
     }))
     this.#stats.touches++
+    if (applied > 0) this.events.emit('refreshed', handle, userId, 'activity')
     if (applied > 0 && loaded !== undefined) this.#loaded.set(session, { fields: loaded.fields, meta: { ...loaded.meta, seenAt: now, expiresAt: now + applied } })
   }
 
-  async #save (sessionId: string, session: SessionLike): Promise<void> {
+  async #save (sessionId: string, session: SessionLike, legacy = false): Promise<void> {
     const budget = this.#budget // read before the first await: set only while the plugin's call runs
     const now = this.#options.now()
     const handle = sessionHandle(sessionId)
@@ -581,13 +663,14 @@ export class SessionStore {
     }
     const userValue = session[this.#options.userKey]
     const userId = typeof userValue === 'string' || typeof userValue === 'number' ? String(userValue) : undefined
-    const lifetime = cookieLifetime(session.cookie)
+    const lifetime = this.#savedLifetime(session, loaded, legacy)
     const cookie = JSON.stringify(this.#keepCookie ? cookieJson(session.cookie) : lifetime)
     const createdAt = loaded?.meta.createdAt ?? now
-    const absoluteAt = loaded?.meta.absoluteAt ?? now + this.#options.absoluteTimeout
+    // A chosen lifetime longer than SESSION_ABSOLUTE_TIMEOUT lengthens this session's absolute timeout to it.
+    const absoluteAt = loaded?.meta.absoluteAt ?? now + Math.max(this.#options.absoluteTimeout, lifetime.chosen === true ? lifetime.maxAge ?? 0 : 0)
     const ttlMs = this.#ttl(lifetime, absoluteAt, now)
     if (ttlMs < 1) {
-      await this.guarded(this.backend.destroy(handle))
+      await this.#end(handle, absoluteAt, now)
       return
     }
 
@@ -604,7 +687,7 @@ export class SessionStore {
         else set[META.user] = userId
       }
       touch = Object.keys(set).length === 1 && del.length === 0
-      write = { mode: 'update', now, ttlMs, set, setIfAbsent: {}, del, userId, previousUserId: loaded.meta.userId }
+      write = { mode: 'update', now, ttlMs, set, setIfAbsent: {}, del, userId, previousUserId: loaded.meta.userId, shortened: now + ttlMs < loaded.meta.expiresAt }
     } else {
       const client = this.#clients.get(sessionId)
       this.#clients.delete(sessionId)
@@ -625,10 +708,12 @@ export class SessionStore {
       }
     }
     if (this.#budgetSpent(budget)) await this.guarded(Promise.reject(new Error('request time budget spent')))
-    const { applied, userSessions } = await this.guarded(this.backend.write(handle, write), budget)
+    const { applied, userSessions, created } = await this.guarded(this.backend.write(handle, write), budget)
     if (touch) this.#stats.touches++
     else this.#stats.saves++
     if (applied === 0) return // destroyed or revoked meanwhile: it stays gone
+    if (created === true) this.events.emit('created', handle, userId, legacy ? 'migrated' : 'new')
+    else this.events.emit('refreshed', handle, userId, touch ? 'activity' : 'change')
     this.#loaded.set(session, {
       fields,
       meta: {
@@ -653,7 +738,8 @@ export class SessionStore {
     const excess = live.length - this.#options.maxPerUser
     if (excess <= 0) return
     const oldest = live.filter((s) => s.handle !== keep).sort((a, b) => a.meta.createdAt - b.meta.createdAt).slice(0, excess)
-    await Promise.all(oldest.map(({ handle }) => this.guarded(this.backend.destroy(handle, userId))))
+    const results = await Promise.all(oldest.map(({ handle }) => this.guarded(this.backend.destroy(handle, userId))))
+    results.forEach(({ deleted }, i) => { if (deleted) this.events.emit('revoked', (oldest[i] as { handle: string }).handle, userId, 'capped') })
     this.#stats.capped += oldest.length
     this.#options.logger.info({ revoked: oldest.length, max: this.#options.maxPerUser }, 'sessions over SESSION_MAX_PER_USER: the oldest were revoked')
   }

@@ -33,6 +33,8 @@ export interface LoadRefresh {
   idleTimeout: number
   /** SESSION_TTL: caps a stored max age. */
   ttl: number
+  /** SESSION_MAX_LIFETIME: caps a chosen max age (remember-me), which is also that session's idle timeout. */
+  maxLifetime: number
 }
 
 export interface SessionWrite {
@@ -53,9 +55,18 @@ export interface SessionWrite {
   userId: string | undefined
   /** The user the session was indexed under before, when it changed. */
   previousUserId: string | undefined
+  /** The write ends the session sooner than it was due to end (a shorter lifetime): the expiry ledger must follow. */
+  shortened?: boolean
 }
 
-export interface WriteResult { applied: number, userSessions?: number | undefined }
+/** `created`: the write created the session (it did not exist before): the created event's source. */
+export interface WriteResult { applied: number, userSessions?: number | undefined, created?: boolean }
+
+/** `deleted`: this call removed the session (only one of two concurrent calls does); `userId`: its user. */
+export interface DestroyResult { deleted: boolean, userId: string | undefined }
+
+/** A session whose expiry this instance claimed (see claimExpired). */
+export interface ExpiredSession { handle: string, userId: string | undefined }
 
 export interface IndexedSession {
   handle: string
@@ -72,13 +83,21 @@ export interface SessionBackend {
    */
   write: (handle: string, write: SessionWrite) => Promise<WriteResult>
   /** Deletes the session (only when it belongs to `owner`, if given) and its index entries. */
-  destroy: (handle: string, owner?: string) => Promise<boolean>
+  destroy: (handle: string, owner?: string) => Promise<DestroyResult>
   /** Live sessions of a user; index entries whose session is gone are removed on the way. */
   list: (userId: string, now: number) => Promise<IndexedSession[]>
   count: (userId: string, now: number) => Promise<number>
   countAll: (now: number) => Promise<number>
   /** Handles of every live session (the total index): for the connect-style all/ids/clear. */
   handles: (now: number) => Promise<string[]>
+  /**
+   * Sessions that ended by expiry and that no instance has reported yet, each claimed for `leaseMs`
+   * (at most `limit` per index bucket): another instance's call does not return them while the claim
+   * holds. ackExpired() ends the claim once reported; an unacknowledged one is returned again after
+   * the lease (at-least-once).
+   */
+  claimExpired: (now: number, leaseMs: number, limit: number) => Promise<ExpiredSession[]>
+  ackExpired: (sessions: ExpiredSession[]) => Promise<void>
 }
 
 export interface SessionStats {

@@ -5,6 +5,7 @@
 import { sessionHandle } from './keys.js'
 import type { SessionStore } from './store.js'
 import type { SessionStats } from './types.js'
+import type { SessionEventHandler, SessionEventName, SessionEventStats } from './events.js'
 
 export interface SessionInfo {
   /** Public id: sessionIdOf(request.session.sessionId) gives the current one. */
@@ -52,9 +53,27 @@ export class UserSessions {
       .sort((a, b) => b.lastSeenAt - a.lastSeenAt)
   }
 
+  /**
+   * Calls `handler` for each lifecycle event this instance raises: created, refreshed, revoked (each
+   * on the instance whose request or call did it) and expired (on the one instance whose sweep claimed
+   * it, or whose request found it past its deadline first). See the README for reasons and delays.
+   * Handlers run after the request's work, never inside it; their errors are logged and counted.
+   */
+  on<E extends SessionEventName> (event: E, handler: SessionEventHandler<E>): this {
+    this.#store.events.on(event, handler)
+    return this
+  }
+
+  off<E extends SessionEventName> (event: E, handler: SessionEventHandler<E>): this {
+    this.#store.events.off(event, handler)
+    return this
+  }
+
   /** Ends one session of this user; false when it is not theirs or already gone. */
   async revoke (userId: string, id: string): Promise<boolean> {
-    return await this.#store.guarded(this.#store.backend.destroy(id, userId))
+    const { deleted } = await this.#store.guarded(this.#store.backend.destroy(id, userId))
+    if (deleted) this.#store.events.emit('revoked', id, userId, 'revoked')
+    return deleted
   }
 
   /** Ends every session of the user, except the one with public id `except`; returns how many ended. */
@@ -62,7 +81,11 @@ export class UserSessions {
     const sessions = await this.#store.guarded(this.#store.backend.list(userId, this.#now()))
     const ended = await Promise.all(sessions
       .filter(({ handle }) => handle !== options.except)
-      .map(({ handle }) => this.#store.guarded(this.#store.backend.destroy(handle, userId))))
+      .map(async ({ handle }) => {
+        const { deleted } = await this.#store.guarded(this.#store.backend.destroy(handle, userId))
+        if (deleted) this.#store.events.emit('revoked', handle, userId, 'revoked')
+        return deleted
+      }))
     return ended.filter(Boolean).length
   }
 
@@ -75,7 +98,7 @@ export class UserSessions {
   }
 
   /** Counters for the metrics plugin; synchronous, `active` as last counted in the background. */
-  stats (): SessionStats {
-    return this.#store.stats()
+  stats (): SessionStats & SessionEventStats {
+    return { ...this.#store.stats(), ...this.#store.events.stats() }
   }
 }

@@ -12,6 +12,7 @@ import Type from 'typebox'
 import type { FastifyInstance } from 'fastify'
 import { useCluster, useRedis, waitFor, type RedisCluster, type TeardownScope } from '../helpers/index.js'
 import { buildLimitedApp } from './rate-limit-app.js'
+import type { SessionEvent } from '../../index.js'
 
 const N = 20
 const SECRET = 'cluster-features-secret-0123456789abcdef'
@@ -167,6 +168,31 @@ t.test('every feature on the harness Cluster', async (t) => {
     // The limiter's keys carry {scope|client} as the hash tag: counter, strikes and ban of one client
     // share a slot, different clients spread over all of them.
     t.ok([...limited.keys()].every((key) => /^app:rl:\{[^}]+\|[^}]+\}:[fgsb]$/.test(key)), 'every limiter key is hash-tagged per scope and client')
+  })
+
+  await t.test('session lifecycle events on two instances: created and revoked where caused, an expiry once across both', async (t) => {
+    // Two more instances, sweeping every 100 ms: the ledger, its claim and the session keys live in
+    // different slots, so a cross-slot script would fail here.
+    const [x, y] = await Promise.all([buildLimitedApp(t, { ...env, SESSION_EVENTS_SWEEP: '100ms' }), buildLimitedApp(t, { ...env, SESSION_EVENTS_SWEEP: '100ms' })])
+    const seen = { x: [] as SessionEvent[], y: [] as SessionEvent[] }
+    for (const type of ['created', 'revoked', 'expired'] as const) {
+      x.app.sessions.on(type, (event) => { seen.x.push(event) })
+      y.app.sessions.on(type, (event) => { seen.y.push(event) })
+    }
+    const kept = await login(x.app, 'eve', ip(40))
+    const res = await x.app.inject({ method: 'POST', url: '/demo/login', payload: { userId: 'fay', lifetime: '300ms' }, remoteAddress: ip(41) })
+    t.equal(res.statusCode, 200)
+    const short = x.app.sessions.idOf(decodeURIComponent(sid(res)).split('.')[0] as string)
+    const keptId = x.app.sessions.idOf(decodeURIComponent(kept).split('.')[0] as string)
+    t.equal(await y.app.sessions.revoke('eve', keptId), true)
+    const expired = await waitFor(() => [...seen.x, ...seen.y].find((e) => e.type === 'expired'), { what: 'the expired event', timeoutMs: 5_000 })
+    await new Promise((resolve) => setTimeout(resolve, 300)) // more sweeps of both: no second report
+    t.match(expired, { id: short, userId: 'fay', reason: 'timeout' })
+    t.equal([...seen.x, ...seen.y].filter((e) => e.type === 'expired').length, 1, 'reported once across the two instances')
+    t.match(seen.x.filter((e) => e.type === 'created'), [{ userId: 'eve' }, { userId: 'fay' }], 'created on the instance that signed in')
+    t.same(seen.y.filter((e) => e.type === 'created'), [])
+    t.match(seen.y.filter((e) => e.type === 'revoked'), [{ id: keptId, userId: 'eve', reason: 'revoked' }], 'revoked on the instance that revoked')
+    t.same(seen.x.filter((e) => e.type === 'revoked'), [])
   })
 
   await t.test('rate limits: the exact (Redis) limit refuses past max', async (t) => {

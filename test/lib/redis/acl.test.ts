@@ -58,6 +58,7 @@ t.test('the whole surface works as the ACL user; dangerous commands are refused'
       REDIS_URL: `redis://app:${encodeURIComponent(PASSWORD)}@127.0.0.1:${redis.port}`,
       REDIS_KEY_PREFIX: PREFIX,
       SESSION_SECRET: 'acl-session-secret-0123456789abcdef0123',
+      SESSION_EVENTS_SWEEP: '100ms',
       METRICS_TOKEN
     },
     logStream
@@ -96,6 +97,11 @@ t.test('the whole surface works as the ACL user; dangerous commands are refused'
   t.equal((await app.inject({ url: '/demo/sessions', headers: { cookie } })).statusCode, 200)
   t.equal(await app.sessions.count('ada'), 1)
   t.equal((await app.inject({ method: 'POST', url: '/demo/logout', headers: { cookie } })).statusCode, 200)
+  // lifecycle events: the expiry ledger's sweep and claim run as the ACL user (no keyspace notifications)
+  const expired: string[] = []
+  app.sessions.on('expired', (event) => { expired.push(event.userId ?? '') })
+  t.equal((await app.inject({ method: 'POST', url: '/demo/login', payload: { userId: 'brief', lifetime: '200ms' } })).statusCode, 200)
+  await waitFor(() => expired.includes('brief'), { timeoutMs: 5_000, what: 'the expired event of a 200 ms session' })
 
   // rate limits (decided by Redis, not the fallback)
   for (let i = 0; i < 3; i++) t.equal((await app.inject('/acl/limited')).statusCode, 200)

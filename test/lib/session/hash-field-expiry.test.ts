@@ -63,7 +63,7 @@ t.test('Redis 7.4: the user index is a hash whose fields expire themselves', 'sk
 
   // A refresh (the load script, due here) moves the field's expiry with the session's.
   const before = Number(await server.cli('HPEXPIRETIME', 'app:sess:uh:{bob}', 'FIELDS', '1', sessionHandle('s3')))
-  const refreshed = await backend.load(sessionHandle('s3'), { now: Date.now() + 120_000, every: 0, idleTimeout: 86_400_000, ttl: 7 * 86_400_000 })
+  const refreshed = await backend.load(sessionHandle('s3'), { now: Date.now() + 120_000, every: 0, idleTimeout: 86_400_000, ttl: 7 * 86_400_000, maxLifetime: 7 * 86_400_000 })
   t.ok((refreshed?.refreshedTtl ?? 0) > 0, 'refreshed by the script')
   const after = Number(await server.cli('HPEXPIRETIME', 'app:sess:uh:{bob}', 'FIELDS', '1', sessionHandle('s3')))
   t.ok(after >= before + 100, `the index field's expiry moved (${before} → ${after})`)

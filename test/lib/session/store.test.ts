@@ -2,7 +2,7 @@
 // touches, timeouts, the schema, the per-user index. Redis-only details (keys, TTLs) come last.
 import t, { type Test } from 'tap'
 import { useRedis } from '../../helpers/index.js'
-import { allSessionsKey, sessionHandle } from '../../../lib/session/index.js'
+import { allSessionsKey, expiryLedgerKeys, sessionHandle } from '../../../lib/session/index.js'
 import { clock, connect, destroy, load, makeStore, newSession, save } from './fixtures.js'
 import type { Redis } from 'ioredis'
 
@@ -148,7 +148,7 @@ t.test('redis: keys hold a hash of the id, per-field data, and TTLs bounded by t
   await save(store, newSession('secret-session-id', { userId: 'ada', cart: ['a', 'b'] }))
   const keys = (await server.cli('KEYS', '*')).split('\n').sort()
   const handle = sessionHandle('secret-session-id')
-  t.same(keys, [`app:${allSessionsKey(handle)}`, 'app:sess:user:{ada}', `app:sess:{${handle}}`].sort())
+  t.same(keys, [`app:${allSessionsKey(handle)}`, ...expiryLedgerKeys(handle).map((key) => `app:${key}`), 'app:sess:user:{ada}', `app:sess:{${handle}}`].sort())
   t.notOk(keys.join(' ').includes('secret-session-id'), 'no key names the session id')
   t.equal(await server.cli('HGET', `app:sess:{${handle}}`, 'd:cart'), '["a","b"]')
   const pttl = Number(await server.cli('PTTL', `app:sess:{${handle}}`))
