@@ -32,6 +32,8 @@ export interface Sample {
   errors: number
   /** HTTP contenders in a server process of their own: the server's CPU time per request, µs (user + system, all threads). */
   cpuUs?: number
+  /** Given the case's Redis: redis-server's CPU time per request, µs. */
+  redisCpuUs?: number
 }
 
 export interface Contender {

@@ -71,14 +71,25 @@ process.on('message', (job: LoadJob) => {
     })
   }, (err: unknown) => { reply({ id: job.id, error: (err as Error).message }) })
 })
+/**
+ * One request template whose setupRequest takes the next index from a counter shared by every
+ * connection (autocannon runs them all in this process). A list of requests would be walked by each
+ * connection from index 0 in step with the others, so requests in flight together would name the
+ * same key or client: a cache's flight or a limiter's per-turn merge would answer them as one.
+ */
 function requestsOf (url: string, vary: Vary): autocannon.Request[] {
   const { pathname, search } = new URL(url)
   const path = decodeURIComponent(pathname) + search
-  return Array.from({ length: vary.count }, (_, i) => ({
+  let next = 0
+  return [{
     method: 'GET',
-    path: path.replaceAll('{i}', String(i)),
-    ...(vary.forwardedFor === true ? { headers: { 'x-forwarded-for': `10.${(i >> 16) & 255}.${(i >> 8) & 255}.${i & 255}` } } : {})
-  }))
+    setupRequest: (request) => {
+      const i = next++ % vary.count
+      request.path = path.replaceAll('{i}', String(i))
+      if (vary.forwardedFor === true) request.headers = { ...request.headers, 'x-forwarded-for': `10.${(i >> 16) & 255}.${(i >> 8) & 255}.${i & 255}` }
+      return request
+    }
+  }]
 }
 
 // The bench ends with process.exit(); the channel closing is this process's signal to end too.

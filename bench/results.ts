@@ -73,19 +73,22 @@ function sum (samples: readonly Sample[]): number {
   return samples.reduce((total, s) => total + s.errors, 0)
 }
 
+type CpuKind = 'server' | 'redis'
+
 /**
- * Server CPU per request, one row per alternative: the ratio is theirs / ours per round (above 1: ours
- * costs less CPU per request), and the Ours/Theirs columns give the µs. Only for contenders measured
- * in a server process of their own (Sample.cpuUs).
+ * CPU per request, one row per alternative: the ratio is theirs / ours per round (above 1: ours costs
+ * less CPU per request), and the Ours/Theirs columns give the µs. The server's, for contenders measured
+ * in a server process of their own (Sample.cpuUs); redis-server's, where the case measured it.
  */
-export function cpuRows (comparison: Comparison, alternatives: ReadonlyArray<{ label: string, target: number | undefined }>): RatioRow[] {
-  const cpu = (samples: readonly Sample[]): number[] => samples.map((s) => s.cpuUs ?? Number.NaN)
+export function cpuRows (comparison: Comparison, alternatives: ReadonlyArray<{ label: string, target: number | undefined }>,
+  kind: CpuKind = 'server'): RatioRow[] {
+  const cpu = (samples: readonly Sample[]): number[] => samples.map((s) => (kind === 'server' ? s.cpuUs : s.redisCpuUs) ?? Number.NaN)
   const ours = cpu(comparison.ours)
   return alternatives.map((alternative, i) => {
     const theirs = cpu(comparison.theirs[i] ?? [])
     return {
       kind: 'ratio',
-      label: `${alternative.label}: server CPU per request (theirs / ours)`,
+      label: `${alternative.label}: ${kind === 'server' ? 'server' : 'Redis'} CPU per request (theirs / ours)`,
       target: alternative.target,
       ratios: ours.map((value, round) => (theirs[round] ?? Number.NaN) / value),
       unit: 'µs/req',
@@ -96,9 +99,14 @@ export function cpuRows (comparison: Comparison, alternatives: ReadonlyArray<{ l
   })
 }
 
-/** Both rows per alternative: requests per second (ours / theirs) and server CPU per request (theirs / ours). */
+/**
+ * The rows of an HTTP comparison, per alternative: requests per second (ours / theirs), server CPU per
+ * request (theirs / ours) and, when the case measured it, Redis CPU per request (theirs / ours).
+ */
 export function httpRows (comparison: Comparison, alternatives: ReadonlyArray<{ label: string, target: number | undefined, cpuTarget?: number }>): RatioRow[] {
   const rates = ratioRows(comparison, alternatives, 'req/s')
-  const cpu = cpuRows(comparison, alternatives.map((a) => ({ label: a.label, target: a.cpuTarget })))
-  return rates.flatMap((row, i) => [row, cpu[i]].filter((r): r is RatioRow => r !== undefined))
+  const server = cpuRows(comparison, alternatives.map((a) => ({ label: a.label, target: a.cpuTarget })))
+  const withRedis = comparison.ours.some((s) => s.redisCpuUs !== undefined)
+  const redis = withRedis ? cpuRows(comparison, alternatives.map((a) => ({ label: a.label, target: undefined })), 'redis') : []
+  return rates.flatMap((row, i) => [row, server[i], redis[i]].filter((r): r is RatioRow => r !== undefined))
 }

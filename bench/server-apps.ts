@@ -1,43 +1,21 @@
 // The apps a bench server process can run (bench/server-process.ts starts one per process): each is
 // what a deployment would run, built from a name and a few options so the parent sends plain JSON.
 // Every app reads the same ~1 KB payload; the ones that read Redis warm their keys before listening.
-import { existsSync, readdirSync, statSync } from 'node:fs'
-import path from 'node:path'
-import { fileURLToPath, pathToFileURL } from 'node:url'
+import { existsSync } from 'node:fs'
 import Fastify, { type FastifyInstance } from 'fastify'
 import fastifyRateLimit from '@fastify/rate-limit'
 import { Redis } from 'ioredis'
-import Type, { type Static } from 'typebox'
+import type { Static } from 'typebox'
 import { Compile } from 'typebox/compile'
 import { bento } from './alternatives.js'
-import { payload } from './payload.js'
+import { Payload, payload } from './payload.js'
 
-// The suite as users run it: the compiled package (dist/, `npm run build`; the bench script builds first).
-// Run through tsx from the sources, every closure created per request also pays tsx's keepNames helper
-// (__name), which the built code does not have.
-const { default: redisSuite } = await import(suiteEntry()) as typeof import('../index.js')
-
-function suiteEntry (): string {
-  const root = fileURLToPath(new URL('..', import.meta.url))
-  const dist = path.join(root, 'dist')
-  if (!existsSync(path.join(dist, 'index.js')) || newest(root, '.ts') > newest(dist, '.js')) {
-    throw new Error('bench: dist/ is missing or older than the sources; run `npm run build` first (npm run bench does)')
-  }
-  return pathToFileURL(path.join(dist, 'index.js')).href
-}
-
-/** The newest modification time of the package's files ending in `ext` (index, lib/, plugins/, routes/) under `root`. */
-function newest (root: string, ext: string): number {
-  let time = statSync(path.join(root, `index${ext}`)).mtimeMs
-  for (const folder of ['lib', 'plugins', 'routes']) {
-    for (const entry of readdirSync(path.join(root, folder), { recursive: true, withFileTypes: true })) {
-      if (entry.isFile() && entry.name.endsWith(ext) && !entry.name.endsWith('.d.ts')) {
-        time = Math.max(time, statSync(path.join(entry.parentPath, entry.name)).mtimeMs)
-      }
-    }
-  }
-  return time
-}
+// The suite as users run it: the compiled package (dist/). `npm run bench` builds it first (tsc -b);
+// run through tsx from the sources, every closure created per request would also pay tsx's keepNames
+// helper (__name), which the built code does not have.
+const dist = new URL('../dist/index.js', import.meta.url)
+if (!existsSync(dist)) throw new Error('bench: dist/ is missing; run `npm run build` first (npm run bench does)')
+const { default: redisSuite } = await import(dist.href) as typeof import('../index.js')
 
 export interface ServerSpec {
   app: AppName
@@ -50,16 +28,6 @@ export interface ServerSpec {
   /** Fastify's trustProxy list, and the suite's TRUST_PROXY: X-Forwarded-For from the load generator counts. */
   trustProxy?: string[]
 }
-
-/** The payload's TypeBox schema: the suite's cache and the hand-written route check every value against it. */
-export const Payload = Type.Object({
-  id: Type.Number(),
-  name: Type.String(),
-  email: Type.String(),
-  roles: Type.Array(Type.String()),
-  createdAt: Type.String(),
-  profile: Type.Object({ bio: Type.String(), links: Type.Array(Type.String()) })
-})
 
 /** Rate limit high enough that nothing is refused: the cases measure the cost of counting. */
 const LIMIT = { max: 1_000_000_000, timeWindow: '1 minute' }

@@ -9,17 +9,23 @@ import { apps, type ServerSpec } from './server-apps.js'
 export interface ServerHello { url: string }
 export interface CpuReply { id: number, cpuUs: number }
 
-const spec = JSON.parse(process.argv[2] ?? '{}') as ServerSpec
-const app = await apps[spec.app](spec)
-await app.listen({ host: '127.0.0.1', port: 0 })
-const address = app.server.address() as AddressInfo
-process.send?.({ url: `http://127.0.0.1:${address.port}` } satisfies ServerHello)
-
+// Listened for first: a parent gone during start-up (a hung Redis connect) still ends this process.
+const started: { app?: Awaited<ReturnType<typeof apps[keyof typeof apps]>> } = {}
+process.on('disconnect', () => {
+  // Closing flushes --cpu-prof's profile (written at exit) and lets the app close its Redis clients;
+  // bounded, so a close that hangs still ends the process.
+  setTimeout(() => process.exit(1), 5_000).unref()
+  if (started.app === undefined) process.exit(1)
+  started.app.close().then(() => process.exit(), () => process.exit(1))
+})
 process.on('message', (message: { id: number }) => {
   const usage = process.cpuUsage()
   process.send?.({ id: message.id, cpuUs: usage.user + usage.system } satisfies CpuReply)
 })
-process.on('disconnect', () => {
-  // Closing flushes --cpu-prof's profile (written at exit) and lets the app close its Redis clients.
-  app.close().then(() => process.exit(), () => process.exit(1))
-})
+
+const spec = JSON.parse(process.argv[2] ?? '{}') as ServerSpec
+const app = await apps[spec.app](spec)
+started.app = app
+await app.listen({ host: '127.0.0.1', port: 0 })
+const address = app.server.address() as AddressInfo
+process.send?.({ url: `http://127.0.0.1:${address.port}` } satisfies ServerHello)

@@ -10,35 +10,31 @@
 import { startRedis } from '../environment.js'
 import { compare, type Settings } from '../harness.js'
 import { httpRows, type CaseResult } from '../results.js'
-import { serverContender, startServer, type ServerProcess } from '../server-process.js'
+import { serverContender, withServers } from '../server-process.js'
 
 const CLIENTS = 1_000
 const PROXY = ['127.0.0.1']
 
 export async function rateLimit (settings: Settings): Promise<CaseResult> {
   const redis = await startRedis()
-  const servers: ServerProcess[] = []
-  const start = async (...args: Parameters<typeof startServer>): Promise<ServerProcess> => {
-    const server = await startServer(...args)
-    servers.push(server)
-    return server
-  }
-  try {
-    const exact = await start({ app: 'suite-rate-limit', redisUrl: redis.url, trustProxy: PROXY })
-    const batched = await start({ app: 'suite-rate-limit', redisUrl: redis.url, trustProxy: PROXY, env: { RATE_LIMIT_SYNC: 'batched' } })
-    const official = await start({ app: 'official-rate-limit', redisUrl: redis.url, trustProxy: PROXY })
+  return await withServers([
+    { app: 'suite-rate-limit', redisUrl: redis.url, trustProxy: PROXY },
+    { app: 'suite-rate-limit', redisUrl: redis.url, trustProxy: PROXY, env: { RATE_LIMIT_SYNC: 'batched' } },
+    { app: 'official-rate-limit', redisUrl: redis.url, trustProxy: PROXY }
+  ], async ([exact, batched, official]) => {
+    if (exact === undefined || batched === undefined || official === undefined) throw new Error('a bench server did not start')
     const c = settings.connections
     const many = { count: CLIENTS, forwardedFor: true }
     const oneClient = await compare(settings,
-      serverContender('ours exact', exact, { path: '/limited' }, c),
+      serverContender('ours exact', exact, { path: '/limited' }, c, redis),
       [
-        serverContender('ours unlimited', exact, { path: '/unlimited' }, c),
-        serverContender('@fastify/rate-limit Redis store', official, { path: '/limited' }, c)
+        serverContender('ours unlimited', exact, { path: '/unlimited' }, c, redis),
+        serverContender('@fastify/rate-limit Redis store', official, { path: '/limited' }, c, redis)
       ],
       settings.httpRoundMs)
     const manyClients = await compare(settings,
-      serverContender(`ours exact, ${CLIENTS} clients`, exact, { path: '/limited', vary: many }, c),
-      [serverContender(`@fastify/rate-limit Redis store, ${CLIENTS} clients`, official, { path: '/limited', vary: many }, c)],
+      serverContender(`ours exact, ${CLIENTS} clients`, exact, { path: '/limited', vary: many }, c, redis),
+      [serverContender(`@fastify/rate-limit Redis store, ${CLIENTS} clients`, official, { path: '/limited', vary: many }, c, redis)],
       settings.httpRoundMs)
     const batchedComparison = await compare(settings,
       serverContender('ours batched', batched, { path: '/limited' }, c),
@@ -61,10 +57,7 @@ export async function rateLimit (settings: Settings): Promise<CaseResult> {
           { label: 'batched: vs exact mode', target: undefined, cpuTarget: 1.0 }
         ])
       ],
-      notes: [`autocannon in its own process, ${c} connections; each app in a server process of its own (server CPU = its user + system time over the requests it answered). One client: every request from one address (one counter, a hot key). ${CLIENTS.toLocaleString('en-US')} clients: each request carries one of ${CLIENTS} X-Forwarded-For addresses, trusted from 127.0.0.1 by both apps. Limit 1,000,000,000 per minute so nothing is refused.`]
+      notes: [`autocannon in its own process, ${c} connections; each app in a server process of its own (server CPU = its user + system time over the requests it answered; Redis CPU = redis-server's INFO cpu over the same requests). One client: every request from one address (one counter, a hot key). ${CLIENTS.toLocaleString('en-US')} clients: each request carries the next of ${CLIENTS} X-Forwarded-For addresses (one counter shared by every connection), trusted from 127.0.0.1 by both apps. Limit 1,000,000,000 per minute so nothing is refused.`]
     }
-  } finally {
-    for (const server of servers) await server.close()
-    await redis.stop()
-  }
+  }, () => redis.stop())
 }

@@ -4,21 +4,13 @@
 // Ours checks every value against its TypeBox schema, and so does the hand-written cache-aside (a
 // compiled TypeBox check after JSON.parse), since a cache that hands back unchecked JSON is not what
 // we compare with.
-import Type from 'typebox'
 import { Compile } from 'typebox/compile'
 import { bento, CacheAside, dedupe } from '../alternatives.js'
 import { buildOurApp, commandCalls, commandDelta, connected, payload, plainClient, startRedis } from '../environment.js'
+import { Payload } from '../payload.js'
 import { closedLoop, compare, inChunks, type Settings } from '../harness.js'
 import { figureRow, ratioRows, type CaseResult } from '../results.js'
 
-const Payload = Type.Object({
-  id: Type.Number(),
-  name: Type.String(),
-  email: Type.String(),
-  roles: Type.Array(Type.String()),
-  createdAt: Type.String(),
-  profile: Type.Object({ bio: Type.String(), links: Type.Array(Type.String()) })
-})
 const checkPayload = Compile(Payload)
 
 export async function redisRead (settings: Settings): Promise<CaseResult> {

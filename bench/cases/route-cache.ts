@@ -6,16 +6,12 @@ import { startRedis } from '../environment.js'
 import { compare, type Settings } from '../harness.js'
 import { load } from '../http.js'
 import { httpRows, type CaseResult } from '../results.js'
-import { serverContender, startServer, type ServerProcess } from '../server-process.js'
+import { serverContender, withServers } from '../server-process.js'
 
 export async function routeCache (settings: Settings): Promise<CaseResult> {
   const redis = await startRedis()
-  const servers: ServerProcess[] = []
-  try {
-    const ours = await startServer({ app: 'suite', redisUrl: redis.url })
-    servers.push(ours)
-    const raw = await startServer({ app: 'raw', redisUrl: redis.url })
-    servers.push(raw)
+  return await withServers([{ app: 'suite', redisUrl: redis.url }, { app: 'raw', redisUrl: redis.url }], async ([ours, raw]) => {
+    if (ours === undefined || raw === undefined) throw new Error('a bench server did not start')
     const first = await load({ url: `${ours.url}/cached` }, 200, 1)
     if (first.errors > 0) throw new Error(`the cached route answered errors (${JSON.stringify(first.statuses)})`)
     const c = settings.connections
@@ -35,8 +31,5 @@ export async function routeCache (settings: Settings): Promise<CaseResult> {
       ]),
       notes: [`autocannon in its own process, ${c} connections, ~1 KB JSON body; each app in a server process of its own (server CPU = its user + system time over the requests it answered); the raw route serialises the object on every request.`]
     }
-  } finally {
-    for (const server of servers) await server.close()
-    await redis.stop()
-  }
+  }, () => redis.stop())
 }

@@ -6,16 +6,12 @@
 import { startRedis } from '../environment.js'
 import { compare, type Settings } from '../harness.js'
 import { httpRows, type CaseResult } from '../results.js'
-import { serverContender, startServer, type ServerProcess } from '../server-process.js'
+import { serverContender, withServers } from '../server-process.js'
 
 export async function suiteOverhead (settings: Settings): Promise<CaseResult> {
   const redis = await startRedis()
-  const servers: ServerProcess[] = []
-  try {
-    const ours = await startServer({ app: 'suite', redisUrl: redis.url })
-    servers.push(ours)
-    const raw = await startServer({ app: 'raw', redisUrl: redis.url })
-    servers.push(raw)
+  return await withServers([{ app: 'suite', redisUrl: redis.url }, { app: 'raw', redisUrl: redis.url }], async ([ours, raw]) => {
+    if (ours === undefined || raw === undefined) throw new Error('a bench server did not start')
     const c = settings.connections
     const comparison = await compare(settings,
       serverContender('ours (whole suite, plain route)', ours, { path: '/plain' }, c),
@@ -27,8 +23,5 @@ export async function suiteOverhead (settings: Settings): Promise<CaseResult> {
       rows: httpRows(comparison, [{ label: 'vs the same route on a bare Fastify', target: 0.95 }]),
       notes: [`autocannon in its own process, ${c} connections; each app in a server process of its own; every feature registered, global rate limit off, the route uses none of them.`]
     }
-  } finally {
-    for (const server of servers) await server.close()
-    await redis.stop()
-  }
+  }, () => redis.stop())
 }
