@@ -54,6 +54,17 @@ async function cachePlugin (app: FastifyInstance, pluginOptions: CachePluginOpti
     isRedisReady: client === undefined ? undefined : onMain ? () => app.redisMonitor.isReady() : () => client.status === 'ready'
   })
   app.redisMonitor.on('reconnected', () => cache.onReconnect())
+  if (client !== undefined && !onMain && !bus) {
+    // The monitor watches the main connection, and without the bus no resubscription says that a
+    // separate cache connection came back: its own 'ready' after the first does.
+    let seenReady = client.status === 'ready'
+    const onReady = (): void => {
+      if (seenReady) cache.onReconnect()
+      seenReady = true
+    }
+    client.on('ready', onReady)
+    app.addHook('onClose', async () => { client.off('ready', onReady) })
+  }
   app.decorate('cache', cache)
   const memoryTier = config.CACHE_MEMORY_MAX_ENTRIES === 0 ? 'no memory tier' : `memory tier (${config.CACHE_MEMORY_MAX_ENTRIES} entries, ${config.CACHE_MEMORY_MAX_BYTES} bytes)`
   const where = onMain ? '' : given !== undefined ? ' on the client passed as cache.client' : ' on REDIS_CACHE_URL'

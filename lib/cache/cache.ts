@@ -97,15 +97,13 @@ class CacheScope implements Cache {
   getOrSet (key: string, loader: Loader<unknown>, options?: AnySchemaOptions): Promise<unknown> {
     // Not async: an async function returning ReadThrough's promise would adopt it, two more
     // microtask turns per call. A bad key or option still rejects rather than throws.
-    let fullKey: string
-    let r: ReturnType<typeof resolveOptions>
     try {
-      fullKey = this.#fullKey(key)
-      r = resolveOptions(this.#defaults, options)
+      const fullKey = this.#fullKey(key)
+      const r = resolveOptions(this.#defaults, options)
+      return this.#readThrough.getOrSet({ namespace: this.namespaceName, key, fullKey, r }, loader)
     } catch (err) {
       return Promise.reject(err)
     }
-    return this.#readThrough.getOrSet({ namespace: this.namespaceName, key, fullKey, r }, loader)
   }
 
   getOrSetMany<S extends TSchema>(keys: readonly string[], loader: ManyLoader<Static<S>>, options: GetOrSetOptions<S> & { schema: S }): Promise<Array<Static<S> | undefined>>

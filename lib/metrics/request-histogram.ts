@@ -25,7 +25,7 @@ class LeanHistogram {
   readonly type = 'histogram'
   readonly aggregator = 'sum'
   readonly #bounds: readonly number[]
-  #series: Series[] = []
+  readonly #series: Series[] = []
 
   constructor (options: HistogramOptions) {
     this.name = options.name
@@ -70,8 +70,13 @@ class LeanHistogram {
     return { name: this.name, help: this.help, type: this.type, aggregator: this.aggregator, values }
   }
 
+  /** Zeroes every series in place: their owners (a route's hook, the command maps) keep using them. */
   reset (): void {
-    this.#series = []
+    for (const series of this.#series) {
+      series.counts.fill(0)
+      series.sum = 0
+      series.count = 0
+    }
   }
 }
 
@@ -104,11 +109,6 @@ export class RequestHistogram extends LeanHistogram {
     }
     this.record(series, seconds)
   }
-
-  override reset (): void {
-    super.reset()
-    this.#routes.clear()
-  }
 }
 
 /** By connection, then command: one Map lookup each per command, no key built. */
@@ -127,10 +127,5 @@ export class CommandHistogram extends LeanHistogram {
       byCommand.set(command, series)
     }
     this.record(series, seconds)
-  }
-
-  override reset (): void {
-    super.reset()
-    this.#connections.clear()
   }
 }

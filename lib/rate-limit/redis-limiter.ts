@@ -18,7 +18,7 @@
 // the order of their first request), so many clients cost one command per turn too, not one per key.
 // On Cluster, whose keys live in many slots, each key is its own call.
 import type { Cluster, Redis } from 'ioredis'
-import { PLAIN_FIXED_WINDOW_MANY_SCRIPT, type LoadedScript } from './scripts.js'
+import { PLAIN_FIXED_WINDOW_MANY_SCRIPT, PLAIN_FIXED_WINDOW_SCRIPT, type LoadedScript } from './scripts.js'
 import type { LimiterResult } from './types.js'
 
 export type RedisClient = Redis | Cluster
@@ -73,6 +73,12 @@ export class RedisLimiter {
     stream?.uncork()
   }
 
+  /**
+   * Set once a multi-key call was refused with CROSSSLOT: a "standalone" endpoint that is a sharding
+   * proxy (some managed services' clustered databases) takes one key per call, as Cluster does.
+   */
+  #oneKeyPerCall = false
+
   /** `increment` calls of this turn by key and window; sent by #flush at the end of the turn. */
   readonly #pending = new Map<string, PendingIncrement>()
   readonly #flush = (): void => { this.#sendIncrements() }
@@ -109,7 +115,7 @@ export class RedisLimiter {
     const client = this.#client()
     const stream = client === this.#owned && client.status === 'ready' ? (client as Redis).stream as Corkable | undefined : undefined
     stream?.cork()
-    if (groups.length > 1 && !client.isCluster) {
+    if (groups.length > 1 && !client.isCluster && !this.#oneKeyPerCall && groups.every((pending) => pending.script === PLAIN_FIXED_WINDOW_SCRIPT)) {
       for (let start = 0; start < groups.length; start += MANY_KEYS) {
         const chunk = groups.slice(start, start + MANY_KEYS)
         try {
@@ -143,7 +149,21 @@ export class RedisLimiter {
       }
       for (let g = 0; g < groups.length; g++) shareOf(groups[g]!.waiters, reply[2 * g], reply[2 * g + 1])
     }
-    const fail = (err: unknown): void => { for (const pending of groups) for (const waiter of pending.waiters) waiter.reject(err) }
+    const fail = (err: unknown): void => {
+      if (err instanceof Error && err.message.includes('CROSSSLOT')) {
+        // A sharding proxy: these keys, and every later turn's, one per call.
+        this.#oneKeyPerCall = true
+        for (const pending of groups) {
+          try {
+            this.#sendIncrement(client, pending)
+          } catch (again) {
+            for (const waiter of pending.waiters) waiter.reject(again)
+          }
+        }
+        return
+      }
+      for (const pending of groups) for (const waiter of pending.waiters) waiter.reject(err)
+    }
     const script = PLAIN_FIXED_WINDOW_MANY_SCRIPT
     client.evalsha(script.sha, keys.length, ...keys, ...args).then(share, (err: unknown) => {
       if (!isNoScript(err)) return fail(err)
@@ -203,8 +223,10 @@ export class RedisLimiter {
 
 /** Hands one key's reply to the n requests merged into it: request k (from 0) saw the count after its own increment. */
 function shareOf (waiters: readonly Waiter[], current: unknown, ttl: unknown): void {
-  if (typeof current !== 'number' || typeof ttl !== 'number') {
-    const err = new RateLimitRedisError('FRS_RATE_LIMIT_REDIS_ERROR', 'Unexpected reply from the rate-limit script')
+  if (typeof current !== 'number' || typeof ttl !== 'number' || current < 0) {
+    const err = new RateLimitRedisError('FRS_RATE_LIMIT_REDIS_ERROR', current === -1 && typeof ttl === 'string'
+      ? `Redis rate-limit command failed: ${ttl}`
+      : 'Unexpected reply from the rate-limit script')
     for (const waiter of waiters) waiter.reject(err)
     return
   }

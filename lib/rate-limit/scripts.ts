@@ -82,21 +82,28 @@ return { current, tonumber(ARGV[1]) }
  * PLAIN_FIXED_WINDOW_LUA for several keys in one call (one event-loop turn's increments of distinct
  * keys, on one server: standalone or Sentinel). Key i gets exactly what its own call would have, in
  * key order; the script is atomic, so the decisions are those of the separate calls in a row.
- * KEYS: counters. ARGV: window ms and n for each key in turn. Reply: { current, ttl ms } per key, flat.
+ * KEYS: counters. ARGV: window ms and n for each key in turn. Reply: { current, ttl ms } per key, flat;
+ * { -1, error text } for a key whose INCRBY failed (only its requests fail).
  */
 export const PLAIN_FIXED_WINDOW_MANY_LUA = `
 local out = {}
 for i = 1, #KEYS do
   local window, n = ARGV[2 * i - 1], tonumber(ARGV[2 * i])
-  local current = redis.call('INCRBY', KEYS[i], n)
-  local ttl = -1
-  if current > n then ttl = redis.call('PTTL', KEYS[i]) end
-  if ttl < 0 then
-    redis.call('PEXPIRE', KEYS[i], window)
-    ttl = tonumber(window)
+  local current = redis.pcall('INCRBY', KEYS[i], n)
+  if type(current) == 'table' and current.err then
+    -- This key alone fails (a wrong type: something else wrote it); the others are still counted.
+    out[2 * i - 1] = -1
+    out[2 * i] = current.err
+  else
+    local ttl = -1
+    if current > n then ttl = redis.call('PTTL', KEYS[i]) end
+    if ttl < 0 then
+      redis.call('PEXPIRE', KEYS[i], window)
+      ttl = tonumber(window)
+    end
+    out[2 * i - 1] = current
+    out[2 * i] = ttl
   end
-  out[2 * i - 1] = current
-  out[2 * i] = ttl
 end
 return out
 `

@@ -82,6 +82,23 @@ t.test('fixed: 1,000 clients in one turn: counted exactly, key by key, in a few 
   t.match(await store.consume('client-7', { max: 1, timeWindow: 10_000 }), { allowed: false, current: 5 }, 'the counter holds every increment')
 })
 
+t.test('fixed: a key Redis refuses (wrong type) fails alone; the other keys of its turn are counted', async (t) => {
+  const store = await newStore(t, { whenRedisDown: 'open' })
+  await store.consume('wrongtype', { max: 5, timeWindow: '10s' })
+  const [counter] = (await server.cli('KEYS', '*wrongtype*')).split(/\s+/).filter(Boolean)
+  await server.cli('DEL', counter ?? '')
+  await server.cli('HSET', counter ?? '', 'not', 'a counter')
+  const decisions = await Promise.all([
+    store.consume('fine-1', { max: 5, timeWindow: '10s' }),
+    store.consume('wrongtype', { max: 5, timeWindow: '10s' }),
+    store.consume('fine-2', { max: 5, timeWindow: '10s' })
+  ])
+  t.match(decisions[0], { source: 'redis', allowed: true, current: 1 }, 'the key before it is counted in Redis')
+  t.match(decisions[1], { source: 'open' }, 'the refused key takes the Redis-down mode')
+  t.match(decisions[2], { source: 'redis', allowed: true, current: 1 }, 'the key after it too')
+  t.match(await store.consume('fine-2', { max: 5, timeWindow: '10s' }), { source: 'redis', current: 2 }, 'and counts on')
+})
+
 t.test('fixed: the window resets after timeWindow, with @fastify/rate-limit TTL semantics', async (t) => {
   const store = await newStore(t)
   const consume = (): ReturnType<RateLimitStore['consume']> => store.consume('reset', { max: 2, timeWindow: 400 })
