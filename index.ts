@@ -108,3 +108,4 @@ export { Locks, Lock, LockBusyError, LockLostError, tryLock, tryFencedLock, rele
 export { RedisCommandError } from './lib/redis/index.js'
 export { sessionPlugin, type SessionPluginOptions }
 export { SessionStore, UserSessions, RedisSessionBackend, MemorySessionBackend, SessionUnavailableError, SessionDataError, SessionNotEnabledError, type SessionInfo, type SessionStats, type SessionStoreOptions } from './lib/session/index.js'
+export { enableTracing, CHANNEL_NAMES as TRACING_CHANNELS, type Tracing, type TracingOptions, type SuiteTraceContext } from './lib/tracing/index.js'

@@ -20,6 +20,7 @@
 import { LRUCache } from 'lru-cache'
 import type { TSchema } from 'typebox'
 import { Compile, type Validator } from 'typebox/compile'
+import { sessionChannel, traceSession } from '../tracing/index.js'
 import { DeadlineSweep, RequestBudget } from './deadline.js'
 import { SessionDataError, SessionUnavailableError } from './errors.js'
 import { DATA_PREFIX, META, sessionHandle } from './keys.js'
@@ -163,7 +164,7 @@ export class SessionStore {
   get userKey (): string { return this.#options.userKey }
 
   get (sessionId: string, callback: GetCallback): void {
-    this.#deliver(this.#load(sessionId), (result) => {
+    this.#deliver(sessionChannel.hasSubscribers ? traceSession('load', () => this.#load(sessionId)) : this.#load(sessionId), (result) => {
       if (result === undefined) {
         callback(null, null)
         return
@@ -178,12 +179,12 @@ export class SessionStore {
   }
 
   set (sessionId: string, session: SessionLike, callback: Callback): void {
-    this.#deliver(this.#save(sessionId, session), () => { callback() }, callback)
+    this.#deliver(sessionChannel.hasSubscribers ? traceSession('save', () => this.#save(sessionId, session)) : this.#save(sessionId, session), () => { callback() }, callback)
   }
 
   /** express-session's optional method: extends an existing session only; a destroyed one stays gone. */
   touch (sessionId: string, session: SessionLike, callback: Callback): void {
-    this.#deliver(this.#touch(sessionId, session), () => { callback() }, callback)
+    this.#deliver(sessionChannel.hasSubscribers ? traceSession('refresh', () => this.#touch(sessionId, session)) : this.#touch(sessionId, session), () => { callback() }, callback)
   }
 
   destroy (sessionId: string, callback: Callback): void {
@@ -200,7 +201,8 @@ export class SessionStore {
       this.#deliver(this.guarded(Promise.reject(new Error('request time budget spent'))), () => {}, callback)
       return
     }
-    this.#deliver(this.guarded(this.backend.destroy(sessionHandle(sessionId)), budget), () => {
+    const destroyed = sessionChannel.hasSubscribers ? traceSession('destroy', () => this.backend.destroy(sessionHandle(sessionId))) : this.backend.destroy(sessionHandle(sessionId))
+    this.#deliver(this.guarded(destroyed, budget), () => {
       this.#stats.destroys++
       callback()
     }, callback)
