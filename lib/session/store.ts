@@ -20,7 +20,7 @@
 import { LRUCache } from 'lru-cache'
 import type { TSchema } from 'typebox'
 import { Compile, type Validator } from 'typebox/compile'
-import { sessionChannel, traceSession } from '../tracing/index.js'
+import { noteSessionWrite, sessionChannel, traceSession } from '../tracing/index.js'
 import { DeadlineSweep, RequestBudget } from './deadline.js'
 import { SessionDataError, SessionUnavailableError } from './errors.js'
 import { DATA_PREFIX, META, sessionHandle } from './keys.js'
@@ -626,6 +626,7 @@ export class SessionStore {
         previousUserId: undefined
       }
     }
+    if (sessionChannel.hasSubscribers) noteSessionWrite(write.mode === 'replace' ? 'create' : touch ? 'refresh' : 'update')
     if (this.#budgetSpent(budget)) await this.guarded(Promise.reject(new Error('request time budget spent')))
     const { applied, userSessions } = await this.guarded(this.backend.write(handle, write), budget)
     if (touch) this.#stats.touches++

@@ -5,7 +5,7 @@ export {
   type SuiteTraceContext, type TraceAttributes
 } from './channels.js'
 export {
-  beginLockWait, endLockWait, noteCacheOutcome, noteHttpCacheBypass, traceCache, traceDeliver, traceHttpCacheLookup,
+  beginLockWait, endLockWait, noteCacheOutcome, noteHttpCacheBypass, noteSessionWrite, traceCache, traceDeliver, traceHttpCacheLookup,
   traceHttpCacheStore, traceLoader, traceLock, tracePublish, traceRateLimit, traceSession
 } from './operations.js'
 export { enableTracing, type Tracing, type TracingOptions } from './otel.js'

@@ -130,6 +130,12 @@ export function traceSession<T> (operation: SessionOperation, fn: () => Promise<
   })
 }
 
+/** What a save wrote: a new session (`create`), changed fields (`update`), or only its expiry (`refresh`, when due). */
+export function noteSessionWrite (write: 'create' | 'update' | 'refresh'): void {
+  const operation = currentOperation()
+  if (operation?.name === 'session.save') operation.attributes['frs.session.write'] = write
+}
+
 // ---- rate limits ----------------------------------------------------------------------------------
 
 interface Decision { allowed: boolean, banned: boolean, source: string }

@@ -126,9 +126,13 @@ t.test('spans of the suite, children of the request, with Redis commands under t
   })
 
   t.test('a session read', async (t) => {
+    exporter.reset()
     const login = await a.inject({ method: 'POST', url: '/demo/login', payload: { userId: 'ada' } })
     const cookie = String(login.headers['set-cookie']).split(';')[0] ?? ''
+    const signIn = tree(exporter.getFinishedSpans())
     keep()
+    t.comment(`sign-in:\n${signIn}`)
+    t.match(signIn, /^session\.save \[session\.write=create\]\n {2}\w+ /m, 'the sign-in stores a new session')
     exporter.reset()
     const me = await a.inject({ url: '/me', headers: { cookie } })
     t.same(me.json(), { user: 'ada' })
