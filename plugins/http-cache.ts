@@ -246,13 +246,13 @@ async function httpCachePlugin (app: FastifyInstance, options: HttpCachePluginOp
       // ran, so a check the app makes per request (a second factor, a revoked token) runs on it too.
       if (cached.policy.private) {
         addHook(route, 'preHandler', (request: FastifyRequest, reply: FastifyReply, done: Done) => {
-          const answered = httpCacheChannel.hasSubscribers ? traceHttpCacheLookup(request.method, reply, () => lookup(request, reply, cached)) : lookup(request, reply, cached)
+          const answered = httpCacheChannel.start.hasSubscribers ? traceHttpCacheLookup(request.method, reply, () => lookup(request, reply, cached)) : lookup(request, reply, cached)
           if (answered === false) done(null)
           else if (answered !== true) settleHook(answered, done, (served) => { if (!served) done(null) })
         })
       } else {
         addHook(route, 'preParsing', (request: FastifyRequest, reply: FastifyReply, payload: unknown, done: Done) => {
-          const answered = httpCacheChannel.hasSubscribers ? traceHttpCacheLookup(request.method, reply, () => lookup(request, reply, cached)) : lookup(request, reply, cached)
+          const answered = httpCacheChannel.start.hasSubscribers ? traceHttpCacheLookup(request.method, reply, () => lookup(request, reply, cached)) : lookup(request, reply, cached)
           if (answered === false) done(null, payload)
           else if (answered !== true) settleHook(answered, done, (served) => { if (!served) done(null, payload) })
         })
@@ -261,7 +261,7 @@ async function httpCachePlugin (app: FastifyInstance, options: HttpCachePluginOp
       // Callback hooks: a hit (no exchange) passes through without a promise or a microtask.
       addHook(route, 'onSend', (request: FastifyRequest, reply: FastifyReply, payload: unknown, done: Done) => {
         if ((request as Carrier)[kExchange] === null) return done(null, payload)
-        const stored = httpCacheChannel.hasSubscribers ? traceHttpCacheStore(reply, () => storeResponse(request, reply, payload)) : storeResponse(request, reply, payload)
+        const stored = httpCacheChannel.start.hasSubscribers ? traceHttpCacheStore(reply, () => storeResponse(request, reply, payload)) : storeResponse(request, reply, payload)
         settleHook(stored, done, (sent) => { done(null, sent) })
       }, (hook) => hook.name === 'headRouteOnSendHandler')
       // No onResponse/onRequestAbort/onTimeout hooks: Fastify would add listeners to every request,
@@ -462,7 +462,7 @@ async function httpCachePlugin (app: FastifyInstance, options: HttpCachePluginOp
     if (notStorable.bypass) {
       store.stats.bypasses++
       request.log.debug({ reason: notStorable.reason }, 'http cache: response not stored')
-      if (httpCacheChannel.hasSubscribers) noteHttpCacheBypass(notStorable.reason)
+      if (httpCacheChannel.start.hasSubscribers) noteHttpCacheBypass(notStorable.reason)
     } else {
       store.stats.misses++
     }
@@ -565,7 +565,7 @@ async function httpCachePlugin (app: FastifyInstance, options: HttpCachePluginOp
 
   function bypass (reply: FastifyReply, reason: string): undefined {
     store.stats.bypasses++
-    if (httpCacheChannel.hasSubscribers) noteHttpCacheBypass(reason)
+    if (httpCacheChannel.start.hasSubscribers) noteHttpCacheBypass(reason)
     reply.header('x-cache', 'BYPASS')
     return undefined
   }

@@ -197,7 +197,7 @@ function routeHook (route: RouteLimit, refresh: RefreshCheck) {
     if (allowed !== undefined ? await allowed : allow !== undefined && await allow(request, key)) return
     const max = typeof route.max === 'number' ? route.max : await route.max(request, key)
     const timeWindow = typeof route.timeWindow === 'number' ? route.timeWindow : await route.timeWindow(request, key)
-    const decision = rateLimitChannel.hasSubscribers
+    const decision = rateLimitChannel.start.hasSubscribers
       ? traceRateLimit(route.policyName, limit.batched, key, () => limit.consume(key, max, timeWindow))
       : limit.consume(key, max, timeWindow)
     const failure = answer(route, request, reply, key, await decision)
@@ -229,7 +229,7 @@ function routeHook (route: RouteLimit, refresh: RefreshCheck) {
     }
     // Decided in process (a batched lease in hand, no Redis, Redis known down): answered in this
     // call, without a promise or a microtask; else when Redis replies.
-    const decided = rateLimitChannel.hasSubscribers ? traceRateLimit(route.policyName, limit.batched, key, () => limit.decide(key)) : limit.decide(key)
+    const decided = rateLimitChannel.start.hasSubscribers ? traceRateLimit(route.policyName, limit.batched, key, () => limit.decide(key)) : limit.decide(key)
     if (decided instanceof Promise) decided.then((decision) => { finish(request, reply, key, decision, done) }, done)
     else finish(request, reply, key, decided, done)
   }

@@ -78,7 +78,7 @@ export class ReadThrough {
       let values: ReadonlyArray<unknown>
       try {
         const load = (): ReadonlyArray<unknown> | Promise<ReadonlyArray<unknown>> => loader(missingKeys, { namespace, signal: controller.signal })
-        values = await this.#bounded(cacheChannel.hasSubscribers ? () => traceLoader(namespace, load) : load,
+        values = await this.#bounded(cacheChannel.start.hasSubscribers ? () => traceLoader(namespace, load) : load,
           r.hardTimeout, missingKeys.join(','), controller)
         this.#engine.counters.record({ type: 'load', namespace, durationMs: Date.now() - started })
       } catch (err) {
@@ -181,7 +181,7 @@ export class ReadThrough {
     let lock = await redis.acquireLock(lockKey, token, call.r.lockTtl)
     if (lock === 'taken') lock = await redis.reclaimOwnLock(lockKey, `${this.#engine.instanceId}:`, token, call.r.lockTtl)
     const waitUntil = Date.now() + call.r.lockWait
-    const wait = lock === 'taken' && cacheChannel.hasSubscribers ? beginLockWait(call.namespace) : undefined
+    const wait = lock === 'taken' && cacheChannel.start.hasSubscribers ? beginLockWait(call.namespace) : undefined
     while (lock === 'taken' && Date.now() < waitUntil && !signal.aborted) {
       await sleep(LOCK_POLL_MS)
       const written = await this.#engine.lookupRedis(call.namespace, call.fullKey, call.r, false)
@@ -205,7 +205,7 @@ export class ReadThrough {
     versions: Lookup['versions'], invalidationsBefore: number, signal: AbortSignal): Promise<Envelope> {
     const started = Date.now()
     const context = { key: call.key, namespace: call.namespace, stale: stale?.envelope.value, signal }
-    const value = await (cacheChannel.hasSubscribers ? traceLoader(call.namespace, () => loader(context)) : loader(context))
+    const value = await (cacheChannel.start.hasSubscribers ? traceLoader(call.namespace, () => loader(context)) : loader(context))
     this.#engine.counters.record({ type: 'load', namespace: call.namespace, durationMs: Date.now() - started })
     this.#validate(call.key, value, call.r)
     if (value === undefined) {

@@ -54,7 +54,7 @@ export class CacheCounters {
     else if (type === 'miss') counters.misses++
     else counters.stale++
     if (this.#onEvent !== undefined) this.#emit({ type, namespace, tier })
-    if (cacheChannel.hasSubscribers) noteCacheOutcome(type, tier)
+    if (cacheChannel.start.hasSubscribers) noteCacheOutcome(type, tier)
   }
 
   record (event: CacheEvent): void {

@@ -20,7 +20,7 @@ class TracedCache {
 
   get (key: string, options?: GetOptions): Promise<unknown> {
     const inner = this.#inner
-    if (!cacheChannel.hasSubscribers) return inner.get(key, options)
+    if (!cacheChannel.start.hasSubscribers) return inner.get(key, options)
     return traceCache('get', inner.namespaceName, key, undefined, () => inner.get(key, options))
   }
 
@@ -30,13 +30,13 @@ class TracedCache {
 
   set (key: string, value: unknown, options?: SetOptions): Promise<void> {
     const inner = this.#inner
-    if (!cacheChannel.hasSubscribers) return inner.set(key, value, options)
+    if (!cacheChannel.start.hasSubscribers) return inner.set(key, value, options)
     return traceCache('set', inner.namespaceName, key, undefined, () => inner.set(key, value, options))
   }
 
   getOrSet (key: string, loader: Loader<unknown>, options?: Options): Promise<unknown> {
     const inner = this.#inner
-    if (!cacheChannel.hasSubscribers) return inner.getOrSet(key, loader, options)
+    if (!cacheChannel.start.hasSubscribers) return inner.getOrSet(key, loader, options)
     return traceCache('getOrSet', inner.namespaceName, key, undefined, () => inner.getOrSet(key, loader, options))
   }
 
@@ -46,7 +46,7 @@ class TracedCache {
 
   getOrSetMany (keys: readonly string[], loader: ManyLoader<unknown>, options?: Options): Promise<unknown[]> {
     const inner = this.#inner
-    if (!cacheChannel.hasSubscribers) return inner.getOrSetMany(keys, loader, options)
+    if (!cacheChannel.start.hasSubscribers) return inner.getOrSetMany(keys, loader, options)
     return traceCache('getOrSetMany', inner.namespaceName, undefined, keys.length, () => inner.getOrSetMany(keys, loader, options))
   }
 
@@ -56,13 +56,13 @@ class TracedCache {
 
   delete (key: string): Promise<void> {
     const inner = this.#inner
-    if (!cacheChannel.hasSubscribers) return inner.delete(key)
+    if (!cacheChannel.start.hasSubscribers) return inner.delete(key)
     return traceCache('delete', inner.namespaceName, key, undefined, () => inner.delete(key))
   }
 
   invalidateTags (tags: readonly string[]): Promise<void> {
     const inner = this.#inner
-    if (!cacheChannel.hasSubscribers) return inner.invalidateTags(tags)
+    if (!cacheChannel.start.hasSubscribers) return inner.invalidateTags(tags)
     return traceCache('invalidateTags', inner.namespaceName, undefined, tags.length, () => inner.invalidateTags(tags))
   }
 

@@ -102,7 +102,7 @@ export class Lock {
   async release (): Promise<boolean> {
     if (this.#released) return false
     const store = this.#locks.store
-    const released = await (lockChannel.hasSubscribers ? traceLock('release', this.name, () => store.release(this.name, this.owner)) : store.release(this.name, this.owner))
+    const released = await (lockChannel.start.hasSubscribers ? traceLock('release', this.name, () => store.release(this.name, this.owner)) : store.release(this.name, this.owner))
     this.#released = true
     this.#locks.held.delete(this)
     return released
@@ -136,7 +136,7 @@ export class Locks {
 
   /** One attempt (retried for `wait`): the lock, or undefined when another owner still holds it. */
   async tryAcquire (name: string, options: AcquireOptions = {}): Promise<Lock | undefined> {
-    return lockChannel.hasSubscribers ? traceLock('acquire', name, () => this.#tryAcquire(name, options)) : this.#tryAcquire(name, options)
+    return lockChannel.start.hasSubscribers ? traceLock('acquire', name, () => this.#tryAcquire(name, options)) : this.#tryAcquire(name, options)
   }
 
   async #tryAcquire (name: string, options: AcquireOptions): Promise<Lock | undefined> {

@@ -104,7 +104,7 @@ export class PubSub {
     if (!result.ok) {
       throw new PubSubMessageError(`The message published to ${JSON.stringify(channel)} does not match its schema: ${result.errors.join('; ')}`, result.errors)
     }
-    const receivers = await (pubsubChannel.hasSubscribers
+    const receivers = await (pubsubChannel.start.hasSubscribers
       ? tracePublish(channel, JSON.stringify(message), (payload) => this.#transport.publish(this.#prefix + channel, payload))
       : this.#transport.publish(this.#prefix + channel, JSON.stringify(message)))
     this.#counts.messagesPublished++
@@ -223,7 +223,7 @@ export class PubSub {
         continue
       }
       Promise.resolve()
-        .then(() => pubsubChannel.hasSubscribers
+        .then(() => pubsubChannel.start.hasSubscribers
           ? traceDeliver(meta.channel, payload, () => subscription.handler(decoded.value, meta))
           : subscription.handler(decoded.value, meta))
         .catch((err: unknown) => {

@@ -164,7 +164,7 @@ export class SessionStore {
   get userKey (): string { return this.#options.userKey }
 
   get (sessionId: string, callback: GetCallback): void {
-    this.#deliver(sessionChannel.hasSubscribers ? traceSession('load', () => this.#load(sessionId)) : this.#load(sessionId), (result) => {
+    this.#deliver(sessionChannel.start.hasSubscribers ? traceSession('load', () => this.#load(sessionId)) : this.#load(sessionId), (result) => {
       if (result === undefined) {
         callback(null, null)
         return
@@ -179,12 +179,12 @@ export class SessionStore {
   }
 
   set (sessionId: string, session: SessionLike, callback: Callback): void {
-    this.#deliver(sessionChannel.hasSubscribers ? traceSession('save', () => this.#save(sessionId, session)) : this.#save(sessionId, session), () => { callback() }, callback)
+    this.#deliver(sessionChannel.start.hasSubscribers ? traceSession('save', () => this.#save(sessionId, session)) : this.#save(sessionId, session), () => { callback() }, callback)
   }
 
   /** express-session's optional method: extends an existing session only; a destroyed one stays gone. */
   touch (sessionId: string, session: SessionLike, callback: Callback): void {
-    this.#deliver(sessionChannel.hasSubscribers ? traceSession('refresh', () => this.#touch(sessionId, session)) : this.#touch(sessionId, session), () => { callback() }, callback)
+    this.#deliver(sessionChannel.start.hasSubscribers ? traceSession('refresh', () => this.#touch(sessionId, session)) : this.#touch(sessionId, session), () => { callback() }, callback)
   }
 
   destroy (sessionId: string, callback: Callback): void {
@@ -201,7 +201,7 @@ export class SessionStore {
       this.#deliver(this.guarded(Promise.reject(new Error('request time budget spent'))), () => {}, callback)
       return
     }
-    const destroyed = sessionChannel.hasSubscribers ? traceSession('destroy', () => this.backend.destroy(sessionHandle(sessionId))) : this.backend.destroy(sessionHandle(sessionId))
+    const destroyed = sessionChannel.start.hasSubscribers ? traceSession('destroy', () => this.backend.destroy(sessionHandle(sessionId))) : this.backend.destroy(sessionHandle(sessionId))
     this.#deliver(this.guarded(destroyed, budget), () => {
       this.#stats.destroys++
       callback()
@@ -626,7 +626,7 @@ export class SessionStore {
         previousUserId: undefined
       }
     }
-    if (sessionChannel.hasSubscribers) noteSessionWrite(write.mode === 'replace' ? 'create' : touch ? 'refresh' : 'update')
+    if (sessionChannel.start.hasSubscribers) noteSessionWrite(write.mode === 'replace' ? 'create' : touch ? 'refresh' : 'update')
     if (this.#budgetSpent(budget)) await this.guarded(Promise.reject(new Error('request time budget spent')))
     const { applied, userSessions } = await this.guarded(this.backend.write(handle, write), budget)
     if (touch) this.#stats.touches++

@@ -1,5 +1,5 @@
 // One helper per traced operation. Each is called only when its channel has subscribers (the call
-// site checks `hasSubscribers` first), so the contexts and closures here cost nothing otherwise.
+// site checks `channel.start.hasSubscribers` first), so the contexts and closures here cost nothing otherwise.
 import {
   begin, cacheChannel, currentOperation, end, httpCacheChannel, lockChannel, pubsubChannel, rateLimitChannel,
   sessionChannel, traced, type SuiteTraceContext
