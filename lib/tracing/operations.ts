@@ -57,6 +57,10 @@ export function beginLockWait (namespace: string): SuiteTraceContext {
 
 /** `outcome`: 'written' (the holder's value arrived), 'acquired' (the lock came free), 'taken' (gave up waiting: the loader runs anyway). */
 export function endLockWait (context: SuiteTraceContext | undefined, outcome: string): void {
+  if (context === undefined) return
+  // The value another instance loaded came from Redis: the read it belongs to was answered there.
+  const read = currentOperation()
+  if (outcome === 'written' && read !== undefined && read.attributes[NAMESPACE] !== undefined && read.name !== 'cache.loader') read.attributes[TIER] = 'redis'
   end(cacheChannel, context, { 'frs.cache.lock_wait.outcome': outcome })
 }
 

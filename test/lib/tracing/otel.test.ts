@@ -111,6 +111,36 @@ t.test('spans of the suite, children of the request, with Redis commands under t
     keep()
   })
 
+  t.test('another instance loading the key: the wait for its value', async (t) => {
+    let release!: () => void
+    let started!: () => void
+    const loading = new Promise<void>((resolve) => { started = resolve })
+    const first = a.cache.getOrSet('slow', async () => {
+      started()
+      await new Promise<void>((resolve) => { release = resolve })
+      return 'value'
+    })
+    await loading // a holds the load lock now
+    const text = await underSpan('request', async () => {
+      const second = b.cache.getOrSet('slow', async () => t.fail('b waits for a\'s value, never loads'))
+      // b's SET NX came back: the lock is a's (a sends nothing until its loader returns).
+      await waitFor(() => exporter.getFinishedSpans().some((s) => s.name === 'SET'), { timeoutMs: 2_000, what: 'b found the lock taken' })
+      release()
+      t.equal(await second, 'value')
+    })
+    await first
+    keep()
+    t.comment(`\n${text}`)
+    t.match(text, /^request\n {2}cache\.getOrSet \[cache\.namespace=default cache\.result=miss cache\.tier=redis\]\n[^]* {4}cache\.lock_wait \[cache\.lock_wait\.outcome=written cache\.namespace=default\]/,
+      'a miss answered from Redis once the holder wrote it; the wait as a span')
+  })
+
+  t.test('app.locks', async (t) => {
+    const text = await underSpan('request', () => a.locks.withLock('nightly-job', async () => 'done'))
+    keep()
+    t.match(text, /^request\n {2}lock\.acquire \[lock\.acquired=true\]\n {4}\w+ [^]*\n {2}lock\.release \[lock\.released=true\]\n {4}\w+ /)
+  })
+
   t.test('an HTTP cache hit', async (t) => {
     await a.inject('/cached')
     exporter.reset()
@@ -186,7 +216,7 @@ t.test('spans of the suite, children of the request, with Redis commands under t
     const leaks = all.flatMap((span) => Object.entries(span.attributes).flatMap(([name, value]) => {
       const text = String(value)
       if (name === 'server.address' || name === 'server.port') return [] // Redis's own address: the semantic convention's
-      return /user:|chat|ada|127\.0\.0\.1|::1|sess|^[A-Za-z0-9_-]{20,}/.test(text) || /key|name$|query|id$/.test(name.replace(/operation\.name$|^db\.system\.name$|^.*_count$/, ''))
+      return /user:|chat|ada|nightly|slow|127\.0\.0\.1|::1|sess|^[A-Za-z0-9_-]{20,}/.test(text) || /key|name$|query|id$/.test(name.replace(/operation\.name$|^db\.system\.name$|^.*_count$/, ''))
         ? [`${span.name}: ${name}=${text}`]
         : []
     }))
