@@ -111,3 +111,4 @@ export {
   SessionStore, UserSessions, RedisSessionBackend, MemorySessionBackend, SessionUnavailableError, SessionDataError, SessionNotEnabledError, type SessionInfo, type SessionStats, type SessionStoreOptions,
   type SessionEvent, type SessionEventName, type SessionEventHandler, type SessionEventReasons, type SessionEventStats
 } from './lib/session/index.js'
+export { enableTracing, CHANNEL_NAMES as TRACING_CHANNELS, type Tracing, type TracingOptions, type SuiteTraceContext } from './lib/tracing/index.js'

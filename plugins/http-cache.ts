@@ -19,6 +19,7 @@ import { createHash, randomBytes } from 'node:crypto'
 import fp from 'fastify-plugin'
 import type { FastifyInstance, FastifyReply, FastifyRequest, RouteOptions } from 'fastify'
 import { parseDuration, type Duration, suiteLogOptions } from '../lib/config/index.js'
+import { httpCacheChannel, noteHttpCacheBypass, traceHttpCacheLookup, traceHttpCacheStore } from '../lib/tracing/index.js'
 import {
   bodyOf, buildResponseKey, CACHEABLE_METHODS, constraintsKey, computeEtag, formatCacheControl, freshness, hashIdentity, hasUnlistedCookie, headerValue,
   INVALIDATING_METHODS, matchesIfNoneMatch, readCookie, readMemory, replayableHeaders, resolveRoutePolicy, ResponseStore, RouteBudget, storageTtl,
@@ -245,13 +246,13 @@ async function httpCachePlugin (app: FastifyInstance, options: HttpCachePluginOp
       // ran, so a check the app makes per request (a second factor, a revoked token) runs on it too.
       if (cached.policy.private) {
         addHook(route, 'preHandler', (request: FastifyRequest, reply: FastifyReply, done: Done) => {
-          const answered = lookup(request, reply, cached)
+          const answered = httpCacheChannel.start.hasSubscribers ? traceHttpCacheLookup(request.method, reply, () => lookup(request, reply, cached)) : lookup(request, reply, cached)
           if (answered === false) done(null)
           else if (answered !== true) settleHook(answered, done, (served) => { if (!served) done(null) })
         })
       } else {
         addHook(route, 'preParsing', (request: FastifyRequest, reply: FastifyReply, payload: unknown, done: Done) => {
-          const answered = lookup(request, reply, cached)
+          const answered = httpCacheChannel.start.hasSubscribers ? traceHttpCacheLookup(request.method, reply, () => lookup(request, reply, cached)) : lookup(request, reply, cached)
           if (answered === false) done(null, payload)
           else if (answered !== true) settleHook(answered, done, (served) => { if (!served) done(null, payload) })
         })
@@ -260,7 +261,8 @@ async function httpCachePlugin (app: FastifyInstance, options: HttpCachePluginOp
       // Callback hooks: a hit (no exchange) passes through without a promise or a microtask.
       addHook(route, 'onSend', (request: FastifyRequest, reply: FastifyReply, payload: unknown, done: Done) => {
         if ((request as Carrier)[kExchange] === null) return done(null, payload)
-        settleHook(storeResponse(request, reply, payload), done, (sent) => { done(null, sent) })
+        const stored = httpCacheChannel.start.hasSubscribers ? traceHttpCacheStore(reply, () => storeResponse(request, reply, payload)) : storeResponse(request, reply, payload)
+        settleHook(stored, done, (sent) => { done(null, sent) })
       }, (hook) => hook.name === 'headRouteOnSendHandler')
       // No onResponse/onRequestAbort/onTimeout hooks: Fastify would add listeners to every request,
       // hits included; a request that opens an exchange listens for its own end (see track()).
@@ -320,23 +322,23 @@ async function httpCachePlugin (app: FastifyInstance, options: HttpCachePluginOp
         return undefined
       }
     }
-    if (!policy.private && personal(request, route)) return bypass(reply)
+    if (!policy.private && personal(request, route)) return bypass(reply, 'credentials')
     let key: string
     let tags: string[]
     try {
       const identity = policy.private ? userKey(request) : undefined
       // No identity, no private entry: a constant would share one user's response with everyone.
-      if (policy.private && (identity === undefined || identity === '')) return bypass(reply)
+      if (policy.private && (identity === undefined || identity === '')) return bypass(reply, 'no_identity')
       const user = identity === undefined ? undefined : hashIdentity(identity, secret)
       tags = tagsFor(policy.tags, request)
       const vary = policy.vary.length === 0 ? NO_VARY : policy.vary.map((name) => [name, headerValue(request.headers[name])] as const)
       const built = buildResponseKey({ method: request.method, origin: `${request.protocol}://${request.host}`, url: request.url, query: policy.query, semicolon, vary, user, route: route.constraints })
       // A query parameter that does not decode reaches the handler raw: no decoded key stands for it.
-      if (built === undefined) return bypass(reply)
+      if (built === undefined) return bypass(reply, 'undecodable_query')
       key = built
     } catch (err) {
       request.log.warn({ err }, 'http cache: cannot key this request (tags or user); answered without the cache')
-      return bypass(reply)
+      return bypass(reply, 'key_error')
     }
     const revalidate = policy.clientRevalidation && wantsRevalidation(request.headers['cache-control'], request.headers.pragma)
     return { route, key, tags, revalidate }
@@ -460,6 +462,7 @@ async function httpCachePlugin (app: FastifyInstance, options: HttpCachePluginOp
     if (notStorable.bypass) {
       store.stats.bypasses++
       request.log.debug({ reason: notStorable.reason }, 'http cache: response not stored')
+      if (httpCacheChannel.start.hasSubscribers) noteHttpCacheBypass(notStorable.reason)
     } else {
       store.stats.misses++
     }
@@ -560,8 +563,9 @@ async function httpCachePlugin (app: FastifyInstance, options: HttpCachePluginOp
     return request.method === 'HEAD' ? '' : null
   }
 
-  function bypass (reply: FastifyReply): undefined {
+  function bypass (reply: FastifyReply, reason: string): undefined {
     store.stats.bypasses++
+    if (httpCacheChannel.start.hasSubscribers) noteHttpCacheBypass(reason)
     reply.header('x-cache', 'BYPASS')
     return undefined
   }

@@ -12,6 +12,7 @@ export type {} from '@fastify/rate-limit'
 import type { RateLimitOptions, RateLimitPluginOptions as UpstreamOptions } from '@fastify/rate-limit'
 import type { FastifyInstance, FastifyReply, FastifyRequest, RouteOptions } from 'fastify'
 import { parseDuration, suiteLogOptions } from '../lib/config/index.js'
+import { rateLimitChannel, traceRateLimit } from '../lib/tracing/index.js'
 import {
   buildAllowList, checkPluginOptions, checkRouteOptions, fastifyRateLimitStore, RateLimitUnavailableError, type RouteLimiterOptions,
   RateLimitExceededError, formatRateLimitPolicy, rateLimitFormatter, clientIpKey, RateLimitStore,
@@ -196,7 +197,10 @@ function routeHook (route: RouteLimit, refresh: RefreshCheck) {
     if (allowed !== undefined ? await allowed : allow !== undefined && await allow(request, key)) return
     const max = typeof route.max === 'number' ? route.max : await route.max(request, key)
     const timeWindow = typeof route.timeWindow === 'number' ? route.timeWindow : await route.timeWindow(request, key)
-    const failure = answer(route, request, reply, key, await limit.consume(key, max, timeWindow))
+    const decision = rateLimitChannel.start.hasSubscribers
+      ? traceRateLimit(route.policyName, limit.batched, key, () => limit.consume(key, max, timeWindow))
+      : limit.consume(key, max, timeWindow)
+    const failure = answer(route, request, reply, key, await decision)
     if (failure !== undefined) throw failure
   }
 
@@ -225,7 +229,7 @@ function routeHook (route: RouteLimit, refresh: RefreshCheck) {
     }
     // Decided in process (a batched lease in hand, no Redis, Redis known down): answered in this
     // call, without a promise or a microtask; else when Redis replies.
-    const decided = limit.decide(key)
+    const decided = rateLimitChannel.start.hasSubscribers ? traceRateLimit(route.policyName, limit.batched, key, () => limit.decide(key)) : limit.decide(key)
     if (decided instanceof Promise) decided.then((decision) => { finish(request, reply, key, decision, done) }, done)
     else finish(request, reply, key, decided, done)
   }

@@ -11,12 +11,13 @@ const IMPORT = /(?:^|\n)\s*(?:import|export)\s[^'"]*?from\s+['"]([^'"]+)['"]|imp
 // Which lib/ subsystems each one may import (ARCHITECTURE.md, "Layout").
 const ALLOWED: Record<string, readonly string[]> = {
   config: [],
+  tracing: [],
   redis: ['config'],
-  realtime: ['config', 'redis'],
-  locks: ['config', 'redis'],
-  cache: ['config', 'locks', 'redis'],
+  realtime: ['config', 'redis', 'tracing'],
+  locks: ['config', 'redis', 'tracing'],
+  cache: ['config', 'locks', 'redis', 'tracing'],
   'http-cache': ['config', 'cache'],
-  session: [],
+  session: ['tracing'],
   'rate-limit': ['config'],
   health: [],
   metrics: ['cache', 'rate-limit', 'redis']

@@ -8,6 +8,7 @@ import { ReadThrough } from './get-or-set.js'
 import { assertValidKey, assertValidTags, childNamespace, ROOT_NAMESPACE } from './keys.js'
 import { resolveDefaults, resolveOptions, type ResolvedDefaults } from './options.js'
 import type { CacheStats } from './stats.js'
+import { traceable } from './traced.js'
 import type { Cache, CacheDefaults, CacheOptions, GetOptions, GetOrSetOptions, Loader, ManyLoader, SetOptions } from './types.js'
 
 /** A cache over an optional Redis client; without one, the same API over the memory tier alone. */
@@ -16,7 +17,7 @@ export function createCache (options: CacheOptions = {}): Cache {
   const { ttl, grace, timeout, lockTtl, lockWait } = options
   const tiers = { memory: engine.memory !== undefined, redis: engine.redis !== undefined }
   const defaults = resolveDefaults({ ttl, grace, timeout, lockTtl, lockWait, ...tiers })
-  return new CacheScope(engine, new ReadThrough(engine), ROOT_NAMESPACE, defaults)
+  return traceable(new CacheScope(engine, new ReadThrough(engine), ROOT_NAMESPACE, defaults))
 }
 
 type AnySchemaOptions = GetOrSetOptions<TSchema | undefined>

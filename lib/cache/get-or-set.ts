@@ -12,6 +12,7 @@
 // (the loader keeps going in the background); else the loader's value, bounded by timeout.hard. A loader
 // error falls back to the stale value when there is one (stale-if-error).
 import { setTimeout as sleep } from 'node:timers/promises'
+import { beginLockWait, cacheChannel, endLockWait, traceLoader } from '../tracing/index.js'
 import type { CacheEngine, Found, Lookup } from './engine.js'
 import type { Envelope } from './entry.js'
 import { CacheTimeoutError, CacheValueError } from './errors.js'
@@ -77,7 +78,8 @@ export class ReadThrough {
       const started = Date.now()
       let values: ReadonlyArray<unknown>
       try {
-        values = await this.#bounded(() => loader(missingKeys, { namespace, signal: controller.signal }),
+        const load = (): ReadonlyArray<unknown> | Promise<ReadonlyArray<unknown>> => loader(missingKeys, { namespace, signal: controller.signal })
+        values = await this.#bounded(cacheChannel.start.hasSubscribers ? () => traceLoader(namespace, load) : load,
           r.hardTimeout, missingKeys.join(','), controller)
         this.#engine.counters.record({ type: 'load', namespace, durationMs: Date.now() - started })
       } catch (err) {
@@ -189,12 +191,17 @@ export class ReadThrough {
     let lock = await redis.acquireLock(lockKey, token, call.r.lockTtl)
     if (lock === 'taken') lock = await redis.reclaimOwnLock(lockKey, `${this.#engine.instanceId}:`, token, call.r.lockTtl)
     const waitUntil = Date.now() + call.r.lockWait
+    const wait = lock === 'taken' && cacheChannel.start.hasSubscribers ? beginLockWait(call.namespace) : undefined
     while (lock === 'taken' && Date.now() < waitUntil && !signal.aborted) {
       await sleep(LOCK_POLL_MS)
       const written = await this.#engine.lookupRedis(call.namespace, call.fullKey, call.r, false)
-      if (written.fresh !== undefined) return written.fresh.envelope
+      if (written.fresh !== undefined) {
+        endLockWait(wait, 'written')
+        return written.fresh.envelope
+      }
       lock = await redis.acquireLock(lockKey, token, call.r.lockTtl)
     }
+    endLockWait(wait, lock ?? 'unavailable')
     try {
       return await this.#load(call, loader, stale, versions, invalidationsBefore, signal)
     } finally {
@@ -207,7 +214,8 @@ export class ReadThrough {
   async #load (call: Call, loader: Loader<unknown>, stale: Found | undefined,
     versions: Lookup['versions'], invalidationsBefore: number, signal: AbortSignal): Promise<Envelope> {
     const started = Date.now()
-    const value = await loader({ key: call.key, namespace: call.namespace, stale: stale?.envelope.value, signal })
+    const context = { key: call.key, namespace: call.namespace, stale: stale?.envelope.value, signal }
+    const value = await (cacheChannel.start.hasSubscribers ? traceLoader(call.namespace, () => loader(context)) : loader(context))
     this.#engine.counters.record({ type: 'load', namespace: call.namespace, durationMs: Date.now() - started })
     this.#validate(call.key, value, call.r)
     if (value === undefined) {

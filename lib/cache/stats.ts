@@ -1,5 +1,7 @@
 // Counters for the metrics plugin: a plain snapshot by namespace and tier, plus an optional event
 // callback for those who want to observe each lookup as it happens.
+import { cacheChannel, noteCacheOutcome } from '../tracing/index.js'
+
 export type CacheTier = 'memory' | 'redis'
 
 export type CacheEvent =
@@ -52,6 +54,7 @@ export class CacheCounters {
     else if (type === 'miss') counters.misses++
     else counters.stale++
     if (this.#onEvent !== undefined) this.#emit({ type, namespace, tier })
+    if (cacheChannel.start.hasSubscribers) noteCacheOutcome(type, tier)
   }
 
   record (event: CacheEvent): void {

@@ -5,6 +5,7 @@ import { randomUUID } from 'node:crypto'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { parseDuration, type Duration } from '../config/index.js'
 import type { LockStore } from './store.js'
+import { lockChannel, traceLock } from '../tracing/index.js'
 
 export { tryLock, tryFencedLock, releaseLock, extendLock, lockKeys, RedisLockStore, MemoryLockStore, LOCK_UNAVAILABLE, type LockStore } from './store.js'
 
@@ -100,7 +101,8 @@ export class Lock {
   /** Deletes the lock if this owner still holds it. False when it had expired or another owner holds it now. */
   async release (): Promise<boolean> {
     if (this.#released) return false
-    const released = await this.#locks.store.release(this.name, this.owner)
+    const store = this.#locks.store
+    const released = await (lockChannel.start.hasSubscribers ? traceLock('release', this.name, () => store.release(this.name, this.owner)) : store.release(this.name, this.owner))
     this.#released = true
     this.#locks.held.delete(this)
     return released
@@ -134,6 +136,10 @@ export class Locks {
 
   /** One attempt (retried for `wait`): the lock, or undefined when another owner still holds it. */
   async tryAcquire (name: string, options: AcquireOptions = {}): Promise<Lock | undefined> {
+    return lockChannel.start.hasSubscribers ? traceLock('acquire', name, () => this.#tryAcquire(name, options)) : this.#tryAcquire(name, options)
+  }
+
+  async #tryAcquire (name: string, options: AcquireOptions): Promise<Lock | undefined> {
     validateName(name)
     const ttlMs = parseDuration(options.ttl ?? this.#defaultTtl, 'ttl')
     if (ttlMs < 1) throw new TypeError('ttl must be at least 1 ms')

@@ -4,6 +4,7 @@
 // app's prefix (REDIS_KEY_PREFIX), which ioredis does not add to channels, so apps sharing a Redis
 // do not hear each other. Fire-and-forget: use stream() where a message must not be lost.
 import type { Static, TSchema, TUnknown } from 'typebox'
+import { pubsubChannel, traceDeliver, tracePublish } from '../tracing/index.js'
 import { check, decode, DropLog, type MessageLogger } from './message-schema.js'
 import { escapeGlob, type PubSubTransport } from './transport.js'
 import type { DeadLetterCount, StreamFactory, StreamOptions, TypedStream } from './streams.js'
@@ -107,7 +108,9 @@ export class PubSub {
     if (!result.ok) {
       throw new PubSubMessageError(`The message published to ${JSON.stringify(channel)} does not match its schema: ${result.errors.join('; ')}`, result.errors)
     }
-    const receivers = await this.#transport.publish(this.#prefix + channel, JSON.stringify(message))
+    const receivers = await (pubsubChannel.start.hasSubscribers
+      ? tracePublish(channel, JSON.stringify(message), (payload) => this.#transport.publish(this.#prefix + channel, payload))
+      : this.#transport.publish(this.#prefix + channel, JSON.stringify(message)))
     this.#counts.messagesPublished++
     return receivers
   }
@@ -226,7 +229,9 @@ export class PubSub {
         continue
       }
       Promise.resolve()
-        .then(() => subscription.handler(decoded.value, meta))
+        .then(() => pubsubChannel.start.hasSubscribers
+          ? traceDeliver(meta.channel, payload, () => subscription.handler(decoded.value, meta))
+          : subscription.handler(decoded.value, meta))
         .catch((err: unknown) => {
           this.#counts.handlerErrors++
           this.#logger?.error({ channel: meta.channel, err }, 'pubsub: a message handler failed')

@@ -20,6 +20,7 @@
 import { LRUCache } from 'lru-cache'
 import type { TSchema } from 'typebox'
 import { Compile, type Validator } from 'typebox/compile'
+import { noteSessionWrite, sessionChannel, traceSession } from '../tracing/index.js'
 import { DeadlineSweep, RequestBudget } from './deadline.js'
 import { SessionDataError, SessionUnavailableError } from './errors.js'
 import { DATA_PREFIX, META, sessionHandle } from './keys.js'
@@ -194,7 +195,7 @@ export class SessionStore {
   get userKey (): string { return this.#options.userKey }
 
   get (sessionId: string, callback: GetCallback): void {
-    this.#deliver(this.#load(sessionId), (result) => {
+    this.#deliver(sessionChannel.start.hasSubscribers ? traceSession('load', () => this.#load(sessionId)) : this.#load(sessionId), (result) => {
       if (result === undefined) {
         callback(null, null)
         return
@@ -209,12 +210,12 @@ export class SessionStore {
   }
 
   set (sessionId: string, session: SessionLike, callback: Callback): void {
-    this.#deliver(this.#save(sessionId, session), () => { callback() }, callback)
+    this.#deliver(sessionChannel.start.hasSubscribers ? traceSession('save', () => this.#save(sessionId, session)) : this.#save(sessionId, session), () => { callback() }, callback)
   }
 
   /** express-session's optional method: extends an existing session only; a destroyed one stays gone. */
   touch (sessionId: string, session: SessionLike, callback: Callback): void {
-    this.#deliver(this.#touch(sessionId, session), () => { callback() }, callback)
+    this.#deliver(sessionChannel.start.hasSubscribers ? traceSession('refresh', () => this.#touch(sessionId, session)) : this.#touch(sessionId, session), () => { callback() }, callback)
   }
 
   destroy (sessionId: string, callback: Callback): void {
@@ -233,7 +234,8 @@ export class SessionStore {
     }
     const reason = regenerating > 0 ? 'regenerated' : 'logout'
     const handle = sessionHandle(sessionId)
-    this.#deliver(this.guarded(this.backend.destroy(handle), budget), ({ deleted, userId }) => {
+    const destroyed = sessionChannel.start.hasSubscribers ? traceSession('destroy', () => this.backend.destroy(handle)) : this.backend.destroy(handle)
+    this.#deliver(this.guarded(destroyed, budget), ({ deleted, userId }) => {
       this.#stats.destroys++
       if (deleted) this.events.emit('revoked', handle, userId, reason)
       callback()
@@ -707,6 +709,7 @@ export class SessionStore {
         previousUserId: undefined
       }
     }
+    if (sessionChannel.start.hasSubscribers) noteSessionWrite(write.mode === 'replace' ? 'create' : touch ? 'refresh' : 'update')
     if (this.#budgetSpent(budget)) await this.guarded(Promise.reject(new Error('request time budget spent')))
     const { applied, userSessions, created } = await this.guarded(this.backend.write(handle, write), budget)
     if (touch) this.#stats.touches++
