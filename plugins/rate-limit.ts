@@ -9,7 +9,7 @@ import fp from 'fastify-plugin'
 import fastifyRateLimit from '@fastify/rate-limit'
 // Keeps @fastify/rate-limit's declaration merging (config.rateLimit) in this module's .d.ts, for apps that do not install it.
 export type {} from '@fastify/rate-limit'
-import type { RateLimitOptions, RateLimitPluginOptions as UpstreamOptions } from '@fastify/rate-limit'
+import type { CreateRateLimitOptions, RateLimitOptions, RateLimitPluginOptions as UpstreamOptions } from '@fastify/rate-limit'
 import type { FastifyInstance, FastifyReply, FastifyRequest, RouteOptions } from 'fastify'
 import { parseDuration, suiteLogOptions } from '../lib/config/index.js'
 import {
@@ -63,7 +63,12 @@ export interface RateLimitAdjuster {
   /** Charges `key` `n` more requests (default 1). */
   penalty: (key: string, n?: number) => Promise<void>
 }
-export type SuiteRateLimiter = ReturnType<FastifyInstance['createRateLimit']> & RateLimitAdjuster
+/** What a createRateLimit() limiter answers (as @fastify/rate-limit declares it). */
+export type CreateRateLimitResult =
+  | { isAllowed: true, key: string }
+  | { isAllowed: false, key: string, max: number, timeWindow: number, remaining: number, ttl: number, ttlInSeconds: number, isExceeded: boolean, isBanned: boolean }
+/** `app.createRateLimit()`'s limiter, with the suite's reward and penalty. */
+export type SuiteRateLimiter = ((request: FastifyRequest, callOptions?: { increment?: boolean }) => Promise<CreateRateLimitResult>) & RateLimitAdjuster
 
 export interface RateLimits {
   readonly store: RateLimitStore
@@ -79,6 +84,8 @@ declare module 'fastify' {
   interface FastifyInstance {
     /** The suite's rate-limit store and its counters (`app.rateLimit` is @fastify/rate-limit's hook factory). */
     rateLimits: RateLimits
+    /** @fastify/rate-limit's limiter factory, on the suite's store; its limiters also have `reward` and `penalty`. */
+    createRateLimit(options?: CreateRateLimitOptions): SuiteRateLimiter
   }
 }
 
@@ -319,7 +326,8 @@ function policiesHook (route: RoutePolicies, refresh: RefreshCheck) {
     options.onExceeded?.(request, key)
     const refusing = decision.decisions[decision.refusedBy]!
     if (options.errorResponseBuilder !== undefined) {
-      throw options.errorResponseBuilder(request, { statusCode: 429, ban: false, after: `${seconds} seconds`, max: refusing.limit, ttl: decision.retryAfterMs }) as Error
+      const built: Error = options.errorResponseBuilder(request, { statusCode: 429, ban: false, after: `${seconds} seconds`, max: refusing.limit, ttl: decision.retryAfterMs }) as Error
+      throw built
     }
     throw new RateLimitExceededError(decision.retryAfterMs)
   }
