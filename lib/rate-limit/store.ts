@@ -370,19 +370,17 @@ export class RateLimitStore {
   }
 
   #policies (list: readonly ResolvedPolicy[], ids: readonly string[], costs: readonly number[]): PoliciesDecision | Promise<PoliciesDecision> {
-    const keys: LimitKeys[] = []
-    for (let i = 0; i < list.length; i++) {
-      const base = list[i]!.prefix + escapeId(ids[i]!)
-      keys.push({ counter: base + list[i]!.suffix, strikes: base + '}:s', ban: base + '}:b' })
-    }
+    // Only the counters per request; the in-process limiter's full key sets are built on its paths.
+    const counters: string[] = []
+    for (let i = 0; i < list.length; i++) counters.push(list[i]!.prefix + escapeId(ids[i]!) + list[i]!.suffix)
     const redis = this.#redis
-    if (redis === undefined) return this.#policiesInProcess(list, ids, keys, costs, 'memory')
-    if (this.#skipRedis()) return this.#policiesDown(list, ids, keys, costs)
-    const ask = redis.isCluster && list.length > 1 ? this.#policiesOnCluster(redis, list, keys, costs) : redis.callKeys(POLICIES_SCRIPT, keys.map((k) => k.counter), policyArgs(list, costs, 0, list.length))
+    if (redis === undefined) return this.#policiesInProcess(list, ids, counters.map((c) => this.#keysFor(c)), costs, 'memory')
+    if (this.#skipRedis()) return this.#policiesDown(list, ids, counters, costs)
+    const ask = redis.isCluster && list.length > 1 ? this.#policiesOnCluster(redis, list, counters, costs) : redis.callKeys(POLICIES_SCRIPT, counters, policyArgs(list, costs, 0, list.length))
     const failure = (err: unknown): PoliciesDecision => {
       this.#stats.redisFailures++
       this.#failed(err)
-      return this.#policiesDown(list, ids, keys, costs)
+      return this.#policiesDown(list, ids, counters, costs)
     }
     return ask.then((reply) => {
       if (this.#failing) this.#recovered()
@@ -397,8 +395,8 @@ export class RateLimitStore {
   // Cluster: the policies' keys live in different slots, so each is its own call (in parallel), and
   // the ones charged are given back when an enforcing policy refused. Weaker than one server's script:
   // between the calls another request may see the charge (it may be refused, never wrongly admitted).
-  async #policiesOnCluster (redis: RedisLimiter, list: readonly ResolvedPolicy[], keys: readonly LimitKeys[], costs: readonly number[]): Promise<unknown> {
-    const replies = await Promise.all(list.map((_policy, i) => redis.callKeys(POLICIES_SCRIPT, [keys[i]!.counter], policyArgs(list, costs, i, i + 1))))
+  async #policiesOnCluster (redis: RedisLimiter, list: readonly ResolvedPolicy[], counters: readonly string[], costs: readonly number[]): Promise<unknown> {
+    const replies = await Promise.all(list.map((_policy, i) => redis.callKeys(POLICIES_SCRIPT, [counters[i]!], policyArgs(list, costs, i, i + 1))))
     const flat = replies.flatMap((reply) => Array.isArray(reply) ? reply as unknown[] : [])
     const refused = list.some((policy, i) => !policy.dryRun && flat[i * 5] !== 1)
     if (!refused) return flat
@@ -407,7 +405,7 @@ export class RateLimitStore {
       const cost = costs[i] ?? 1
       if (flat[i * 5] !== 1 || cost <= 0) continue
       const policy = list[i]!
-      refunds.push(redis.callKeys(ADJUST_SCRIPT, [keys[i]!.counter], [...policy.head, String(-cost)]))
+      refunds.push(redis.callKeys(ADJUST_SCRIPT, [counters[i]!], [...policy.head, String(-cost)]))
       flat[i * 5 + 1] = Number(flat[i * 5 + 1]) - cost
       flat[i * 5 + 2] = Number(flat[i * 5 + 2]) + cost
     }
@@ -480,8 +478,8 @@ export class RateLimitStore {
     return this.#policiesOutcome(list, ids, results, source)
   }
 
-  #policiesDown (list: readonly ResolvedPolicy[], ids: readonly string[], keys: readonly LimitKeys[], costs: readonly number[]): PoliciesDecision {
-    if (this.mode === 'fallback') return this.#policiesInProcess(list, ids, keys, costs, 'fallback')
+  #policiesDown (list: readonly ResolvedPolicy[], ids: readonly string[], counters: readonly string[], costs: readonly number[]): PoliciesDecision {
+    if (this.mode === 'fallback') return this.#policiesInProcess(list, ids, counters.map((c) => this.#keysFor(c)), costs, 'fallback')
     const open = this.mode === 'open'
     const retry = this.#closedRetryAfterMs
     return this.#policiesOutcome(list, ids, list.map((policy) => open

@@ -58,3 +58,14 @@ t.test('reward and penalty move a sliding window', async (t) => {
   t.equal((await limit.consume('u')).allowed, true, 'a reward of 1 lets one pass')
   t.equal((await limit.consume('u')).allowed, false)
 })
+
+t.test('in process (no Redis, and the fallback while Redis is down): every policy checked before any is charged', async (t) => {
+  const store = await openStore(t, {})
+  const bound = store.policies([{ max: 1, timeWindow: '1m', scope: 'm#a' }, { max: 5, timeWindow: '1m', scope: 'm#b' }])
+  t.equal((await bound.consume(['a', 'x'], [1, 1])).allowed, true)
+  const refused = await bound.consume(['a', 'x'], [1, 1])
+  t.same([refused.allowed, refused.refusedBy, refused.decisions[1]?.remaining], [false, 0, 4], 'policy b not charged for the refused request')
+  const other = await bound.consume(['b', 'x'], [1, 4])
+  t.same([other.allowed, other.decisions[1]?.remaining], [true, 0], 'policy b had 4 left for a cost of 4')
+  t.match(store.stats(), { allowed: 2, limited: 1 })
+})
