@@ -92,7 +92,7 @@ export { loadConfig, ConfigError, redactConfig, redactUrl, isRedisConfigured } f
 export { ConfigSchema, type Config } from './lib/config/index.js'
 export { parseDuration, type Duration } from './lib/config/index.js'
 export { rateLimitPlugin }
-export { authRateLimit, rateLimitKey, clientIpRateLimitKey, sessionUserId, type RateLimitPluginOptions, type RateLimits, type RouteLimiter } from './plugins/rate-limit.js'
+export { authRateLimit, rateLimitKey, clientIpRateLimitKey, sessionUserId, type RateLimitPluginOptions, type RateLimits, type RouteLimiter, type RatePolicy, type RateLimitAdjuster, type SuiteRateLimiter, type CreateRateLimitResult } from './plugins/rate-limit.js'
 export { RateLimitStore, RateLimitUnavailableError, RateLimitExceededError, RateLimitOptionError, fastifyRateLimitStore, clientIpKey, type RateLimitStats, type RateLimitDecision, type RedisDownMode, type RateLimitAlgorithm, type BanOptions } from './lib/rate-limit/index.js'
 export { metricsPlugin }
 export { SuiteMetrics, bearerTokenMatches, type MetricSources } from './lib/metrics/index.js'

@@ -133,6 +133,9 @@ export const apps = {
     const body = payload(1)
     app.get('/limited', { config: { rateLimit: LIMIT } }, async () => body)
     app.get('/unlimited', async () => body)
+    // Case 12: the same limit as two policies (per client per minute and per day), and as a list of one.
+    app.get('/two-policies', { config: { rateLimit: { policies: [{ name: 'minute', ...LIMIT }, { name: 'day', max: LIMIT.max, timeWindow: '1d' }] } } }, async () => body)
+    app.get('/one-policy', { config: { rateLimit: { policies: [{ name: 'minute', ...LIMIT }] } } }, async () => body)
   }),
   /** @fastify/rate-limit with its Redis store on a bare Fastify. */
   'official-rate-limit': async (spec: ServerSpec) => {

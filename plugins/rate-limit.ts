@@ -9,14 +9,14 @@ import fp from 'fastify-plugin'
 import fastifyRateLimit from '@fastify/rate-limit'
 // Keeps @fastify/rate-limit's declaration merging (config.rateLimit) in this module's .d.ts, for apps that do not install it.
 export type {} from '@fastify/rate-limit'
-import type { RateLimitOptions, RateLimitPluginOptions as UpstreamOptions } from '@fastify/rate-limit'
+import type { CreateRateLimitOptions, RateLimitOptions, RateLimitPluginOptions as UpstreamOptions } from '@fastify/rate-limit'
 import type { FastifyInstance, FastifyReply, FastifyRequest, RouteOptions } from 'fastify'
 import { parseDuration, suiteLogOptions } from '../lib/config/index.js'
 import { rateLimitChannel, traceRateLimit } from '../lib/tracing/index.js'
 import {
-  buildAllowList, checkPluginOptions, checkRouteOptions, fastifyRateLimitStore, RateLimitUnavailableError, type RouteLimiterOptions,
+  boundLimitOf, buildAllowList, checkPluginOptions, checkRouteOptions, fastifyRateLimitStore, RateLimitUnavailableError, type RouteLimiterOptions,
   RateLimitExceededError, formatRateLimitPolicy, rateLimitFormatter, clientIpKey, RateLimitStore,
-  type BoundLimit, type RateLimitDecision, type RateLimitStats, type RedisDownMode
+  type BoundLimit, type BoundPolicies, type RateLimitAlgorithm, type RateLimitDecision, type RateLimitStats, type RedisDownMode
 } from '../lib/rate-limit/index.js'
 import { loadedSession } from './session.js'
 import { featureConnection, type RedisClient } from './redis.js'
@@ -28,12 +28,48 @@ export interface RouteLimiter extends RouteLimiterOptions {
   policy?: string
 }
 
+/** One of several limits on a route (`config.rateLimit.policies`); a request passes only when every one allows it. */
+export interface RatePolicy {
+  /** Name in the RateLimit and RateLimit-Policy headers; unique on the route. */
+  name: string
+  /** Requests (or cost units) per window. */
+  max: number
+  /** Milliseconds or a duration ('1s', '1d'). */
+  timeWindow: number | string
+  /** Who the policy counts against. Default: the plugin's (signed-in user, else client IP). */
+  keyGenerator?: KeyGenerator
+  /** Default: RATE_LIMIT_ALGORITHM. */
+  algorithm?: RateLimitAlgorithm
+  /** Units a request uses. Default 1. */
+  cost?: number | ((request: FastifyRequest) => number)
+  /** Count and report in the headers, never refuse (stats count what it would have refused). Default false. */
+  dryRun?: boolean
+  /** Names the counter; default: the route's methods and URL, '#', the policy name. */
+  scope?: string
+}
+
 declare module '@fastify/rate-limit' {
   interface RateLimitOptions {
     /** The suite's store: algorithm, Redis-stored ban, counter scope, header policy name. */
     limiter?: RouteLimiter
+    /** Several limits, each with its own key, window, algorithm and cost (instead of max/timeWindow/keyGenerator). */
+    policies?: RatePolicy[]
   }
 }
+
+/** `reward` and `penalty` on what `app.createRateLimit()` returns. */
+export interface RateLimitAdjuster {
+  /** Gives `n` requests (default 1) back to `key` (the `key` createRateLimit's answer names). */
+  reward: (key: string, n?: number) => Promise<void>
+  /** Charges `key` `n` more requests (default 1). */
+  penalty: (key: string, n?: number) => Promise<void>
+}
+/** What a createRateLimit() limiter answers (as @fastify/rate-limit declares it). */
+export type CreateRateLimitResult =
+  | { isAllowed: true, key: string }
+  | { isAllowed: false, key: string, max: number, timeWindow: number, remaining: number, ttl: number, ttlInSeconds: number, isExceeded: boolean, isBanned: boolean }
+/** `app.createRateLimit()`'s limiter, with the suite's reward and penalty. */
+export type SuiteRateLimiter = ((request: FastifyRequest, callOptions?: { increment?: boolean }) => Promise<CreateRateLimitResult>) & RateLimitAdjuster
 
 export interface RateLimits {
   readonly store: RateLimitStore
@@ -49,6 +85,8 @@ declare module 'fastify' {
   interface FastifyInstance {
     /** The suite's rate-limit store and its counters (`app.rateLimit` is @fastify/rate-limit's hook factory). */
     rateLimits: RateLimits
+    /** @fastify/rate-limit's limiter factory, on the suite's store; its limiters also have `reward` and `penalty`. */
+    createRateLimit(options?: CreateRateLimitOptions): SuiteRateLimiter
   }
 }
 
@@ -245,7 +283,61 @@ function routeHook (route: RouteLimit, refresh: RefreshCheck) {
   }
 }
 
-function addRouteHook (route: RouteOptions, name: NonNullable<RateLimitOptions['hook']>, hook: ReturnType<typeof routeHook>): void {
+/** A route's policies, resolved when the route is added. */
+interface RoutePolicies {
+  bound: BoundPolicies
+  keyGenerators: KeyGenerator[]
+  costs: Array<number | ((request: FastifyRequest) => number)>
+  allow: AllowCheck | undefined
+  /** RateLimit-Policy: every policy, one list item each. */
+  policyHeader: string
+  rates: Array<(remaining: number, resetSeconds: number) => string>
+  options: RateLimitOptions
+}
+
+function policiesHook (route: RoutePolicies, refresh: RefreshCheck) {
+  const { bound, keyGenerators, costs, allow, rates, options } = route
+  const size = keyGenerators.length
+  return async function rateLimitPoliciesHook (request: FastifyRequest, reply: FastifyReply): Promise<void> {
+    if (refresh.isRefresh?.(request) === true) return
+    const ids: string[] = []
+    const units: number[] = []
+    for (let i = 0; i < size; i++) {
+      const generated = keyGenerators[i]!(request)
+      const key = typeof generated === 'string' ? generated : String(await generated)
+      if (allow !== undefined && await allow(request, key)) return
+      ids.push(key)
+      const cost = costs[i]!
+      units.push(typeof cost === 'number' ? cost : cost(request))
+    }
+    const decision = await bound.consume(ids, units)
+    if (decision.unavailable) throw new RateLimitUnavailableError(decision.retryAfterMs)
+    let rate = ''
+    for (let i = 0; i < size; i++) {
+      const one = decision.decisions[i]!
+      const seconds = Math.ceil((one.allowed ? one.resetMs : one.retryAfterMs) / 1000)
+      rate += (i === 0 ? '' : ', ') + rates[i]!(one.allowed ? one.remaining : 0, seconds)
+    }
+    reply.header('ratelimit-policy', route.policyHeader)
+    reply.header('ratelimit', rate)
+    const key = ids[decision.refusedBy] ?? ids[0]!
+    if (decision.allowed) {
+      options.onExceeding?.(request, key)
+      return
+    }
+    const seconds = Math.max(1, Math.ceil(decision.retryAfterMs / 1000))
+    reply.header('retry-after', seconds)
+    options.onExceeded?.(request, key)
+    const refusing = decision.decisions[decision.refusedBy]!
+    if (options.errorResponseBuilder !== undefined) {
+      const built: Error = options.errorResponseBuilder(request, { statusCode: 429, ban: false, after: `${seconds} seconds`, max: refusing.limit, ttl: decision.retryAfterMs }) as Error
+      throw built
+    }
+    throw new RateLimitExceededError(decision.retryAfterMs)
+  }
+}
+
+function addRouteHook (route: RouteOptions, name: NonNullable<RateLimitOptions['hook']>, hook: ReturnType<typeof routeHook> | ReturnType<typeof policiesHook>): void {
   const existing = route[name] as unknown
   route[name] = (existing === undefined ? [hook] : [...(Array.isArray(existing) ? existing : [existing]), hook]) as never
 }
@@ -328,6 +420,27 @@ async function rateLimitPlugin (app: FastifyInstance, options: RateLimitPluginOp
       options: limit
     }
   }
+  const resolvePolicies = (routeLimit: RateLimitOptions, route: RouteOptions, policies: RatePolicy[]): RoutePolicies => {
+    const where = `${[route.method].flat().join(',')} ${route.url}`
+    const methods = scopeMethods(route.method)
+    const limit: RateLimitOptions = { ...defaults, ...routeLimit }
+    const allowList = limit.allowList
+    return {
+      bound: store.policies(policies.map((policy) => ({
+        max: policy.max,
+        timeWindow: parseDuration(policy.timeWindow, `config.rateLimit.policies "${policy.name}".timeWindow of ${where}`),
+        scope: policy.scope ?? `${methods}${route.url}#${policy.name}`,
+        algorithm: policy.algorithm,
+        dryRun: policy.dryRun
+      }))),
+      keyGenerators: policies.map((policy) => policy.keyGenerator ?? keyGenerator),
+      costs: policies.map((policy) => policy.cost ?? 1),
+      allow: allowList === undefined ? suiteAllow : Array.isArray(allowList) ? (_request, key) => allowList.includes(key) : allowList,
+      policyHeader: policies.map((policy) => formatRateLimitPolicy(policy.name, policy.max, parseDuration(policy.timeWindow, 'timeWindow'))).join(', '),
+      rates: policies.map((policy) => rateLimitFormatter(policy.name)),
+      options: limit
+    }
+  }
   let globalLimit: RouteLimit | undefined
   // The HTTP cache's background refresh is the server's work, not the client's; absent when the app left the HTTP cache out.
   const refresh: RefreshCheck = { isRefresh: undefined }
@@ -340,6 +453,12 @@ async function rateLimitPlugin (app: FastifyInstance, options: RateLimitPluginOp
       if (!config.RATE_LIMIT_GLOBAL || exempt.some((prefix) => isUnder(route.url, prefix))) return
       globalLimit ??= resolve({}, undefined)
       addRouteHook(route, 'onRequest', routeHook(globalLimit, refresh))
+      return
+    }
+    const policies = limit.policies
+    if (policies !== undefined) {
+      checkRouteOptions(limit, `${[route.method].flat().join(',')} ${route.url}`)
+      addRouteHook(route, limit.hook ?? 'onRequest', policiesHook(resolvePolicies(limit, route, policies), refresh))
       return
     }
     addRouteHook(route, limit.hook ?? 'onRequest', routeHook(resolve(limit, route), refresh))
@@ -365,7 +484,23 @@ async function rateLimitPlugin (app: FastifyInstance, options: RateLimitPluginOp
     api = child
   })
   if (api !== undefined) {
-    app.decorate('createRateLimit', api.createRateLimit)
+    const create = api.createRateLimit
+    // reward/penalty on each limiter: the same counter as @fastify/rate-limit's store child counts on.
+    app.decorate('createRateLimit', function createRateLimit (limitOptions?: Parameters<FastifyInstance['createRateLimit']>[0]): SuiteRateLimiter {
+      const check = create(limitOptions) as SuiteRateLimiter
+      const given = (limitOptions ?? {}) as RateLimitOptions
+      const bound = boundLimitOf(store, {
+        ...defaults,
+        max: config.RATE_LIMIT_MAX,
+        timeWindow: config.RATE_LIMIT_WINDOW,
+        ...given,
+        ...(typeof given.timeWindow === 'string' ? { timeWindow: parseDuration(given.timeWindow, 'createRateLimit timeWindow') } : {}),
+        routeInfo: {}
+      })
+      check.reward = async (key, n = 1) => { await bound.adjust(key, -n) }
+      check.penalty = async (key, n = 1) => { await bound.adjust(key, n) }
+      return check
+    } as FastifyInstance['createRateLimit'])
     app.decorate('rateLimit', api.rateLimit)
   }
 }

@@ -8,6 +8,7 @@ import { costGrowth } from './cost-growth.js'
 import { health } from './health.js'
 import { hotKey } from './hot-key.js'
 import { rateLimit } from './rate-limit.js'
+import { rateLimitPolicies } from './rate-limit-policies.js'
 import { redisRead } from './redis-read.js'
 import { routeCache } from './route-cache.js'
 import { session } from './session.js'
@@ -31,5 +32,6 @@ export const cases: BenchCase[] = [
   { id: 8, title: 'Health routes under load, Redis up and frozen', run: health },
   { id: 9, title: 'Cost growth with keys in Redis; memory-tier size', run: costGrowth },
   { id: 10, title: 'The suite on a plain route vs raw Fastify', run: suiteOverhead },
-  { id: 11, title: 'Cache hits per request over HTTP', run: cacheHttp }
+  { id: 11, title: 'Cache hits per request over HTTP', run: cacheHttp },
+  { id: 12, title: 'Two rate-limit policies on a route vs one', run: rateLimitPolicies }
 ]

@@ -249,9 +249,11 @@ export class SuiteMetrics {
     }))
     const bans = new CumulativeCounter(new Counter({ name: 'rate_limit_bans_total', help: 'Refusals of a banned client.', registers, collect }))
     const redisFailures = new CumulativeCounter(new Counter({ name: 'rate_limit_redis_failures_total', help: 'Rate-limit decisions where Redis failed or timed out and the Redis-down mode applied.', registers, collect }))
+    const dryRun = new CumulativeCounter(new Counter({ name: 'rate_limit_dry_run_refusals_total', help: 'Requests a dry-run rate-limit policy would have refused (let through).', registers, collect }))
     return (stats) => {
       if (stats === undefined) return
       for (const outcome of RATE_LIMIT_OUTCOMES) decisions.sync({ outcome }, stats[outcome] ?? 0)
+      dryRun.sync({}, stats.dryRunRefused ?? 0)
       bans.sync({}, stats.banned ?? 0)
       redisFailures.sync({}, stats.redisFailures ?? 0)
     }

@@ -77,6 +77,21 @@ function settle (callback: IncrCallback): (decision: RateLimitDecision) => void 
   }
 }
 
+/** The limit @fastify/rate-limit's (merged) options count on; also how createRateLimit()'s reward/penalty find it. */
+export function boundLimitOf (store: RateLimitStore, options: unknown): BoundLimit {
+  const params = (options ?? {}) as PluginParams & { max?: unknown, timeWindow?: unknown }
+  const { limiter } = params
+  return store.limit({
+    max: typeof params.max === 'number' ? params.max : 0,
+    timeWindow: typeof params.timeWindow === 'number' ? params.timeWindow : 60_000,
+    scope: scopeOf(params),
+    algorithm: limiter?.algorithm,
+    ban: limiter?.ban,
+    continueExceeding: params.continueExceeding,
+    exponentialBackoff: params.exponentialBackoff
+  })
+}
+
 /**
  * A class for `fastify.register(rateLimit, { store: fastifyRateLimitStore(store) })`.
  * `ttl` is what the plugin turns into `x-ratelimit-reset` (allowed: ms until the quota is whole)
@@ -88,17 +103,7 @@ export function fastifyRateLimitStore (store: RateLimitStore): FastifyRateLimitS
     readonly #limit: BoundLimit
 
     constructor (options: unknown) {
-      const params = (options ?? {}) as PluginParams & { max?: unknown, timeWindow?: unknown }
-      const { limiter } = params
-      this.#limit = store.limit({
-        max: typeof params.max === 'number' ? params.max : 0,
-        timeWindow: typeof params.timeWindow === 'number' ? params.timeWindow : 60_000,
-        scope: scopeOf(params),
-        algorithm: limiter?.algorithm,
-        ban: limiter?.ban,
-        continueExceeding: params.continueExceeding,
-        exponentialBackoff: params.exponentialBackoff
-      })
+      this.#limit = boundLimitOf(store, options)
     }
 
     incr (key: string, callback: IncrCallback, timeWindow: number, max: number): void {

@@ -7,9 +7,9 @@ export { RateLimitExceededError, formatRateLimit, formatRateLimitPolicy, rateLim
 export { MemoryLimiter, type MemoryLimiterOptions } from './memory-limiter.js'
 export { RedisLimiter, RateLimitRedisError, type RedisClient } from './redis-limiter.js'
 export { BatchedLimiter, defaultLeaseSize, type BatchedLimiterOptions } from './batched-limiter.js'
-export { RateLimitStore, resolveBan, type BoundLimit, type ConsumeOptions, type LimitDefinition, type RateLimitStoreOptions, type RateLimitSync } from './store.js'
+export { RateLimitStore, resolveBan, type BoundLimit, type BoundPolicies, type PoliciesDecision, type PolicyDefinition, type ConsumeOptions, type LimitDefinition, type RateLimitStoreOptions, type RateLimitSync } from './store.js'
 export {
-  fastifyRateLimitStore, RateLimitUnavailableError,
+  boundLimitOf, fastifyRateLimitStore, RateLimitUnavailableError,
   type FastifyRateLimitStoreAdapter, type FastifyRateLimitStoreClass, type RouteLimiterOptions
 } from './fastify-store.js'
 export { FIXED_WINDOW_LUA, SLIDING_WINDOW_LUA } from './scripts.js'

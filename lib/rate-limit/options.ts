@@ -44,8 +44,11 @@ const ELSEWHERE: Record<string, string> = {
 /** What a route's config.rateLimit may hold: @fastify/rate-limit's route options the suite honours, and its `limiter`. */
 const ROUTE_ACCEPTED = [
   'max', 'timeWindow', 'allowList', 'keyGenerator', 'ban', 'hook', 'continueExceeding', 'exponentialBackoff', 'groupId',
-  'errorResponseBuilder', 'onExceeding', 'onExceeded', 'onBanReach', 'limiter'
+  'errorResponseBuilder', 'onExceeding', 'onExceeded', 'onBanReach', 'limiter', 'policies'
 ]
+/** Beside `policies`: the route-wide options; the rest belong to each policy. */
+const POLICIES_ROUTE_ACCEPTED = ['policies', 'hook', 'allowList', 'errorResponseBuilder', 'onExceeding', 'onExceeded']
+const POLICY_ACCEPTED = ['name', 'max', 'timeWindow', 'keyGenerator', 'algorithm', 'cost', 'dryRun', 'scope']
 const LIMITER_ACCEPTED = ['algorithm', 'ban', 'scope', 'policy']
 
 /** @fastify/rate-limit's plugin-wide options, which a route's config.rateLimit cannot change here. */
@@ -74,6 +77,12 @@ export function checkRouteOptions (options: object, where: string): void {
   const problems: string[] = []
   const unknown = (name: string, known: readonly string[], path: string): string =>
     `unknown option ${path}${name}${didYouMean(name, known) || ` (options: ${known.join(', ')})`}`
+  const policies = (options as { policies?: unknown }).policies
+  if (policies !== undefined) {
+    checkPolicies(options, policies, problems, unknown)
+    if (problems.length > 0) throw new RateLimitOptionError(`config.rateLimit of ${where}: ${problems.join('; ')}`)
+    return
+  }
   for (const name of Object.keys(options)) {
     if (ROUTE_ACCEPTED.includes(name)) continue
     problems.push(ROUTE_ELSEWHERE[name] ?? unknown(name, ROUTE_ACCEPTED, ''))
@@ -83,4 +92,36 @@ export function checkRouteOptions (options: object, where: string): void {
     for (const name of Object.keys(limiter)) if (!LIMITER_ACCEPTED.includes(name)) problems.push(unknown(name, LIMITER_ACCEPTED, 'limiter.'))
   }
   if (problems.length > 0) throw new RateLimitOptionError(`config.rateLimit of ${where}: ${problems.join('; ')}`)
+}
+
+function checkPolicies (options: object, policies: unknown, problems: string[], unknown: (name: string, known: readonly string[], path: string) => string): void {
+  for (const name of Object.keys(options)) {
+    if (POLICIES_ROUTE_ACCEPTED.includes(name)) continue
+    if (POLICY_ACCEPTED.includes(name) || ROUTE_ACCEPTED.includes(name)) {
+      problems.push(`${name} cannot sit beside policies: set it in each policy (policy options: ${POLICY_ACCEPTED.join(', ')}; beside policies: ${POLICIES_ROUTE_ACCEPTED.join(', ')})`)
+    } else {
+      problems.push(ROUTE_ELSEWHERE[name] ?? unknown(name, POLICIES_ROUTE_ACCEPTED, ''))
+    }
+  }
+  if (!Array.isArray(policies) || policies.length === 0) {
+    problems.push('policies must be a non-empty list of { name, max, timeWindow, … }')
+    return
+  }
+  const names = new Set<string>()
+  policies.forEach((policy: unknown, i) => {
+    const path = `policies[${i}].`
+    if (policy === null || typeof policy !== 'object') {
+      problems.push(`${path.slice(0, -1)} must be an object`)
+      return
+    }
+    for (const name of Object.keys(policy)) if (!POLICY_ACCEPTED.includes(name)) problems.push(unknown(name, POLICY_ACCEPTED, path))
+    const { name, max, timeWindow, cost, algorithm } = policy as Record<string, unknown>
+    if (typeof name !== 'string' || name === '') problems.push(`${path}name must be a non-empty string (it names the policy in the RateLimit headers)`)
+    else if (names.has(name)) problems.push(`${path}name ${JSON.stringify(name)} is used twice on this route`)
+    else names.add(name)
+    if (typeof max !== 'number' || !Number.isFinite(max) || max < 0) problems.push(`${path}max must be a number of at least 0 (a function is not supported in a policy)`)
+    if (typeof timeWindow !== 'number' && typeof timeWindow !== 'string') problems.push(`${path}timeWindow must be milliseconds or a duration such as '1s'`)
+    if (cost !== undefined && typeof cost !== 'function' && (typeof cost !== 'number' || !Number.isInteger(cost) || cost < 0)) problems.push(`${path}cost must be a whole number of at least 0 or a function of the request`)
+    if (algorithm !== undefined && algorithm !== 'fixed' && algorithm !== 'sliding') problems.push(`${path}algorithm must be fixed or sliding`)
+  })
 }

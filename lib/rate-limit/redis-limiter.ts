@@ -211,6 +211,20 @@ export class RedisLimiter {
     })
   }
 
+  /** Whether commands go to a Cluster (whose keys of one call must share a slot). */
+  get isCluster (): boolean {
+    return this.#client().isCluster
+  }
+
+  /** A script on several keys (one slot on Cluster) with its own arguments; the raw reply. */
+  callKeys (script: LoadedScript, keys: readonly string[], args: readonly string[]): Promise<unknown> {
+    const client = this.#next()
+    return client.evalsha(script.sha, keys.length, ...keys, ...args).catch((err: unknown) => {
+      if (!isNoScript(err)) throw wrapRedisError(err)
+      return client.eval(script.lua, keys.length, ...keys, ...args).catch((again: unknown) => { throw wrapRedisError(again) })
+    })
+  }
+
   /** A script on one key with its own arguments; the raw reply. */
   call (script: LoadedScript, key: string, args: readonly string[]): Promise<unknown> {
     const client = this.#next()

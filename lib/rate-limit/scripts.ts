@@ -215,3 +215,132 @@ return { take, current, ttl }
 export const FIXED_WINDOW_READ_SCRIPT = load(FIXED_WINDOW_READ_LUA)
 export const SLIDING_WINDOW_READ_SCRIPT = load(SLIDING_WINDOW_READ_LUA)
 export const LEASE_SCRIPT = load(LEASE_LUA)
+
+/**
+ * Several policies of one request (config.rateLimit as a list), decided atomically: every policy is
+ * checked first, then, only when none that enforces refuses, every policy that would allow is charged
+ * its cost. A refused request consumes from none. A dry-run policy is checked and reported but never
+ * refuses; when it would have refused it is not charged (as enforcing it would not have charged it).
+ * KEYS: one counter per policy (fixed: an integer, as FIXED_WINDOW_LUA's; sliding: a GCRA TAT, as
+ * SLIDING_WINDOW_LUA's). ARGV, 5 per policy: algorithm ('f' | 'g'), window ms, max, cost, dry run ('1').
+ * Reply, 5 per policy: would allow (0|1), count after (or as it would be), remaining, reset ms, retry ms.
+ * On Cluster the store calls it with one key at a time (see store.ts).
+ */
+export const POLICIES_LUA = `
+if redis.replicate_commands then redis.replicate_commands() end
+local n = #KEYS
+local now = nil
+local epsilon = 0.001
+local fits, first, ttls = {}, {}, {}
+local refused = false
+for i = 1, n do
+  local b = (i - 1) * 5
+  local window, max, cost = tonumber(ARGV[b + 2]), tonumber(ARGV[b + 3]), tonumber(ARGV[b + 4])
+  local ok
+  if ARGV[b + 1] == 'f' then
+    local ttl = redis.call('PTTL', KEYS[i])
+    local current = 0
+    if ttl ~= -2 then current = tonumber(redis.call('GET', KEYS[i]) or '0') end
+    first[i], ttls[i] = current, ttl
+    ok = current + cost <= max
+  else
+    if now == nil then
+      local time = redis.call('TIME')
+      now = tonumber(time[1]) * 1000 + tonumber(time[2]) / 1000
+    end
+    local tat = tonumber(redis.call('GET', KEYS[i]))
+    if tat == nil or tat < now then tat = now end
+    first[i] = tat
+    ok = max > 0 and tat + cost * (window / max) - now <= window + epsilon
+  end
+  fits[i] = ok
+  if not ok and ARGV[b + 5] ~= '1' then refused = true end
+end
+local out = {}
+for i = 1, n do
+  local b = (i - 1) * 5
+  local window, max, cost = tonumber(ARGV[b + 2]), tonumber(ARGV[b + 3]), tonumber(ARGV[b + 4])
+  local charge = fits[i] and not refused and cost > 0
+  local r = (i - 1) * 5
+  if ARGV[b + 1] == 'f' then
+    local current, ttl = first[i], ttls[i]
+    if charge then
+      current = redis.call('INCRBY', KEYS[i], cost)
+      if ttl < 0 then
+        redis.call('PEXPIRE', KEYS[i], string.format('%.0f', window))
+        ttl = window
+      end
+    elseif ttl < 0 then
+      ttl = window
+    end
+    local shown = current
+    if not fits[i] then shown = current + cost end
+    out[r + 1] = fits[i] and 1 or 0
+    out[r + 2] = shown
+    out[r + 3] = math.max(0, max - shown)
+    out[r + 4] = ttl
+    out[r + 5] = fits[i] and 0 or math.max(1, ttl)
+  else
+    local tat = first[i]
+    local interval = window
+    if max > 0 then interval = window / max end
+    if charge then
+      tat = tat + cost * interval
+      redis.call('SET', KEYS[i], string.format('%.3f', tat), 'PX', string.format('%.0f', math.max(1, math.ceil(tat - now))))
+    end
+    local used = tat - now
+    local current = math.ceil(used / interval - 1e-6)
+    out[r + 1] = fits[i] and 1 or 0
+    if fits[i] then
+      out[r + 2] = current
+      out[r + 3] = math.max(0, max - current)
+      out[r + 5] = 0
+    else
+      out[r + 2] = max + 1
+      out[r + 3] = 0
+      out[r + 5] = math.max(1, math.ceil(math.min(window, used + cost * interval - window - epsilon)))
+    end
+    out[r + 4] = math.max(0, math.ceil(used))
+  end
+end
+return out
+`
+
+/**
+ * reward (n < 0) or penalty (n > 0) for one counter: n requests given back or charged, outside the
+ * request path. Fixed: INCRBY n, never below 0, a new counter gets the window. Sliding: the TAT moves
+ * n emission intervals (never before now). KEYS: counter. ARGV: algorithm, window ms, max, n.
+ * Reply: { count after, ms until whole }.
+ */
+export const ADJUST_LUA = `
+if redis.replicate_commands then redis.replicate_commands() end
+local window, max, n = tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
+if ARGV[1] == 'f' then
+  local ttl = redis.call('PTTL', KEYS[1])
+  local current = tonumber(redis.call('GET', KEYS[1]) or '0')
+  local after = math.max(0, current + n)
+  if after == 0 then
+    redis.call('DEL', KEYS[1])
+    return { 0, 0 }
+  end
+  if ttl < 0 then ttl = window end
+  redis.call('SET', KEYS[1], string.format('%.0f', after), 'PX', string.format('%.0f', ttl))
+  return { after, ttl }
+end
+local time = redis.call('TIME')
+local now = tonumber(time[1]) * 1000 + tonumber(time[2]) / 1000
+local interval = window
+if max > 0 then interval = window / max end
+local tat = tonumber(redis.call('GET', KEYS[1]))
+if tat == nil or tat < now then tat = now end
+tat = math.max(now, tat + n * interval)
+if tat <= now then
+  redis.call('DEL', KEYS[1])
+  return { 0, 0 }
+end
+redis.call('SET', KEYS[1], string.format('%.3f', tat), 'PX', string.format('%.0f', math.max(1, math.ceil(tat - now))))
+return { math.ceil((tat - now) / interval - 1e-6), math.ceil(tat - now) }
+`
+
+export const POLICIES_SCRIPT = load(POLICIES_LUA)
+export const ADJUST_SCRIPT = load(ADJUST_LUA)

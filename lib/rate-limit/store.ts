@@ -21,9 +21,9 @@ import { parseDuration, type Duration } from '../config/index.js'
 import { BatchedLimiter, type BatchedLimiterOptions } from './batched-limiter.js'
 import { limitKeyPrefix } from './keys.js'
 import { MemoryLimiter } from './memory-limiter.js'
-import { RedisLimiter, wrapRedisError, type IncrementReply, type RedisClient } from './redis-limiter.js'
+import { RateLimitRedisError, RedisLimiter, wrapRedisError, type IncrementReply, type RedisClient } from './redis-limiter.js'
 import {
-  FIXED_WINDOW_READ_SCRIPT, FIXED_WINDOW_SCRIPT, PLAIN_FIXED_WINDOW_SCRIPT, SLIDING_WINDOW_READ_SCRIPT, SLIDING_WINDOW_SCRIPT,
+  ADJUST_SCRIPT, FIXED_WINDOW_READ_SCRIPT, FIXED_WINDOW_SCRIPT, POLICIES_SCRIPT, PLAIN_FIXED_WINDOW_SCRIPT, SLIDING_WINDOW_READ_SCRIPT, SLIDING_WINDOW_SCRIPT,
   type LoadedScript
 } from './scripts.js'
 import type {
@@ -85,6 +85,51 @@ export interface LimitDefinition {
   exponentialBackoff?: boolean
 }
 
+/** One policy of a route's `config.rateLimit.policies`, as the store counts it. */
+export interface PolicyDefinition {
+  max: number
+  timeWindow: Duration
+  /** Names the counter: different scopes never share one. */
+  scope: string
+  algorithm?: RateLimitAlgorithm
+  /** Count and report, never refuse. */
+  dryRun?: boolean
+}
+
+/** The decision of every policy of one request. */
+export interface PoliciesDecision {
+  /** No enforcing policy refuses (dry-run policies never do). */
+  allowed: boolean
+  /** Redis is down and the mode is `closed`: answer 503. */
+  unavailable: boolean
+  /** One per policy, in list order; `allowed` there is whether that policy alone would allow. */
+  decisions: RateLimitDecision[]
+  /** The enforcing policy that refuses with the longest wait; -1 when allowed. */
+  refusedBy: number
+  /** Milliseconds until the request would pass; 0 when allowed. */
+  retryAfterMs: number
+}
+
+/** Several policies resolved once; `consume` is the per-request call. */
+export interface BoundPolicies {
+  readonly size: number
+  /**
+   * Charges each policy its cost for its id when every enforcing policy allows; none when one refuses.
+   * One round trip and atomic on one server; on Cluster one call per policy, refunded when another
+   * refuses (see the README). Never rejects.
+   */
+  consume: (ids: readonly string[], costs: readonly number[]) => Promise<PoliciesDecision>
+}
+
+interface ResolvedPolicy {
+  params: LimitParams
+  prefix: string
+  suffix: string
+  dryRun: boolean
+  /** ARGV of POLICIES_LUA before the cost: algorithm, window, max. */
+  head: [string, string, string]
+}
+
 /** @deprecated name kept for callers of consume(); same as LimitDefinition. */
 export type ConsumeOptions = LimitDefinition
 
@@ -105,6 +150,11 @@ export interface BoundLimit {
   decide: (id: string) => RateLimitDecision | Promise<RateLimitDecision>
   /** The same answer without counting (@fastify/rate-limit's `{ increment: false }`). Never rejects. */
   peek: (id: string, max?: number, timeWindowMs?: number) => Promise<RateLimitDecision>
+  /**
+   * Outside the request path: `n` > 0 charges `id` n more requests (a penalty), `n` < 0 gives n back
+   * (a reward, never below none used). Rejects when Redis fails (nothing is counted in-process then).
+   */
+  adjust: (id: string, n: number) => Promise<void>
 }
 
 export function resolveBan (ban: BanOptions | false | undefined): ResolvedBan | undefined {
@@ -150,7 +200,7 @@ export class RateLimitStore {
   readonly #options: RateLimitStoreOptions
   readonly #defaultBan: ResolvedBan | undefined
   readonly #closedRetryAfterMs: number
-  readonly #stats: RateLimitStats = { allowed: 0, limited: 0, fallback: 0, open: 0, closed: 0, banned: 0, redisFailures: 0 }
+  readonly #stats: RateLimitStats = { allowed: 0, limited: 0, fallback: 0, open: 0, closed: 0, banned: 0, redisFailures: 0, dryRunRefused: 0 }
   readonly #bound = new Map<string, BoundLimit>()
   #failing = false
 
@@ -285,12 +335,169 @@ export class RateLimitStore {
       decide (id) {
         return count(id, params)
       },
+      adjust (id, n) {
+        return store.#adjust(keysOf(id), params, n)
+      },
       peek (id, max, timeWindowMs) {
         const p = paramsFor(max, timeWindowMs)
         const keys = keysOf(id)
         return settled(store.#decide(id, keys, p, (redis) => redis.run(readScript, keys.counter, keys.strikes, keys.ban, argsFor(p)), true))
       }
     }
+  }
+
+  /** Resolves a list of policies once (scopes escaped, script arguments built). */
+  policies (definitions: readonly PolicyDefinition[]): BoundPolicies {
+    const list: ResolvedPolicy[] = definitions.map((definition) => {
+      const params: LimitParams = {
+        max: Math.max(0, Math.trunc(definition.max)),
+        timeWindow: Math.max(1, parseDuration(definition.timeWindow, 'rate-limit timeWindow')),
+        algorithm: definition.algorithm ?? this.#options.algorithm ?? 'fixed'
+      }
+      const sliding = params.algorithm === 'sliding'
+      return {
+        params,
+        prefix: limitKeyPrefix(this.#options.namespace, definition.scope),
+        suffix: sliding ? '}:g' : '}:f',
+        dryRun: definition.dryRun === true,
+        head: [sliding ? 'g' : 'f', String(Math.ceil(params.timeWindow)), String(params.max)]
+      }
+    })
+    return {
+      size: list.length,
+      consume: (ids, costs) => settled(this.#policies(list, ids, costs))
+    }
+  }
+
+  #policies (list: readonly ResolvedPolicy[], ids: readonly string[], costs: readonly number[]): PoliciesDecision | Promise<PoliciesDecision> {
+    // Only the counters per request; the in-process limiter's full key sets are built on its paths.
+    const counters: string[] = []
+    for (let i = 0; i < list.length; i++) counters.push(list[i]!.prefix + escapeId(ids[i]!) + list[i]!.suffix)
+    const redis = this.#redis
+    if (redis === undefined) return this.#policiesInProcess(list, ids, counters.map((c) => this.#keysFor(c)), costs, 'memory')
+    if (this.#skipRedis()) return this.#policiesDown(list, ids, counters, costs)
+    const ask = redis.isCluster && list.length > 1 ? this.#policiesOnCluster(redis, list, counters, costs) : redis.callKeys(POLICIES_SCRIPT, counters, policyArgs(list, costs, 0, list.length))
+    const failure = (err: unknown): PoliciesDecision => {
+      this.#stats.redisFailures++
+      this.#failed(err)
+      return this.#policiesDown(list, ids, counters, costs)
+    }
+    return ask.then((reply) => {
+      if (this.#failing) this.#recovered()
+      try {
+        return this.#policiesDecision(list, ids, reply, 'redis')
+      } catch (err) {
+        return failure(err)
+      }
+    }, failure)
+  }
+
+  // Cluster: the policies' keys live in different slots, so each is its own call (in parallel), and
+  // the ones charged are given back when an enforcing policy refused. Weaker than one server's script:
+  // between the calls another request may see the charge (it may be refused, never wrongly admitted).
+  async #policiesOnCluster (redis: RedisLimiter, list: readonly ResolvedPolicy[], counters: readonly string[], costs: readonly number[]): Promise<unknown> {
+    const replies = await Promise.all(list.map((_policy, i) => redis.callKeys(POLICIES_SCRIPT, [counters[i]!], policyArgs(list, costs, i, i + 1))))
+    const flat = replies.flatMap((reply) => Array.isArray(reply) ? reply as unknown[] : [])
+    const refused = list.some((policy, i) => !policy.dryRun && flat[i * 5] !== 1)
+    if (!refused) return flat
+    const refunds: Array<Promise<unknown>> = []
+    for (let i = 0; i < list.length; i++) {
+      const cost = costs[i] ?? 1
+      if (flat[i * 5] !== 1 || cost <= 0) continue
+      const policy = list[i]!
+      refunds.push(redis.callKeys(ADJUST_SCRIPT, [counters[i]!], [...policy.head, String(-cost)]))
+      flat[i * 5 + 1] = Number(flat[i * 5 + 1]) - cost
+      flat[i * 5 + 2] = Number(flat[i * 5 + 2]) + cost
+    }
+    await Promise.all(refunds)
+    return flat
+  }
+
+  #policiesDecision (list: readonly ResolvedPolicy[], ids: readonly string[], reply: unknown, source: DecisionSource): PoliciesDecision {
+    if (!Array.isArray(reply) || reply.length !== list.length * 5) {
+      throw new RateLimitRedisError('FRS_RATE_LIMIT_REDIS_ERROR', 'Unexpected reply from the rate-limit policies script')
+    }
+    const results: LimiterResult[] = []
+    for (let i = 0; i < list.length; i++) {
+      const r = i * 5
+      results.push({
+        allowed: reply[r] === 1,
+        current: Number(reply[r + 1]),
+        remaining: Number(reply[r + 2]),
+        resetMs: Number(reply[r + 3]),
+        retryAfterMs: Number(reply[r + 4]),
+        banned: false
+      })
+    }
+    return this.#policiesOutcome(list, ids, results, source)
+  }
+
+  #policiesOutcome (list: readonly ResolvedPolicy[], ids: readonly string[], results: readonly LimiterResult[], source: DecisionSource): PoliciesDecision {
+    let refusedBy = -1
+    let retryAfterMs = 0
+    let dryRefused = false
+    const decisions = results.map((result, i) => {
+      const policy = list[i]!
+      if (!result.allowed) {
+        if (policy.dryRun) dryRefused = true
+        else if (result.retryAfterMs >= retryAfterMs) {
+          refusedBy = i
+          retryAfterMs = result.retryAfterMs
+        }
+      }
+      return this.#notify({ ...result, source, key: ids[i]!, limit: policy.params.max, timeWindow: policy.params.timeWindow, algorithm: policy.params.algorithm, unavailable: source === 'closed' })
+    })
+    const stats = this.#stats
+    const allowed = refusedBy === -1 && source !== 'closed'
+    if (source === 'redis' || source === 'memory') {
+      if (allowed) stats.allowed++
+      else stats.limited++
+    } else {
+      stats[source]++
+    }
+    if (dryRefused) stats.dryRunRefused++
+    return { allowed, unavailable: source === 'closed', decisions, refusedBy, retryAfterMs }
+  }
+
+  // In process (no Redis, or the fallback while it is down): every policy peeked first, then charged
+  // only when no enforcing one refuses, as the Redis script does.
+  #policiesInProcess (list: readonly ResolvedPolicy[], ids: readonly string[], keys: readonly LimitKeys[], costs: readonly number[], source: DecisionSource): PoliciesDecision {
+    const memory = this.#memory
+    const fits = list.map((policy, i) => {
+      const peek = memory.peekSync(keys[i]!, policy.params)
+      return peek.allowed && peek.remaining >= (costs[i] ?? 1)
+    })
+    const refused = list.some((policy, i) => !policy.dryRun && !fits[i])
+    const results = list.map((policy, i): LimiterResult => {
+      const cost = costs[i] ?? 1
+      let result = memory.peekSync(keys[i]!, policy.params)
+      if (fits[i] === true && !refused) for (let k = 0; k < cost; k++) result = memory.consumeSync(keys[i]!, policy.params)
+      if (fits[i] === true) return result
+      return { ...result, allowed: false, remaining: 0, retryAfterMs: Math.max(1, result.retryAfterMs, result.resetMs) }
+    })
+    return this.#policiesOutcome(list, ids, results, source)
+  }
+
+  #policiesDown (list: readonly ResolvedPolicy[], ids: readonly string[], counters: readonly string[], costs: readonly number[]): PoliciesDecision {
+    if (this.mode === 'fallback') return this.#policiesInProcess(list, ids, counters.map((c) => this.#keysFor(c)), costs, 'fallback')
+    const open = this.mode === 'open'
+    const retry = this.#closedRetryAfterMs
+    return this.#policiesOutcome(list, ids, list.map((policy) => open
+      ? { allowed: true, current: 0, remaining: policy.params.max, resetMs: 0, retryAfterMs: 0, banned: false }
+      : { allowed: false, current: policy.params.max + 1, remaining: 0, resetMs: retry, retryAfterMs: retry, banned: false }), this.mode)
+  }
+
+  async #adjust (keys: LimitKeys, params: LimitParams, n: number): Promise<void> {
+    const count = Math.trunc(n)
+    if (count === 0) return
+    const redis = this.#redis
+    if (redis === undefined) {
+      // In process: a penalty counts n requests; a reward is not kept (the in-process limiter is for development).
+      for (let k = 0; k < count; k++) this.#memory.consumeSync(keys, params)
+      return
+    }
+    const head = [params.algorithm === 'sliding' ? 'g' : 'f', String(Math.ceil(params.timeWindow)), String(params.max)]
+    await redis.callKeys(ADJUST_SCRIPT, [keys.counter], [...head, String(count)])
   }
 
   /** Redis is known down and no failover wait is open: skip it. */
@@ -415,6 +622,19 @@ export class RateLimitStore {
     })
   }
 
+  /** onDecision for one policy's decision (the request is counted in stats once, by #policiesOutcome). */
+  #notify (decision: RateLimitDecision): RateLimitDecision {
+    const onDecision = this.#options.onDecision
+    if (onDecision !== undefined) {
+      try {
+        onDecision(decision)
+      } catch {
+        // A metrics callback must never fail a request.
+      }
+    }
+    return decision
+  }
+
   #count (decision: RateLimitDecision): RateLimitDecision {
     const stats = this.#stats
     const source = decision.source
@@ -480,7 +700,17 @@ const DOWN_MODE_TEXT: Record<RedisDownMode, string> = {
   closed: 'requests are refused with 503 (fail closed)'
 }
 
+/** POLICIES_LUA's ARGV for policies `from` to `to` (exclusive). */
+function policyArgs (list: readonly ResolvedPolicy[], costs: readonly number[], from: number, to: number): string[] {
+  const args: string[] = []
+  for (let i = from; i < to; i++) {
+    const policy = list[i]!
+    args.push(policy.head[0], policy.head[1], policy.head[2], String(Math.max(0, Math.trunc(costs[i] ?? 1))), policy.dryRun ? '1' : '0')
+  }
+  return args
+}
+
 /** A decision as the promise consume() and peek() promise. */
-function settled (decision: RateLimitDecision | Promise<RateLimitDecision>): Promise<RateLimitDecision> {
+function settled<T> (decision: T | Promise<T>): Promise<T> {
   return decision instanceof Promise ? decision : Promise.resolve(decision)
 }

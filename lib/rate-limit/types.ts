@@ -97,6 +97,8 @@ export interface RateLimitStats {
   banned: number
   /** Redis commands that failed or did not answer within the time budget. */
   redisFailures: number
+  /** Requests a dry-run policy would have refused (they were let through; see `dryRun`). */
+  dryRunRefused: number
 }
 
 /** The part of a pino logger the store uses. */

@@ -55,7 +55,7 @@ t.test('SuiteMetrics: a failing source is reported and skipped; the others still
     sources: {
       redisState: connected,
       cacheStats: () => { throw new Error('boom') },
-      rateLimitStats: () => ({ allowed: 4, limited: 1 }),
+      rateLimitStats: () => ({ allowed: 4, limited: 1, dryRunRefused: 2 }),
       sessionStats: async () => ({ loads: 3, saves: 1, errors: 0, regenerations: 2, active: null })
     }
   })
@@ -65,6 +65,7 @@ t.test('SuiteMetrics: a failing source is reported and skipped; the others still
   t.same(failures, ['cache'], 'reported once, not at every scrape')
   t.equal(sample(text, 'rate_limit_decisions_total', { outcome: 'allowed' }), 4)
   t.equal(sample(text, 'rate_limit_decisions_total', { outcome: 'open' }), 0, 'missing fields count as zero')
+  t.equal(sample(text, 'rate_limit_dry_run_refusals_total'), 2, 'what dry-run policies would have refused')
   t.equal(sample(text, 'session_loads_total'), 3, 'async stats are awaited')
   t.equal(sample(text, 'session_events_total', { event: 'regenerations' }), 2, 'unknown numeric fields are kept, by event')
   t.equal(sample(text, 'session_active'), undefined, 'active unknown (null): no sample')
