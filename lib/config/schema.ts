@@ -105,6 +105,8 @@ export const ConfigSchema = Type.Object({
   CACHE_GRACE: duration('0ms', { description: 'How long past its TTL an entry may still be served while it is refreshed, or when the loader or Redis fails.', needsUnit: true }),
   CACHE_MEMORY_MAX_ENTRIES: Type.Integer({ minimum: 0, default: 10_000, description: 'Entries kept in the in-process tier; 0 turns the tier off.' }),
   CACHE_MEMORY_MAX_BYTES: Type.Integer({ minimum: 0, default: 67_108_864, description: 'Bytes (JSON length) kept in the in-process tier.' }),
+  CACHE_COMPRESSION: oneOf(['none', 'zlib', 'brotli', 'zstd'], 'none', 'Compression of cache entries in Redis at least CACHE_COMPRESSION_THRESHOLD long, for namespaces that choose none (zstd needs Node 22.15+). Readers read compressed and plain entries whatever this says.'),
+  CACHE_COMPRESSION_THRESHOLD: Type.Integer({ minimum: 0, default: 1024, description: 'Entries shorter than this (characters of the stored JSON) are stored uncompressed.' }),
   CACHE_INVALIDATION_BUS: Type.Boolean({ default: true, description: 'Tell other instances of an invalidation at once over pub/sub (one subscriber connection). false: no subscriber; they see it within 1 s, when they ask Redis again.' }),
 
   RATE_LIMIT_MAX: Type.Integer({ minimum: 1, default: 100, description: 'Requests allowed per window and client on every route, unless the route sets its own.' }),

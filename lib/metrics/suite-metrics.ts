@@ -211,6 +211,7 @@ export class SuiteMetrics {
     const redisFailures = new CumulativeCounter(new Counter({ name: 'cache_redis_failures_total', help: 'Cache operations on Redis that failed and were answered without it.', registers, collect }))
     const invalidations = new CumulativeCounter(new Counter({ name: 'cache_invalidations_received_total', help: 'Invalidation messages received from instances (keys, tags, namespaces).', registers, collect }))
     const dropped = new CumulativeCounter(new Counter({ name: 'cache_invalidations_dropped_total', help: 'Messages on the invalidation channel that were not valid invalidations: dropped. Something other than the suite publishes there.', registers, collect }))
+    const decompression = new CumulativeCounter(new Counter({ name: 'cache_decompression_failures_total', help: 'Compressed cache entries read from Redis that did not decompress (corrupt, or zstd on a Node without it): served as misses.', registers, collect }))
     const entries = new Gauge({ name: 'cache_memory_entries', help: 'Entries held by the in-process tier.', registers, collect })
     const bytes = new Gauge({ name: 'cache_memory_bytes', help: 'Bytes (JSON length) held by the in-process tier.', registers, collect })
     return (stats) => {
@@ -229,6 +230,7 @@ export class SuiteMetrics {
       redisFailures.sync({}, stats.redisFailures)
       invalidations.sync({}, stats.invalidationsReceived)
       dropped.sync({}, stats.invalidationsDropped)
+      decompression.sync({}, stats.decompressionFailures)
       if (stats.memory === undefined) {
         entries.remove()
         bytes.remove()
