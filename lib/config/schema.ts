@@ -94,6 +94,8 @@ export const ConfigSchema = Type.Object({
   SESSION_ABSOLUTE_TIMEOUT: duration('30d', { description: 'A session ends this long after login, however active.', needsUnit: true }),
   SESSION_MAX_LIFETIME: duration('90d', { description: 'Longest lifetime a session may choose at sign-in (remember-me: regenerate({ lifetime })); a longer one is clamped to it. A chosen lifetime is also that session\'s idle timeout and cookie max age.', needsUnit: true }),
   SESSION_EVENTS_SWEEP: duration('5s', { description: 'How often each instance looks for sessions that expired, for the expired event of app.sessions.on (an expiry is delivered within about this long).', needsUnit: true }),
+  SESSION_ENCRYPTION_KEYS: list({ description: 'Comma-separated <id>:<key> pairs (32-byte keys, base64 or hex: openssl rand -base64 32): session payloads are encrypted at rest (AES-256-GCM) with the first, and read with any (rotation). Empty: stored as plain JSON. Plain and encrypted sessions are both read.', secret: true }),
+  SESSION_COMPRESSION: oneOf(['none', 'zlib', 'brotli', 'zstd'], 'none', 'Compression of session payload fields of 1024 characters or more (zstd needs Node 22.15+). Compressed and plain fields are both read.'),
   SESSION_COOKIE_NAME: Type.String({ default: 'sid', pattern: '^[A-Za-z0-9_.-]+$', description: 'Name of the session cookie.' }),
   SESSION_COOKIE_SECURE: oneOf(['auto', 'true', 'false'], 'auto', 'Secure cookie flag: auto is true in staging and production, false otherwise.'),
   SESSION_COOKIE_SAMESITE: oneOf(['lax', 'strict', 'none'], 'lax', 'SameSite cookie attribute.'),

@@ -331,6 +331,8 @@ export class SuiteMetrics {
       touches: counter('session_touches_total', 'Expiry refreshes of unchanged sessions (sliding expiry).'),
       destroys: counter('session_destroys_total', 'Sessions destroyed (logout, revocation).'),
       invalid: counter('session_invalid_total', 'Stored sessions discarded because they failed the schema or could not be parsed.'),
+      decryptionFailures: counter('session_decryption_failures_total', 'Stored sessions whose encrypted payload did not decrypt (altered, or sealed with a key no longer in SESSION_ENCRYPTION_KEYS): read as no session.'),
+      decompressionFailures: counter('session_decompression_failures_total', 'Stored sessions with a compressed field that did not decompress: read as no session.'),
       errors: counter('session_errors_total', 'Session store failures (each answered 503 where a request was waiting).'),
       eventsDropped: counter('session_lifecycle_events_dropped_total', 'Session lifecycle events (app.sessions.on) not delivered: handlers slower than events arrive.'),
       eventHandlerErrors: counter('session_lifecycle_handler_errors_total', 'Session lifecycle event handler calls that threw or rejected.')
