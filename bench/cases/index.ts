@@ -4,6 +4,7 @@ import type { Settings } from '../harness.js'
 import type { CaseResult } from '../results.js'
 import { batch } from './batch.js'
 import { cacheHttp } from './cache-http.js'
+import { compression } from './compression.js'
 import { costGrowth } from './cost-growth.js'
 import { health } from './health.js'
 import { hotKey } from './hot-key.js'
@@ -31,5 +32,6 @@ export const cases: BenchCase[] = [
   { id: 8, title: 'Health routes under load, Redis up and frozen', run: health },
   { id: 9, title: 'Cost growth with keys in Redis; memory-tier size', run: costGrowth },
   { id: 10, title: 'The suite on a plain route vs raw Fastify', run: suiteOverhead },
-  { id: 11, title: 'Cache hits per request over HTTP', run: cacheHttp }
+  { id: 11, title: 'Cache hits per request over HTTP', run: cacheHttp },
+  { id: 13, title: 'Cache hit cost with compression on, 1 KB and 64 KB values', run: compression }
 ]
