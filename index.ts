@@ -92,7 +92,7 @@ export { loadConfig, ConfigError, redactConfig, redactUrl, isRedisConfigured } f
 export { ConfigSchema, type Config } from './lib/config/index.js'
 export { parseDuration, type Duration } from './lib/config/index.js'
 export { parseEncryptionKeys, zstdAvailable, type CompressionCodec, type CompressionOptions, type EncryptionKey } from './lib/codecs/index.js'
-export type { PayloadCodecOptions } from './lib/session/payload-codec.js'
+export type { PayloadCodecOptions } from './lib/session/index.js'
 export { rateLimitPlugin }
 export { authRateLimit, rateLimitKey, clientIpRateLimitKey, sessionUserId, type RateLimitPluginOptions, type RateLimits, type RouteLimiter } from './plugins/rate-limit.js'
 export { RateLimitStore, RateLimitUnavailableError, RateLimitExceededError, RateLimitOptionError, fastifyRateLimitStore, clientIpKey, type RateLimitStats, type RateLimitDecision, type RedisDownMode, type RateLimitAlgorithm, type BanOptions } from './lib/rate-limit/index.js'

@@ -10,13 +10,14 @@ const IMPORT = /(?:^|\n)\s*(?:import|export)\s[^'"]*?from\s+['"]([^'"]+)['"]|imp
 
 // Which lib/ subsystems each one may import (ARCHITECTURE.md, "Layout").
 const ALLOWED: Record<string, readonly string[]> = {
-  config: [],
+  codecs: [],
+  config: ['codecs'],
   redis: ['config'],
   realtime: ['config', 'redis'],
   locks: ['config', 'redis'],
-  cache: ['config', 'locks', 'redis'],
+  cache: ['codecs', 'config', 'locks', 'redis'],
   'http-cache': ['config', 'cache'],
-  session: [],
+  session: ['codecs'],
   'rate-limit': ['config'],
   health: [],
   metrics: ['cache', 'rate-limit', 'redis']

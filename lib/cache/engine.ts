@@ -9,7 +9,7 @@
 // syncInterval before Redis is asked again. After a reconnect the memory tier and the versions are
 // dropped, since messages may have been missed while the connection was down.
 import { randomUUID } from 'node:crypto'
-import { compress, decompress, isCompressed } from '../codecs/compression.js'
+import { compress, decompress, isCompressed } from '../codecs/index.js'
 import { parseDuration } from '../config/index.js'
 import { boundCommands, commandTimeoutOf } from '../redis/index.js'
 import {

@@ -1,7 +1,7 @@
 // Per-call options resolved against the namespace defaults, durations parsed once into milliseconds.
 // Resolved options are shared between calls: never mutate one.
 import type { TSchema } from 'typebox'
-import { resolveCompression, type Compression } from '../codecs/compression.js'
+import { resolveCompression, type Compression } from '../codecs/index.js'
 import { parseDuration, type Duration } from '../config/index.js'
 import { assertValidTags } from './keys.js'
 import { compileSchema, type CompiledSchema } from './schema.js'

@@ -1,7 +1,7 @@
 // The public shape of the cache: options, the Cache interface every namespace implements, and the
 // loader contract. Kept apart from the engine so a reader sees the whole surface on one screen.
 import type { Static, TSchema } from 'typebox'
-import type { CompressionOptions } from '../codecs/compression.js'
+import type { CompressionOptions } from '../codecs/index.js'
 import type { Duration } from '../config/index.js'
 import type { MemoryTierOptions } from './memory-tier.js'
 import type { CacheLogger, RedisClient } from './redis-tier.js'

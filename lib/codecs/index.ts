@@ -1,5 +1,5 @@
 export {
-  COMPRESSION_CODECS, DEFAULT_COMPRESSION_THRESHOLD, zstdAvailable,
+  COMPRESSED_MARK, COMPRESSION_CODECS, DEFAULT_COMPRESSION_THRESHOLD, compress, decompress, isCompressed, resolveCompression, zstdAvailable,
   type Compression, type CompressionCodec, type CompressionOptions
 } from './compression.js'
-export { parseEncryptionKeys, type EncryptionKey } from './encryption.js'
+export { ENCRYPTED_MARK, decrypt, encrypt, isEncrypted, parseEncryptionKeys, type EncryptionKey } from './encryption.js'

@@ -6,8 +6,7 @@ import { resolve } from 'node:path'
 import { parseEnv, inspect } from 'node:util'
 import envSchema from 'env-schema'
 import Value from 'typebox/value'
-import { zstdAvailable } from '../codecs/compression.js'
-import { parseEncryptionKeys } from '../codecs/encryption.js'
+import { parseEncryptionKeys, zstdAvailable } from '../codecs/index.js'
 import { didYouMean } from './did-you-mean.js'
 import {
   ConfigSchema, PROFILES, PROFILE_DEFAULTS, REDIS_URL_PATTERN, SECRET_KEYS, describeVariables, type Config, type Profile

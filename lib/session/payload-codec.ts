@@ -3,8 +3,10 @@
 // (plain JSON, compressed, encrypted) whatever their own settings, so a rolling deploy mixes them; a
 // plain field stays plain until it changes. A read without codecs pays one character check per field
 // and allocates nothing.
-import { compress, decompress, isCompressed, resolveCompression, type Compression, type CompressionOptions } from '../codecs/compression.js'
-import { decrypt, encrypt, isEncrypted, type EncryptionKey } from '../codecs/encryption.js'
+import {
+  compress, decompress, decrypt, encrypt, isCompressed, isEncrypted, resolveCompression,
+  type Compression, type CompressionOptions, type EncryptionKey
+} from '../codecs/index.js'
 
 export interface PayloadCodecOptions {
   /** Compress fields whose JSON is at least `threshold` characters (default 1024). */
