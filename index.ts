@@ -91,6 +91,8 @@ export { HealthRegistry, type HealthCheckOptions, type CheckStatus, type CheckRe
 export { loadConfig, ConfigError, redactConfig, redactUrl, isRedisConfigured } from './lib/config/index.js'
 export { ConfigSchema, type Config } from './lib/config/index.js'
 export { parseDuration, type Duration } from './lib/config/index.js'
+export { parseEncryptionKeys, zstdAvailable, type CompressionCodec, type CompressionOptions, type EncryptionKey } from './lib/codecs/index.js'
+export type { PayloadCodecOptions } from './lib/session/index.js'
 export { rateLimitPlugin }
 export { authRateLimit, rateLimitKey, clientIpRateLimitKey, sessionUserId, type RateLimitPluginOptions, type RateLimits, type RouteLimiter, type RatePolicy, type RateLimitAdjuster, type SuiteRateLimiter, type CreateRateLimitResult } from './plugins/rate-limit.js'
 export { RateLimitStore, RateLimitUnavailableError, RateLimitExceededError, RateLimitOptionError, fastifyRateLimitStore, clientIpKey, type RateLimitStats, type RateLimitDecision, type RedisDownMode, type RateLimitAlgorithm, type BanOptions } from './lib/rate-limit/index.js'

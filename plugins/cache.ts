@@ -46,6 +46,7 @@ async function cachePlugin (app: FastifyInstance, pluginOptions: CachePluginOpti
     // saves the ~300 bytes per entry it costs.
     freeze: config.NODE_ENV !== 'production' && config.NODE_ENV !== 'staging',
     commandTimeout: config.REDIS_COMMAND_TIMEOUT,
+    compression: config.CACHE_COMPRESSION === 'none' ? false : { codec: config.CACHE_COMPRESSION, threshold: config.CACHE_COMPRESSION_THRESHOLD },
     ...options,
     redis: client,
     subscriber,

@@ -24,6 +24,7 @@ export type {} from '@fastify/session'
 import type { FastifyInstance, FastifyReply, FastifyRequest, RouteOptions } from 'fastify'
 import type { TSchema } from 'typebox'
 import { parseDuration, secureCookies, suiteLogOptions, type Duration } from '../lib/config/index.js'
+import { parseEncryptionKeys } from '../lib/codecs/index.js'
 import { detectHashFieldExpiry } from '../lib/redis/index.js'
 import { featureConnection, type RedisClient } from './redis.js'
 import { PluginConflictError } from './config.js'
@@ -146,7 +147,11 @@ async function sessionPlugin (app: FastifyInstance, options: SessionPluginOption
     logger: log,
     ...(options.schema === undefined ? {} : { schema: options.schema }),
     ...(options.userKey === undefined ? {} : { userKey: options.userKey }),
-    ...(legacy === undefined ? {} : { legacy })
+    ...(legacy === undefined ? {} : { legacy }),
+    codec: {
+      compression: config.SESSION_COMPRESSION === 'none' ? false : { codec: config.SESSION_COMPRESSION },
+      encryptionKeys: parseEncryptionKeys(config.SESSION_ENCRYPTION_KEYS, 'SESSION_ENCRYPTION_KEYS')
+    }
   })
   if (redis === undefined) log.info('sessions are kept in process memory: lost on restart, not shared between instances')
   else if (redis.status === 'ready') log.info(`sessions: stored in Redis${redisBackend?.hashFieldExpiry === true ? ' (user indexes expire their entries by hash-field expiry)' : ''}`)

@@ -10,14 +10,15 @@ const IMPORT = /(?:^|\n)\s*(?:import|export)\s[^'"]*?from\s+['"]([^'"]+)['"]|imp
 
 // Which lib/ subsystems each one may import (ARCHITECTURE.md, "Layout").
 const ALLOWED: Record<string, readonly string[]> = {
-  config: [],
+  codecs: [],
+  config: ['codecs'],
   tracing: [],
   redis: ['config'],
   realtime: ['config', 'redis', 'tracing'],
   locks: ['config', 'redis', 'tracing'],
-  cache: ['config', 'locks', 'redis', 'tracing'],
+  cache: ['codecs', 'config', 'locks', 'redis', 'tracing'],
   'http-cache': ['config', 'cache'],
-  session: ['tracing'],
+  session: ['codecs', 'tracing'],
   'rate-limit': ['config'],
   health: [],
   metrics: ['cache', 'rate-limit', 'redis']

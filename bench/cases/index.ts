@@ -4,6 +4,7 @@ import type { Settings } from '../harness.js'
 import type { CaseResult } from '../results.js'
 import { batch } from './batch.js'
 import { cacheHttp } from './cache-http.js'
+import { compression } from './compression.js'
 import { costGrowth } from './cost-growth.js'
 import { health } from './health.js'
 import { hotKey } from './hot-key.js'
@@ -33,5 +34,6 @@ export const cases: BenchCase[] = [
   { id: 9, title: 'Cost growth with keys in Redis; memory-tier size', run: costGrowth },
   { id: 10, title: 'The suite on a plain route vs raw Fastify', run: suiteOverhead },
   { id: 11, title: 'Cache hits per request over HTTP', run: cacheHttp },
-  { id: 12, title: 'Two rate-limit policies on a route vs one', run: rateLimitPolicies }
+  { id: 12, title: 'Two rate-limit policies on a route vs one', run: rateLimitPolicies },
+  { id: 13, title: 'Cache hit cost with compression on, 1 KB and 64 KB values', run: compression }
 ]

@@ -14,9 +14,9 @@ import type { Cache, CacheDefaults, CacheOptions, GetOptions, GetOrSetOptions, L
 /** A cache over an optional Redis client; without one, the same API over the memory tier alone. */
 export function createCache (options: CacheOptions = {}): Cache {
   const engine = new CacheEngine(options)
-  const { ttl, grace, timeout, lockTtl, lockWait } = options
+  const { ttl, grace, timeout, lockTtl, lockWait, compression } = options
   const tiers = { memory: engine.memory !== undefined, redis: engine.redis !== undefined }
-  const defaults = resolveDefaults({ ttl, grace, timeout, lockTtl, lockWait, ...tiers })
+  const defaults = resolveDefaults({ ttl, grace, timeout, lockTtl, lockWait, compression, ...tiers })
   return traceable(new CacheScope(engine, new ReadThrough(engine), ROOT_NAMESPACE, defaults))
 }
 

@@ -9,6 +9,7 @@
 // syncInterval before Redis is asked again. After a reconnect the memory tier and the versions are
 // dropped, since messages may have been missed while the connection was down.
 import { randomUUID } from 'node:crypto'
+import { compress, decompress, isCompressed } from '../codecs/index.js'
 import { parseDuration } from '../config/index.js'
 import { boundCommands, commandTimeoutOf } from '../redis/index.js'
 import {
@@ -61,6 +62,7 @@ export class CacheEngine {
   readonly #tagPrefix: string
   readonly #generationPrefix: string
   #sweeping = false
+  #decompressionLogged = false
   // Bound once: judging an entry allocates no closure.
   readonly #versionOf = (key: string): string | undefined => this.versions.get(key)
   // A lookup or load that started before an invalidation must not put what it read into memory: it
@@ -210,9 +212,16 @@ export class CacheEngine {
       raw = read?.raw
     }
     if (raw === undefined) return UNAVAILABLE
-    const envelope = raw === null ? undefined : decodeEnvelope(raw)
+    let envelope = raw === null ? undefined : decodeEnvelope(raw)
+    let size = raw?.length ?? 1
+    // A compressed entry fails decodeEnvelope's first check: an uncompressed hit pays nothing here.
+    if (envelope === undefined && raw !== null && isCompressed(raw)) {
+      const text = this.#decompress(namespace, raw)
+      envelope = text === undefined ? undefined : decodeEnvelope(text)
+      size = text?.length ?? size
+    }
     if (envelope !== undefined && this.#hasUnreadTags(envelope) && !await this.#readEntryTags([envelope])) return UNAVAILABLE
-    return this.#judge(namespace, fullKey, envelope, raw?.length ?? 1, r, needed, invalidationsBefore, count)
+    return this.#judge(namespace, fullKey, envelope, size, r, needed, invalidationsBefore, count)
   }
 
   async lookupRedisMany (namespace: string, fullKeys: readonly string[], r: ResolvedOptions, count = true): Promise<Lookup[]> {
@@ -225,10 +234,26 @@ export class CacheEngine {
     const read = await redis.readMany(fullKeys, unknown)
     if (read === undefined) return fullKeys.map(() => UNAVAILABLE)
     this.versions.fromRead(unknown, read.versions, since)
-    const envelopes = read.raws.map((raw) => raw === null ? undefined : decodeEnvelope(raw))
+    const texts = read.raws.map((raw) => raw !== null && isCompressed(raw) ? this.#decompress(namespace, raw) ?? null : raw)
+    const envelopes = texts.map((text) => text === null ? undefined : decodeEnvelope(text))
     if (!await this.#readEntryTags(envelopes)) return fullKeys.map(() => UNAVAILABLE)
     return fullKeys.map((fullKey, i) =>
-      this.#judge(namespace, fullKey, envelopes[i], read.raws[i]?.length ?? 1, r, needed, invalidationsBefore, count))
+      this.#judge(namespace, fullKey, envelopes[i], texts[i]?.length ?? 1, r, needed, invalidationsBefore, count))
+  }
+
+  /** The text of a compressed entry; undefined (a miss, counted, logged once) when it does not decompress. */
+  #decompress (namespace: string, raw: string): string | undefined {
+    try {
+      return decompress(raw)
+    } catch (err) {
+      this.counters.record({ type: 'decompression-failure', namespace })
+      if (!this.#decompressionLogged) {
+        this.#decompressionLogged = true
+        this.#logger?.warn({ namespace, err: { message: (err as Error).message } },
+          'cache: a compressed entry did not decompress; read as a miss (further failures are counted in cache_decompression_failures_total, not logged)')
+      }
+      return undefined
+    }
   }
 
   /** Writes a value to both tiers and tells the other instances to drop their copy. */
@@ -268,7 +293,7 @@ export class CacheEngine {
     if (this.redis !== undefined && r.redis && known) {
       // Sent together, answered in one round trip: Redis runs them in order on the one connection,
       // so no instance hears of the new value before it is there.
-      await Promise.all([this.redis.write(fullKey, stored, r.ttl + r.grace), this.#publish({ kind: 'keys', keys: [fullKey] })])
+      await Promise.all([this.redis.write(fullKey, compress(stored, r.compression), r.ttl + r.grace), this.#publish({ kind: 'keys', keys: [fullKey] })])
     }
     return envelope
   }

@@ -1,6 +1,7 @@
 // Per-call options resolved against the namespace defaults, durations parsed once into milliseconds.
 // Resolved options are shared between calls: never mutate one.
 import type { TSchema } from 'typebox'
+import { resolveCompression, type Compression } from '../codecs/index.js'
 import { parseDuration, type Duration } from '../config/index.js'
 import { assertValidTags } from './keys.js'
 import { compileSchema, type CompiledSchema } from './schema.js'
@@ -21,6 +22,8 @@ export interface ResolvedOptions {
   hardTimeout: number | undefined
   lockTtl: number
   lockWait: number
+  /** How entries are compressed in Redis; undefined: stored as they are. */
+  compression: Compression | undefined
 }
 
 /** Namespace defaults with durations already parsed, so a call without options parses nothing. */
@@ -39,7 +42,9 @@ export function resolveDefaults (defaults: CacheDefaults, parent?: ResolvedDefau
     softTimeout: optionalMs(defaults.timeout?.soft, 'timeout.soft') ?? parent?.softTimeout ?? 0,
     hardTimeout,
     lockTtl: positiveMs(defaults.lockTtl, 'lockTtl') ?? parent?.lockTtl ?? hardTimeout ?? DEFAULT_LOCK_TTL_MS,
-    lockWait: optionalMs(defaults.lockWait, 'lockWait') ?? parent?.lockWait ?? hardTimeout ?? DEFAULT_LOCK_WAIT_MS
+    lockWait: optionalMs(defaults.lockWait, 'lockWait') ?? parent?.lockWait ?? hardTimeout ?? DEFAULT_LOCK_WAIT_MS,
+    // false turns off a compression the parent namespace has.
+    compression: defaults.compression === undefined ? parent?.compression : resolveCompression(defaults.compression)
   }
 }
 

@@ -12,6 +12,8 @@ export type CacheEvent =
   | { type: 'invalidation-received', kind: InvalidationKind, evicted: number }
   /** A message on the invalidation channel that is not one (malformed, or from something else): ignored. */
   | { type: 'invalidation-dropped' }
+  /** A compressed entry read from Redis that did not decompress (corrupt, or a codec this Node lacks): a miss. */
+  | { type: 'decompression-failure', namespace: string }
 
 export type InvalidationKind = 'keys' | 'tags' | 'namespace'
 
@@ -31,6 +33,8 @@ export interface CacheStats {
   invalidationsReceived: number
   /** Messages on the invalidation channel that did not match its schema: dropped. */
   invalidationsDropped: number
+  /** Compressed entries that did not decompress: treated as misses. */
+  decompressionFailures: number
   memory: { entries: number, bytes: number } | undefined
 }
 
@@ -41,6 +45,7 @@ export class CacheCounters {
   #redisFailures = 0
   #invalidationsReceived = 0
   #invalidationsDropped = 0
+  #decompressionFailures = 0
   readonly #onEvent: ((event: CacheEvent) => void) | undefined
 
   constructor (onEvent?: (event: CacheEvent) => void) {
@@ -68,6 +73,7 @@ export class CacheCounters {
       case 'redis-failure': this.#redisFailures++; break
       case 'invalidation-received': this.#invalidationsReceived++; break
       case 'invalidation-dropped': this.#invalidationsDropped++; break
+      case 'decompression-failure': this.#decompressionFailures++; break
     }
     if (this.#onEvent !== undefined) this.#emit(event)
   }
@@ -85,7 +91,7 @@ export class CacheCounters {
     for (const [name, s] of this.#namespaces) {
       namespaces[name] = { ...s, memory: { ...s.memory }, redis: { ...s.redis } }
     }
-    return { namespaces, redisFailures: this.#redisFailures, invalidationsReceived: this.#invalidationsReceived, invalidationsDropped: this.#invalidationsDropped, memory }
+    return { namespaces, redisFailures: this.#redisFailures, invalidationsReceived: this.#invalidationsReceived, invalidationsDropped: this.#invalidationsDropped, decompressionFailures: this.#decompressionFailures, memory }
   }
 
   #of (namespace: string): NamespaceStats {

@@ -1,6 +1,7 @@
 // The public shape of the cache: options, the Cache interface every namespace implements, and the
 // loader contract. Kept apart from the engine so a reader sees the whole surface on one screen.
 import type { Static, TSchema } from 'typebox'
+import type { CompressionOptions } from '../codecs/index.js'
 import type { Duration } from '../config/index.js'
 import type { MemoryTierOptions } from './memory-tier.js'
 import type { CacheLogger, RedisClient } from './redis-tier.js'
@@ -30,6 +31,12 @@ export interface CacheDefaults {
   lockTtl?: Duration
   /** How long a caller waits for another instance's loader before running its own. Default: timeout.hard, else '5s'. */
   lockWait?: Duration
+  /**
+   * Compress entries stored in Redis whose stored text is at least `threshold` characters (default
+   * 1024) with zlib, brotli or zstd (Node 22.15+). false: none (the default), or none for this namespace
+   * when the parent has one. Readers read both forms whatever their own setting.
+   */
+  compression?: CompressionOptions | false
 }
 
 export interface CacheOptions extends Omit<CacheDefaults, 'tags' | 'memory' | 'redis'> {

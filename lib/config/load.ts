@@ -6,6 +6,7 @@ import { resolve } from 'node:path'
 import { parseEnv, inspect } from 'node:util'
 import envSchema from 'env-schema'
 import Value from 'typebox/value'
+import { parseEncryptionKeys, zstdAvailable } from '../codecs/index.js'
 import { didYouMean } from './did-you-mean.js'
 import {
   ConfigSchema, PROFILES, PROFILE_DEFAULTS, REDIS_URL_PATTERN, SECRET_KEYS, describeVariables, type Config, type Profile
@@ -266,6 +267,13 @@ function checkRules (config: Config): string[] {
   if (config.SESSION_MAX_LIFETIME < config.SESSION_TTL) {
     problems.push('SESSION_MAX_LIFETIME must be at least SESSION_TTL: it bounds the lifetimes sessions choose above the default')
   }
+  if (config.SESSION_COMPRESSION === 'zstd' && !zstdAvailable) problems.push(`SESSION_COMPRESSION=zstd needs Node 22.15+ (this is Node ${process.versions.node}): use zlib or brotli`)
+  try {
+    parseEncryptionKeys(config.SESSION_ENCRYPTION_KEYS, 'SESSION_ENCRYPTION_KEYS')
+  } catch (err) {
+    problems.push((err as Error).message)
+  }
+  if (config.CACHE_COMPRESSION === 'zstd' && !zstdAvailable) problems.push(`CACHE_COMPRESSION=zstd needs Node 22.15+ (this is Node ${process.versions.node}): use zlib or brotli`)
   if (config.SESSION_EVENTS_SWEEP === 0) problems.push('SESSION_EVENTS_SWEEP must be more than 0')
   if (config.REDIS_COMMAND_TIMEOUT === 0) problems.push('REDIS_COMMAND_TIMEOUT must be more than 0: a command must never wait for ever')
   if ((config.REDIS_TLS_CERT === undefined) !== (config.REDIS_TLS_KEY === undefined)) {

@@ -94,6 +94,8 @@ export const ConfigSchema = Type.Object({
   SESSION_ABSOLUTE_TIMEOUT: duration('30d', { description: 'A session ends this long after login, however active.', needsUnit: true }),
   SESSION_MAX_LIFETIME: duration('90d', { description: 'Longest lifetime a session may choose at sign-in (remember-me: regenerate({ lifetime })); a longer one is clamped to it. A chosen lifetime is also that session\'s idle timeout and cookie max age.', needsUnit: true }),
   SESSION_EVENTS_SWEEP: duration('5s', { description: 'How often each instance looks for sessions that expired, for the expired event of app.sessions.on (an expiry is delivered within about this long).', needsUnit: true }),
+  SESSION_ENCRYPTION_KEYS: list({ description: 'Comma-separated id:key pairs (a 32-byte key in base64 or hex, e.g. from openssl rand -base64 32): session payloads are encrypted at rest (AES-256-GCM) with the first key and read with any (rotation). Empty: plain JSON. Plain and encrypted sessions are both read.', secret: true }),
+  SESSION_COMPRESSION: oneOf(['none', 'zlib', 'brotli', 'zstd'], 'none', 'Compression of session payload fields of 1024 characters or more (zstd needs Node 22.15+). Compressed and plain fields are both read.'),
   SESSION_COOKIE_NAME: Type.String({ default: 'sid', pattern: '^[A-Za-z0-9_.-]+$', description: 'Name of the session cookie.' }),
   SESSION_COOKIE_SECURE: oneOf(['auto', 'true', 'false'], 'auto', 'Secure cookie flag: auto is true in staging and production, false otherwise.'),
   SESSION_COOKIE_SAMESITE: oneOf(['lax', 'strict', 'none'], 'lax', 'SameSite cookie attribute.'),
@@ -105,6 +107,8 @@ export const ConfigSchema = Type.Object({
   CACHE_GRACE: duration('0ms', { description: 'How long past its TTL an entry may still be served while it is refreshed, or when the loader or Redis fails.', needsUnit: true }),
   CACHE_MEMORY_MAX_ENTRIES: Type.Integer({ minimum: 0, default: 10_000, description: 'Entries kept in the in-process tier; 0 turns the tier off.' }),
   CACHE_MEMORY_MAX_BYTES: Type.Integer({ minimum: 0, default: 67_108_864, description: 'Bytes (JSON length) kept in the in-process tier.' }),
+  CACHE_COMPRESSION: oneOf(['none', 'zlib', 'brotli', 'zstd'], 'none', 'Default compression of cache entries in Redis at least CACHE_COMPRESSION_THRESHOLD long (a namespace\'s compression option overrides it; zstd needs Node 22.15+). Compressed and plain entries are read whatever this says.'),
+  CACHE_COMPRESSION_THRESHOLD: Type.Integer({ minimum: 0, default: 1024, description: 'Entries shorter than this (characters of the stored JSON) are stored uncompressed.' }),
   CACHE_INVALIDATION_BUS: Type.Boolean({ default: true, description: 'Tell other instances of an invalidation at once over pub/sub (one subscriber connection). false: no subscriber; while Redis answers they see it within about 1 s (the cache sync interval plus a round trip), when they ask Redis again.' }),
 
   RATE_LIMIT_MAX: Type.Integer({ minimum: 1, default: 100, description: 'Requests allowed per window and client on every route, unless the route sets its own.' }),

@@ -211,6 +211,7 @@ export class SuiteMetrics {
     const redisFailures = new CumulativeCounter(new Counter({ name: 'cache_redis_failures_total', help: 'Cache operations on Redis that failed and were answered without it.', registers, collect }))
     const invalidations = new CumulativeCounter(new Counter({ name: 'cache_invalidations_received_total', help: 'Invalidation messages received from instances (keys, tags, namespaces).', registers, collect }))
     const dropped = new CumulativeCounter(new Counter({ name: 'cache_invalidations_dropped_total', help: 'Messages on the invalidation channel that were not valid invalidations: dropped. Something other than the suite publishes there.', registers, collect }))
+    const decompression = new CumulativeCounter(new Counter({ name: 'cache_decompression_failures_total', help: 'Compressed cache entries read from Redis that did not decompress (corrupt, or zstd on a Node without it): served as misses.', registers, collect }))
     const entries = new Gauge({ name: 'cache_memory_entries', help: 'Entries held by the in-process tier.', registers, collect })
     const bytes = new Gauge({ name: 'cache_memory_bytes', help: 'Bytes (JSON length) held by the in-process tier.', registers, collect })
     return (stats) => {
@@ -229,6 +230,7 @@ export class SuiteMetrics {
       redisFailures.sync({}, stats.redisFailures)
       invalidations.sync({}, stats.invalidationsReceived)
       dropped.sync({}, stats.invalidationsDropped)
+      decompression.sync({}, stats.decompressionFailures)
       if (stats.memory === undefined) {
         entries.remove()
         bytes.remove()
@@ -331,6 +333,8 @@ export class SuiteMetrics {
       touches: counter('session_touches_total', 'Expiry refreshes of unchanged sessions (sliding expiry).'),
       destroys: counter('session_destroys_total', 'Sessions destroyed (logout, revocation).'),
       invalid: counter('session_invalid_total', 'Stored sessions discarded because they failed the schema or could not be parsed.'),
+      decryptionFailures: counter('session_decryption_failures_total', 'Stored sessions whose encrypted payload did not decrypt (altered, or sealed with a key no longer in SESSION_ENCRYPTION_KEYS): read as no session.'),
+      decompressionFailures: counter('session_decompression_failures_total', 'Stored sessions with a compressed field that did not decompress: read as no session.'),
       errors: counter('session_errors_total', 'Session store failures (each answered 503 where a request was waiting).'),
       eventsDropped: counter('session_lifecycle_events_dropped_total', 'Session lifecycle events (app.sessions.on) not delivered: handlers slower than events arrive.'),
       eventHandlerErrors: counter('session_lifecycle_handler_errors_total', 'Session lifecycle event handler calls that threw or rejected.')

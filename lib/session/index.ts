@@ -1,5 +1,6 @@
 // The session library: a store for @fastify/session over Redis or process memory, and the per-user
 // index behind app.sessions. Free of Fastify: plugins/session.ts wires it in.
+export { PayloadCodec, type PayloadCodecOptions, type OpenFailure } from './payload-codec.js'
 export { SessionStore, whileRegenerating, type SessionStoreOptions, type SessionLogger, type SessionLike, type ClientInfo } from './store.js'
 export {
   SessionEvents, type SessionEvent, type SessionEventName, type SessionEventHandler, type SessionEventReasons, type SessionEventStats

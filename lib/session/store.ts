@@ -28,6 +28,7 @@ import { cookieJson, cookieLifetime, parseLifetime, serialisePayload, type Cooki
 import type { SessionBackend, SessionMeta, SessionStats, StoredSession, SessionWrite } from './types.js'
 import type { LegacySessionSource } from './legacy.js'
 import { SessionEvents, type SessionEventReasons } from './events.js'
+import { PayloadCodec, type PayloadCodecOptions } from './payload-codec.js'
 
 export interface SessionLogger {
   warn: (obj: object, msg: string) => void
@@ -88,6 +89,11 @@ export interface SessionStoreOptions {
   keepCookie?: boolean
   /** Where lifecycle events go (app.sessions.on). Default: a fresh SessionEvents with the store's logger. */
   events?: SessionEvents
+  /**
+   * Payload fields at rest: compressed above a threshold and/or encrypted (AES-256-GCM; the first key
+   * seals, every key opens). Any form is read whatever is set here. Default: stored as plain JSON.
+   */
+  codec?: PayloadCodecOptions
 }
 
 /** The part of @fastify/session's Session object the store reads. */
@@ -143,7 +149,7 @@ export class SessionStore {
   readonly backend: SessionBackend
   /** Lifecycle events this store raises (created, refreshed, revoked, and expired found by a load). */
   readonly events: SessionEvents
-  readonly #options: Required<Omit<SessionStoreOptions, 'schema' | 'backend' | 'legacy' | 'keepCookie' | 'events'>>
+  readonly #options: Required<Omit<SessionStoreOptions, 'schema' | 'backend' | 'legacy' | 'keepCookie' | 'events' | 'codec'>>
   readonly #keepCookie: boolean
   readonly #legacy: LegacySessionSource | undefined
   readonly #validator: Validator | undefined
@@ -156,8 +162,10 @@ export class SessionStore {
    * bound and TTL only matter for requests that never reach their response (aborted).
    */
   readonly #clients = new LRUCache<string, ClientInfo>({ max: 10_000, ttl: 300_000 })
-  readonly #stats: Omit<SessionStats, 'pending'> = { loads: 0, saves: 0, touches: 0, destroys: 0, invalid: 0, errors: 0, unavailable: 0, capped: 0, migrated: 0, active: null }
+  readonly #stats: Omit<SessionStats, 'pending'> = { loads: 0, saves: 0, touches: 0, destroys: 0, invalid: 0, errors: 0, unavailable: 0, capped: 0, migrated: 0, decryptionFailures: 0, decompressionFailures: 0, active: null }
   #activeAt = 0
+  readonly #codec: PayloadCodec
+  #openFailureLogged = false
   /** true from the first failed backend call until the next one that succeeds: one warning per outage. */
   #down = false
   /** The request's budget while the plugin runs a save synchronously (see withBudget). */
@@ -188,6 +196,7 @@ export class SessionStore {
     this.#validator = options.schema === undefined ? undefined : Compile(options.schema)
     this.#legacy = options.legacy
     this.#keepCookie = options.keepCookie ?? false
+    this.#codec = new PayloadCodec(options.codec)
     this.#sweep = new DeadlineSweep(this.#options.now)
     this.events = options.events ?? new SessionEvents({ logger: this.#options.logger, now: this.#options.now })
   }
@@ -274,7 +283,8 @@ export class SessionStore {
       const chunk = handles.slice(i, i + BULK_CHUNK)
       const stored = await Promise.all(chunk.map((handle) => this.guarded(this.backend.load(handle))))
       stored.forEach((entry, j) => {
-        const payload = entry === undefined ? undefined : this.#parse(entry.fields)
+        const fields = entry === undefined ? undefined : this.#open(chunk[j] as string, entry.fields)
+        const payload = fields === undefined ? undefined : this.#parse(fields)
         if (entry === undefined || payload === undefined) return
         const cookie = this.#keepCookie ? JSON.parse(entry.meta.cookie) as unknown : this.#cookieOf(this.#lifetimeOf(entry.meta.cookie))
         sessions.push({ id: chunk[j] as string, ...payload, cookie: cookie as SessionLike['cookie'] })
@@ -476,7 +486,9 @@ export class SessionStore {
       await this.#discard(handle, 'expired', late)
       return undefined
     }
-    const payload = this.#parse(stored.fields)
+    const fields = this.#open(handle, stored.fields)
+    if (fields === undefined) return undefined // altered or undecodable: no session (left to expire)
+    const payload = this.#parse(fields)
     if (payload === undefined) {
       this.#stats.invalid++
       this.#options.logger.info({ userKnown: stored.meta.userId !== undefined }, 'stored session data does not match the session schema: starting a fresh session')
@@ -485,10 +497,10 @@ export class SessionStore {
     }
     const session = payload // a fresh object of ours: the cookie goes in without a copy
     session['cookie'] = this.#keepCookie ? JSON.parse(stored.meta.cookie) as unknown : this.#cookieOf(lifetime)
-    if (stored.refreshedTtl === undefined) return { session, loaded: { fields: stored.fields, meta: stored.meta } }
+    if (stored.refreshedTtl === undefined) return { session, loaded: { fields, meta: stored.meta } }
     this.#stats.touches++
     this.events.emit('refreshed', handle, stored.meta.userId, 'activity')
-    return { session, loaded: { fields: stored.fields, meta: { ...stored.meta, seenAt: now, expiresAt: now + stored.refreshedTtl }, refreshed: true } }
+    return { session, loaded: { fields, meta: { ...stored.meta, seenAt: now, expiresAt: now + stored.refreshedTtl }, refreshed: true } }
   }
 
   /**
@@ -598,6 +610,20 @@ export class SessionStore {
     return { maxAge, chosen: true }
   }
 
+  /** The fields' JSON (the stored object itself when none is sealed), or undefined: counted, logged once. */
+  #open (handle: string, stored: StoredSession['fields']): StoredSession['fields'] | undefined {
+    const fields = this.#codec.open(handle, stored)
+    if (typeof fields === 'object') return fields
+    if (fields === 'decryption') this.#stats.decryptionFailures++
+    else this.#stats.decompressionFailures++
+    if (!this.#openFailureLogged) {
+      this.#openFailureLogged = true
+      this.#options.logger.warn({ failure: fields },
+        `a stored session did not open (${fields} failed): read as no session. Altered in Redis, or sealed with a key missing from SESSION_ENCRYPTION_KEYS? Further ones are counted (session_${fields}_failures_total), not logged`)
+    }
+    return undefined
+  }
+
   #parse (fields: StoredSession['fields']): Record<string, unknown> | undefined {
     const payload: Record<string, unknown> = {}
     try {
@@ -681,7 +707,7 @@ export class SessionStore {
     if (loaded !== undefined) {
       const set: Record<string, string> = { [META.seen]: String(now) }
       const del: string[] = []
-      for (const field in fields) if (loaded.fields[field] !== fields[field]) set[DATA_PREFIX + field] = fields[field] as string
+      for (const field in fields) if (loaded.fields[field] !== fields[field]) set[DATA_PREFIX + field] = this.#codec.seal(handle, field, fields[field] as string)
       for (const field in loaded.fields) if (!(field in fields)) del.push(DATA_PREFIX + field)
       if (cookie !== loaded.meta.cookie) set[META.cookie] = cookie
       if (userId !== loaded.meta.userId) {
@@ -694,7 +720,7 @@ export class SessionStore {
       const client = this.#clients.get(sessionId)
       this.#clients.delete(sessionId)
       const set: Record<string, string> = { [META.seen]: String(now), [META.cookie]: cookie }
-      for (const field in fields) set[DATA_PREFIX + field] = fields[field] as string
+      for (const field in fields) set[DATA_PREFIX + field] = this.#codec.seal(handle, field, fields[field] as string)
       if (userId !== undefined) set[META.user] = userId
       if (client?.ip !== undefined) set[META.ip] = client.ip
       if (client?.userAgent !== undefined) set[META.userAgent] = client.userAgent

@@ -118,6 +118,13 @@ export interface SessionStats {
   capped: number
   /** Sessions moved from the store used before the switch (SESSION_LEGACY_PREFIX). */
   migrated: number
+  /**
+   * Stored sessions whose encrypted payload did not decrypt (altered, moved from another session, or
+   * sealed with a key no longer configured): each read as no session.
+   */
+  decryptionFailures: number
+  /** Stored sessions with a compressed field that did not decompress: each read as no session. */
+  decompressionFailures: number
   /** Sessions alive in the backend at the last count (refreshed in the background), or null if unknown. */
   active: number | null
   /**

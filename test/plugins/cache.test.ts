@@ -101,3 +101,16 @@ t.test('a normal start with Redis up logs no cache warning, and invalidations ar
   await timeUntil(async () => (await a.app.cache.get('k')) === 2, 2_000, 'b\'s write reached a')
   t.pass('the first write after start is seen by the other instance')
 })
+
+t.test('CACHE_COMPRESSION compresses large entries; a namespace can opt out; an instance without it reads them', async (t) => {
+  const redis = await useRedis(t)
+  const env = { REDIS_URL: redis.url, CACHE_MEMORY_MAX_ENTRIES: '0' }
+  const a = (await buildTestApp(t, { ...env, CACHE_COMPRESSION: 'brotli', CACHE_COMPRESSION_THRESHOLD: '200' })).app
+  const b = (await buildTestApp(t, env)).app
+  const big = { rows: Array.from({ length: 50 }, (_, i) => ({ id: i, name: `row ${i % 5}` })) }
+  await a.cache.set('big', big)
+  await a.cache.namespace('raw', { compression: false }).set('big', big)
+  t.match(await redis.cli('GET', 'cache:e:{}default:big'), /^zb\n/)
+  t.match(await redis.cli('GET', 'cache:e:{}raw:big'), /^2\n/)
+  t.same(await b.cache.get('big'), big)
+})

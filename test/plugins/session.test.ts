@@ -496,3 +496,20 @@ t.test('in-memory mode (no Redis): the same flow works', async (t) => {
   t.equal((await app.inject({ url: '/demo/me', cookies: { sid: cookie } })).statusCode, 401)
   t.ok(logs().some((l) => /SESSION_SECRET is not set/.test(l.msg ?? '')), 'ephemeral secret warned')
 })
+
+t.test('SESSION_ENCRYPTION_KEYS: payloads encrypted in Redis; an altered one is no session, counted', async (t) => {
+  const server = await useRedis(t)
+  const keys = { SESSION_ENCRYPTION_KEYS: `k1:${'7'.repeat(64)}`, SESSION_COMPRESSION: 'zlib' }
+  const app = await customApp(t, server, {}, keys)
+  const res = await app.inject({ method: 'POST', url: '/sign-in', payload: { userId: 'ada-lovelace' } })
+  const cookie = sid(res)
+  if (cookie === undefined) throw new Error('no session cookie')
+  const key = (await server.cli('--scan', '--pattern', 'sess:{*')).trim()
+  const field = await server.cli('HGET', key, 'd:userId')
+  t.match(field, /^ek1:/, 'the payload field is sealed with k1')
+  t.notMatch(field, /ada-lovelace/)
+  t.match((await app.inject({ url: '/read', cookies: { sid: cookie } })).json(), { userId: 'ada-lovelace' })
+  await server.cli('HSET', key, 'd:userId', field.slice(0, 10) + (field[10] === 'A' ? 'B' : 'A') + field.slice(11))
+  t.notMatch((await app.inject({ url: '/read', cookies: { sid: cookie } })).json(), { userId: 'ada-lovelace' }, 'read as no session')
+  t.equal(app.sessions.stats().decryptionFailures, 1)
+})

@@ -100,6 +100,12 @@ t.test('bad values give one line per variable naming it and what was expected', 
   t.match(problemsOf({ REDIS_TLS_CERT: '/a.pem' })[0], /REDIS_TLS_CERT and REDIS_TLS_KEY must be set together/)
   t.match(problemsOf({ REDIS_RETRY_DELAY: '2s', REDIS_RETRY_MAX_DELAY: '1s' })[0], /REDIS_RETRY_MAX_DELAY must be at least REDIS_RETRY_DELAY/)
   t.match(problemsOf({ REDIS_SENTINELS: 'a:1', REDIS_CLUSTER_NODES: 'b:2' })[0], /choose Sentinel or Cluster/)
+  t.match(problemsOf({ CACHE_COMPRESSION: 'lz4' })[0], /^CACHE_COMPRESSION must be one of/)
+  const key = Buffer.alloc(32, 7).toString('base64')
+  t.same(problemsOf({ SESSION_ENCRYPTION_KEYS: `k1:${key.slice(0, 20)}` }), ['SESSION_ENCRYPTION_KEYS entry 1 (id k1) must be a 32-byte key in base64 or hex (openssl rand -base64 32)'], 'one line, the key never echoed')
+  t.match(problemsOf({ SESSION_ENCRYPTION_KEYS: `${key}` })[0], /^SESSION_ENCRYPTION_KEYS entry 1 must be <id>:<key>/)
+  t.match(problemsOf({ SESSION_ENCRYPTION_KEYS: `a:${key},a:${key}` })[0], /^SESSION_ENCRYPTION_KEYS has the id a twice$/)
+  t.same(loadConfig({ env: { SESSION_ENCRYPTION_KEYS: `new:${key}, old:${'ab'.repeat(32)}` }, processEnv: false }).SESSION_ENCRYPTION_KEYS, [`new:${key}`, `old:${'ab'.repeat(32)}`])
 })
 
 t.test('production refuses insecure settings without echoing secrets', async (t) => {
