@@ -57,10 +57,12 @@ export class RedisTier {
 
   /**
    * GET one entry: null when absent, undefined when Redis could not answer. The GETs asked for in one
-   * tick leave as one MGET (one socket write instead of one per GET, the cost that dominated the
-   * profile of concurrent hits), as ioredis's auto-pipelining would batch them; the suite's client
-   * does not enable it. Still one command, and one round trip, per hit when alone. On Cluster, where
-   * an MGET must stay in one slot, each key is its own GET.
+   * event-loop turn leave as one MGET, sent from setImmediate (one socket write instead of one per GET,
+   * the cost that dominated the profile of hits over HTTP), as ioredis's auto-pipelining batches; the
+   * suite's client does not enable it. A turn is what counts: each HTTP request is parsed in a callback
+   * of its own, so a batch per tick (process.nextTick) held one request's GET and wrote once per
+   * request. Still one command, and one round trip, per hit when alone. On Cluster, where an MGET must
+   * stay in one slot, each key is its own GET.
    */
   get (entryKey: string): Promise<string | null | undefined> {
     if (!this.usable()) return Promise.resolve(undefined)
@@ -68,7 +70,7 @@ export class RedisTier {
     return new Promise((resolve) => {
       if (this.#batch === undefined) {
         this.#batch = { keys: [], resolves: [] }
-        process.nextTick(this.#flush)
+        setImmediate(this.#flush)
       }
       this.#batch.keys.push(entryKey)
       this.#batch.resolves.push(resolve)
