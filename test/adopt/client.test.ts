@@ -72,6 +72,10 @@ t.test('each feature plugin takes its own client: its keys land on that server, 
   const suiteServer = await useRedis(t)
   const appServer = await useRedis(t)
   const client = defaultClient(t, appServer.port)
+  // Connected, as an app's client is by the time it registers plugins: the rate limiter waits at boot
+  // for its budget connection only when the client it is given is ready (one still connecting may be a
+  // Redis that is down), so a first request could otherwise be decided in process, with no key written.
+  if (client.status !== 'ready') await new Promise((resolve) => client.once('ready', resolve))
   const app = Fastify()
   t.teardown(() => app.close())
   await app.register(configPlugin, { env: { NODE_ENV: 'test', REDIS_URL: `redis://127.0.0.1:${suiteServer.port}`, SESSION_SECRET: 'a-session-secret-of-at-least-32-characters' }, processEnv: false })
