@@ -126,15 +126,20 @@ export class RedisLimiter {
         }
       }
     } else {
-      for (const pending of groups) {
-        try {
-          this.#sendIncrement(client, pending)
-        } catch (err) {
-          for (const waiter of pending.waiters) waiter.reject(err)
-        }
-      }
+      this.#sendEach(client, groups)
     }
     stream?.uncork()
+  }
+
+  /** One script call per key; a call that throws fails its own requests only. */
+  #sendEach (client: RedisClient, groups: readonly PendingIncrement[]): void {
+    for (const pending of groups) {
+      try {
+        this.#sendIncrement(client, pending)
+      } catch (err) {
+        for (const waiter of pending.waiters) waiter.reject(err)
+      }
+    }
   }
 
   /** Several keys' merged increments in one script call on one server. */
@@ -153,13 +158,7 @@ export class RedisLimiter {
       if (err instanceof Error && err.message.includes('CROSSSLOT')) {
         // A sharding proxy: these keys, and every later turn's, one per call.
         this.#oneKeyPerCall = true
-        for (const pending of groups) {
-          try {
-            this.#sendIncrement(client, pending)
-          } catch (again) {
-            for (const waiter of pending.waiters) waiter.reject(again)
-          }
-        }
+        this.#sendEach(client, groups)
         return
       }
       for (const pending of groups) for (const waiter of pending.waiters) waiter.reject(err)

@@ -645,15 +645,7 @@ export class RateLimitStore {
       stats[source]++
     }
     if (decision.banned) stats.banned++
-    const onDecision = this.#options.onDecision
-    if (onDecision !== undefined) {
-      try {
-        onDecision(decision)
-      } catch {
-        // A metrics callback must never fail a request.
-      }
-    }
-    return decision
+    return this.#notify(decision)
   }
 
   #logMode (): void {
