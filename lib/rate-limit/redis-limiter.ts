@@ -17,8 +17,11 @@
 // Sentinel) the turn's distinct keys also go in one call (PLAIN_FIXED_WINDOW_MANY_LUA, key by key in
 // the order of their first request), so many clients cost one command per turn too, not one per key.
 // On Cluster, whose keys live in many slots, each key is its own call.
+//
+// A route's list of policies (`policies`) is merged the same way on one server: the requests of a
+// turn go in one POLICIES_MANY_LUA call, decided one after another in arrival order, each atomically.
 import type { Cluster, Redis } from 'ioredis'
-import { PLAIN_FIXED_WINDOW_MANY_SCRIPT, PLAIN_FIXED_WINDOW_SCRIPT, type LoadedScript } from './scripts.js'
+import { PLAIN_FIXED_WINDOW_MANY_SCRIPT, PLAIN_FIXED_WINDOW_SCRIPT, POLICIES_MANY_SCRIPT, POLICIES_SCRIPT, type LoadedScript } from './scripts.js'
 import type { LimiterResult } from './types.js'
 
 export type RedisClient = Redis | Cluster
@@ -57,6 +60,9 @@ const MANY_KEYS = 256
 /** The increments of one key (and window) in this turn, in arrival order. */
 interface PendingIncrement { script: LoadedScript, key: string, windowArg: string, waiters: Waiter[] }
 
+/** One request's policies in this turn: POLICIES_LUA's keys and arguments. */
+interface PendingPolicies { keys: readonly string[], args: readonly string[], resolve: (reply: unknown) => void, reject: (err: unknown) => void }
+
 /**
  * Runs `script` on the three keys of one limit with its seven arguments (see scripts.ts).
  * `client` is asked per call: the store switches between its tight-budget connection and the main one.
@@ -81,7 +87,18 @@ export class RedisLimiter {
 
   /** `increment` calls of this turn by key and window; sent by #flush at the end of the turn. */
   readonly #pending = new Map<string, PendingIncrement>()
-  readonly #flush = (): void => { this.#sendIncrements() }
+  /** `policies` calls of this turn, in arrival order; sent by #flush at the end of the turn. */
+  #pendingPolicies: PendingPolicies[] = []
+  #flushScheduled = false
+  readonly #flush = (): void => {
+    this.#flushScheduled = false
+    const client = this.#client()
+    const stream = client === this.#owned && client.status === 'ready' ? (client as Redis).stream as Corkable | undefined : undefined
+    stream?.cork()
+    if (this.#pending.size > 0) this.#sendIncrements(client)
+    if (this.#pendingPolicies.length > 0) this.#sendPolicies(client)
+    stream?.uncork()
+  }
 
   constructor (client: () => RedisClient, owned?: RedisClient) {
     this.#client = client
@@ -93,7 +110,7 @@ export class RedisLimiter {
    * with the other increments of the key issued in this event-loop turn into one script call.
    */
   increment (script: LoadedScript, key: string, windowArg: string): Promise<IncrementReply> {
-    if (this.#pending.size === 0) setImmediate(this.#flush)
+    this.#schedule()
     const id = key + ' ' + windowArg
     let pending = this.#pending.get(id)
     if (pending === undefined) {
@@ -105,16 +122,94 @@ export class RedisLimiter {
   }
 
   /**
-   * Sends this turn's merged increments, in one socket write on the owned connection. Groups go in the
-   * order of their first request: requests of one key with different windows (a per-request
-   * timeWindow) are counted group by group, not interleaved.
+   * One request's policies (POLICIES_LUA's keys and arguments): on one server, merged with the other
+   * requests' of this turn into one call; on Cluster, whose keys live in many slots, its own call.
+   * Resolves to the request's 5 values per policy.
    */
-  #sendIncrements (): void {
+  policies (keys: readonly string[], args: readonly string[]): Promise<unknown> {
+    if (this.#oneKeyPerCall || this.#client().isCluster) return this.callKeys(POLICIES_SCRIPT, keys, args)
+    this.#schedule()
+    return new Promise((resolve, reject) => { this.#pendingPolicies.push({ keys, args, resolve, reject }) })
+  }
+
+  #schedule (): void {
+    if (this.#flushScheduled) return
+    this.#flushScheduled = true
+    setImmediate(this.#flush)
+  }
+
+  /**
+   * Sends this turn's policy decisions: one call for all of them, or each its own when alone in the
+   * turn (the plain script, no wrapper) or on a sharding proxy.
+   */
+  #sendPolicies (client: RedisClient): void {
+    const requests = this.#pendingPolicies
+    this.#pendingPolicies = [] // first: whatever happens below, the next request schedules its own flush
+    if (requests.length === 1 || this.#oneKeyPerCall || client.isCluster) {
+      for (const request of requests) this.#sendPolicy(client, request)
+      return
+    }
+    for (let start = 0; start < requests.length; start += MANY_KEYS) {
+      this.#sendManyPolicies(client, requests.slice(start, start + MANY_KEYS))
+    }
+  }
+
+  #sendPolicy (client: RedisClient, request: PendingPolicies): void {
+    const { keys, args } = request
+    client.evalsha(POLICIES_SCRIPT.sha, keys.length, ...keys, ...args).then(request.resolve, (err: unknown) => {
+      if (!isNoScript(err)) return request.reject(wrapRedisError(err))
+      client.eval(POLICIES_SCRIPT.lua, keys.length, ...keys, ...args).then(request.resolve, (again: unknown) => { request.reject(wrapRedisError(again)) })
+    })
+  }
+
+  #sendManyPolicies (client: RedisClient, requests: readonly PendingPolicies[]): void {
+    const keys: string[] = []
+    const args: string[] = [String(requests.length)]
+    for (const { keys: own, args: ownArgs } of requests) {
+      keys.push(...own)
+      args.push(String(own.length), ...ownArgs)
+    }
+    const share = (reply: unknown): void => {
+      if (!Array.isArray(reply) || reply.length !== keys.length * 5) {
+        fail(new RateLimitRedisError('FRS_RATE_LIMIT_REDIS_ERROR', 'Unexpected reply from the rate-limit policies script'))
+        return
+      }
+      let offset = 0
+      for (const request of requests) {
+        const size = request.keys.length * 5
+        if (reply[offset] === -1) request.reject(new RateLimitRedisError('FRS_RATE_LIMIT_REDIS_ERROR', `Redis rate-limit command failed: ${String(reply[offset + 1])}`))
+        else request.resolve(reply.slice(offset, offset + size))
+        offset += size
+      }
+    }
+    const fail = (err: unknown): void => {
+      if (err instanceof Error && err.message.includes('CROSSSLOT')) {
+        // A sharding proxy: these requests, and every later turn's, one call each.
+        this.#oneKeyPerCall = true
+        for (const request of requests) this.#sendPolicy(client, request)
+        return
+      }
+      const wrapped = wrapRedisError(err)
+      for (const request of requests) request.reject(wrapped)
+    }
+    try {
+      client.evalsha(POLICIES_MANY_SCRIPT.sha, keys.length, ...keys, ...args).then(share, (err: unknown) => {
+        if (!isNoScript(err)) return fail(err)
+        client.eval(POLICIES_MANY_SCRIPT.lua, keys.length, ...keys, ...args).then(share, fail)
+      })
+    } catch (err) {
+      fail(err)
+    }
+  }
+
+  /**
+   * Sends this turn's merged increments. Groups go in the order of their first request: requests of
+   * one key with different windows (a per-request timeWindow) are counted group by group, not
+   * interleaved.
+   */
+  #sendIncrements (client: RedisClient): void {
     const groups = [...this.#pending.values()]
     this.#pending.clear() // first: whatever happens below, the next increment schedules its own flush
-    const client = this.#client()
-    const stream = client === this.#owned && client.status === 'ready' ? (client as Redis).stream as Corkable | undefined : undefined
-    stream?.cork()
     if (groups.length > 1 && !client.isCluster && !this.#oneKeyPerCall && groups.every((pending) => pending.script === PLAIN_FIXED_WINDOW_SCRIPT)) {
       for (let start = 0; start < groups.length; start += MANY_KEYS) {
         const chunk = groups.slice(start, start + MANY_KEYS)
@@ -128,7 +223,6 @@ export class RedisLimiter {
     } else {
       this.#sendEach(client, groups)
     }
-    stream?.uncork()
   }
 
   /** One script call per key; a call that throws fails its own requests only. */

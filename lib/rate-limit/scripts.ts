@@ -226,82 +226,115 @@ export const LEASE_SCRIPT = load(LEASE_LUA)
  * Reply, 5 per policy: would allow (0|1), count after (or as it would be), remaining, reset ms, retry ms.
  * On Cluster the store calls it with one key at a time (see store.ts).
  */
-export const POLICIES_LUA = `
+const POLICIES_DECIDE = `
 if redis.replicate_commands then redis.replicate_commands() end
-local n = #KEYS
-local now = nil
 local epsilon = 0.001
-local fits, first, ttls = {}, {}, {}
-local refused = false
-for i = 1, n do
-  local b = (i - 1) * 5
-  local window, max, cost = tonumber(ARGV[b + 2]), tonumber(ARGV[b + 3]), tonumber(ARGV[b + 4])
-  local ok
-  if ARGV[b + 1] == 'f' then
-    local ttl = redis.call('PTTL', KEYS[i])
-    local current = 0
-    if ttl ~= -2 then current = tonumber(redis.call('GET', KEYS[i]) or '0') end
-    first[i], ttls[i] = current, ttl
-    ok = current + cost <= max
-  else
-    if now == nil then
-      local time = redis.call('TIME')
-      now = tonumber(time[1]) * 1000 + tonumber(time[2]) / 1000
+local now = nil
+-- One request's n policies: keys KEYS[ko + 1 .. ko + n], arguments from ARGV[ao + 1], 5 each; its
+-- 5 reply values per policy go to out[oo + 1 ..].
+local function decide (ko, ao, n, out, oo)
+  local fits, first, ttls = {}, {}, {}
+  local refused = false
+  for i = 1, n do
+    local key, b = KEYS[ko + i], ao + (i - 1) * 5
+    local window, max, cost = tonumber(ARGV[b + 2]), tonumber(ARGV[b + 3]), tonumber(ARGV[b + 4])
+    local ok
+    if ARGV[b + 1] == 'f' then
+      local ttl = redis.call('PTTL', key)
+      local current = 0
+      if ttl ~= -2 then current = tonumber(redis.call('GET', key) or '0') end
+      first[i], ttls[i] = current, ttl
+      ok = current + cost <= max
+    else
+      if now == nil then
+        local time = redis.call('TIME')
+        now = tonumber(time[1]) * 1000 + tonumber(time[2]) / 1000
+      end
+      local tat = tonumber(redis.call('GET', key))
+      if tat == nil or tat < now then tat = now end
+      first[i] = tat
+      ok = max > 0 and tat + cost * (window / max) - now <= window + epsilon
     end
-    local tat = tonumber(redis.call('GET', KEYS[i]))
-    if tat == nil or tat < now then tat = now end
-    first[i] = tat
-    ok = max > 0 and tat + cost * (window / max) - now <= window + epsilon
+    fits[i] = ok
+    if not ok and ARGV[b + 5] ~= '1' then refused = true end
   end
-  fits[i] = ok
-  if not ok and ARGV[b + 5] ~= '1' then refused = true end
-end
-local out = {}
-for i = 1, n do
-  local b = (i - 1) * 5
-  local window, max, cost = tonumber(ARGV[b + 2]), tonumber(ARGV[b + 3]), tonumber(ARGV[b + 4])
-  local charge = fits[i] and not refused and cost > 0
-  local r = (i - 1) * 5
-  if ARGV[b + 1] == 'f' then
-    local current, ttl = first[i], ttls[i]
-    if charge then
-      current = redis.call('INCRBY', KEYS[i], cost)
-      if ttl < 0 then
-        redis.call('PEXPIRE', KEYS[i], string.format('%.0f', window))
+  for i = 1, n do
+    local key, b = KEYS[ko + i], ao + (i - 1) * 5
+    local window, max, cost = tonumber(ARGV[b + 2]), tonumber(ARGV[b + 3]), tonumber(ARGV[b + 4])
+    local charge = fits[i] and not refused and cost > 0
+    local r = oo + (i - 1) * 5
+    if ARGV[b + 1] == 'f' then
+      local current, ttl = first[i], ttls[i]
+      if charge then
+        current = redis.call('INCRBY', key, cost)
+        if ttl < 0 then
+          redis.call('PEXPIRE', key, string.format('%.0f', window))
+          ttl = window
+        end
+      elseif ttl < 0 then
         ttl = window
       end
-    elseif ttl < 0 then
-      ttl = window
-    end
-    local shown = current
-    if not fits[i] then shown = current + cost end
-    out[r + 1] = fits[i] and 1 or 0
-    out[r + 2] = shown
-    out[r + 3] = math.max(0, max - shown)
-    out[r + 4] = ttl
-    out[r + 5] = fits[i] and 0 or math.max(1, ttl)
-  else
-    local tat = first[i]
-    local interval = window
-    if max > 0 then interval = window / max end
-    if charge then
-      tat = tat + cost * interval
-      redis.call('SET', KEYS[i], string.format('%.3f', tat), 'PX', string.format('%.0f', math.max(1, math.ceil(tat - now))))
-    end
-    local used = tat - now
-    local current = math.ceil(used / interval - 1e-6)
-    out[r + 1] = fits[i] and 1 or 0
-    if fits[i] then
-      out[r + 2] = current
-      out[r + 3] = math.max(0, max - current)
-      out[r + 5] = 0
+      local shown = current
+      if not fits[i] then shown = current + cost end
+      out[r + 1] = fits[i] and 1 or 0
+      out[r + 2] = shown
+      out[r + 3] = math.max(0, max - shown)
+      out[r + 4] = ttl
+      out[r + 5] = fits[i] and 0 or math.max(1, ttl)
     else
-      out[r + 2] = max + 1
-      out[r + 3] = 0
-      out[r + 5] = math.max(1, math.ceil(math.min(window, used + cost * interval - window - epsilon)))
+      local tat = first[i]
+      local interval = window
+      if max > 0 then interval = window / max end
+      if charge then
+        tat = tat + cost * interval
+        redis.call('SET', key, string.format('%.3f', tat), 'PX', string.format('%.0f', math.max(1, math.ceil(tat - now))))
+      end
+      local used = tat - now
+      local current = math.ceil(used / interval - 1e-6)
+      out[r + 1] = fits[i] and 1 or 0
+      if fits[i] then
+        out[r + 2] = current
+        out[r + 3] = math.max(0, max - current)
+        out[r + 5] = 0
+      else
+        out[r + 2] = max + 1
+        out[r + 3] = 0
+        out[r + 5] = math.max(1, math.ceil(math.min(window, used + cost * interval - window - epsilon)))
+      end
+      out[r + 4] = math.max(0, math.ceil(used))
     end
-    out[r + 4] = math.max(0, math.ceil(used))
   end
+end
+`
+
+export const POLICIES_LUA = POLICIES_DECIDE + `
+local out = {}
+decide(0, 0, #KEYS, out, 0)
+return out
+`
+
+/**
+ * The policies of several requests (one event-loop turn's, on one server) in one call, decided one
+ * request after another, each exactly as POLICIES_LUA decides it alone: atomic per request, and a
+ * later request sees what an earlier one charged. ARGV: the number of requests, then per request its
+ * number of policies n and its 5 × n POLICIES_LUA arguments; KEYS: each request's n counters in turn.
+ * Reply: each request's 5 × n values in turn. A request whose commands fail (a wrong type: something
+ * else wrote a counter) answers -1 and the error in its first two values; the others are decided.
+ */
+export const POLICIES_MANY_LUA = POLICIES_DECIDE + `
+local out = {}
+local ko, ao, oo = 0, 1, 0
+for _ = 1, tonumber(ARGV[1]) do
+  local n = tonumber(ARGV[ao + 1])
+  ao = ao + 1
+  local ok, err = pcall(decide, ko, ao, n, out, oo)
+  if not ok then
+    if type(err) == 'table' then err = err.err end
+    for r = 1, 5 * n do out[oo + r] = 0 end
+    out[oo + 1] = -1
+    out[oo + 2] = tostring(err)
+  end
+  ko, ao, oo = ko + n, ao + 5 * n, oo + 5 * n
 end
 return out
 `
@@ -343,4 +376,5 @@ return { math.ceil((tat - now) / interval - 1e-6), math.ceil(tat - now) }
 `
 
 export const POLICIES_SCRIPT = load(POLICIES_LUA)
+export const POLICIES_MANY_SCRIPT = load(POLICIES_MANY_LUA)
 export const ADJUST_SCRIPT = load(ADJUST_LUA)

@@ -376,7 +376,7 @@ export class RateLimitStore {
     const redis = this.#redis
     if (redis === undefined) return this.#policiesInProcess(list, ids, counters.map((c) => this.#keysFor(c)), costs, 'memory')
     if (this.#skipRedis()) return this.#policiesDown(list, ids, counters, costs)
-    const ask = redis.isCluster && list.length > 1 ? this.#policiesOnCluster(redis, list, counters, costs) : redis.callKeys(POLICIES_SCRIPT, counters, policyArgs(list, costs, 0, list.length))
+    const ask = redis.isCluster && list.length > 1 ? this.#policiesOnCluster(redis, list, counters, costs) : redis.policies(counters, policyArgs(list, costs, 0, list.length))
     const failure = (err: unknown): PoliciesDecision => {
       this.#stats.redisFailures++
       this.#failed(err)

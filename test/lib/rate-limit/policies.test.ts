@@ -5,7 +5,7 @@ import t from 'tap'
 import { Cluster } from 'ioredis'
 import { useCluster, useRedis } from '../../helpers/fixtures.js'
 import { connectClient, openStore } from './clients.js'
-import { POLICIES_LUA } from '../../../lib/rate-limit/scripts.js'
+import { POLICIES_LUA, POLICIES_MANY_LUA } from '../../../lib/rate-limit/scripts.js'
 import type { PolicyDefinition } from '../../../lib/rate-limit/store.js'
 
 const list: PolicyDefinition[] = [
@@ -29,6 +29,33 @@ t.test('one server: one call, atomic, costs', async (t) => {
   t.same([c.allowed, c.decisions.map((d) => d.remaining)], [true, [0, 0]])
   const calls = /cmdstat_evalsha:calls=(\d+)/.exec(await client.info('commandstats'))?.[1]
   t.equal(calls, '3', 'one script call per request')
+})
+
+t.test('one server: the requests of one turn in one call, decided in arrival order as if each were alone', async (t) => {
+  const server = await useRedis(t)
+  const client = await connectClient(t, server)
+  const store = await openStore(t, { redis: client })
+  const bound = store.policies(list)
+  await client.script('LOAD', POLICIES_MANY_LUA)
+  await client.hset('rl:{r#ip|ip:hash}:f', 'a', '1') // a wrong type: INCRBY and GET fail on it
+  await client.config('RESETSTAT')
+  // Issued in one turn: ip:1 shared by three requests (max 2), user:b (max 3) charged 2 then 2.
+  const turn = await Promise.all([
+    bound.consume(['ip:1', 'user:a'], [1, 1]),
+    bound.consume(['ip:1', 'user:b'], [1, 2]),
+    bound.consume(['ip:1', 'user:c'], [1, 1]),
+    bound.consume(['ip:2', 'user:b'], [1, 2]),
+    bound.consume(['ip:hash', 'user:d'], [1, 1]),
+    bound.consume(['ip:3', 'user:e'], [1, 1])
+  ])
+  t.same(turn.map((d) => d.allowed), [true, true, false, false, true, true], 'each decided after the ones before it (the fifth by the in-process fallback)')
+  t.same([turn[2]!.refusedBy, turn[3]!.refusedBy], [0, 1], 'the third request on ip:1 refused by the ip policy, the second 2-unit charge of user:b by the user policy')
+  t.equal(await client.get('rl:{r#user|user:c}:g'), null, 'a refused request charged no policy')
+  t.equal(await client.get('rl:{r#ip|ip:2}:f'), null, 'nor its other one')
+  t.same(turn[4]!.decisions.map((d) => d.source), ['fallback', 'fallback'], 'the request on a broken counter alone goes to the Redis-down mode')
+  t.same(turn[5]!.decisions.map((d) => [d.source, d.remaining]), [['redis', 1], ['redis', 2]], 'the request after it is decided in Redis')
+  const info = await client.info('commandstats')
+  t.equal(/cmdstat_evalsha:calls=(\d+)/.exec(info)?.[1], '1', 'one script call for the turn')
 })
 
 t.test('Cluster: keys in different slots, no cross-slot error, a refused request refunded everywhere', async (t) => {
