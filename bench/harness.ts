@@ -50,7 +50,8 @@ export interface Comparison {
 export async function compare (settings: Settings, ours: Contender, theirs: readonly Contender[],
   ms: number = settings.roundMs): Promise<Comparison> {
   const all = [ours, ...theirs]
-  for (const contender of all) await contender.measure(settings.warmupMs)
+  // No warm-up in the CI smoke (warmupMs 0), which only checks that the cases run.
+  if (settings.warmupMs > 0) for (const contender of all) await contender.measure(settings.warmupMs)
   const samples: Sample[][] = all.map(() => [])
   for (let round = 0; round < settings.rounds; round++) {
     for (const [i, contender] of all.entries()) samples[i]?.push(await contender.measure(ms))
