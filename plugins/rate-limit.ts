@@ -14,13 +14,15 @@ import type { FastifyInstance, FastifyReply, FastifyRequest, RouteOptions } from
 import { parseDuration, suiteLogOptions } from '../lib/config/index.js'
 import { rateLimitChannel, traceRateLimit } from '../lib/tracing/index.js'
 import {
-  boundLimitOf, buildAllowList, checkPluginOptions, checkRouteOptions, fastifyRateLimitStore, RateLimitUnavailableError, type RouteLimiterOptions,
+  authMax, authRateLimit, boundLimitOf, buildAllowList, checkPluginOptions, checkRouteOptions, fastifyRateLimitStore, RateLimitUnavailableError, type RouteLimiterOptions,
   RateLimitExceededError, formatRateLimitPolicy, rateLimitFormatter, clientIpKey, RateLimitStore,
   type BoundLimit, type BoundPolicies, type RateLimitAlgorithm, type RateLimitDecision, type RateLimitStats, type RedisDownMode
 } from '../lib/rate-limit/index.js'
 import { loadedSession } from './session.js'
 import { featureConnection, type RedisClient } from './redis.js'
 import { PluginConflictError } from './config.js'
+
+export { authRateLimit }
 
 /** The suite's part of a route's `config.rateLimit`: `{ max, timeWindow, …, limiter: { … } }`. */
 export interface RouteLimiter extends RouteLimiterOptions {
@@ -139,28 +141,6 @@ export function rateLimitKey (request: FastifyRequest, ipv6Subnet = 64): string 
   const userId = sessionUserId(request)
   return userId === undefined ? clientIpRateLimitKey(request, ipv6Subnet) : `user:${userId}`
 }
-
-const AUTH_WINDOW_MS = 60_000
-
-/** The preset's max: RATE_LIMIT_AUTH_MAX of the app serving the request (5 without the suite's config). */
-function authMax (request: FastifyRequest): number {
-  return (request.server as Partial<Pick<FastifyInstance, 'config'>>).config?.RATE_LIMIT_AUTH_MAX ?? 5
-}
-
-/**
- * For login, password reset and sign-up routes: RATE_LIMIT_AUTH_MAX attempts (default 5) a minute per
- * client IP and route (the session does not count: the caller is not signed in yet), sliding, and a
- * 15-minute ban, shared by every instance, after 5 refusals within 15 minutes. Use as
- * `{ config: { rateLimit: authRateLimit } }`, or spread it to change a field (`max: 3` pins a number).
- * On a route, the configured maximum is read once when the route is added; elsewhere (createRateLimit)
- * per request from `request.server.config`.
- */
-export const authRateLimit = Object.freeze({
-  max: authMax,
-  timeWindow: AUTH_WINDOW_MS,
-  keyGenerator: (request: FastifyRequest): string => clientIpRateLimitKey(request),
-  limiter: Object.freeze({ algorithm: 'sliding', policy: 'auth', ban: Object.freeze({ after: 5, duration: '15m', within: '15m' }) }) as RouteLimiter
-})
 
 type Done = (err?: Error) => void
 type MaxSetting = number | ((request: FastifyRequest, key: string) => number | Promise<number>)

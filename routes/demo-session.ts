@@ -4,8 +4,8 @@
 import Type from 'typebox'
 import type { FastifyInstance } from 'fastify'
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
-import { authRateLimit } from '../plugins/rate-limit.js'
 import { DURATION_PATTERN } from '../lib/config/index.js'
+import { authRateLimit } from '../lib/rate-limit/index.js'
 
 declare module 'fastify' {
   interface Session {

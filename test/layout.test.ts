@@ -72,3 +72,33 @@ t.test('subsystems import each other only as ARCHITECTURE.md allows, and only th
   }
   t.same(offenders, [])
 })
+
+t.test('no import loops among the sources (lib, plugins, routes, index.ts), type-only imports included', async (t) => {
+  const files = [...sources(path.join(ROOT, 'lib')), ...sources(path.join(ROOT, 'plugins')), ...sources(path.join(ROOT, 'routes')), path.join(ROOT, 'index.ts')]
+  const edges = new Map<string, string[]>()
+  for (const file of files) {
+    edges.set(file, imports(file).filter((spec) => spec.startsWith('.')).map((spec) => path.resolve(path.dirname(file), spec).replace(/\.js$/, '.ts')))
+  }
+  // Depth-first search; a file met again while it is still on the path closes a loop.
+  const loops: string[] = []
+  const state = new Map<string, 'open' | 'done'>()
+  const visit = (file: string, trail: string[]): void => {
+    if (state.get(file) === 'done') return
+    if (state.get(file) === 'open') {
+      loops.push([...trail.slice(trail.indexOf(file)), file].map((f) => path.relative(ROOT, f)).join(' → '))
+      return
+    }
+    state.set(file, 'open')
+    for (const next of edges.get(file) ?? []) visit(next, [...trail, file])
+    state.set(file, 'done')
+  }
+  for (const file of files) visit(file, [])
+  t.same(loops, [])
+})
+
+t.test('routes/ never import plugins/: what a route shares with a plugin lives in lib/', async (t) => {
+  const offenders = sources(path.join(ROOT, 'routes')).flatMap((file) => imports(file)
+    .filter((spec) => spec.startsWith('.') && path.resolve(path.dirname(file), spec).startsWith(path.join(ROOT, 'plugins') + path.sep))
+    .map((spec) => `${path.relative(ROOT, file)} → ${spec}`))
+  t.same(offenders, [])
+})

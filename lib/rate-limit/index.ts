@@ -13,6 +13,7 @@ export {
   type FastifyRateLimitStoreAdapter, type FastifyRateLimitStoreClass, type RouteLimiterOptions
 } from './fastify-store.js'
 export { FIXED_WINDOW_LUA, SLIDING_WINDOW_LUA } from './scripts.js'
+export { authRateLimit, authMax, AUTH_WINDOW_MS } from './presets.js'
 export type {
   BanOptions, DecisionSource, Limiter, LimiterResult, LimitKeys, LimitParams, RateLimitAlgorithm,
   RateLimitDecision, RateLimitLogger, RateLimitStats, RedisDownMode, ResolvedBan

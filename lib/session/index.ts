@@ -1,7 +1,7 @@
 // The session library: a store for @fastify/session over Redis or process memory, and the per-user
 // index behind app.sessions. Free of Fastify: plugins/session.ts wires it in.
 export { PayloadCodec, type PayloadCodecOptions, type OpenFailure } from './payload-codec.js'
-export { SessionStore, whileRegenerating, type SessionStoreOptions, type SessionLogger, type SessionLike, type ClientInfo } from './store.js'
+export { SessionStore, whileRegenerating, type SessionStoreOptions, type SessionLogger, type ClientInfo } from './store.js'
 export {
   SessionEvents, type SessionEvent, type SessionEventName, type SessionEventHandler, type SessionEventReasons, type SessionEventStats
 } from './events.js'
@@ -15,5 +15,5 @@ export { RequestBudget } from './deadline.js'
 export { SessionUnavailableError, SessionDataError, SessionNotEnabledError, SessionNotSetError, isSessionUnavailable } from './errors.js'
 export { sessionHandle, sessionKey, userIndexKey, allSessionsKey, ALL_SESSIONS_KEYS, EXPIRY_LEDGER_KEYS, expiryLedgerKeys } from './keys.js'
 export type {
-  SessionBackend, SessionMeta, SessionStats, SessionWrite, StoredSession, IndexedSession, WriteResult, LoadRefresh, DestroyResult, ExpiredSession
+  SessionBackend, SessionLike, SessionMeta, SessionStats, SessionWrite, StoredSession, IndexedSession, WriteResult, LoadRefresh, DestroyResult, ExpiredSession
 } from './types.js'

@@ -7,7 +7,7 @@
 // The old key is read through the suite's client, so REDIS_KEY_PREFIX (ioredis keyPrefix) comes in
 // front of SESSION_LEGACY_PREFIX, exactly as it did for a connect-redis client with the same keyPrefix.
 import type { RedisClient } from './redis-backend.js'
-import type { SessionLike } from './store.js'
+import type { SessionLike } from './types.js'
 
 /** What a legacy store holds for one session: its payload fields and the express-session cookie. */
 export type LegacySession = SessionLike

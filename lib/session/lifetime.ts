@@ -1,7 +1,7 @@
 // The per-session part of a session cookie, as the store keeps it: a max age (a rolling cookie) or a
 // fixed expiry. Everything else about the cookie (SameSite, Domain, Secure, HttpOnly, Path) comes from
 // the current config whenever it is sent, so it is never stored.
-import type { SessionLike } from './store.js'
+import type { SessionLike } from './types.js'
 
 /**
  * `chosen`: the max age was chosen for this session (remember-me, regenerate({ lifetime })) rather than

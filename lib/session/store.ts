@@ -25,7 +25,7 @@ import { DeadlineSweep, RequestBudget } from './deadline.js'
 import { SessionDataError, SessionUnavailableError } from './errors.js'
 import { DATA_PREFIX, META, sessionHandle } from './keys.js'
 import { cookieJson, cookieLifetime, parseLifetime, serialisePayload, type CookieLifetime } from './lifetime.js'
-import type { SessionBackend, SessionMeta, SessionStats, StoredSession, SessionWrite } from './types.js'
+import type { SessionBackend, SessionLike, SessionMeta, SessionStats, StoredSession, SessionWrite } from './types.js'
 import type { LegacySessionSource } from './legacy.js'
 import { SessionEvents, type SessionEventReasons } from './events.js'
 import { PayloadCodec, type PayloadCodecOptions } from './payload-codec.js'
@@ -97,11 +97,6 @@ export interface SessionStoreOptions {
 }
 
 /** The part of @fastify/session's Session object the store reads. */
-export interface SessionLike {
-  cookie?: { originalMaxAge?: number | null, toJSON?: () => Record<string, unknown> } | Record<string, unknown>
-  [field: string]: unknown
-}
-
 type Callback = (err?: unknown) => void
 type GetCallback = (err: unknown, session?: SessionLike | null) => void
 

@@ -1,6 +1,12 @@
 // The contract between the session store (what @fastify/session talks to) and where sessions live.
 // Two backends implement it: Redis (redis-backend.ts) and in-process (memory-backend.ts).
 
+/** A session as @fastify/session hands it to a store: its cookie and the app's fields. */
+export interface SessionLike {
+  cookie?: { originalMaxAge?: number | null, toJSON?: () => Record<string, unknown> } | Record<string, unknown>
+  [field: string]: unknown
+}
+
 /** Metadata kept next to each session's data; the index API shows part of it. */
 export interface SessionMeta {
   createdAt: number
