@@ -15,7 +15,7 @@ import { parseDuration, suiteLogOptions } from '../lib/config/index.js'
 import { rateLimitChannel, traceRateLimit } from '../lib/tracing/index.js'
 import {
   authMax, authRateLimit, boundLimitOf, buildAllowList, checkPluginOptions, checkRouteOptions, fastifyRateLimitStore, RateLimitUnavailableError, type RouteLimiterOptions,
-  RateLimitExceededError, formatRateLimitPolicy, rateLimitFormatter, clientIpKey, RateLimitStore,
+  RateLimitExceededError, formatRateLimitPolicy, rateLimitFormatter, ipRateLimitKey, RateLimitStore,
   type BoundLimit, type BoundPolicies, type RateLimitAlgorithm, type RateLimitDecision, type RateLimitStats, type RedisDownMode
 } from '../lib/rate-limit/index.js'
 import { loadedSession } from './session.js'
@@ -133,7 +133,7 @@ export function sessionUserId (request: FastifyRequest): string | undefined {
 
 /** The client IP key: IPv4 as is, IPv6 by its /64 (request.ip honours the trustProxy list). */
 export function clientIpRateLimitKey (request: FastifyRequest, ipv6Subnet = 64): string {
-  return `ip:${clientIpKey(request.ip, ipv6Subnet)}`
+  return ipRateLimitKey(request.ip, ipv6Subnet)
 }
 
 /** The default key: the signed-in user, else the client IP. */

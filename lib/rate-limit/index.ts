@@ -1,6 +1,6 @@
 // The rate-limit store library: Redis limiter, in-process limiter, Redis-down modes, key helpers,
 // the adapter for @fastify/rate-limit's `store` option, the allow list and the HTTP face (429, IETF headers).
-export { clientIpKey, buildLimitKeys, limitKeyPrefix, type LimitKeyOptions } from './keys.js'
+export { clientIpKey, ipRateLimitKey, buildLimitKeys, limitKeyPrefix, type LimitKeyOptions } from './keys.js'
 export { buildAllowList, AllowListError } from './allow-list.js'
 export { checkPluginOptions, checkRouteOptions, RateLimitOptionError } from './options.js'
 export { RateLimitExceededError, formatRateLimit, formatRateLimitPolicy, rateLimitFormatter } from './http.js'
@@ -13,7 +13,7 @@ export {
   type FastifyRateLimitStoreAdapter, type FastifyRateLimitStoreClass, type RouteLimiterOptions
 } from './fastify-store.js'
 export { FIXED_WINDOW_LUA, SLIDING_WINDOW_LUA } from './scripts.js'
-export { authRateLimit, authMax, AUTH_WINDOW_MS } from './presets.js'
+export { authRateLimit, authMax } from './presets.js'
 export type {
   BanOptions, DecisionSource, Limiter, LimiterResult, LimitKeys, LimitParams, RateLimitAlgorithm,
   RateLimitDecision, RateLimitLogger, RateLimitStats, RedisDownMode, ResolvedBan

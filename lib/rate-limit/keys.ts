@@ -42,6 +42,11 @@ function formatIpv6 (groups: number[]): string {
  * holds a whole /64 and could otherwise rotate addresses to dodge the limit.
  * Anything that is not an IP address is returned unchanged (trimmed, lower-cased).
  */
+/** A rate-limit key for a client address: `ip:` and its clientIpKey. */
+export function ipRateLimitKey (ip: string, ipv6PrefixLength = 64): string {
+  return `ip:${clientIpKey(ip, ipv6PrefixLength)}`
+}
+
 export function clientIpKey (ip: string, ipv6PrefixLength = 64): string {
   const text = ip.trim().toLowerCase()
   if (isIP(text) === 4) return text

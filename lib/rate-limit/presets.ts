@@ -1,9 +1,9 @@
 // Route presets: plain objects a route's `config.rateLimit` takes. Typed on the request fields they
 // read (structurally), so lib/ stays free of Fastify; any FastifyRequest has them.
-import { clientIpKey } from './keys.js'
+import { ipRateLimitKey } from './keys.js'
 import type { RouteLimiterOptions } from './fastify-store.js'
 
-export const AUTH_WINDOW_MS = 60_000
+const AUTH_WINDOW_MS = 60_000
 
 /** The auth preset's max: RATE_LIMIT_AUTH_MAX of the app serving the request (5 without the suite's config). */
 export function authMax (request: { server: unknown }): number {
@@ -21,6 +21,6 @@ export function authMax (request: { server: unknown }): number {
 export const authRateLimit = Object.freeze({
   max: authMax,
   timeWindow: AUTH_WINDOW_MS,
-  keyGenerator: (request: { ip: string }): string => `ip:${clientIpKey(request.ip, 64)}`,
+  keyGenerator: (request: { ip: string }): string => ipRateLimitKey(request.ip),
   limiter: Object.freeze({ algorithm: 'sliding', policy: 'auth', ban: Object.freeze({ after: 5, duration: '15m', within: '15m' }) }) as RouteLimiterOptions & { policy?: string }
 })

@@ -47,6 +47,17 @@ export function wrapRedisError (err: unknown): RateLimitRedisError {
 
 export const isNoScript = (err: unknown): boolean => err instanceof Error && err.message.includes('NOSCRIPT')
 
+/**
+ * EVALSHA, and EVAL once after a NOSCRIPT (SCRIPT FLUSH, a failover or a restart: EVAL runs the script
+ * and caches it again). Failures come back as RateLimitRedisError.
+ */
+function evalScript (client: RedisClient, script: LoadedScript, keys: readonly string[], args: readonly string[]): Promise<unknown> {
+  return client.evalsha(script.sha, keys.length, ...keys, ...args).catch((err: unknown) => {
+    if (!isNoScript(err)) throw wrapRedisError(err)
+    return client.eval(script.lua, keys.length, ...keys, ...args).catch((again: unknown) => { throw wrapRedisError(again) })
+  })
+}
+
 type Corkable = { cork: () => void, uncork: () => void }
 
 /** The reply of the plain fixed-window script for one request: [count, window ms left]. */
@@ -154,12 +165,13 @@ export class RedisLimiter {
     }
   }
 
+  /** One request's own call; a call that throws (in the flush, so nothing else would catch it) fails that request only. */
   #sendPolicy (client: RedisClient, request: PendingPolicies): void {
-    const { keys, args } = request
-    client.evalsha(POLICIES_SCRIPT.sha, keys.length, ...keys, ...args).then(request.resolve, (err: unknown) => {
-      if (!isNoScript(err)) return request.reject(wrapRedisError(err))
-      client.eval(POLICIES_SCRIPT.lua, keys.length, ...keys, ...args).then(request.resolve, (again: unknown) => { request.reject(wrapRedisError(again)) })
-    })
+    try {
+      evalScript(client, POLICIES_SCRIPT, request.keys, request.args).then(request.resolve, request.reject)
+    } catch (err) {
+      request.reject(wrapRedisError(err))
+    }
   }
 
   #sendManyPolicies (client: RedisClient, requests: readonly PendingPolicies[]): void {
@@ -193,10 +205,7 @@ export class RedisLimiter {
       for (const request of requests) request.reject(wrapped)
     }
     try {
-      client.evalsha(POLICIES_MANY_SCRIPT.sha, keys.length, ...keys, ...args).then(share, (err: unknown) => {
-        if (!isNoScript(err)) return fail(err)
-        client.eval(POLICIES_MANY_SCRIPT.lua, keys.length, ...keys, ...args).then(share, fail)
-      })
+      evalScript(client, POLICIES_MANY_SCRIPT, keys, args).then(share, fail)
     } catch (err) {
       fail(err)
     }
@@ -311,20 +320,12 @@ export class RedisLimiter {
 
   /** A script on several keys (one slot on Cluster) with its own arguments; the raw reply. */
   callKeys (script: LoadedScript, keys: readonly string[], args: readonly string[]): Promise<unknown> {
-    const client = this.#next()
-    return client.evalsha(script.sha, keys.length, ...keys, ...args).catch((err: unknown) => {
-      if (!isNoScript(err)) throw wrapRedisError(err)
-      return client.eval(script.lua, keys.length, ...keys, ...args).catch((again: unknown) => { throw wrapRedisError(again) })
-    })
+    return evalScript(this.#next(), script, keys, args)
   }
 
   /** A script on one key with its own arguments; the raw reply. */
   call (script: LoadedScript, key: string, args: readonly string[]): Promise<unknown> {
-    const client = this.#next()
-    return client.evalsha(script.sha, 1, key, ...args).catch((err: unknown) => {
-      if (!isNoScript(err)) throw wrapRedisError(err)
-      return client.eval(script.lua, 1, key, ...args).catch((again: unknown) => { throw wrapRedisError(again) })
-    })
+    return evalScript(this.#next(), script, [key], args)
   }
 }
 

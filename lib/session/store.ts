@@ -96,7 +96,6 @@ export interface SessionStoreOptions {
   codec?: PayloadCodecOptions
 }
 
-/** The part of @fastify/session's Session object the store reads. */
 type Callback = (err?: unknown) => void
 type GetCallback = (err: unknown, session?: SessionLike | null) => void
 

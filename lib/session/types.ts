@@ -1,7 +1,7 @@
 // The contract between the session store (what @fastify/session talks to) and where sessions live.
 // Two backends implement it: Redis (redis-backend.ts) and in-process (memory-backend.ts).
 
-/** A session as @fastify/session hands it to a store: its cookie and the app's fields. */
+/** The part of @fastify/session's Session object the store reads: its cookie and the app's fields. */
 export interface SessionLike {
   cookie?: { originalMaxAge?: number | null, toJSON?: () => Record<string, unknown> } | Record<string, unknown>
   [field: string]: unknown
