@@ -1,5 +1,13 @@
 // app.cache: the schema-typed two-tier cache (lib/cache) on the cache connection, which is
 // REDIS_CACHE_URL's when set so entries can live on an allkeys-lru instance.
+//
+// Lifecycle (cachePlugin):
+//   decorates  app.cache
+//   at registration: the invalidation bus's subscriber (a duplicate when the cache has its own
+//              connection), reconnects followed (app.redisMonitor, or the cache connection's 'ready'),
+//              and, when Redis is up, a bounded wait for the subscriber before the first write
+//   No request hooks.
+//   onClose    drops the 'ready' listener, closes the cache, quits its own subscriber within a bound
 import fp from 'fastify-plugin'
 import type { FastifyBaseLogger, FastifyInstance } from 'fastify'
 import type { Cluster, Redis } from 'ioredis'
@@ -55,26 +63,11 @@ async function cachePlugin (app: FastifyInstance, pluginOptions: CachePluginOpti
     isRedisReady: client === undefined ? undefined : onMain ? () => app.redisMonitor.isReady() : () => client.status === 'ready'
   })
   app.redisMonitor.on('reconnected', () => cache.onReconnect())
-  if (client !== undefined && !onMain && !bus) {
-    // The monitor watches the main connection, and without the bus no resubscription says that a
-    // separate cache connection came back: its own 'ready' after the first does.
-    let seenReady = client.status === 'ready'
-    const onReady = (): void => {
-      if (seenReady) cache.onReconnect()
-      seenReady = true
-    }
-    client.on('ready', onReady)
-    app.addHook('onClose', async () => { client.off('ready', onReady) })
-  }
+  // The monitor watches the main connection, and without the bus no resubscription says that a
+  // separate cache connection came back: its own 'ready' after the first does.
+  if (client !== undefined && !onMain && !bus) followReconnects(app, client, cache)
   app.decorate('cache', cache)
-  const memoryTier = config.CACHE_MEMORY_MAX_ENTRIES === 0 ? 'no memory tier' : `memory tier (${config.CACHE_MEMORY_MAX_ENTRIES} entries, ${config.CACHE_MEMORY_MAX_BYTES} bytes)`
-  const where = onMain ? '' : given !== undefined ? ' on the client passed as cache.client' : ' on REDIS_CACHE_URL'
-  const redisTier = client === undefined
-    ? 'no Redis tier (no Redis configured)'
-    : client.status === 'ready'
-      ? `Redis tier${where}`
-      : `Redis tier once Redis answers${where}: misses go to the loader until then`
-  cachelog(app).info({ cache: { backend: client === undefined ? 'memory' : client.status === 'ready' ? 'redis' : 'unreachable' } }, `cache: ${memoryTier} + ${redisTier}`)
+  logStart(app, client, onMain ? '' : given !== undefined ? ' on the client passed as cache.client' : ' on REDIS_CACHE_URL')
 
   if (client !== undefined && client.status === 'ready') {
     // Cross-instance invalidation needs the subscriber listening before the first write; bounded.
@@ -86,6 +79,29 @@ async function cachePlugin (app: FastifyInstance, pluginOptions: CachePluginOpti
     await cache.close()
     if (ownSubscriber !== undefined) await quitWithin(ownSubscriber, Math.min(config.REDIS_COMMAND_TIMEOUT, 2_000))
   })
+}
+
+/** cache.onReconnect() at each 'ready' of a separate cache connection after its first; the listener goes at onClose. */
+function followReconnects (app: FastifyInstance, client: RedisClient, cache: Cache): void {
+  let seenReady = client.status === 'ready'
+  const onReady = (): void => {
+    if (seenReady) cache.onReconnect()
+    seenReady = true
+  }
+  client.on('ready', onReady)
+  app.addHook('onClose', async () => { client.off('ready', onReady) })
+}
+
+/** One start-up line: the tiers, and where the Redis one lives. */
+function logStart (app: FastifyInstance, client: RedisClient | undefined, where: string): void {
+  const config = app.config
+  const memoryTier = config.CACHE_MEMORY_MAX_ENTRIES === 0 ? 'no memory tier' : `memory tier (${config.CACHE_MEMORY_MAX_ENTRIES} entries, ${config.CACHE_MEMORY_MAX_BYTES} bytes)`
+  const redisTier = client === undefined
+    ? 'no Redis tier (no Redis configured)'
+    : client.status === 'ready'
+      ? `Redis tier${where}`
+      : `Redis tier once Redis answers${where}: misses go to the loader until then`
+  cachelog(app).info({ cache: { backend: client === undefined ? 'memory' : client.status === 'ready' ? 'redis' : 'unreachable' } }, `cache: ${memoryTier} + ${redisTier}`)
 }
 
 function duplicate (client: RedisClient): RedisClient {

@@ -1,6 +1,9 @@
 // Validates the environment once and exposes it as `app.config`: frozen, typed from the schema,
 // redacted whenever it is logged or serialised. Also checks that Fastify's trustProxy matches
 // TRUST_PROXY, since only Fastify's setting decides who the client is.
+//
+// Lifecycle (configPlugin): at registration loads and validates the config (or takes the given one) and
+// checks trustProxy; decorates app.config. No hooks, nothing to close.
 import fp from 'fastify-plugin'
 import type { FastifyInstance } from 'fastify'
 import { ConfigError, configWarnings, loadConfig, suiteLogOptions, trustProxyProblem, type Config, type LoadConfigOptions } from '../lib/config/index.js'

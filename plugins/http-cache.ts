@@ -1,30 +1,37 @@
 // Route-level HTTP response caching over app.cache: `config: { cache: { ttl, tags, vary, private } }`
 // on a GET route stores its serialised responses; `config: { cache: { invalidates: [tags] } }` on a
 // write route drops them on every instance after a 2xx. The rules (key, what may be stored,
-// freshness, collapse) live in lib/http-cache; this file wires them into Fastify's lifecycle:
+// freshness, collapse) live in lib/http-cache; this file wires them into Fastify's lifecycle.
 //
-//   preParsing (route-level, public routes) a hit is answered here, before body parsing, validation
-//              and the handler; a miss joins or starts the one handler run for its key (see
+// Lifecycle (httpCachePlugin; the hooks are methods of HttpCacheHooks, built once at registration):
+//   decorates  app.httpCache (stats, invalidate, isRefresh); request slots kExchange, kRefresh (null/false)
+//   onRoute    wireRoute: a cached route gets the lookup and store hooks below, a write route an
+//              onSend that invalidates its tags after a 2xx
+//   preParsing (route-level, public routes) lookup: a hit is answered here, before body parsing,
+//              validation and the handler; a miss joins or starts the one handler run for its key (see
 //              lib/http-cache/response-store.ts). Not onRequest: the rate limiter, session loading
 //              and an app's auth hooks are onRequest hooks, some added per route by plugins
 //              registered after this one, and every one of them must run before a hit is served.
 //   preHandler (route-level, appended, private routes) the same lookup, after the app's preHandler
 //              hooks: a private entry is keyed by the user, shared by all of the user's sessions and
 //              tokens, so the app's per-request checks (second factor, revoked token) run on hits too.
-//   onSend     (route-level, before HEAD's body stripping) the serialised response is stored,
-//              ETag/Cache-Control/Age/Surrogate-Key/x-cache are set, If-None-Match answers 304
+//   onSend     (route-level, before HEAD's body stripping) storeResponse: the serialised response is
+//              stored, ETag/Cache-Control/Age/Surrogate-Key/x-cache are set, If-None-Match answers 304
 //   a miss's response 'close' settles whatever the request left open (a fill, a refresh, a
 //              revalidation), whether it was sent, aborted or timed out; a hit adds no listener
+//   onReady    warns when uncapped routes share a noeviction Redis with sessions and rate limits
+//   preClose   no background refresh starts any more
+//   onClose    none: it opens nothing of its own (its entries live in app.cache, the cache plugin's)
 import { createHash, randomBytes } from 'node:crypto'
 import fp from 'fastify-plugin'
-import type { FastifyInstance, FastifyReply, FastifyRequest, RouteOptions } from 'fastify'
+import type { FastifyBaseLogger, FastifyInstance, FastifyReply, FastifyRequest, RouteOptions } from 'fastify'
 import { parseDuration, type Duration, suiteLogOptions } from '../lib/config/index.js'
 import { httpCacheChannel, noteHttpCacheBypass, traceHttpCacheLookup, traceHttpCacheStore } from '../lib/tracing/index.js'
 import {
   bodyOf, buildResponseKey, CACHEABLE_METHODS, constraintsKey, computeEtag, formatCacheControl, freshness, hashIdentity, hasUnlistedCookie, headerValue,
   INVALIDATING_METHODS, matchesIfNoneMatch, readCookie, readMemory, replayableHeaders, resolveRoutePolicy, ResponseStore, RouteBudget, storageTtl,
   surrogateKeyHeader, tagsFor, unsendableHeader, wantsRevalidation, whyNotStorable,
-  type CachedRoutePolicy, type Fill, type HttpCacheStats, type RouteCacheOptions, type StoredResponse, type TagSource
+  type CachedRoutePolicy, type Fill, type HttpCacheStats, type RouteCacheOptions, type RouteDefaults, type StoredResponse, type TagSource
 } from '../lib/http-cache/index.js'
 import { loadedSession } from './session.js'
 
@@ -171,97 +178,120 @@ const HEAD_HANDLER = { reason: 'a HEAD handler of its own (its body is not GET\'
 const REFRESH_HEADER = 'x-redis-suite-refresh'
 
 async function httpCachePlugin (app: FastifyInstance, options: HttpCachePluginOptions = {}): Promise<void> {
-  const config = app.config
-  const log = app.log.child({ plugin: 'http-cache' }, suiteLogOptions(app.config))
-  const store = new ResponseStore({
-    cache: app.cache.namespace(options.namespace ?? 'http', { grace: 0 }),
-    collapseWaitMs: parseDuration(options.collapseWait ?? '5s', 'collapseWait'),
-    fillTimeoutMs: 2 * 60_000
-  })
-  const collapseWaitMs = parseDuration(options.collapseWait ?? '5s', 'collapseWait')
-  const maxBodyBytes = options.maxBodyBytes ?? 1_048_576
-  const defaults = {
-    ttlMs: config.CACHE_DEFAULT_TTL,
-    maxEntries: options.maxEntriesPerRoute ?? 10_000,
-    maxBytes: options.maxBytesPerRoute ?? 64 * 1_048_576
-  }
-  // Routes' TTLs differ, so this budget frees an entry only once those written before it expired:
-  // it may refuse early, never late.
-  const total = new RouteBudget(Infinity, options.maxBytesTotal === undefined || options.maxBytesTotal === false ? Infinity : options.maxBytesTotal)
-  const omit = new Set((options.omitHeaders ?? []).map((h) => h.toLowerCase()))
-  const cookieName = config.SESSION_COOKIE_NAME
-  const secret = config.SESSION_SECRET[0]
-  const customAuthenticated = options.isAuthenticated
-  const userKey = options.userKey ?? defaultUserKey
-  // The router's own split of path and query (the key must see the URL as the handler does).
-  const routerConfig = app.initialConfig as { useSemicolonDelimiter?: boolean, routerOptions?: { useSemicolonDelimiter?: boolean } }
-  const semicolon = routerConfig.useSemicolonDelimiter === true || routerConfig.routerOptions?.useSemicolonDelimiter === true
-  const refreshing = new Set<string>()
-  const revalidations = new Map<string, Revalidation>()
-  const pendingRefreshes = new Map<string, Exchange>()
-  const uncapped: string[] = []
-  /** What the capped routes may keep written together, per instance (bounded by maxBytesTotal below). */
-  let cappedBytes = 0
-  let capped = 0
-  let closing = false
-
+  const hooks = new HttpCacheHooks(app, options)
   app.decorateRequest(kExchange, null)
   app.decorateRequest(kRefresh, false)
-  app.decorate('httpCache', {
-    stats: () => ({ ...store.stats, capped }),
+  app.decorate('httpCache', httpCacheDecorator(hooks))
+  app.addHook('preClose', async () => { hooks.closing = true })
+  app.addHook('onReady', async () => { await hooks.warnIfUncappedOnNoeviction() })
+  app.addHook('onRoute', (route) => { hooks.wireRoute(route) })
+}
+
+/** app.httpCache: closures made once, over what they read (isRefresh runs in the rate limiter per request). */
+function httpCacheDecorator (hooks: HttpCacheHooks): HttpCache {
+  const { store, pendingRefreshes } = hooks
+  return {
+    stats: () => ({ ...store.stats, capped: hooks.capped }),
     invalidate: (tags: readonly string[]) => store.invalidate(tags),
     isRefresh: (request: FastifyRequest) => {
       if ((request as Carrier)[kRefresh]) return true // recognised already: a hook after the lookup asks
       const marker = request.headers[REFRESH_HEADER]
       return typeof marker === 'string' && pendingRefreshes.has(marker)
     }
-  })
-  app.addHook('preClose', async () => { closing = true })
-  app.addHook('onReady', async () => { await warnIfUncappedOnNoeviction() })
+  }
+}
 
-  app.addHook('onRoute', (route) => {
+/** A cached route's settings, resolved once at onRoute. */
+function cachedRoute (route: RouteOptions, methods: string[], policy: CachedRoutePolicy<FastifyRequest>, cookieName: string): CachedRoute {
+  return {
+    policy,
+    budget: new RouteBudget(policy.maxEntries, policy.maxBytes),
+    name: `${methods.join(',')} ${route.url}`,
+    atCap: false,
+    cacheControl: formatCacheControl(policy),
+    constraints: constraintsKey(route.constraints as Record<string, unknown> | undefined),
+    sessionCookieIgnored: route.config?.session !== true &&
+      (policy.cookies === 'none' || (policy.cookies !== 'any' && policy.cookies.has(cookieName))),
+    headFills: methods.includes('GET') || [route.onSend ?? []].flat().some((hook) => (hook as AnyHook).name === 'headRouteOnSendHandler')
+  }
+}
+
+/**
+ * One registration's state (the response store, budgets, refreshes and revalidations in flight) and
+ * the hooks over it: built once at registration; the route hooks added at onRoute call its methods.
+ */
+class HttpCacheHooks {
+  readonly store: ResponseStore
+  readonly stats: HttpCacheStats
+  readonly pendingRefreshes = new Map<string, Exchange>()
+  /** Set in preClose: no background refresh starts once the app is closing. */
+  closing = false
+  /** Responses served but not stored because a budget was full. */
+  capped = 0
+  private readonly app: FastifyInstance
+  private readonly log: FastifyBaseLogger
+  private readonly collapseWaitMs: number
+  private readonly maxBodyBytes: number
+  private readonly defaults: RouteDefaults
+  // Routes' TTLs differ, so this budget frees an entry only once those written before it expired:
+  // it may refuse early, never late.
+  private readonly total: RouteBudget
+  private readonly omit: Set<string>
+  private readonly cookieName: string
+  private readonly secret: string | undefined
+  private readonly customAuthenticated: ((request: FastifyRequest) => boolean) | undefined
+  private readonly userKey: (request: FastifyRequest) => string | undefined
+  /** The router's own split of path and query (the key must see the URL as the handler does). */
+  private readonly semicolon: boolean
+  private readonly refreshing = new Set<string>()
+  private readonly revalidations = new Map<string, Revalidation>()
+  private readonly uncapped: string[] = []
+  /** What the capped routes may keep written together, per instance (bounded by maxBytesTotal below). */
+  private cappedBytes = 0
+
+  constructor (app: FastifyInstance, options: HttpCachePluginOptions) {
+    const config = app.config
+    this.app = app
+    this.log = app.log.child({ plugin: 'http-cache' }, suiteLogOptions(app.config))
+    this.store = new ResponseStore({
+      cache: app.cache.namespace(options.namespace ?? 'http', { grace: 0 }),
+      collapseWaitMs: parseDuration(options.collapseWait ?? '5s', 'collapseWait'),
+      fillTimeoutMs: 2 * 60_000
+    })
+    this.stats = this.store.stats
+    this.collapseWaitMs = parseDuration(options.collapseWait ?? '5s', 'collapseWait')
+    this.maxBodyBytes = options.maxBodyBytes ?? 1_048_576
+    this.defaults = {
+      ttlMs: config.CACHE_DEFAULT_TTL,
+      maxEntries: options.maxEntriesPerRoute ?? 10_000,
+      maxBytes: options.maxBytesPerRoute ?? 64 * 1_048_576
+    }
+    this.total = new RouteBudget(Infinity, options.maxBytesTotal === undefined || options.maxBytesTotal === false ? Infinity : options.maxBytesTotal)
+    this.omit = new Set((options.omitHeaders ?? []).map((h) => h.toLowerCase()))
+    this.cookieName = config.SESSION_COOKIE_NAME
+    this.secret = config.SESSION_SECRET[0]
+    this.customAuthenticated = options.isAuthenticated
+    this.userKey = options.userKey ?? defaultUserKey
+    const routerConfig = app.initialConfig as { useSemicolonDelimiter?: boolean, routerOptions?: { useSemicolonDelimiter?: boolean } }
+    this.semicolon = routerConfig.useSemicolonDelimiter === true || routerConfig.routerOptions?.useSemicolonDelimiter === true
+  }
+
+  /** onRoute: a cached route gets its lookup and store hooks, a write route its invalidation. */
+  wireRoute (route: RouteOptions): void {
     const options = route.config?.cache
     if (options === undefined) return
     const methods = [route.method].flat().map((m) => m.toUpperCase())
-    const policy = resolveRoutePolicy(options, methods, route.url, defaults)
+    const policy = resolveRoutePolicy(options, methods, route.url, this.defaults)
     if (policy.cache !== undefined) {
-      const cached: CachedRoute = {
-        policy: policy.cache,
-        budget: new RouteBudget(policy.cache.maxEntries, policy.cache.maxBytes),
-        name: `${methods.join(',')} ${route.url}`,
-        atCap: false,
-        cacheControl: formatCacheControl(policy.cache),
-        constraints: constraintsKey(route.constraints as Record<string, unknown> | undefined),
-        sessionCookieIgnored: route.config?.session !== true &&
-          (policy.cache.cookies === 'none' || (policy.cache.cookies !== 'any' && policy.cache.cookies.has(cookieName))),
-        headFills: methods.includes('GET') || [route.onSend ?? []].flat().some((hook) => (hook as AnyHook).name === 'headRouteOnSendHandler')
-      }
-      if (!cached.budget.capped && !total.capped) uncapped.push(cached.name)
-      else cappedBytes += cached.budget.maxBytes
-      // Callback hooks: a memory-tier hit is answered synchronously (no promise, no microtask) and
-      // the chain ends there, without `done`; the rest (Redis, collapse, revalidation) goes on
-      // asynchronously and calls `done` only when it did not answer. A public route answers in
-      // preParsing, before body parsing and validation. A private entry belongs to a user, whom all
-      // of that user's sessions and tokens share: its hit waits until the route's preHandler hooks
-      // ran, so a check the app makes per request (a second factor, a revoked token) runs on it too.
-      if (cached.policy.private) {
-        addHook(route, 'preHandler', (request: FastifyRequest, reply: FastifyReply, done: Done) => {
-          const answered = httpCacheChannel.start.hasSubscribers ? traceHttpCacheLookup(request.method, reply, () => lookup(request, reply, cached)) : lookup(request, reply, cached)
-          if (answered === false) done(null)
-          else if (answered !== true) settleHook(answered, done, (served) => { if (!served) done(null) })
-        })
-      } else {
-        addHook(route, 'preParsing', (request: FastifyRequest, reply: FastifyReply, payload: unknown, done: Done) => {
-          const answered = httpCacheChannel.start.hasSubscribers ? traceHttpCacheLookup(request.method, reply, () => lookup(request, reply, cached)) : lookup(request, reply, cached)
-          if (answered === false) done(null, payload)
-          else if (answered !== true) settleHook(answered, done, (served) => { if (!served) done(null, payload) })
-        })
-      }
+      const cached = cachedRoute(route, methods, policy.cache, this.cookieName)
+      if (!cached.budget.capped && !this.total.capped) this.uncapped.push(cached.name)
+      else this.cappedBytes += cached.budget.maxBytes
+      this.addLookupHook(route, cached)
       // Before HEAD's own onSend, which drops the body: a HEAD miss can fill GET's entry too.
       // Callback hooks: a hit (no exchange) passes through without a promise or a microtask.
       addHook(route, 'onSend', (request: FastifyRequest, reply: FastifyReply, payload: unknown, done: Done) => {
         if ((request as Carrier)[kExchange] === null) return done(null, payload)
-        const stored = httpCacheChannel.start.hasSubscribers ? traceHttpCacheStore(reply, () => storeResponse(request, reply, payload)) : storeResponse(request, reply, payload)
+        const stored = httpCacheChannel.start.hasSubscribers ? traceHttpCacheStore(reply, () => this.storeResponse(request, reply, payload)) : this.storeResponse(request, reply, payload)
         settleHook(stored, done, (sent) => { done(null, sent) })
       }, (hook) => hook.name === 'headRouteOnSendHandler')
       // No onResponse/onRequestAbort/onTimeout hooks: Fastify would add listeners to every request,
@@ -269,31 +299,56 @@ async function httpCachePlugin (app: FastifyInstance, options: HttpCachePluginOp
     }
     if (policy.invalidates !== undefined) {
       const tags = policy.invalidates
-      addHook(route, 'onSend', (request: FastifyRequest, reply: FastifyReply, payload: unknown) => invalidate(request, reply, payload, tags))
+      addHook(route, 'onSend', (request: FastifyRequest, reply: FastifyReply, payload: unknown) => this.invalidate(request, reply, payload, tags))
     }
-  })
+  }
+
+  /**
+   * Callback hooks: a memory-tier hit is answered synchronously (no promise, no microtask) and
+   * the chain ends there, without `done`; the rest (Redis, collapse, revalidation) goes on
+   * asynchronously and calls `done` only when it did not answer. A public route answers in
+   * preParsing, before body parsing and validation. A private entry belongs to a user, whom all
+   * of that user's sessions and tokens share: its hit waits until the route's preHandler hooks
+   * ran, so a check the app makes per request (a second factor, a revoked token) runs on it too.
+   */
+  private addLookupHook (route: RouteOptions, cached: CachedRoute): void {
+    if (cached.policy.private) {
+      addHook(route, 'preHandler', (request: FastifyRequest, reply: FastifyReply, done: Done) => {
+        const answered = httpCacheChannel.start.hasSubscribers ? traceHttpCacheLookup(request.method, reply, () => this.lookup(request, reply, cached)) : this.lookup(request, reply, cached)
+        if (answered === false) done(null)
+        else if (answered !== true) settleHook(answered, done, (served) => { if (!served) done(null) })
+      })
+    } else {
+      addHook(route, 'preParsing', (request: FastifyRequest, reply: FastifyReply, payload: unknown, done: Done) => {
+        const answered = httpCacheChannel.start.hasSubscribers ? traceHttpCacheLookup(request.method, reply, () => this.lookup(request, reply, cached)) : this.lookup(request, reply, cached)
+        if (answered === false) done(null, payload)
+        else if (answered !== true) settleHook(answered, done, (served) => { if (!served) done(null, payload) })
+      })
+    }
+  }
 
   /**
    * A cached route's lookup: true when a fresh memory-tier copy was served in this call, false when
    * the cache stays out of the request, else the asynchronous rest (true once it answered).
    */
-  function lookup (request: FastifyRequest, reply: FastifyReply, route: CachedRoute): boolean | Promise<boolean> {
-    const exchange = open(request, reply, route)
+  lookup (request: FastifyRequest, reply: FastifyReply, route: CachedRoute): boolean | Promise<boolean> {
+    const exchange = this.open(request, reply, route)
     if (exchange === undefined) return false
-    const inMemory = exchange.revalidate ? undefined : store.peekMemory(exchange.key)
+    const inMemory = exchange.revalidate ? undefined : this.store.peekMemory(exchange.key)
     if (inMemory !== undefined && freshness(inMemory.storedAt, route.policy) === 'fresh') {
-      serve(request, reply, inMemory, exchange, 'HIT')
+      this.serve(request, reply, inMemory, exchange, 'HIT')
       return true
     }
-    return answer(request as Carrier, reply, exchange, inMemory)
+    return this.answer(request as Carrier, reply, exchange, inMemory)
   }
 
   /** Whether this request carries credentials or cookies that may change a public route's response. */
-  function personal (request: FastifyRequest, route: CachedRoute): boolean {
+  private personal (request: FastifyRequest, route: CachedRoute): boolean {
     const { policy } = route
+    const customAuthenticated = this.customAuthenticated
     if (customAuthenticated !== undefined
       ? customAuthenticated(request)
-      : request.headers.authorization !== undefined || (!route.sessionCookieIgnored && readCookie(request.headers.cookie, cookieName) !== undefined)) {
+      : request.headers.authorization !== undefined || (!route.sessionCookieIgnored && readCookie(request.headers.cookie, this.cookieName) !== undefined)) {
       return true
     }
     const cookie = request.headers.cookie
@@ -306,42 +361,46 @@ async function httpCachePlugin (app: FastifyInstance, options: HttpCachePluginOp
    * (not a cacheable method, a personal request bypassing a public route, no key, or our own
    * background refresh, which is tracked here); otherwise its exchange, with the key.
    */
-  function open (request: FastifyRequest, reply: FastifyReply, route: CachedRoute): Opened | undefined {
+  private open (request: FastifyRequest, reply: FastifyReply, route: CachedRoute): Opened | undefined {
     if (!CACHEABLE_METHODS.has(request.method)) return undefined
     const { policy } = route
     const refreshValue = request.headers[REFRESH_HEADER]
-    if (refreshValue !== undefined) {
-      delete request.headers[REFRESH_HEADER]
-      const refresh = typeof refreshValue === 'string' ? pendingRefreshes.get(refreshValue) : undefined
-      if (refresh !== undefined && refresh.route === route) {
-        // Our own stale-while-revalidate refresh (one per key and process): the key it was started for.
-        pendingRefreshes.delete(refreshValue as string)
-        ;(request as Carrier)[kRefresh] = true
-        store.stats.revalidations++
-        track(request as Carrier, reply, refresh)
-        return undefined
-      }
-    }
-    if (!policy.private && personal(request, route)) return bypass(reply, 'credentials')
+    if (refreshValue !== undefined && this.openRefresh(request, reply, route, refreshValue)) return undefined
+    if (!policy.private && this.personal(request, route)) return this.bypass(reply, 'credentials')
     let key: string
     let tags: string[]
     try {
-      const identity = policy.private ? userKey(request) : undefined
+      const identity = policy.private ? this.userKey(request) : undefined
       // No identity, no private entry: a constant would share one user's response with everyone.
-      if (policy.private && (identity === undefined || identity === '')) return bypass(reply, 'no_identity')
-      const user = identity === undefined ? undefined : hashIdentity(identity, secret)
+      if (policy.private && (identity === undefined || identity === '')) return this.bypass(reply, 'no_identity')
+      const user = identity === undefined ? undefined : hashIdentity(identity, this.secret)
       tags = tagsFor(policy.tags, request)
       const vary = policy.vary.length === 0 ? NO_VARY : policy.vary.map((name) => [name, headerValue(request.headers[name])] as const)
-      const built = buildResponseKey({ method: request.method, origin: `${request.protocol}://${request.host}`, url: request.url, query: policy.query, semicolon, vary, user, route: route.constraints })
+      const built = buildResponseKey({ method: request.method, origin: `${request.protocol}://${request.host}`, url: request.url, query: policy.query, semicolon: this.semicolon, vary, user, route: route.constraints })
       // A query parameter that does not decode reaches the handler raw: no decoded key stands for it.
-      if (built === undefined) return bypass(reply, 'undecodable_query')
+      if (built === undefined) return this.bypass(reply, 'undecodable_query')
       key = built
     } catch (err) {
       request.log.warn({ err }, 'http cache: cannot key this request (tags or user); answered without the cache')
-      return bypass(reply, 'key_error')
+      return this.bypass(reply, 'key_error')
     }
     const revalidate = policy.clientRevalidation && wantsRevalidation(request.headers['cache-control'], request.headers.pragma)
     return { route, key, tags, revalidate }
+  }
+
+  /**
+   * The refresh marker is deleted whatever it holds; true when it is our own stale-while-revalidate
+   * refresh (one per key and process) of this route, now tracked for the key it was started for.
+   */
+  private openRefresh (request: FastifyRequest, reply: FastifyReply, route: CachedRoute, refreshValue: string | string[]): boolean {
+    delete request.headers[REFRESH_HEADER]
+    const refresh = typeof refreshValue === 'string' ? this.pendingRefreshes.get(refreshValue) : undefined
+    if (refresh === undefined || refresh.route !== route) return false
+    this.pendingRefreshes.delete(refreshValue as string)
+    ;(request as Carrier)[kRefresh] = true
+    this.stats.revalidations++
+    this.track(request as Carrier, reply, refresh)
+    return true
   }
 
   /**
@@ -350,145 +409,135 @@ async function httpCachePlugin (app: FastifyInstance, options: HttpCachePluginOp
    * miss. Resolves to true when it answered, false when the handler is to run (a flag, not
    * the reply: an async function returning a reply would wait for the reply's own then, the response's end).
    */
-  async function answer (request: Carrier, reply: FastifyReply, opened: Opened, inMemory: StoredResponse | undefined): Promise<boolean> {
+  private async answer (request: Carrier, reply: FastifyReply, opened: Opened, inMemory: StoredResponse | undefined): Promise<boolean> {
     const { route, key, tags } = opened
     const exchange: Exchange = { route, key, tags }
-    if (opened.revalidate) return revalidate(request, reply, exchange)
+    if (opened.revalidate) return this.revalidate(request, reply, exchange)
     const { policy } = route
     // The hit path reads the entry alone; only a miss pays for collapse (getOrSet, its lock and timers).
-    let entry = inMemory ?? await store.peek(key)
+    let entry = inMemory ?? await this.store.peek(key)
     if (entry === undefined) {
-      const found = await store.lookup(key, storageTtl(policy), tags)
+      const found = await this.store.lookup(key, storageTtl(policy), tags)
       if (found.kind !== 'found') {
-        track(request, reply, found.kind === 'fill' ? { ...exchange, fill: found.fill } : exchange)
+        this.track(request, reply, found.kind === 'fill' ? { ...exchange, fill: found.fill } : exchange)
         return false
       }
       entry = found.entry
     }
     switch (freshness(entry.storedAt, policy)) {
       case 'fresh':
-        serve(request, reply, entry, exchange, 'HIT')
+        this.serve(request, reply, entry, exchange, 'HIT')
         return true
       case 'stale-while-revalidate':
-        refreshInBackground(request, exchange)
-        serve(request, reply, entry, exchange, 'STALE')
+        this.refreshInBackground(request, exchange)
+        this.serve(request, reply, entry, exchange, 'STALE')
         return true
       case 'stale-if-error':
         // Past stale-while-revalidate this request refreshes in line, keeping the entry in case the
         // handler fails; while it does, identical requests get the stale copy rather than a second run.
-        if (refreshing.has(key)) {
-          serve(request, reply, entry, exchange, 'STALE')
+        if (this.refreshing.has(key)) {
+          this.serve(request, reply, entry, exchange, 'STALE')
           return true
         }
-        refreshing.add(key)
-        track(request, reply, { ...exchange, stale: entry, refreshing: true })
+        this.refreshing.add(key)
+        this.track(request, reply, { ...exchange, stale: entry, refreshing: true })
         return false
       case 'expired':
-        track(request, reply, exchange)
+        this.track(request, reply, exchange)
         return false
     }
   }
 
   /** A client asked for a fresh answer on a route that allows it: one handler run per key in this process. */
-  async function revalidate (request: Carrier, reply: FastifyReply, exchange: Exchange): Promise<boolean> {
-    store.stats.revalidations++
-    const running = revalidations.get(exchange.key)
+  private async revalidate (request: Carrier, reply: FastifyReply, exchange: Exchange): Promise<boolean> {
+    this.stats.revalidations++
+    const running = this.revalidations.get(exchange.key)
     if (running !== undefined) {
       let timer: ReturnType<typeof setTimeout> | undefined
-      const entry = await Promise.race([running.done, new Promise<undefined>((resolve) => { timer = setTimeout(() => resolve(undefined), collapseWaitMs) })])
+      const entry = await Promise.race([running.done, new Promise<undefined>((resolve) => { timer = setTimeout(() => resolve(undefined), this.collapseWaitMs) })])
       clearTimeout(timer)
       if (entry !== undefined) {
-        store.stats.collapsed++
-        serve(request, reply, entry, exchange, 'HIT')
+        this.stats.collapsed++
+        this.serve(request, reply, entry, exchange, 'HIT')
         return true
       }
-      track(request, reply, exchange) // the revalidation failed or stalled: run our own handler
+      this.track(request, reply, exchange) // the revalidation failed or stalled: run our own handler
       return false
     }
     let settle!: (entry: StoredResponse | undefined) => void
     const done = new Promise<StoredResponse | undefined>((resolve) => { settle = resolve })
     const revalidation: Revalidation = { done, settle }
-    revalidations.set(exchange.key, revalidation)
-    track(request, reply, { ...exchange, revalidation })
+    this.revalidations.set(exchange.key, revalidation)
+    this.track(request, reply, { ...exchange, revalidation })
     return false
   }
 
-  async function storeResponse (request: FastifyRequest, reply: FastifyReply, payload: unknown): Promise<unknown> {
+  /** onSend of a miss: stores the response when it may be (within the budgets), then its cache headers. */
+  async storeResponse (request: FastifyRequest, reply: FastifyReply, payload: unknown): Promise<unknown> {
     const exchange = (request as Carrier)[kExchange]
     if (exchange === null) return payload
     const { route: { policy }, key, tags } = exchange
     const status = reply.statusCode
     const headers = reply.getHeaders()
-    const notStorable = whyNotStorable({ status, headers, payload, vary: policy.vary, privateRoute: policy.private, maxBodyBytes }) ??
+    const notStorable = whyNotStorable({ status, headers, payload, vary: policy.vary, privateRoute: policy.private, maxBodyBytes: this.maxBodyBytes }) ??
       unsendable(headers) ?? (request.method === 'HEAD' && !exchange.route.headFills ? HEAD_HANDLER : undefined)
-    if (notStorable === undefined) {
-      const body = typeof payload === 'string' || Buffer.isBuffer(payload) ? payload : ''
-      const entry: StoredResponse = {
-        status,
-        headers: replayableHeaders(headers, omit),
-        body: typeof body === 'string' ? body : body.toString('base64'),
-        encoding: typeof body === 'string' ? 'utf8' : 'base64',
-        // A handler that sets its own validator knows the resource better than a hash does.
-        etag: typeof headers.etag === 'string' ? headers.etag : computeEtag(body),
-        storedAt: Date.now()
-      }
-      // What Redis will hold, not the raw body: a Buffer is stored as base64, with headers and ETag.
-      if (admit(exchange, entry, Buffer.byteLength(key) + Buffer.byteLength(JSON.stringify(entry)))) {
-        if (exchange.fill !== undefined) {
-          exchange.fill.complete(entry)
-        } else {
-          const stored = store.store(key, entry, storageTtl(policy), tags)
-            .catch((err: unknown) => request.log.warn({ err }, 'http cache: response not stored'))
-          // A client that asked for a fresh answer reads its own write on the next request.
-          if (exchange.revalidation !== undefined) await stored
-        }
+    if (notStorable !== undefined) return this.answerUnstored(request, reply, payload, exchange, notStorable)
+    const entry = storedResponseOf(status, headers, payload, this.omit)
+    // What Redis will hold, not the raw body: a Buffer is stored as base64, with headers and ETag.
+    if (this.admit(exchange, entry, Buffer.byteLength(key) + Buffer.byteLength(JSON.stringify(entry)))) {
+      if (exchange.fill !== undefined) {
+        exchange.fill.complete(entry)
       } else {
-        exchange.fill?.abandon()
+        const stored = this.store.store(key, entry, storageTtl(policy), tags)
+          .catch((err: unknown) => request.log.warn({ err }, 'http cache: response not stored'))
+        // A client that asked for a fresh answer reads its own write on the next request.
+        if (exchange.revalidation !== undefined) await stored
       }
-      exchange.revalidation?.settle(entry)
-      store.stats.misses++
-      return respond(request, reply, entry, exchange, 'MISS', payload)
+    } else {
+      exchange.fill?.abandon()
     }
+    exchange.revalidation?.settle(entry)
+    this.stats.misses++
+    return this.respond(request, reply, entry, exchange, 'MISS', payload)
+  }
+
+  /** A response not stored: the stale entry instead of a failure (stale-if-error), else a MISS or BYPASS. */
+  private answerUnstored (request: FastifyRequest, reply: FastifyReply, payload: unknown, exchange: Exchange, notStorable: { reason: string, bypass: boolean }): unknown {
     exchange.fill?.abandon()
+    const status = reply.statusCode
     const stale = exchange.stale
-    if (stale !== undefined && status >= 500 && freshness(stale.storedAt, policy) !== 'expired') {
+    if (stale !== undefined && status >= 500 && freshness(stale.storedAt, exchange.route.policy) !== 'expired') {
       request.log.warn({ statusCode: status }, 'http cache: the handler failed; answered with the stale response (stale-if-error)')
       reply.removeHeader('content-type')
       reply.removeHeader('content-length')
       reply.code(stale.status).headers(stale.headers)
-      store.stats.staleHits++
-      return respond(request, reply, stale, exchange, 'STALE', bodyOf(stale))
+      this.stats.staleHits++
+      return this.respond(request, reply, stale, exchange, 'STALE', bodyOf(stale))
     }
     if (notStorable.bypass) {
-      store.stats.bypasses++
+      this.stats.bypasses++
       request.log.debug({ reason: notStorable.reason }, 'http cache: response not stored')
       if (httpCacheChannel.start.hasSubscribers) noteHttpCacheBypass(notStorable.reason)
     } else {
-      store.stats.misses++
+      this.stats.misses++
     }
     reply.header('x-cache', notStorable.bypass ? 'BYPASS' : 'MISS')
     return payload
   }
 
-  /** A response Node will refuse to send fails as this request's 500; stored, every hit would fail too. */
-  function unsendable (headers: ReturnType<FastifyReply['getHeaders']>): { reason: string, bypass: boolean } | undefined {
-    const name = unsendableHeader(headers)
-    return name === undefined ? undefined : { reason: `header ${name} cannot be sent`, bypass: true }
-  }
-
   /** The route's write budget: past it the response is served but not stored (warned once per change). */
-  function admit ({ route, key }: Exchange, entry: StoredResponse, bytes: number): boolean {
+  private admit ({ route, key }: Exchange, entry: StoredResponse, bytes: number): boolean {
     const ttlMs = storageTtl(route.policy)
     let admitted = route.budget.admit(key, bytes, ttlMs, entry.storedAt)
-    if (admitted && !total.admit(key, bytes, ttlMs, entry.storedAt)) {
+    if (admitted && !this.total.admit(key, bytes, ttlMs, entry.storedAt)) {
       route.budget.release(key)
       admitted = false
     }
-    if (!admitted) capped++
+    if (!admitted) this.capped++
     if (admitted === route.atCap) {
       route.atCap = !admitted
       if (!admitted) {
-        log.warn({ route: route.name, maxEntries: route.budget.maxEntries, maxBytes: route.budget.maxBytes, maxBytesTotal: total.maxBytes },
+        this.log.warn({ route: route.name, maxEntries: route.budget.maxEntries, maxBytes: route.budget.maxBytes, maxBytesTotal: this.total.maxBytes },
           `http cache: ${route.name} reached its cap (maxEntries/maxBytes/maxBytesTotal); further responses are served but not stored until entries expire`)
       }
     }
@@ -499,21 +548,21 @@ async function httpCachePlugin (app: FastifyInstance, options: HttpCachePluginOp
    * Opens the request's exchange, settled when the response ends however it ends: sent, aborted by
    * the client, or timed out (the response's 'close' follows each). Only misses pay for the listener.
    */
-  function track (request: Carrier, reply: FastifyReply, exchange: Exchange): void {
+  private track (request: Carrier, reply: FastifyReply, exchange: Exchange): void {
     request[kExchange] = exchange
-    reply.raw.once('close', () => settle(request))
+    reply.raw.once('close', () => { this.settle(request) })
   }
 
-  function settle (request: FastifyRequest): void {
+  private settle (request: FastifyRequest): void {
     const carrier = request as Carrier
     const exchange = carrier[kExchange]
     if (exchange === null) return
     carrier[kExchange] = null
     exchange.fill?.abandon() // a no-op once completed; else waiters stop waiting for a request that is gone
-    if (exchange.refreshing === true) refreshing.delete(exchange.key)
+    if (exchange.refreshing === true) this.refreshing.delete(exchange.key)
     if (exchange.revalidation !== undefined) {
       exchange.revalidation.settle(undefined) // a no-op once settled with the response
-      if (revalidations.get(exchange.key) === exchange.revalidation) revalidations.delete(exchange.key)
+      if (this.revalidations.get(exchange.key) === exchange.revalidation) this.revalidations.delete(exchange.key)
     }
   }
 
@@ -521,9 +570,9 @@ async function httpCachePlugin (app: FastifyInstance, options: HttpCachePluginOp
    * A hit: the stored bytes and the headers computed once per entry (replayed ones, ETag,
    * Cache-Control, Vary, Surrogate-Key); only Age and x-cache are per request.
    */
-  function serve (request: FastifyRequest, reply: FastifyReply, entry: StoredResponse, { route, tags }: Exchange, verdict: 'HIT' | 'STALE'): void {
-    if (verdict === 'HIT') store.stats.hits++
-    else store.stats.staleHits++
+  private serve (request: FastifyRequest, reply: FastifyReply, entry: StoredResponse, { route, tags }: Exchange, verdict: 'HIT' | 'STALE'): void {
+    if (verdict === 'HIT') this.stats.hits++
+    else this.stats.staleHits++
     let ready = prepared.get(entry)
     if (ready === undefined) {
       ready = prepare(entry, route, tags)
@@ -537,14 +586,14 @@ async function httpCachePlugin (app: FastifyInstance, options: HttpCachePluginOp
       reply.send(ready.body)
       return
     }
-    store.stats.notModified++
+    this.stats.notModified++
     reply.code(304)
     reply.removeHeader('content-type')
     reply.send(request.method === 'HEAD' ? '' : undefined)
   }
 
   /** Sets the cache headers; answers 304 (returning no body) when the client's copy is current. */
-  function respond (request: FastifyRequest, reply: FastifyReply, entry: StoredResponse, { route, tags }: Exchange,
+  private respond (request: FastifyRequest, reply: FastifyReply, entry: StoredResponse, { route, tags }: Exchange,
     verdict: Verdict, body: unknown): unknown {
     const { policy } = route
     const ageS = Math.max(0, Math.floor((Date.now() - entry.storedAt) / 1000))
@@ -555,7 +604,7 @@ async function httpCachePlugin (app: FastifyInstance, options: HttpCachePluginOp
     if (tags.length > 0) reply.header('surrogate-key', surrogateKeyHeader(tags))
     reply.header('x-cache', verdict)
     if (!matchesIfNoneMatch(request.headers['if-none-match'], entry.etag)) return body
-    store.stats.notModified++
+    this.stats.notModified++
     reply.code(304)
     reply.removeHeader('content-type')
     reply.removeHeader('content-length')
@@ -563,37 +612,38 @@ async function httpCachePlugin (app: FastifyInstance, options: HttpCachePluginOp
     return request.method === 'HEAD' ? '' : null
   }
 
-  function bypass (reply: FastifyReply, reason: string): undefined {
-    store.stats.bypasses++
+  private bypass (reply: FastifyReply, reason: string): undefined {
+    this.stats.bypasses++
     if (httpCacheChannel.start.hasSubscribers) noteHttpCacheBypass(reason)
     reply.header('x-cache', 'BYPASS')
     return undefined
   }
 
   /** Stale-while-revalidate: one background GET per key and process, through the whole route (auth included). */
-  function refreshInBackground (request: FastifyRequest, exchange: Exchange): void {
+  private refreshInBackground (request: FastifyRequest, exchange: Exchange): void {
     const { key } = exchange
-    if (refreshing.has(key) || closing) return
-    refreshing.add(key)
+    if (this.refreshing.has(key) || this.closing) return
+    this.refreshing.add(key)
     const once = randomBytes(18).toString('base64url')
-    pendingRefreshes.set(once, exchange)
+    this.pendingRefreshes.set(once, exchange)
     const headers: Record<string, string | string[] | undefined> = { ...request.headers, [REFRESH_HEADER]: once }
     for (const name of ['if-none-match', 'if-modified-since', 'content-length', 'transfer-encoding', 'connection', 'expect']) {
       delete headers[name]
     }
     // From the peer the client's request came from (its proxy, when there is one) with the same
     // X-Forwarded-* headers: the handler resolves the same ip, protocol and host as the client's did.
-    app.inject({ method: 'GET', url: request.url, headers, remoteAddress: request.raw.socket?.remoteAddress ?? request.ip })
+    this.app.inject({ method: 'GET', url: request.url, headers, remoteAddress: request.raw.socket?.remoteAddress ?? request.ip })
       .then((response) => {
         if (response.statusCode >= 400) request.log.warn({ statusCode: response.statusCode }, 'http cache: background refresh failed; the stale response stays')
       }, (err: unknown) => request.log.warn({ err }, 'http cache: background refresh failed; the stale response stays'))
       .finally(() => {
-        pendingRefreshes.delete(once) // answered before reaching lookup (auth, rate limit): never valid again
-        refreshing.delete(key)
+        this.pendingRefreshes.delete(once) // answered before reaching lookup (auth, rate limit): never valid again
+        this.refreshing.delete(key)
       })
   }
 
-  async function invalidate (request: FastifyRequest, reply: FastifyReply, payload: unknown, source: TagSource<FastifyRequest>): Promise<unknown> {
+  /** onSend of a write route: after a 2xx, every stored response carrying one of its tags becomes a miss. */
+  async invalidate (request: FastifyRequest, reply: FastifyReply, payload: unknown, source: TagSource<FastifyRequest>): Promise<unknown> {
     if (!INVALIDATING_METHODS.has(request.method) || reply.statusCode < 200 || reply.statusCode > 299) return payload
     let tags: string[]
     try {
@@ -603,7 +653,7 @@ async function httpCachePlugin (app: FastifyInstance, options: HttpCachePluginOp
       return payload
     }
     // Awaited (bounded by the cache's Redis timeout) so a client that got its 2xx reads the new data.
-    await store.invalidate(tags)
+    await this.store.invalidate(tags)
     return payload
   }
 
@@ -611,29 +661,51 @@ async function httpCachePlugin (app: FastifyInstance, options: HttpCachePluginOp
    * Sessions and rate limits on a noeviction Redis fail their writes once it is full; an uncapped
    * route lets a crawler fill it with random query strings. Checked once the routes are known.
    */
-  async function warnIfUncappedOnNoeviction (): Promise<void> {
-    const { main, cache } = app.redisConnections
-    if ((uncapped.length === 0 && cappedBytes === 0) || main === undefined || cache !== main) return
-    const check = async (): Promise<void> => {
-      // INFO, not CONFIG GET: the least-privilege ACL and managed Redis refuse CONFIG.
-      const memory = await readMemory(main)
-      if (memory?.policy !== 'noeviction') return
-      if (uncapped.length > 0) {
-        log.warn({ routes: uncapped },
-          `http cache: ${uncapped.join('; ')} ${uncapped.length === 1 ? 'has' : 'have'} no maxEntries/maxBytes cap and share the noeviction Redis that holds sessions and rate limits: a client sending random query strings can fill it until session writes fail. Set a cap, or put the cache on its own allkeys-lru instance (REDIS_CACHE_URL)`)
-        return
-      }
-      // Caps that never engage before a small Redis is full protect nothing: it refuses writes (OOM) first.
-      const mayWrite = Math.min(cappedBytes, total.maxBytes)
-      const room = memory.maxBytes - memory.usedBytes
-      if (memory.maxBytes > 0 && mayWrite > room) {
-        log.warn({ httpCache: { mayWriteBytes: mayWrite, maxmemoryBytes: memory.maxBytes, usedBytes: memory.usedBytes } },
-          `http cache: its caps let it write ${mib(mayWrite)} to Redis (per route maxBytes, maxBytesTotal), more than the ${mib(Math.max(0, room))} that maxmemory ${mib(memory.maxBytes)} leaves under noeviction: Redis would refuse writes (OOM) before the caps engage, and sessions and rate limits would fail. Lower maxBytesPerRoute or maxBytesTotal, raise maxmemory, or put the cache on its own allkeys-lru instance (REDIS_CACHE_URL)`)
-      }
-    }
-    if (main.status === 'ready') await check()
-    else main.once('ready', () => { check().catch(() => {}) })
+  async warnIfUncappedOnNoeviction (): Promise<void> {
+    const { main, cache } = this.app.redisConnections
+    if ((this.uncapped.length === 0 && this.cappedBytes === 0) || main === undefined || cache !== main) return
+    if (main.status === 'ready') await this.checkNoeviction(main)
+    else main.once('ready', () => { this.checkNoeviction(main).catch(() => {}) })
   }
+
+  private async checkNoeviction (main: Parameters<typeof readMemory>[0]): Promise<void> {
+    const { uncapped, log } = this
+    // INFO, not CONFIG GET: the least-privilege ACL and managed Redis refuse CONFIG.
+    const memory = await readMemory(main)
+    if (memory?.policy !== 'noeviction') return
+    if (uncapped.length > 0) {
+      log.warn({ routes: uncapped },
+        `http cache: ${uncapped.join('; ')} ${uncapped.length === 1 ? 'has' : 'have'} no maxEntries/maxBytes cap and share the noeviction Redis that holds sessions and rate limits: a client sending random query strings can fill it until session writes fail. Set a cap, or put the cache on its own allkeys-lru instance (REDIS_CACHE_URL)`)
+      return
+    }
+    // Caps that never engage before a small Redis is full protect nothing: it refuses writes (OOM) first.
+    const mayWrite = Math.min(this.cappedBytes, this.total.maxBytes)
+    const room = memory.maxBytes - memory.usedBytes
+    if (memory.maxBytes > 0 && mayWrite > room) {
+      log.warn({ httpCache: { mayWriteBytes: mayWrite, maxmemoryBytes: memory.maxBytes, usedBytes: memory.usedBytes } },
+        `http cache: its caps let it write ${mib(mayWrite)} to Redis (per route maxBytes, maxBytesTotal), more than the ${mib(Math.max(0, room))} that maxmemory ${mib(memory.maxBytes)} leaves under noeviction: Redis would refuse writes (OOM) before the caps engage, and sessions and rate limits would fail. Lower maxBytesPerRoute or maxBytesTotal, raise maxmemory, or put the cache on its own allkeys-lru instance (REDIS_CACHE_URL)`)
+    }
+  }
+}
+
+/** The entry a response is stored as: replayable headers, the body as text or base64, its ETag. */
+function storedResponseOf (status: number, headers: ReturnType<FastifyReply['getHeaders']>, payload: unknown, omit: ReadonlySet<string>): StoredResponse {
+  const body = typeof payload === 'string' || Buffer.isBuffer(payload) ? payload : ''
+  return {
+    status,
+    headers: replayableHeaders(headers, omit),
+    body: typeof body === 'string' ? body : body.toString('base64'),
+    encoding: typeof body === 'string' ? 'utf8' : 'base64',
+    // A handler that sets its own validator knows the resource better than a hash does.
+    etag: typeof headers.etag === 'string' ? headers.etag : computeEtag(body),
+    storedAt: Date.now()
+  }
+}
+
+/** A response Node will refuse to send fails as this request's 500; stored, every hit would fail too. */
+function unsendable (headers: ReturnType<FastifyReply['getHeaders']>): { reason: string, bypass: boolean } | undefined {
+  const name = unsendableHeader(headers)
+  return name === undefined ? undefined : { reason: `header ${name} cannot be sent`, bypass: true }
 }
 
 /**

@@ -1,5 +1,8 @@
 // app.locks: single-instance Redis locks with fencing tokens (lib/locks/locks.ts) on the main connection;
 // in-process without Redis. Locks still held at close are released (bounded by the command timeout).
+//
+// Lifecycle (locksPlugin): decorates app.locks; no request hooks; onClose releases the locks still
+// held (the connection is the redis plugin's, or the app's client, left open).
 import fp from 'fastify-plugin'
 import { featureConnection, type RedisClient } from './redis.js'
 import type { FastifyInstance } from 'fastify'

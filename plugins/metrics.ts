@@ -1,6 +1,13 @@
 // Prometheus metrics for every layer (issue 8): a per-app registry, HTTP timings by route pattern,
 // Redis state and command timings, and the features' own counters read at scrape time. Registered
 // last in the suite, so every feature that is present can be found, and none depends on it.
+//
+// Lifecycle (metricsPlugin; nothing at all with METRICS_ENABLED=false):
+//   decorates  app.metrics; request slot kStartedAt (0)
+//   onRequest  startClock (global); onSend timeUnmatched (global, 404s only)
+//   onRoute    appends the route's own onSend that records its timing by route pattern (timeRequests)
+//   routes     GET <path> on the app, or (METRICS_PORT) a server of its own started at onReady
+//   onClose    stops the Redis command tracing, closes that server, clears the registry
 import fp from 'fastify-plugin'
 import type { Server } from 'node:http'
 import type { FastifyInstance, FastifyRequest, onSendHookHandler } from 'fastify'
@@ -37,57 +44,14 @@ async function metricsPlugin (app: FastifyInstance, options: MetricsPluginOption
     log.info('metrics: off (METRICS_ENABLED=false), /metrics is not served')
     return
   }
-
   const metrics = new SuiteMetrics({
     processMetrics: options.processMetrics,
-    sources: {
-      redisState: () => app.redisState,
-      cacheStats: statsOf<CacheStats>(app, 'cache'),
-      rateLimitStats: statsOf<Partial<RateLimitStats>>(app, 'rateLimits') ?? statsOf<Partial<RateLimitStats>>(app, 'rateLimit'),
-      sessionStats: statsOf<Record<string, unknown>>(app, 'sessions'),
-      httpCacheStats: statsOf<Record<string, unknown>>(app, 'httpCache'),
-      pubsubStats: statsOf<Record<string, unknown>>(app, 'pubsub'),
-      presenceStats: statsOf<Record<string, unknown>>(app, 'presence'),
-      lockStats: statsOf<Record<string, unknown>>(app, 'locks')
-    } satisfies MetricSources,
+    sources: metricSources(app),
     onSourceError: (source, err) => log.warn({ source, err: { message: (err as Error)?.message } }, `metrics: reading ${source} stats failed; the scrape went on without them`)
   })
   app.decorate('metrics', metrics)
-
-  // Request timing without an onResponse hook: any onResponse hook makes Fastify attach 'finish' and
-  // 'error' listeners to every response and run a hook chain after it, which cost a plain route
-  // ~3 µs of CPU (~12 %; node with @fastify/cookie, autocannon -c 20, /proc CPU time per request),
-  // while an onRequest and an onSend hook appended to the chains @fastify/cookie already has cost
-  // ~0.8 µs. So the clock starts at onRequest and stops when the response is handed over (onSend):
-  // the socket write itself, and a streamed body after its start, are not in the figure.
-  // The route's own onSend (its pattern bound at registration: request.routeOptions builds a fresh
-  // object per read) records matched requests; the global one only 404s, because Fastify gives the
-  // not-found handler the instance's global hooks and nothing else. Routes registered before this
-  // plugin are not timed (the suite registers metrics before its own routes). A hijacked reply (SSE)
-  // never reaches onSend and is not timed.
-  app.decorateRequest(kStartedAt, 0)
-  app.addHook('onRequest', function startClock (request, _reply, done) {
-    (request as TimedRequest)[kStartedAt] = performance.now()
-    done()
-  })
-  app.addHook('onSend', function timeUnmatched (request, reply, _payload, done) {
-    if (request.is404) stopClock(request as TimedRequest, reply.statusCode, (method, statusCode, seconds) => { metrics.observeRequest(method, undefined, statusCode, seconds) })
-    done()
-  })
-  app.addHook('onRoute', (route) => {
-    const record = metrics.requestRecorder(route.url)
-    const timing: onSendHookHandler = (request, reply, _payload, done) => {
-      stopClock(request as TimedRequest, reply.statusCode, record)
-      done()
-    }
-    route.onSend = route.onSend === undefined ? [timing] : [...(Array.isArray(route.onSend) ? route.onSend : [route.onSend]), timing]
-  })
-
-  const { main, cache } = app.redisConnections
-  const traced: Array<{ name: string, client: RedisClient }> = []
-  if (main !== undefined) traced.push({ name: 'main', client: main })
-  if (cache !== undefined && cache !== main) traced.push({ name: 'cache', client: cache })
-  const untrace = traced.length === 0 || options.redisCommands === false ? undefined : traceRedisCommands(traced, (...args) => metrics.observeRedisCommand(...args))
+  timeRequests(app, metrics)
+  const untrace = options.redisCommands === false ? undefined : traceSuiteRedis(app, metrics)
 
   const token = config.METRICS_TOKEN
   const port = config.METRICS_PORT
@@ -107,6 +71,62 @@ async function metricsPlugin (app: FastifyInstance, options: MetricsPluginOption
     untrace?.()
     if (server !== undefined) await closeMetricsServer(server)
     metrics.registry.clear()
+  })
+}
+
+/** Each feature's counters, read at scrape time from the features registered before this plugin. */
+function metricSources (app: FastifyInstance): MetricSources {
+  return {
+    redisState: () => app.redisState,
+    cacheStats: statsOf<CacheStats>(app, 'cache'),
+    rateLimitStats: statsOf<Partial<RateLimitStats>>(app, 'rateLimits') ?? statsOf<Partial<RateLimitStats>>(app, 'rateLimit'),
+    sessionStats: statsOf<Record<string, unknown>>(app, 'sessions'),
+    httpCacheStats: statsOf<Record<string, unknown>>(app, 'httpCache'),
+    pubsubStats: statsOf<Record<string, unknown>>(app, 'pubsub'),
+    presenceStats: statsOf<Record<string, unknown>>(app, 'presence'),
+    lockStats: statsOf<Record<string, unknown>>(app, 'locks')
+  }
+}
+
+/** Times the suite's Redis connections' commands (main, and the cache's when separate); returns the stop. */
+function traceSuiteRedis (app: FastifyInstance, metrics: SuiteMetrics): (() => void) | undefined {
+  const { main, cache } = app.redisConnections
+  const traced: Array<{ name: string, client: RedisClient }> = []
+  if (main !== undefined) traced.push({ name: 'main', client: main })
+  if (cache !== undefined && cache !== main) traced.push({ name: 'cache', client: cache })
+  return traced.length === 0 ? undefined : traceRedisCommands(traced, (...args) => metrics.observeRedisCommand(...args))
+}
+
+/**
+ * Request timing without an onResponse hook: any onResponse hook makes Fastify attach 'finish' and
+ * 'error' listeners to every response and run a hook chain after it, which cost a plain route
+ * ~3 µs of CPU (~12 %; node with @fastify/cookie, autocannon -c 20, /proc CPU time per request),
+ * while an onRequest and an onSend hook appended to the chains @fastify/cookie already has cost
+ * ~0.8 µs. So the clock starts at onRequest and stops when the response is handed over (onSend):
+ * the socket write itself, and a streamed body after its start, are not in the figure.
+ * The route's own onSend (its pattern bound at registration: request.routeOptions builds a fresh
+ * object per read) records matched requests; the global one only 404s, because Fastify gives the
+ * not-found handler the instance's global hooks and nothing else. Routes registered before this
+ * plugin are not timed (the suite registers metrics before its own routes). A hijacked reply (SSE)
+ * never reaches onSend and is not timed.
+ */
+function timeRequests (app: FastifyInstance, metrics: SuiteMetrics): void {
+  app.decorateRequest(kStartedAt, 0)
+  app.addHook('onRequest', function startClock (request, _reply, done) {
+    (request as TimedRequest)[kStartedAt] = performance.now()
+    done()
+  })
+  app.addHook('onSend', function timeUnmatched (request, reply, _payload, done) {
+    if (request.is404) stopClock(request as TimedRequest, reply.statusCode, (method, statusCode, seconds) => { metrics.observeRequest(method, undefined, statusCode, seconds) })
+    done()
+  })
+  app.addHook('onRoute', (route) => {
+    const record = metrics.requestRecorder(route.url)
+    const timing: onSendHookHandler = (request, reply, _payload, done) => {
+      stopClock(request as TimedRequest, reply.statusCode, record)
+      done()
+    }
+    route.onSend = route.onSend === undefined ? [timing] : [...(Array.isArray(route.onSend) ? route.onSend : [route.onSend]), timing]
   })
 }
 

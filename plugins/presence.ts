@@ -1,4 +1,7 @@
 // app.presence: who is in a room (lib/realtime/presence.ts), on the main connection; in-process without Redis.
+//
+// Lifecycle (presencePlugin): decorates app.presence; no hooks; nothing of its own to close (the
+// connection is the redis plugin's, or the app's client, left open).
 import fp from 'fastify-plugin'
 import { featureConnection, type RedisClient } from './redis.js'
 import { suiteLogOptions } from '../lib/config/index.js'

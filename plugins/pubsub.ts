@@ -1,6 +1,9 @@
 // app.pubsub: typed pub/sub and streams (lib/realtime/pubsub.ts, lib/realtime/streams.ts). PUBLISH goes on the main
 // connection, SUBSCRIBE on the app's dedicated subscriber (made on first subscribe), each stream
 // consumer gets its own connection for blocking reads. Without Redis: in-process, same API.
+//
+// Lifecycle (pubsubPlugin): decorates app.pubsub; no request hooks; onClose closes it (its
+// subscriptions and stream consumers) and quits its own subscriber (made on an app's client) within a bound.
 import fp from 'fastify-plugin'
 import type { FastifyInstance } from 'fastify'
 import type { Cluster, Redis } from 'ioredis'

@@ -5,6 +5,14 @@
 // keyed by the session's user id, else by client IP (TRUST_PROXY-aware, IPv6 by /64).
 // @fastify/rate-limit provides `app.createRateLimit()` and `app.rateLimit()` on the same store; it is
 // run inside a child context that has no routes, so it never adds a second hook to our routes.
+//
+// Lifecycle (rateLimitPlugin):
+//   decorates  app.rateLimits (the store, its mode and counters); app.createRateLimit and app.rateLimit
+//              (registerUpstream: @fastify/rate-limit on a child context, on the suite's store)
+//   onRoute    RouteLimits.wireRoute resolves the route's limit (global, its own, or its policies) and
+//              adds one hook: routeHook or policiesHook, at onRequest unless config.rateLimit.hook says
+//   onReady    takes the HTTP cache's isRefresh, when the HTTP cache is registered (its refreshes are not counted)
+//   onClose    closes the store (the duplicate connection of its time budget, when it opened one)
 import fp from 'fastify-plugin'
 import fastifyRateLimit from '@fastify/rate-limit'
 // Keeps @fastify/rate-limit's declaration merging (config.rateLimit) in this module's .d.ts, for apps that do not install it.
@@ -328,6 +336,21 @@ async function rateLimitPlugin (app: FastifyInstance, options: RateLimitPluginOp
   if (app.hasPlugin('@fastify/rate-limit') || app.hasDecorator('createRateLimit')) {
     throw new PluginConflictError('@fastify/rate-limit is already registered and reads every route\'s config.rateLimit: register the suite with { rateLimit: false } to keep it, or remove it to use the suite\'s limits (which provide app.rateLimit and app.createRateLimit too)')
   }
+  const { store, redis } = openRateLimitStore(app, options)
+  app.decorate('rateLimits', { store, mode: store.mode, backend: store.backend, stats: () => store.stats() })
+  app.addHook('onClose', async () => { await store.close() })
+  // Waiting for the budget connection of a Redis that did not answer boot only delays start-up.
+  if (redis?.status === 'ready') await store.ready()
+
+  const limits = new RouteLimits(store, app.config, options)
+  // The HTTP cache's background refresh is the server's work, not the client's; absent when the app left the HTTP cache out.
+  const refresh: RefreshCheck = { isRefresh: undefined }
+  app.addHook('onReady', async () => { refresh.isRefresh = app.hasDecorator('httpCache') ? app.httpCache.isRefresh : undefined })
+  app.addHook('onRoute', (route) => { limits.wireRoute(route, refresh) })
+  await registerUpstream(app, store, limits)
+}
+
+function openRateLimitStore (app: FastifyInstance, options: RateLimitPluginOptions): { store: RateLimitStore, redis: RedisClient | undefined } {
   const config = app.config
   const connection = featureConnection(app, options.client)
   const redis = connection.redis
@@ -344,38 +367,75 @@ async function rateLimitPlugin (app: FastifyInstance, options: RateLimitPluginOp
     logger: app.log.child({ plugin: 'rate-limit' }, suiteLogOptions(app.config)),
     onDecision: options.onDecision
   })
-  app.decorate('rateLimits', { store, mode: store.mode, backend: store.backend, stats: () => store.stats() })
-  app.addHook('onClose', async () => { await store.close() })
-  // Waiting for the budget connection of a Redis that did not answer boot only delays start-up.
-  if (redis?.status === 'ready') await store.ready()
+  return { store, redis }
+}
 
-  const allowedIp = buildAllowList(config.RATE_LIMIT_ALLOW_LIST)
-  const extraList = options.allowList
+/** RATE_LIMIT_ALLOW_LIST and the plugin's allowList as one check, made once; undefined when neither is set. */
+function suiteAllowCheck (allowList: string[], extraList: RateLimitPluginOptions['allowList']): AllowCheck | undefined {
+  const allowedIp = buildAllowList(allowList)
   const extraAllow: AllowCheck | undefined = Array.isArray(extraList) ? (_request, key) => extraList.includes(key) : extraList
-  // @fastify/rate-limit's plugin-wide settings, which its routes inherit unless they set their own.
-  const defaults: RateLimitOptions = {}
-  if (options.errorResponseBuilder !== undefined) defaults.errorResponseBuilder = options.errorResponseBuilder
-  if (options.continueExceeding !== undefined) defaults.continueExceeding = options.continueExceeding
-  if (options.exponentialBackoff !== undefined) defaults.exponentialBackoff = options.exponentialBackoff
-  if (options.ban !== undefined) defaults.ban = options.ban
-  const suiteAllow: AllowCheck | undefined = allowedIp === undefined && extraAllow === undefined
+  return allowedIp === undefined && extraAllow === undefined
     ? undefined
     : (request, key) => allowedIp?.(request.ip) === true || (extraAllow !== undefined && extraAllow(request, key))
-  const ipv6Subnet = options.ipv6Subnet ?? 64
-  const keyGenerator: KeyGenerator = options.keyGenerator ?? ((request) => rateLimitKey(request, ipv6Subnet))
-  const exempt = options.exemptRoutes ?? ['/health', '/metrics']
-  const legacy = config.RATE_LIMIT_LEGACY_HEADERS
+}
 
-  const resolve = (routeLimit: RateLimitOptions, route: RouteOptions | undefined): RouteLimit => {
+/**
+ * The plugin's settings, and each route's limit resolved from them when the route is added (onRoute):
+ * its bound limit, key, allow list and headers, then its one route hook (routeHook, policiesHook).
+ */
+class RouteLimits {
+  /** @fastify/rate-limit's plugin-wide settings, which its routes inherit unless they set their own. */
+  readonly defaults: RateLimitOptions = {}
+  readonly suiteAllow: AllowCheck | undefined
+  readonly keyGenerator: KeyGenerator
+  private readonly exempt: string[]
+  private globalLimit: RouteLimit | undefined
+
+  constructor (private readonly store: RateLimitStore, readonly config: FastifyInstance['config'], options: RateLimitPluginOptions) {
+    if (options.errorResponseBuilder !== undefined) this.defaults.errorResponseBuilder = options.errorResponseBuilder
+    if (options.continueExceeding !== undefined) this.defaults.continueExceeding = options.continueExceeding
+    if (options.exponentialBackoff !== undefined) this.defaults.exponentialBackoff = options.exponentialBackoff
+    if (options.ban !== undefined) this.defaults.ban = options.ban
+    this.suiteAllow = suiteAllowCheck(config.RATE_LIMIT_ALLOW_LIST, options.allowList)
+    const ipv6Subnet = options.ipv6Subnet ?? 64
+    this.keyGenerator = options.keyGenerator ?? ((request) => rateLimitKey(request, ipv6Subnet))
+    this.exempt = options.exemptRoutes ?? ['/health', '/metrics']
+  }
+
+  /** onRoute: the global limit, the route's own, or its policies; none on `rateLimit: false` and exempt routes. */
+  wireRoute (route: RouteOptions, refresh: RefreshCheck): void {
+    const limit = route.config?.rateLimit
+    if (limit === false) return
+    if (limit == null) {
+      if (!this.config.RATE_LIMIT_GLOBAL || this.exempt.some((prefix) => isUnder(route.url, prefix))) return
+      this.globalLimit ??= this.resolve({}, undefined)
+      addRouteHook(route, 'onRequest', routeHook(this.globalLimit, refresh))
+      return
+    }
+    const policies = limit.policies
+    if (policies !== undefined) {
+      checkRouteOptions(limit, `${[route.method].flat().join(',')} ${route.url}`)
+      addRouteHook(route, limit.hook ?? 'onRequest', policiesHook(this.resolvePolicies(limit, route, policies), refresh))
+      return
+    }
+    addRouteHook(route, limit.hook ?? 'onRequest', routeHook(this.resolve(limit, route), refresh))
+  }
+
+  private allowOf (allowList: RateLimitOptions['allowList']): AllowCheck | undefined {
+    return allowList === undefined ? this.suiteAllow : Array.isArray(allowList) ? (_request, key) => allowList.includes(key) : allowList
+  }
+
+  private resolve (routeLimit: RateLimitOptions, route: RouteOptions | undefined): RouteLimit {
+    const config = this.config
     if (route !== undefined) checkRouteOptions(routeLimit, `${[route.method].flat().join(',')} ${route.url}`)
-    const limit: RateLimitOptions = { ...defaults, ...routeLimit }
+    const limit: RateLimitOptions = { ...this.defaults, ...routeLimit }
     // The auth preset's max on a route is the configured one, fixed now (so its headers are built once too).
     const max: MaxSetting = limit.max === authMax ? config.RATE_LIMIT_AUTH_MAX : limit.max ?? config.RATE_LIMIT_MAX
     const timeWindow = windowOf(limit.timeWindow, config.RATE_LIMIT_WINDOW)
     const limiter = limit.limiter
     const policyName = route === undefined ? 'default' : limiter?.policy ?? 'route'
     const methods = route === undefined ? '' : scopeMethods(route.method)
-    const bound = store.limit({
+    const bound = this.store.limit({
       max: typeof max === 'number' ? max : 0,
       timeWindow: typeof timeWindow === 'number' ? timeWindow : 60_000,
       scope: limiter?.scope ?? (route === undefined ? 'global' : `${methods}${route.url}`),
@@ -384,68 +444,49 @@ async function rateLimitPlugin (app: FastifyInstance, options: RateLimitPluginOp
       continueExceeding: limit.continueExceeding,
       exponentialBackoff: limit.exponentialBackoff
     })
-    const allowList = limit.allowList
     return {
       limit: bound,
       max,
       timeWindow,
-      keyGenerator: limit.keyGenerator ?? keyGenerator,
-      allow: allowList === undefined ? suiteAllow : Array.isArray(allowList) ? (_request, key) => allowList.includes(key) : allowList,
+      keyGenerator: limit.keyGenerator ?? this.keyGenerator,
+      allow: this.allowOf(limit.allowList),
       groupId: limit.groupId ?? '',
       policyHeader: typeof max === 'number' && typeof timeWindow === 'number' ? formatRateLimitPolicy(policyName, max, timeWindow) : undefined,
       policyName,
       rate: rateLimitFormatter(policyName),
-      legacy,
+      legacy: config.RATE_LIMIT_LEGACY_HEADERS,
       countBan: typeof limit.ban === 'number' && limit.ban >= 0 ? Math.trunc(limit.ban) : -1,
       options: limit
     }
   }
-  const resolvePolicies = (routeLimit: RateLimitOptions, route: RouteOptions, policies: RatePolicy[]): RoutePolicies => {
+
+  private resolvePolicies (routeLimit: RateLimitOptions, route: RouteOptions, policies: RatePolicy[]): RoutePolicies {
     const where = `${[route.method].flat().join(',')} ${route.url}`
     const methods = scopeMethods(route.method)
-    const limit: RateLimitOptions = { ...defaults, ...routeLimit }
-    const allowList = limit.allowList
+    const limit: RateLimitOptions = { ...this.defaults, ...routeLimit }
     return {
-      bound: store.policies(policies.map((policy) => ({
+      bound: this.store.policies(policies.map((policy) => ({
         max: policy.max,
         timeWindow: parseDuration(policy.timeWindow, `config.rateLimit.policies "${policy.name}".timeWindow of ${where}`),
         scope: policy.scope ?? `${methods}${route.url}#${policy.name}`,
         algorithm: policy.algorithm,
         dryRun: policy.dryRun
       }))),
-      keyGenerators: policies.map((policy) => policy.keyGenerator ?? keyGenerator),
+      keyGenerators: policies.map((policy) => policy.keyGenerator ?? this.keyGenerator),
       costs: policies.map((policy) => policy.cost ?? 1),
-      allow: allowList === undefined ? suiteAllow : Array.isArray(allowList) ? (_request, key) => allowList.includes(key) : allowList,
+      allow: this.allowOf(limit.allowList),
       policyHeader: policies.map((policy) => formatRateLimitPolicy(policy.name, policy.max, parseDuration(policy.timeWindow, 'timeWindow'))).join(', '),
       rates: policies.map((policy) => rateLimitFormatter(policy.name)),
       options: limit
     }
   }
-  let globalLimit: RouteLimit | undefined
-  // The HTTP cache's background refresh is the server's work, not the client's; absent when the app left the HTTP cache out.
-  const refresh: RefreshCheck = { isRefresh: undefined }
-  app.addHook('onReady', async () => { refresh.isRefresh = app.hasDecorator('httpCache') ? app.httpCache.isRefresh : undefined })
+}
 
-  app.addHook('onRoute', (route) => {
-    const limit = route.config?.rateLimit
-    if (limit === false) return
-    if (limit == null) {
-      if (!config.RATE_LIMIT_GLOBAL || exempt.some((prefix) => isUnder(route.url, prefix))) return
-      globalLimit ??= resolve({}, undefined)
-      addRouteHook(route, 'onRequest', routeHook(globalLimit, refresh))
-      return
-    }
-    const policies = limit.policies
-    if (policies !== undefined) {
-      checkRouteOptions(limit, `${[route.method].flat().join(',')} ${route.url}`)
-      addRouteHook(route, limit.hook ?? 'onRequest', policiesHook(resolvePolicies(limit, route, policies), refresh))
-      return
-    }
-    addRouteHook(route, limit.hook ?? 'onRequest', routeHook(resolve(limit, route), refresh))
-  })
-
-  // app.createRateLimit() and app.rateLimit(), on the same store. Called directly on a child context
-  // (not registered, which fastify-plugin would hoist to ours), its onRoute hook sees no route of ours.
+/**
+ * app.createRateLimit() and app.rateLimit(), on the same store. Called directly on a child context
+ * (not registered, which fastify-plugin would hoist to ours), its onRoute hook sees no route of ours.
+ */
+async function registerUpstream (app: FastifyInstance, store: RateLimitStore, { config, defaults, keyGenerator, suiteAllow }: RouteLimits): Promise<void> {
   const upstream: UpstreamOptions = {
     global: false,
     max: config.RATE_LIMIT_MAX,
@@ -463,26 +504,25 @@ async function rateLimitPlugin (app: FastifyInstance, options: RateLimitPluginOp
     await (fastifyRateLimit as unknown as (instance: FastifyInstance, settings: UpstreamOptions) => Promise<void>)(child, upstream)
     api = child
   })
-  if (api !== undefined) {
-    const create = api.createRateLimit
-    // reward/penalty on each limiter: the same counter as @fastify/rate-limit's store child counts on.
-    app.decorate('createRateLimit', function createRateLimit (limitOptions?: Parameters<FastifyInstance['createRateLimit']>[0]): SuiteRateLimiter {
-      const check = create(limitOptions) as SuiteRateLimiter
-      const given = (limitOptions ?? {}) as RateLimitOptions
-      const bound = boundLimitOf(store, {
-        ...defaults,
-        max: config.RATE_LIMIT_MAX,
-        timeWindow: config.RATE_LIMIT_WINDOW,
-        ...given,
-        ...(typeof given.timeWindow === 'string' ? { timeWindow: parseDuration(given.timeWindow, 'createRateLimit timeWindow') } : {}),
-        routeInfo: {}
-      })
-      check.reward = async (key, n = 1) => { await bound.adjust(key, -n) }
-      check.penalty = async (key, n = 1) => { await bound.adjust(key, n) }
-      return check
-    } as FastifyInstance['createRateLimit'])
-    app.decorate('rateLimit', api.rateLimit)
-  }
+  if (api === undefined) return
+  const create = api.createRateLimit
+  // reward/penalty on each limiter: the same counter as @fastify/rate-limit's store child counts on.
+  app.decorate('createRateLimit', function createRateLimit (limitOptions?: Parameters<FastifyInstance['createRateLimit']>[0]): SuiteRateLimiter {
+    const check = create(limitOptions) as SuiteRateLimiter
+    const given = (limitOptions ?? {}) as RateLimitOptions
+    const bound = boundLimitOf(store, {
+      ...defaults,
+      max: config.RATE_LIMIT_MAX,
+      timeWindow: config.RATE_LIMIT_WINDOW,
+      ...given,
+      ...(typeof given.timeWindow === 'string' ? { timeWindow: parseDuration(given.timeWindow, 'createRateLimit timeWindow') } : {}),
+      routeInfo: {}
+    })
+    check.reward = async (key, n = 1) => { await bound.adjust(key, -n) }
+    check.penalty = async (key, n = 1) => { await bound.adjust(key, n) }
+    return check
+  } as FastifyInstance['createRateLimit'])
+  app.decorate('rateLimit', api.rateLimit)
 }
 
 /**

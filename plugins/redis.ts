@@ -1,5 +1,18 @@
 // The Redis connection: builds a bounded ioredis client from app.config, waits for it at boot with a
 // clear error (or starts degraded), keeps the live state, and quits within a bound on close.
+//
+// Lifecycle (redisPlugin), one of three ways:
+//   the app's client (useAppClient): bounded commands on it, a monitor, app.redis unless taken;
+//     waits for it at registration (REDIS_WAIT_ON_BOOT); onClose quits what the suite made from it
+//     (subscriber, created connections) and the client itself only with closeClient
+//   no Redis (useMemory): the state says 'memory'; no hooks
+//   its own clients (openOwnRedis): the main client (its failover waits, Sentinel watch, refusal
+//     tracking, monitor) and the cache's (REDIS_CACHE_URL); waitOnBoot waits for both (or warns once
+//     and starts degraded); decorateRedis registers @fastify/redis or decorates app.redis
+//   decorates  app.redisState, app.redisMonitor, app.redisConnections (and app.redis, as above)
+//   onClose    stops the monitor and watchers, then quits main, cache and subscriber, then the
+//              connections made by redisConnections.create, each within min(REDIS_COMMAND_TIMEOUT, 2 s)
+//   No request hooks: features read the state and their client.
 import fp from 'fastify-plugin'
 import fastifyRedis from '@fastify/redis'
 // Keeps @fastify/redis's declaration merging in this module's .d.ts, for apps that import this entry point alone.
@@ -73,34 +86,57 @@ const BOOT_PEEK_MS = 500
 async function redisPlugin (app: FastifyInstance, options: RedisPluginOptions = {}): Promise<void> {
   const config = app.config
   const log = app.log.child({ plugin: 'redis' }, suiteLogOptions(app.config))
-  const created: RedisClient[] = []
-  const closeCreated = async (): Promise<void> => {
-    await Promise.all(created.map((client) => quitWithin(client, Math.min(config.REDIS_COMMAND_TIMEOUT, 2_000))))
-  }
-
   if (options.client !== undefined) {
     await useAppClient(app, options.client, options.closeClient === true, log)
     return
   }
-
   if (!isRedisConfigured(config)) {
-    log.warn('No Redis configured (REDIS_URL is not set): running on in-process stores, which are per process and lost on restart')
-    const monitor = new RedisMonitor(undefined, { ...monitorOptions(app, log), mode: 'memory', address: 'in-process' })
-    decorateState(app, monitor, {
-      main: undefined,
-      cache: undefined,
-      subscriber: () => undefined,
-      failoverWaitLeft: () => 0,
-      address: 'in-process',
-      create: () => { throw new RedisSetupError('app.redisConnections.create: no Redis is configured (REDIS_URL is not set)') }
-    })
+    useMemory(app, log)
     return
   }
-
   const tooLong = bootWaitProblem(config.REDIS_WAIT_ON_BOOT, config.REDIS_CONNECT_TIMEOUT, app.initialConfig.pluginTimeout)
   if (tooLong !== undefined) throw new ConfigError([tooLong])
 
-  const plan = buildConnectionPlan(config)
+  const own = openOwnRedis(app, buildConnectionPlan(config), log)
+  if (!config.REDIS_TLS_REJECT_UNAUTHORIZED) {
+    log.warn('REDIS_TLS_REJECT_UNAUTHORIZED=false: the Redis server certificate is not verified')
+  }
+  await waitOnBoot(own, config, log)
+  await decorateRedis(app, own.main, log)
+  decorateState(app, own.monitor, own.connections)
+  app.addHook('onClose', async () => { await own.close() })
+}
+
+/** No Redis configured: the state says so, features run on their in-process stores. */
+function useMemory (app: FastifyInstance, log: FastifyBaseLogger): void {
+  log.warn('No Redis configured (REDIS_URL is not set): running on in-process stores, which are per process and lost on restart')
+  const monitor = new RedisMonitor(undefined, { ...monitorOptions(app, log), mode: 'memory', address: 'in-process' })
+  decorateState(app, monitor, {
+    main: undefined,
+    cache: undefined,
+    subscriber: () => undefined,
+    failoverWaitLeft: () => 0,
+    address: 'in-process',
+    create: () => { throw new RedisSetupError('app.redisConnections.create: no Redis is configured (REDIS_URL is not set)') }
+  })
+}
+
+/** The suite's own clients and what watches them, opened at registration. */
+interface OwnRedis {
+  plan: RedisConnectionPlan
+  main: RedisClient
+  cache: RedisClient
+  cachePlan: RedisConnectionPlan | undefined
+  monitor: RedisMonitor
+  connections: RedisConnections
+  /** onClose: stops the watchers, then quits every client within a bound (main, cache, subscriber, then the created ones). */
+  close: () => Promise<void>
+  /** A boot that failed: stops the watchers and drops the clients at once. */
+  abort: () => void
+}
+
+function openOwnRedis (app: FastifyInstance, plan: RedisConnectionPlan, log: FastifyBaseLogger): OwnRedis {
+  const config = app.config
   const watchingSentinels = plan.mode === 'sentinel' && config.REDIS_FAILOVER_WAIT > 0
   // Our Sentinel watch replaces ioredis' failoverDetector, which drops the connection on every
   // +switch-master any Sentinel publishes (for any master name, and again when a slower Sentinel
@@ -114,14 +150,58 @@ async function redisPlugin (app: FastifyInstance, options: RedisPluginOptions = 
     const duplicate = main.duplicate.bind(main)
     main.duplicate = (override?: Partial<RedisOptions>) => duplicate({ failoverDetector: true, ...override })
   }
-  // Sessions and locks send their commands whatever the state; rate limits and the cache skip Redis
-  // while it is not ready, so only the main client needs the wait. A Cluster follows its failover
-  // inside one command's redirections, which the Cluster wait stretches to the budget.
+  // Its 'close' listener runs before the monitor's: the state still says whether PINGs were answered.
+  const { failoverWait, clusterWait } = failoverWaits(main, plan, config, log, () => monitor.state.status !== 'disconnected')
+  const stopWatching = watchingSentinels && failoverWait !== undefined ? watchSentinelFailover(plan, config, failoverWait, log) : () => {}
+  // Refusals (OOM, MISCONF, READONLY, NOPERM) on the main connection: what sessions and rate limits use.
+  const refusals = new RefusalTracker({ logger: log })
+  const stopRefusals = traceRefusals([main], refusals)
+  const monitor = new RedisMonitor(main, { ...monitorOptions(app, log), mode: plan.mode, address: plan.address, refusals })
+  const extra: RedisClient[] = []
+  const created: RedisClient[] = []
+  const cachePlan = config.REDIS_CACHE_URL === undefined ? undefined : buildConnectionPlan(config, config.REDIS_CACHE_URL, { standalone: true })
+  const cache = cachePlan === undefined ? main : track(extra, createClient(cachePlan))
+  const failoverWaitLeft = failoverWait !== undefined
+    ? () => failoverWait.waitLeft()
+    : clusterWait !== undefined ? () => clusterWait.waitLeft() : () => 0
+  const connections = ownConnections(main, cache, plan, { extra, created, failoverWaitLeft }, app.config, log)
+  // The cache connection's trouble shows as cache misses and in its own log lines, not in health.
+  for (const client of extra) client.on('error', () => {})
+  const stopWatchers = (): void => { monitor.stop(); stopRefusals(); stopWatching() }
+  return {
+    plan,
+    main,
+    cache,
+    cachePlan,
+    monitor,
+    connections,
+    close: async () => {
+      stopWatchers()
+      failoverWait?.detach()
+      clusterWait?.detach()
+      const timeout = Math.min(config.REDIS_COMMAND_TIMEOUT, 2_000)
+      await Promise.all([main, ...extra].map((client) => quitWithin(client, timeout)))
+      await Promise.all(created.map((client) => quitWithin(client, timeout)))
+    },
+    abort: () => {
+      stopWatchers()
+      main.disconnect()
+      for (const client of extra) client.disconnect()
+    }
+  }
+}
+
+/**
+ * Sessions and locks send their commands whatever the state; rate limits and the cache skip Redis
+ * while it is not ready, so only the main client needs the wait. A Cluster follows its failover
+ * inside one command's redirections, which the Cluster wait stretches to the budget.
+ */
+function failoverWaits (main: RedisClient, plan: RedisConnectionPlan, config: FastifyInstance['config'], log: FastifyBaseLogger,
+  answering: () => boolean): { failoverWait: FailoverWait | undefined, clusterWait: ClusterFailoverWait | undefined } {
   const failoverWait = main instanceof Redis
     ? new FailoverWait(main, {
       budgetMs: config.REDIS_FAILOVER_WAIT,
-      // Its 'close' listener runs before the monitor's: the state still says whether PINGs were answered.
-      answering: () => monitor.state.status !== 'disconnected',
+      answering,
       onExpired: (lostForMs, rejected) => {
         log.warn({ redis: { mode: plan.mode, lostForMs, rejected } }, 'REDIS_FAILOVER_WAIT spent and the connection is still down: commands fail fast until it is back')
       }
@@ -136,33 +216,35 @@ async function redisPlugin (app: FastifyInstance, options: RedisPluginOptions = 
       }
     })
     : undefined
-  const stopWatching = watchingSentinels && failoverWait !== undefined
-    ? watchSentinels({
-      sentinels: plan.options.sentinels ?? [],
-      name: config.REDIS_SENTINEL_NAME,
-      connection: sentinelConnection(plan.options),
-      dataConnection: dataNodeConnection(plan.options),
-      onPromoting: () => {
-        if (failoverWait.hold()) log.info({ redis: { mode: plan.mode } }, 'Sentinel failover announced: holding commands until the new master is named')
-      },
-      onPromoted: (oldMaster, newMaster) => {
-        log.info({ redis: { mode: plan.mode, master: `${newMaster.host}:${newMaster.port}` } }, 'Sentinel failover: the promoted replica answers as master; moving to it')
-        failoverWait.promoted(oldMaster, newMaster)
-      },
-      onConfirmed: () => { failoverWait.confirmed() },
-      onSwitched: (host, port) => { failoverWait.switched(host, port) },
-      onSettled: () => { failoverWait.release() }
-    })
-    : () => {}
-  // Refusals (OOM, MISCONF, READONLY, NOPERM) on the main connection: what sessions and rate limits use.
-  const refusals = new RefusalTracker({ logger: log })
-  const stopRefusals = traceRefusals([main], refusals)
-  const monitor = new RedisMonitor(main, { ...monitorOptions(app, log), mode: plan.mode, address: plan.address, refusals })
-  const extra: RedisClient[] = []
-  const cachePlan = config.REDIS_CACHE_URL === undefined ? undefined : buildConnectionPlan(config, config.REDIS_CACHE_URL, { standalone: true })
-  const cache = cachePlan === undefined ? main : track(extra, createClient(cachePlan))
+  return { failoverWait, clusterWait }
+}
+
+/** Our Sentinel watch: holds the main client's commands through a failover and moves it to the new master. Returns its stop. */
+function watchSentinelFailover (plan: { mode: string, options: RedisOptions }, config: FastifyInstance['config'], failoverWait: FailoverWait, log: FastifyBaseLogger): () => void {
+  return watchSentinels({
+    sentinels: plan.options.sentinels ?? [],
+    name: config.REDIS_SENTINEL_NAME,
+    connection: sentinelConnection(plan.options),
+    dataConnection: dataNodeConnection(plan.options),
+    onPromoting: () => {
+      if (failoverWait.hold()) log.info({ redis: { mode: plan.mode } }, 'Sentinel failover announced: holding commands until the new master is named')
+    },
+    onPromoted: (oldMaster, newMaster) => {
+      log.info({ redis: { mode: plan.mode, master: `${newMaster.host}:${newMaster.port}` } }, 'Sentinel failover: the promoted replica answers as master; moving to it')
+      failoverWait.promoted(oldMaster, newMaster)
+    },
+    onConfirmed: () => { failoverWait.confirmed() },
+    onSwitched: (host, port) => { failoverWait.switched(host, port) },
+    onSettled: () => { failoverWait.release() }
+  })
+}
+
+/** app.redisConnections on the suite's own clients: the subscriber made on first use, created ones closed with the app. */
+function ownConnections (main: RedisClient, cache: RedisClient, plan: RedisConnectionPlan,
+  { extra, created, failoverWaitLeft }: { extra: RedisClient[], created: RedisClient[], failoverWaitLeft: () => number },
+  config: FastifyInstance['config'], log: FastifyBaseLogger): RedisConnections {
   let subscriber: RedisClient | undefined
-  const connections: RedisConnections = {
+  return {
     main,
     cache,
     subscriber: () => {
@@ -176,59 +258,60 @@ async function redisPlugin (app: FastifyInstance, options: RedisPluginOptions = 
       }
       return subscriber
     },
-    failoverWaitLeft: failoverWait !== undefined
-      ? () => failoverWait.waitLeft()
-      : clusterWait !== undefined ? () => clusterWait.waitLeft() : () => 0,
+    failoverWaitLeft,
     address: plan.address,
     create: (name, overrides) => track(created, connectionFor(buildConnectionPlan(config), name, overrides, log))
   }
-  // The cache connection's trouble shows as cache misses and in its own log lines, not in health.
-  for (const client of extra) client.on('error', () => {})
+}
 
-  if (!config.REDIS_TLS_REJECT_UNAUTHORIZED) {
-    log.warn('REDIS_TLS_REJECT_UNAUTHORIZED=false: the Redis server certificate is not verified')
-  }
-
+/** The first connection: waited for (REDIS_WAIT_ON_BOOT), else peeked at briefly and warned about once. */
+async function waitOnBoot (own: OwnRedis, config: FastifyInstance['config'], log: FastifyBaseLogger): Promise<void> {
+  const { main, cache, cachePlan, plan, monitor } = own
   const ready = Promise.all([
     connect(main, plan, config.REDIS_CONNECT_TIMEOUT),
     cachePlan === undefined ? undefined : connect(cache, cachePlan, config.REDIS_CONNECT_TIMEOUT)
   ])
   monitor.start()
-  if (config.REDIS_WAIT_ON_BOOT) {
-    try {
-      await ready
-    } catch (err) {
-      monitor.stop()
-      stopRefusals()
-      stopWatching()
-      main.disconnect()
-      for (const client of extra) client.disconnect()
-      throw err
-    }
-  } else {
-    // Starting degraded is allowed, but never silently: one warning naming the address as soon as the
-    // first attempt fails (a refused port answers in a millisecond; a black hole at the short bound
-    // below), so the features' start-up lines that follow can say what they really use.
-    let warned = false
-    const warnOnce = (cause: string): void => {
-      if (warned) return
-      warned = true
-      log.warn({ redis: { mode: plan.mode, address: plan.address } }, `Redis at ${plan.address} is not reachable${cause}: starting degraded (REDIS_WAIT_ON_BOOT=false), features use their fallbacks and the connection is retried in the background`)
-    }
-    let firstError: ((err: Error) => void) | undefined
-    const settled = new Promise<void>((resolve) => {
-      firstError = (err: Error) => { warnOnce(` (${describeError(err)})`); resolve() }
-      main.once('error', firstError)
-      ready.then(() => { resolve() }, () => { resolve() })
-    })
-    let timer: NodeJS.Timeout | undefined
-    await Promise.race([settled, new Promise<void>((resolve) => { timer = setTimeout(resolve, Math.min(config.REDIS_CONNECT_TIMEOUT, BOOT_PEEK_MS)) })])
-    clearTimeout(timer)
-    if (firstError !== undefined) main.off('error', firstError)
-    if (main.status !== 'ready') warnOnce('')
-    ready.catch((err: Error) => { warnOnce(` (${err.message})`) })
+  if (!config.REDIS_WAIT_ON_BOOT) {
+    await startDegraded(main, plan, ready, config, log)
+    return
   }
+  try {
+    await ready
+  } catch (err) {
+    own.abort()
+    throw err
+  }
+}
 
+/**
+ * Starting degraded is allowed, but never silently: one warning naming the address as soon as the
+ * first attempt fails (a refused port answers in a millisecond; a black hole at the short bound
+ * below), so the features' start-up lines that follow can say what they really use.
+ */
+async function startDegraded (main: RedisClient, plan: RedisConnectionPlan, ready: Promise<unknown>, config: FastifyInstance['config'], log: FastifyBaseLogger): Promise<void> {
+  let warned = false
+  const warnOnce = (cause: string): void => {
+    if (warned) return
+    warned = true
+    log.warn({ redis: { mode: plan.mode, address: plan.address } }, `Redis at ${plan.address} is not reachable${cause}: starting degraded (REDIS_WAIT_ON_BOOT=false), features use their fallbacks and the connection is retried in the background`)
+  }
+  let firstError: ((err: Error) => void) | undefined
+  const settled = new Promise<void>((resolve) => {
+    firstError = (err: Error) => { warnOnce(` (${describeError(err)})`); resolve() }
+    main.once('error', firstError)
+    ready.then(() => { resolve() }, () => { resolve() })
+  })
+  let timer: NodeJS.Timeout | undefined
+  await Promise.race([settled, new Promise<void>((resolve) => { timer = setTimeout(resolve, Math.min(config.REDIS_CONNECT_TIMEOUT, BOOT_PEEK_MS)) })])
+  clearTimeout(timer)
+  if (firstError !== undefined) main.off('error', firstError)
+  if (main.status !== 'ready') warnOnce('')
+  ready.catch((err: Error) => { warnOnce(` (${err.message})`) })
+}
+
+/** app.redis (unless the app's own @fastify/redis has it), and the server settings check once connected. */
+async function decorateRedis (app: FastifyInstance, main: RedisClient, log: FastifyBaseLogger): Promise<void> {
   if (otherRedis(app, log)) {
     if (main.status === 'ready') checkServerSettings(main, log).catch(() => {})
     else main.once('ready', () => { checkServerSettings(main, log).catch(() => {}) })
@@ -241,18 +324,6 @@ async function redisPlugin (app: FastifyInstance, options: RedisPluginOptions = 
     app.decorate('redis', main as never)
     main.once('ready', () => { checkServerSettings(main, log).catch(() => {}) })
   }
-  decorateState(app, monitor, connections)
-
-  app.addHook('onClose', async () => {
-    monitor.stop()
-    stopRefusals()
-    stopWatching()
-    failoverWait?.detach()
-    clusterWait?.detach()
-    const timeout = Math.min(config.REDIS_COMMAND_TIMEOUT, 2_000)
-    await Promise.all([main, ...extra].map((client) => quitWithin(client, timeout)))
-    await closeCreated()
-  })
 }
 
 /**
@@ -307,16 +378,7 @@ async function useAppClient (app: FastifyInstance, client: RedisClient, closeCli
   })
   if (!otherRedis(app, log)) app.decorate('redis', client as never)
   if (client.status === 'wait') client.connect().catch(() => {})
-  if (client.status !== 'ready' && config.REDIS_WAIT_ON_BOOT) {
-    await new Promise<void>((resolve, reject) => {
-      const timer = setTimeout(() => {
-        client.off('ready', onReady)
-        reject(new RedisUnavailableError(`Redis (the client passed as redis.client, ${address}) did not become ready within ${config.REDIS_CONNECT_TIMEOUT}ms. Set REDIS_WAIT_ON_BOOT=false to start degraded`))
-      }, config.REDIS_CONNECT_TIMEOUT)
-      const onReady = (): void => { clearTimeout(timer); resolve() }
-      client.once('ready', onReady)
-    })
-  }
+  if (client.status !== 'ready' && config.REDIS_WAIT_ON_BOOT) await appClientReady(client, address, config.REDIS_CONNECT_TIMEOUT)
   if (client.status === 'ready') checkServerSettings(main, log).catch(() => {})
   else client.once('ready', () => { checkServerSettings(main, log).catch(() => {}) })
   monitor.start()
@@ -324,6 +386,18 @@ async function useAppClient (app: FastifyInstance, client: RedisClient, closeCli
     monitor.stop()
     stopRefusals()
     await Promise.all([...extra, ...created, ...(closeClient ? [client] : [])].map((c) => quitWithin(unbound(c), timeout)))
+  })
+}
+
+/** The app's client ready within the connect timeout, else RedisUnavailableError. */
+function appClientReady (client: RedisClient, address: string, timeoutMs: number): Promise<void> {
+  return new Promise<void>((resolve, reject) => {
+    const timer = setTimeout(() => {
+      client.off('ready', onReady)
+      reject(new RedisUnavailableError(`Redis (the client passed as redis.client, ${address}) did not become ready within ${timeoutMs}ms. Set REDIS_WAIT_ON_BOOT=false to start degraded`))
+    }, timeoutMs)
+    const onReady = (): void => { clearTimeout(timer); resolve() }
+    client.once('ready', onReady)
   })
 }
 

@@ -1,6 +1,17 @@
 // Sessions: @fastify/cookie and @fastify/session with secure defaults, stored in Redis (or in process
 // memory without Redis), plus `app.sessions`, the per-user index.
 //
+// Lifecycle (sessionPlugin; the route hooks are SessionHooks' arrows, built once at registration):
+//   registers  @fastify/cookie (unless the app did); runs @fastify/session against a stand-in to take
+//              its onRequest and onSend hooks (captureSessionHooks) and its decorators
+//   decorates  request.session (a getter that throws off opted-in routes), app.sessions
+//   onRoute    wireRoute, on routes with `config: { session: true }` only:
+//     onRequest  loadSession (first): the budget, then @fastify/session's load; 503 when the store is down
+//     preParsing spendBeforeBody (last): the time spent before the body comes off the request's budget
+//     onSend     saveSession (first): skips the save of an unchanged session, else @fastify/session's
+//     errorHandler  a store failure in the handler answers 503, else the route's or the app's handler
+//   onReady    starts the expiry sweep; onClose stops it (the connection is the redis plugin's)
+//
 // Sessions load only on routes that opt in with `config: { session: true }`. @fastify/session would
 // read the store in a global onRequest hook for every request carrying the cookie, so a Redis outage
 // would fail the health routes and everything else too. Here its hooks are attached to the opted-in
@@ -21,7 +32,7 @@ import fastifyCookie from '@fastify/cookie'
 import fastifySession from '@fastify/session'
 // Keeps @fastify/session's declaration merging in this module's .d.ts, for apps that import this entry point alone.
 export type {} from '@fastify/session'
-import type { FastifyInstance, FastifyReply, FastifyRequest, RouteOptions } from 'fastify'
+import type { FastifyBaseLogger, FastifyInstance, FastifyReply, FastifyRequest, RouteOptions } from 'fastify'
 import type { TSchema } from 'typebox'
 import { parseDuration, secureCookies, suiteLogOptions, type Duration } from '../lib/config/index.js'
 import { parseEncryptionKeys } from '../lib/codecs/index.js'
@@ -109,7 +120,43 @@ async function sessionPlugin (app: FastifyInstance, options: SessionPluginOption
   const log = app.log.child({ plugin: 'session' }, suiteLogOptions(app.config))
   const retryAfter = options.retryAfter ?? Math.ceil(config.REDIS_RETRY_MAX_DELAY / 1000) + 1
   const secure = secureCookies(config)
+  const secrets = sessionSecrets(config, secure, log)
+  const connection = featureConnection(app, options.client)
+  const { store, legacy } = await openSessionStore(config, options, connection, retryAfter, log)
+  if (!app.hasPlugin('@fastify/cookie')) await app.register(fastifyCookie)
 
+  const cookieOptions = sessionCookieOptions(config, secure)
+  const captured = await captureSessionHooks(app, {
+    // Signs with the first, accepts any (rotation); @fastify/cookie's HMAC, with imported keys and
+    // verified signatures remembered (lib/session/signer.ts).
+    secret: new SessionCookieSigner(secrets, undefined, { acceptExpressPrefix: legacy !== undefined }),
+    cookieName: config.SESSION_COOKIE_NAME,
+    cookie: cookieOptions,
+    store,
+    saveUninitialized: false, // anonymous visitors get no cookie and no key
+    // Not rolling on every response: saveSession refreshes (and re-sends the cookie) at the store's
+    // cadence only, so an unchanged session costs one read and no write.
+    rolling: false,
+    idGenerator: sessionIdGenerator(store)
+  })
+  decorateSessionGetter(app)
+  const hooks = new SessionHooks({ config, log, store, captured, connection, retryAfter, cookieOptions })
+  app.addHook('onRoute', (route: RouteOptions) => { hooks.wireRoute(route) })
+  app.decorate('sessions', new UserSessions(store))
+
+  // The expired event of sessions nobody was using: each instance sweeps the suite's expiry ledger
+  // every SESSION_EVENTS_SWEEP (lib/session/expiry-sweep.ts), which also keeps the ledger pruned.
+  const sweep = new ExpirySweep({ backend: store.backend, events: store.events, every: config.SESSION_EVENTS_SWEEP, logger: log })
+  app.addHook('onReady', async () => { sweep.start() })
+  app.addHook('onClose', async () => { await sweep.stop() })
+}
+
+type SuiteConfig = FastifyInstance['config']
+type SessionConnection = ReturnType<typeof featureConnection>
+type CookieOptions = ReturnType<typeof sessionCookieOptions>
+
+/** The cookie secrets: SESSION_SECRET, else (outside production and staging) a random one for this process. */
+function sessionSecrets (config: SuiteConfig, secure: boolean, log: FastifyBaseLogger): string[] {
   let secrets = [...config.SESSION_SECRET]
   if (secrets.length === 0) {
     // Production and staging refuse a missing secret at config time; elsewhere a random one works.
@@ -119,8 +166,12 @@ async function sessionPlugin (app: FastifyInstance, options: SessionPluginOption
   if (config.SESSION_COOKIE_SAMESITE === 'none' && !secure) {
     log.warn('SESSION_COOKIE_SAMESITE=none without a Secure cookie: browsers reject the cookie; set SESSION_COOKIE_SECURE=true')
   }
+  return secrets
+}
 
-  const connection = featureConnection(app, options.client)
+/** The store on Redis (or process memory without it), with the legacy connect-redis reader when configured. */
+async function openSessionStore (config: SuiteConfig, options: SessionPluginOptions, connection: SessionConnection, retryAfter: number,
+  log: FastifyBaseLogger): Promise<{ store: SessionStore, legacy: ConnectRedisSessions | undefined }> {
   const redis = connection.redis
   const redisBackend = redis === undefined ? undefined : new RedisSessionBackend(redis)
   if (redis !== undefined && redisBackend !== undefined) {
@@ -156,11 +207,11 @@ async function sessionPlugin (app: FastifyInstance, options: SessionPluginOption
   if (redis === undefined) log.info('sessions are kept in process memory: lost on restart, not shared between instances')
   else if (redis.status === 'ready') log.info(`sessions: stored in Redis${redisBackend?.hashFieldExpiry === true ? ' (user indexes expire their entries by hash-field expiry)' : ''}`)
   else log.info('sessions: stored in Redis, which is not reachable yet: routes that use sessions answer 503 until it answers')
+  return { store, legacy }
+}
 
-  if (!app.hasPlugin('@fastify/cookie')) await app.register(fastifyCookie)
-
-  const cookieName = config.SESSION_COOKIE_NAME
-  const cookieOptions = {
+function sessionCookieOptions (config: SuiteConfig, secure: boolean) {
+  return {
     path: '/',
     httpOnly: true,
     secure,
@@ -168,29 +219,23 @@ async function sessionPlugin (app: FastifyInstance, options: SessionPluginOption
     maxAge: config.SESSION_TTL,
     ...(config.SESSION_COOKIE_DOMAIN === undefined ? {} : { domain: config.SESSION_COOKIE_DOMAIN })
   }
-  const hooks = await captureSessionHooks(app, {
-    // Signs with the first, accepts any (rotation); @fastify/cookie's HMAC, with imported keys and
-    // verified signatures remembered (lib/session/signer.ts).
-    secret: new SessionCookieSigner(secrets, undefined, { acceptExpressPrefix: legacy !== undefined }),
-    cookieName,
-    cookie: cookieOptions,
-    store,
-    saveUninitialized: false, // anonymous visitors get no cookie and no key
-    // Not rolling on every response: saveSession below refreshes (and re-sends the cookie) at the
-    // store's cadence only, so an unchanged session costs one read and no write.
-    rolling: false,
-    idGenerator: (request?: FastifyRequest) => {
-      const id = randomBytes(24).toString('base64url')
-      if (request !== undefined) {
-        store.noteClient(id, { ip: request.ip, userAgent: request.headers['user-agent'] })
-        const carrier = request as FastifyRequest & SessionCarrier
-        ;(carrier[kGenerated] ??= []).push(id)
-      }
-      return id
-    }
-  })
+}
 
-  // request.session: @fastify/session's value on opted-in routes, an explicit error elsewhere.
+/** Random session ids; each one generated for a request is noted with its client, and on the request. */
+function sessionIdGenerator (store: SessionStore): (request?: FastifyRequest) => string {
+  return (request?: FastifyRequest) => {
+    const id = randomBytes(24).toString('base64url')
+    if (request !== undefined) {
+      store.noteClient(id, { ip: request.ip, userAgent: request.headers['user-agent'] })
+      const carrier = request as FastifyRequest & SessionCarrier
+      ;(carrier[kGenerated] ??= []).push(id)
+    }
+    return id
+  }
+}
+
+/** request.session: @fastify/session's value on opted-in routes, an explicit error elsewhere. */
+function decorateSessionGetter (app: FastifyInstance): void {
   app.decorateRequest('session', {
     getter (this: FastifyRequest & SessionCarrier) {
       if (this[kEnabled] !== true) throw new SessionNotEnabledError(this.routeOptions.url ?? this.url)
@@ -200,83 +245,124 @@ async function sessionPlugin (app: FastifyInstance, options: SessionPluginOption
       this[kSession] = value
     }
   } as never)
+}
 
-  const unavailableBody = (err: SessionUnavailableError): string => JSON.stringify({
-    statusCode: 503, code: err.code, error: 'Service Unavailable', message: err.message
-  })
+function unavailableBody (err: SessionUnavailableError): string {
+  return JSON.stringify({ statusCode: 503, code: err.code, error: 'Service Unavailable', message: err.message })
+}
 
-  let lifetimeOption = false
-  const loadSession: RequestHook = (request, reply, done) => {
+interface SessionHooksOptions {
+  config: SuiteConfig
+  log: FastifyBaseLogger
+  store: SessionStore
+  captured: { onRequest: RequestHook, onSend: SendHook }
+  connection: SessionConnection
+  retryAfter: number
+  cookieOptions: CookieOptions
+}
+
+/**
+ * The route hooks of the opted-in routes, over one registration's state: built once at registration,
+ * each hook an arrow bound to it once (onRequest loadSession, preParsing spendBeforeBody, onSend
+ * saveSession, and the route's error handler).
+ */
+class SessionHooks {
+  private readonly store: SessionStore
+  private readonly captured: { onRequest: RequestHook, onSend: SendHook }
+  private readonly connection: SessionConnection
+  private readonly log: FastifyBaseLogger
+  private readonly retryAfter: number
+  private readonly commandTimeout: number
+  private readonly cookieName: string
+  private readonly cookieDomain: string | undefined
+  private readonly nodeEnv: string
+  private readonly strictProfile: boolean
+  private lifetimeOption = false
+  private insecureWarned = false
+  // A connection lost since the request began means its wait before the handler was (or may have
+  // been) a failover wait, which must not eat the budget of the save that follows the reconnect.
+  private lostAt = 0
+
+  constructor ({ config, log, store, captured, connection, retryAfter, cookieOptions }: SessionHooksOptions) {
+    this.store = store
+    this.captured = captured
+    this.connection = connection
+    this.log = log
+    this.retryAfter = retryAfter
+    this.commandTimeout = config.REDIS_COMMAND_TIMEOUT
+    this.cookieName = config.SESSION_COOKIE_NAME
+    this.cookieDomain = cookieOptions.domain
+    this.nodeEnv = config.NODE_ENV
+    this.strictProfile = config.NODE_ENV === 'production' || config.NODE_ENV === 'staging'
+    connection.redis?.on('close', () => { this.lostAt = Date.now() })
+  }
+
+  /** onRoute: a route with `config: { session: true }` loads, budgets and saves its session. */
+  wireRoute (route: RouteOptions): void {
+    if (route.config?.session !== true) return
+    route.onRequest = [this.loadSession as never, ...toArray(route.onRequest)]
+    route.preParsing = [...toArray(route.preParsing), this.spendBeforeBody as never]
+    route.onSend = [this.saveSession as never, ...toArray(route.onSend)]
+    route.errorHandler = this.routeErrorHandler(route.errorHandler) as never
+  }
+
+  readonly loadSession: RequestHook = (request, reply, done) => {
     const carrier = request as FastifyRequest & SessionCarrier
     carrier[kEnabled] = true
     // One time budget for every store call of this request (a sign-in waits once, not per call): the
     // onRequest phase (the load, a rate-limit decision) and the store calls after it; not the body, the
     // handler's own time, nor a wait for a failover (lib/session/deadline.ts, spendBeforeBody).
-    carrier[kBudget] = new RequestBudget(config.REDIS_COMMAND_TIMEOUT)
+    carrier[kBudget] = new RequestBudget(this.commandTimeout)
     carrier[kStartedAt] = Date.now()
-    hooks.onRequest(request, reply, (err) => {
+    this.captured.onRequest(request, reply, (err) => {
       if (err === undefined || err === null) {
         // Synchronous with store.get's callback: links the session to what was loaded (see store.adopt).
         const session = (request as SessionCarrier)[kSession]
-        if (!lifetimeOption && session !== null && typeof session === 'object') lifetimeOption = acceptLifetimeOption(session)
-        if (session !== null && typeof session === 'object' && 'sessionId' in session && store.adopt(session as { sessionId: string }, carrier[kBudget])) {
+        if (!this.lifetimeOption && session !== null && typeof session === 'object') this.lifetimeOption = acceptLifetimeOption(session)
+        if (session !== null && typeof session === 'object' && 'sessionId' in session && this.store.adopt(session as { sessionId: string }, carrier[kBudget])) {
           (request as SessionCarrier)[kRestored] = session
         }
         done()
       } else if (isSessionUnavailable(err)) {
         request.log.debug('session store unavailable: answering 503')
-        reply.code(503).header('retry-after', String(retryAfter)).type('application/json; charset=utf-8').send(unavailableBody(err))
+        reply.code(503).header('retry-after', String(this.retryAfter)).type('application/json; charset=utf-8').send(unavailableBody(err))
       } else {
         done(err)
       }
     })
   }
 
-  let insecureWarned = false
-  const strictProfile = config.NODE_ENV === 'production' || config.NODE_ENV === 'staging'
-  const saveSession: SendHook = (request, reply, payload, next) => {
+  readonly saveSession: SendHook = (request, reply, payload, next) => {
     // Ids generated for this request: once the save is done (or skipped), a session that was not
     // saved keeps nothing in the store (a 429 or a page view by a new visitor).
     const generated = (request as SessionCarrier)[kGenerated]
     const done: Done = generated === undefined
       ? next
       : (err, sent) => {
-          for (const id of generated) store.forgetClient(id)
+          for (const id of generated) this.store.forgetClient(id)
           next(err, sent)
         }
     const session = (request as FastifyRequest & SessionCarrier)[kSession] as null | {
       cookie?: { secure?: unknown }, isModified?: () => boolean, sessionId?: string
     } | undefined
+    const cookieName = this.cookieName
     if (session === null && request.cookies[cookieName] !== undefined) {
       // Destroyed during the request (logout, revoke): the browser should forget the cookie too.
-      reply.clearCookie(cookieName, { path: '/', ...(cookieOptions.domain === undefined ? {} : { domain: cookieOptions.domain }) })
+      reply.clearCookie(cookieName, { path: '/', ...(this.cookieDomain === undefined ? {} : { domain: this.cookieDomain }) })
     }
     if (session?.cookie?.secure === true && request.protocol !== 'https' && session.isModified?.() === true) {
-      // @fastify/session would drop the change and send no cookie while the handler's answer says it
-      // worked (a sign-in "ok" that signed nobody in). Fail the response instead, and say why once.
-      if (!insecureWarned) {
-        insecureWarned = true
-        if (strictProfile) {
-          log.error(`a session was not set: session cookies are Secure in ${config.NODE_ENV} and the request came over plain HTTP. Serve HTTPS, or, behind a TLS-terminating proxy, list it in TRUST_PROXY (and Fastify's trustProxy) so request.protocol is https`)
-        } else {
-          log.warn('a session was not saved: its cookie is Secure but the request came over plain HTTP. Serve HTTPS, list the TLS-terminating proxy in TRUST_PROXY, or set SESSION_COOKIE_SECURE=false for local HTTP')
-        }
-      }
-      const err = new SessionNotSetError()
-      reply.code(err.statusCode).header('content-type', 'application/json; charset=utf-8')
-      reply.removeHeader('set-cookie')
-      done(null, JSON.stringify({ statusCode: err.statusCode, code: err.code, error: 'Internal Server Error', message: err.message }))
+      this.refuseInsecure(reply, done)
       return
     }
     const restoredSession = (request as SessionCarrier)[kRestored] as { sessionId: string } | undefined
-    if (restoredSession !== undefined) store.release(restoredSession.sessionId)
+    if (restoredSession !== undefined) this.store.release(restoredSession.sessionId)
     const restored = session !== null && session !== undefined && session === restoredSession
     // store.isUnchanged: the per-field comparison the save itself makes, instead of @fastify/session's
     // isModified() (a stable stringify and a sha256 of the session per request). When it says changed,
     // @fastify/session's own onSend decides as before (it saves, and sends the cookie, when isModified;
     // a payload whose stored JSON is not what JSON.stringify writes, which this store never stores,
     // would then miss one re-sent cookie at a cadence refresh, nothing else).
-    if (restored && store.isUnchanged(session as SessionLike) === true && !(session.cookie?.secure === true && request.protocol !== 'https')) {
+    if (restored && this.store.isUnchanged(session as SessionLike) === true && !(session.cookie?.secure === true && request.protocol !== 'https')) {
       const cookie = request.cookies[cookieName]
       const encrypted = (session as { encryptedSessionId: string }).encryptedSessionId
       // Restored from a cookie signed with an older secret: @fastify/session would see a different
@@ -284,12 +370,12 @@ async function sessionPlugin (app: FastifyInstance, options: SessionPluginOption
       // Present the re-signed value and refresh now, so the cookie goes out signed with the current secret.
       const resigned = cookie !== undefined && cookie !== encrypted
       if (resigned) request.cookies[cookieName] = encrypted
-      const refresh = resigned ? 'due' : store.refreshOf(session)
+      const refresh = resigned ? 'due' : this.store.refreshOf(session)
       if (refresh === 'due') {
         // A touch: expiry, last-seen and indexes move; @fastify/session then sends the cookie (isSaved).
-        store.withBudget(budgetOf(request), () => (session as unknown as { save: (cb: Done) => void }).save((err) => {
-          if (err === undefined || err === null) runOnSend(request, reply, payload, done)
-          else unavailable(request, reply, err, done)
+        this.store.withBudget(this.budgetOf(request), () => (session as unknown as { save: (cb: Done) => void }).save((err) => {
+          if (err === undefined || err === null) this.runOnSend(request, reply, payload, done)
+          else this.unavailable(request, reply, err, done)
         }))
         return
       }
@@ -301,72 +387,76 @@ async function sessionPlugin (app: FastifyInstance, options: SessionPluginOption
       done()
       return
     }
-    runOnSend(request, reply, payload, done)
+    this.runOnSend(request, reply, payload, done)
   }
 
-  const unavailable = (request: FastifyRequest, reply: FastifyReply, err: unknown, done: Done): void => {
+  /**
+   * A changed session with a Secure cookie on plain HTTP: @fastify/session would drop the change and
+   * send no cookie while the handler's answer says it worked (a sign-in "ok" that signed nobody in).
+   * Fail the response instead, and say why once.
+   */
+  private refuseInsecure (reply: FastifyReply, done: Done): void {
+    if (!this.insecureWarned) {
+      this.insecureWarned = true
+      if (this.strictProfile) {
+        this.log.error(`a session was not set: session cookies are Secure in ${this.nodeEnv} and the request came over plain HTTP. Serve HTTPS, or, behind a TLS-terminating proxy, list it in TRUST_PROXY (and Fastify's trustProxy) so request.protocol is https`)
+      } else {
+        this.log.warn('a session was not saved: its cookie is Secure but the request came over plain HTTP. Serve HTTPS, list the TLS-terminating proxy in TRUST_PROXY, or set SESSION_COOKIE_SECURE=false for local HTTP')
+      }
+    }
+    const err = new SessionNotSetError()
+    reply.code(err.statusCode).header('content-type', 'application/json; charset=utf-8')
+    reply.removeHeader('set-cookie')
+    done(null, JSON.stringify({ statusCode: err.statusCode, code: err.code, error: 'Internal Server Error', message: err.message }))
+  }
+
+  private unavailable (request: FastifyRequest, reply: FastifyReply, err: unknown, done: Done): void {
     if (!isSessionUnavailable(err)) {
       done(err)
       return
     }
     // The handler's answer depended on a session change that was not stored: replace it.
     request.log.debug('session store unavailable while saving: answering 503')
-    reply.code(503).header('retry-after', String(retryAfter)).header('content-type', 'application/json; charset=utf-8')
+    reply.code(503).header('retry-after', String(this.retryAfter)).header('content-type', 'application/json; charset=utf-8')
     reply.removeHeader('set-cookie')
     done(null, unavailableBody(err))
   }
 
-  const runOnSend: SendHook = (request, reply, payload, done) => {
-    store.withBudget(budgetOf(request), () => hooks.onSend(request, reply, payload, (err) => {
+  private runOnSend (request: FastifyRequest, reply: FastifyReply, payload: unknown, done: Done): void {
+    this.store.withBudget(this.budgetOf(request), () => this.captured.onSend(request, reply, payload, (err) => {
       if (err === undefined || err === null) done()
-      else unavailable(request, reply, err, done)
+      else this.unavailable(request, reply, err, done)
     }))
   }
 
-  // A connection lost since the request began means its wait before the handler was (or may have
-  // been) a failover wait, which must not eat the budget of the save that follows the reconnect.
-  let lostAt = 0
-  redis?.on('close', () => { lostAt = Date.now() })
   // preParsing: after every onRequest hook (the load, a rate-limit decision), before the body is read,
   // so a slow upload or handler never spends it.
-  const spendBeforeBody = (request: FastifyRequest, _reply: FastifyReply, payload: unknown, done: (err: null, payload: unknown) => void): void => {
+  readonly spendBeforeBody = (request: FastifyRequest, _reply: FastifyReply, payload: unknown, done: (err: null, payload: unknown) => void): void => {
     const carrier = request as FastifyRequest & SessionCarrier
     const startedAt = carrier[kStartedAt]
-    if (startedAt !== undefined && lostAt < startedAt && connection.failoverWaitLeft() === 0) {
+    if (startedAt !== undefined && this.lostAt < startedAt && this.connection.failoverWaitLeft() === 0) {
       carrier[kBudget]?.spend(Date.now() - startedAt)
     }
     done(null, payload)
   }
 
-  const budgetOf = (request: FastifyRequest): RequestBudget =>
-    (request as FastifyRequest & SessionCarrier)[kBudget] ?? new RequestBudget(config.REDIS_COMMAND_TIMEOUT)
+  private budgetOf (request: FastifyRequest): RequestBudget {
+    return (request as FastifyRequest & SessionCarrier)[kBudget] ?? new RequestBudget(this.commandTimeout)
+  }
 
   // A handler's regenerate()/destroy() failing because the store is down is an expected condition:
   // answer the same 503 here, before Fastify's default handler would log an error and a stack for it.
-  const routeErrorHandler = (userHandler: RouteOptions['errorHandler']) => function (this: FastifyInstance, err: unknown, request: FastifyRequest, reply: FastifyReply): unknown {
-    if (isSessionUnavailable(err)) {
-      request.log.debug('session store unavailable in the handler: answering 503')
-      return reply.code(503).header('retry-after', String(retryAfter)).type('application/json; charset=utf-8').send(unavailableBody(err))
+  private routeErrorHandler (userHandler: RouteOptions['errorHandler']) {
+    const retryAfter = this.retryAfter
+    return function (this: FastifyInstance, err: unknown, request: FastifyRequest, reply: FastifyReply): unknown {
+      if (isSessionUnavailable(err)) {
+        request.log.debug('session store unavailable in the handler: answering 503')
+        return reply.code(503).header('retry-after', String(retryAfter)).type('application/json; charset=utf-8').send(unavailableBody(err))
+      }
+      if (userHandler !== undefined) return (userHandler as (this: FastifyInstance, e: unknown, q: FastifyRequest, r: FastifyReply) => unknown).call(this, err, request, reply)
+      throw err // the instance's own error handler
     }
-    if (userHandler !== undefined) return (userHandler as (this: FastifyInstance, e: unknown, q: FastifyRequest, r: FastifyReply) => unknown).call(this, err, request, reply)
-    throw err // the instance's own error handler
   }
-
-  app.addHook('onRoute', (route: RouteOptions) => {
-    if (route.config?.session !== true) return
-    route.onRequest = [loadSession as never, ...toArray(route.onRequest)]
-    route.preParsing = [...toArray(route.preParsing), spendBeforeBody as never]
-    route.onSend = [saveSession as never, ...toArray(route.onSend)]
-    route.errorHandler = routeErrorHandler(route.errorHandler) as never
-  })
-
-  app.decorate('sessions', new UserSessions(store))
-
-  // The expired event of sessions nobody was using: each instance sweeps the suite's expiry ledger
-  // every SESSION_EVENTS_SWEEP (lib/session/expiry-sweep.ts), which also keeps the ledger pruned.
-  const sweep = new ExpirySweep({ backend: store.backend, events: store.events, every: config.SESSION_EVENTS_SWEEP, logger: log })
-  app.addHook('onReady', async () => { sweep.start() })
-  app.addHook('onClose', async () => { await sweep.stop() })
 }
 
 type Regenerate = (this: SessionObject, keys?: unknown, callback?: unknown) => unknown

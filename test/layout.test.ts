@@ -4,6 +4,7 @@
 import t from 'tap'
 import { readdirSync, readFileSync, statSync } from 'node:fs'
 import path from 'node:path'
+import ts from 'typescript'
 
 const ROOT = path.resolve(import.meta.dirname, '..')
 const IMPORT = /(?:^|\n)\s*(?:import|export)\s[^'"]*?from\s+['"]([^'"]+)['"]|import\(\s*['"]([^'"]+)['"]\s*\)/g
@@ -101,4 +102,43 @@ t.test('routes/ never import plugins/: what a route shares with a plugin lives i
     .filter((spec) => spec.startsWith('.') && path.resolve(path.dirname(file), spec).startsWith(path.join(ROOT, 'plugins') + path.sep))
     .map((spec) => `${path.relative(ROOT, file)} → ${spec}`))
   t.same(offenders, [])
+})
+
+// Plugins wire, lib decides (STYLE.md, ARCHITECTURE.md): a plugin's lifecycle reads on one screen, and a
+// hook's logic is one hop away in a named function or a lib class. Measured from the line a function starts
+// on to its closing brace; closures count toward the function that holds them (they are not measured apart).
+const MAX_FUNCTION_LINES = 60
+
+t.test(`no function in plugins/ is longer than ${MAX_FUNCTION_LINES} lines`, async (t) => {
+  const offenders: string[] = []
+  for (const file of sources(path.join(ROOT, 'plugins'))) {
+    const source = ts.createSourceFile(file, readFileSync(file, 'utf8'), ts.ScriptTarget.Latest, true)
+    const line = (pos: number): number => source.getLineAndCharacterOfPosition(pos).line
+    const nameOf = (node: ts.Node): string => {
+      const named = node as { name?: ts.Node }
+      if (named.name !== undefined) return named.name.getText(source)
+      if (ts.isConstructorDeclaration(node)) return 'constructor'
+      const parent = node.parent
+      if (ts.isVariableDeclaration(parent) || ts.isPropertyAssignment(parent) || ts.isPropertyDeclaration(parent)) return parent.name.getText(source)
+      return `(anonymous, line ${line(node.getStart(source)) + 1})`
+    }
+    const visit = (node: ts.Node, inside: boolean): void => {
+      const measured = !inside && ts.isFunctionLike(node) && 'body' in node && node.body !== undefined
+      if (measured) {
+        const lines = line(node.getEnd()) - line(node.getStart(source)) + 1
+        if (lines > MAX_FUNCTION_LINES) offenders.push(`${path.relative(ROOT, file)}:${nameOf(node)}:${lines}`)
+      }
+      ts.forEachChild(node, (child) => { visit(child, inside || measured) })
+    }
+    visit(source, false)
+  }
+  t.same(offenders, [], 'split a long function into named functions, or move its decisions to lib/')
+})
+
+t.test('every plugin file opens with its lifecycle (decorators, hooks in order, onClose)', async (t) => {
+  const missing = sources(path.join(ROOT, 'plugins')).filter((file) => {
+    const opening = /^(?:\/\/.*\n)+/.exec(readFileSync(file, 'utf8'))?.[0] ?? ''
+    return !opening.includes('Lifecycle')
+  }).map((file) => path.relative(ROOT, file))
+  t.same(missing, [])
 })
