@@ -21,7 +21,7 @@ import { parseDuration, type Duration } from '../config/index.js'
 import { BatchedLimiter, type BatchedLimiterOptions } from './batched-limiter.js'
 import { limitKeyPrefix } from './keys.js'
 import { MemoryLimiter } from './memory-limiter.js'
-import { RateLimitRedisError, RedisLimiter, wrapRedisError, type IncrementReply, type RedisClient } from './redis-limiter.js'
+import { RedisLimiter, wrapRedisError, type IncrementReply, type RedisClient } from './redis-limiter.js'
 import {
   ADJUST_SCRIPT, FIXED_WINDOW_READ_SCRIPT, FIXED_WINDOW_SCRIPT, POLICIES_SCRIPT, PLAIN_FIXED_WINDOW_SCRIPT, SLIDING_WINDOW_READ_SCRIPT, SLIDING_WINDOW_SCRIPT,
   type LoadedScript
@@ -30,6 +30,7 @@ import type {
   BanOptions, DecisionSource, LimiterResult, LimitKeys, LimitParams, RateLimitAlgorithm, RateLimitDecision,
   RateLimitLogger, RateLimitStats, RedisDownMode, ResolvedBan
 } from './types.js'
+import { codes, RateLimitRedisError } from '../errors/index.js'
 
 /** `exact`: one Redis script per decision. `batched`: leases of quota, decided locally (batched-limiter.ts). */
 export type RateLimitSync = 'exact' | 'batched'
@@ -415,7 +416,7 @@ export class RateLimitStore {
 
   #policiesDecision (list: readonly ResolvedPolicy[], ids: readonly string[], reply: unknown, source: DecisionSource): PoliciesDecision {
     if (!Array.isArray(reply) || reply.length !== list.length * 5) {
-      throw new RateLimitRedisError('FRS_RATE_LIMIT_REDIS_ERROR', 'Unexpected reply from the rate-limit policies script')
+      throw new RateLimitRedisError(codes.FRS_RATE_LIMIT_REDIS_ERROR, 'Unexpected reply from the rate-limit policies script')
     }
     const results: LimiterResult[] = []
     for (let i = 0; i < list.length; i++) {

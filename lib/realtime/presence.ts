@@ -5,8 +5,8 @@
 // Every operation is one script on one key, so rooms spread over Cluster slots.
 import { parseDuration, type Duration } from '../config/index.js'
 import { CommandBound, runScript, script, type RedisClient } from '../redis/index.js'
+import { codes, PresenceNameError } from '../errors/index.js'
 
-export const PRESENCE_UNAVAILABLE = 'FRS_PRESENCE_UNAVAILABLE'
 const MAX_TRACKED_ROOMS = 1_000
 
 /** The Redis key of a room (exported for the suite's key-disjointness test). */
@@ -85,7 +85,7 @@ export class RedisPresenceStore implements PresenceStore {
   /** `timeoutMs` and `waitLeft` bound each command (CommandBound: REDIS_COMMAND_TIMEOUT + the failover wait left). */
   constructor (client: RedisClient, timeoutMs: number, waitLeft?: () => number) {
     this.#client = client
-    this.#bound = new CommandBound(timeoutMs, PRESENCE_UNAVAILABLE, waitLeft)
+    this.#bound = new CommandBound(timeoutMs, codes.FRS_PRESENCE_UNAVAILABLE, waitLeft)
   }
 
   async touch (room: string, userId: string, ttlMs: number, mode: 'join' | 'refresh'): Promise<{ present: boolean, count: number, expiresAt: number }> {
@@ -153,11 +153,6 @@ export class MemoryPresenceStore implements PresenceStore {
     if (members.size === 0) this.#rooms.delete(room)
     return members
   }
-}
-
-export class PresenceNameError extends TypeError {
-  override name = 'PresenceNameError'
-  readonly code = 'FRS_PRESENCE_NAME_INVALID'
 }
 
 export interface PresenceOptions {
