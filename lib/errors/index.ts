@@ -16,9 +16,9 @@ interface Entry {
 }
 
 const CATALOGUE = {
-  FRS_CONFIG_INVALID: { class: 'ConfigError', when: 'Registration: the environment or options break the config schema; `problems` has one line per variable' },
+  FRS_CONFIG_INVALID: { class: 'ConfigError', when: 'Registration: a variable or option is invalid, or does not fit Fastify\'s (trustProxy, pluginTimeout); `problems` has one line each' },
   FRS_PLUGIN_CONFLICT: { class: 'PluginConflictError', when: 'Registration: the app already registered a plugin a suite feature would register (@fastify/session, @fastify/rate-limit…)' },
-  FRS_REDIS_SETUP: { class: 'RedisSetupError', when: 'Registration: REDIS_URL or a TLS file cannot be used, or a connection is asked for while no Redis is configured' },
+  FRS_REDIS_SETUP: { class: 'RedisSetupError', when: 'Registration: REDIS_URL, a TLS file or the app\'s `redis.client` cannot be used; or a connection is created while no Redis is configured' },
   FRS_REDIS_UNAVAILABLE: { class: 'RedisUnavailableError', when: 'Boot: Redis refused the credentials or was not ready within REDIS_CONNECT_TIMEOUT (REDIS_WAIT_ON_BOOT=true)' },
   FRS_REDIS_FAILOVER_WAIT_EXPIRED: { class: 'FailoverWaitExpiredError', when: 'A command waited for a lost connection longer than REDIS_FAILOVER_WAIT' },
   FRS_CACHE_KEY_INVALID: { class: 'CacheKeyError', when: 'A cache key is empty, over 1 KB, or holds control characters' },
