@@ -6,10 +6,12 @@ import path from 'node:path'
 import t from 'tap'
 import ts from 'typescript'
 import {
-  AllowListError, CacheKeyError, CacheNamespaceError, CacheTimeoutError, CacheValueError, ConfigError, FailoverWaitExpiredError,
-  HttpCacheConfigError, LockBusyError, LockLostError, LockNameError, NotStored, PluginConflictError, PresenceNameError,
-  PubSubMessageError, RateLimitExceededError, RateLimitOptionError, RateLimitRedisError, RateLimitUnavailableError, RedisCommandError,
-  RedisSetupError, RedisUnavailableError, SessionDataError, SessionNotEnabledError, SessionNotSetError, SessionUnavailableError,
+  AclRuleError, AllowListError, CacheKeyError, CacheNamespaceError, CacheTimeoutError, CacheValueError, CompressionOptionError,
+  ConfigError, DurationError, FailoverWaitExpiredError, HealthCheckError, HealthPrefixError, HttpCacheConfigError, LockBusyError,
+  LockLostError, LockNameError, NotStored, PluginConflictError, PresenceNameError, PubSubMessageError, PubSubNameError,
+  RateLimitExceededError, RateLimitOptionError, RateLimitRedisError, RateLimitUnavailableError, RedisCommandError,
+  RedisSetupError, RedisUnavailableError, SessionDataError, SessionEventError, SessionNotEnabledError, SessionNotSetError,
+  SessionUnavailableError, StreamMessageError, StreamOptionError, TracingSetupError,
   errors, type ErrorCode
 } from '../lib/errors/index.js'
 import * as suite from '../index.js'
@@ -74,8 +76,11 @@ t.test('the check sees quoted, template and literal-type strings, not comments',
 const MAKE: { [C in ErrorCode]: () => Error } = {
   FRS_CONFIG_INVALID: () => new ConfigError(['X must be set']),
   FRS_PLUGIN_CONFLICT: () => new PluginConflictError('two sessions'),
+  FRS_DURATION_INVALID: () => new DurationError('ttl must be a duration'),
+  FRS_COMPRESSION_OPTION_INVALID: () => new CompressionOptionError('compression.codec must be one of zlib, brotli, zstd'),
   FRS_REDIS_SETUP: () => new RedisSetupError('REDIS_URL is not a valid URL'),
   FRS_REDIS_UNAVAILABLE: () => new RedisUnavailableError('Redis at x did not become ready'),
+  FRS_ACL_PREFIX_MISSING: () => new AclRuleError('suiteAclRule needs the REDIS_KEY_PREFIX'),
   FRS_REDIS_FAILOVER_WAIT_EXPIRED: () => new FailoverWaitExpiredError('lost'),
   FRS_CACHE_KEY_INVALID: () => new CacheKeyError('empty key'),
   FRS_CACHE_NAMESPACE_INVALID: () => new CacheNamespaceError('bad namespace'),
@@ -87,6 +92,7 @@ const MAKE: { [C in ErrorCode]: () => Error } = {
   FRS_SESSION_DATA_INVALID: () => new SessionDataError(['/user: expected object']),
   FRS_SESSION_NOT_ENABLED: () => new SessionNotEnabledError('/me'),
   FRS_SESSION_NOT_SET: () => new SessionNotSetError(),
+  FRS_SESSION_EVENT_INVALID: () => new SessionEventError('app.sessions.on: unknown event'),
   FRS_RATE_LIMITED: () => new RateLimitExceededError(1500),
   FRS_RATE_LIMIT_BANNED: () => new RateLimitExceededError(1500, true),
   FRS_RATE_LIMIT_UNAVAILABLE: () => new RateLimitUnavailableError(1000),
@@ -95,14 +101,20 @@ const MAKE: { [C in ErrorCode]: () => Error } = {
   FRS_RATE_LIMIT_OPTION: () => new RateLimitOptionError('rate-limit option x is unknown'),
   FRS_RATE_LIMIT_ALLOW_LIST_INVALID: () => new AllowListError('not a CIDR'),
   FRS_PUBSUB_MESSAGE_INVALID: () => new PubSubMessageError('bad message', ['/n: expected number']),
+  FRS_PUBSUB_NAME_INVALID: () => new PubSubNameError('A pub/sub channel name must be a string'),
   FRS_PUBSUB_UNAVAILABLE: () => new RedisCommandError(errors.FRS_PUBSUB_UNAVAILABLE.code, 'publish: Redis is unavailable'),
+  FRS_STREAM_MESSAGE_INVALID: () => new StreamMessageError('bad message', ['/n: expected number']),
+  FRS_STREAM_OPTION_INVALID: () => new StreamOptionError('maxDeliveries must be a whole number of at least 1'),
   FRS_STREAM_UNAVAILABLE: () => new RedisCommandError(errors.FRS_STREAM_UNAVAILABLE.code, 'add: Redis is unavailable'),
   FRS_PRESENCE_NAME_INVALID: () => new PresenceNameError('bad room'),
   FRS_PRESENCE_UNAVAILABLE: () => new RedisCommandError(errors.FRS_PRESENCE_UNAVAILABLE.code, 'join: Redis is unavailable'),
   FRS_LOCK_BUSY: () => new LockBusyError('invoice:42', 5000),
   FRS_LOCK_LOST: () => new LockLostError('invoice:42'),
   FRS_LOCK_NAME_INVALID: () => new LockNameError('bad name'),
-  FRS_LOCK_UNAVAILABLE: () => new RedisCommandError(errors.FRS_LOCK_UNAVAILABLE.code, 'acquire: Redis is unavailable')
+  FRS_LOCK_UNAVAILABLE: () => new RedisCommandError(errors.FRS_LOCK_UNAVAILABLE.code, 'acquire: Redis is unavailable'),
+  FRS_HEALTH_CHECK_DUPLICATE: () => new HealthCheckError('health check "queue" is already registered'),
+  FRS_HEALTH_PREFIX_INVALID: () => new HealthPrefixError('fastify-redis-suite: health prefix must start with "/"'),
+  FRS_TRACING_API_MISSING: () => new TracingSetupError('enableTracing() needs @opentelemetry/api')
 }
 
 t.test('every catalogue entry: its class, constructed, carries its code, status and name', async (t) => {

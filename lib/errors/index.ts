@@ -18,8 +18,11 @@ interface Entry {
 const CATALOGUE = {
   FRS_CONFIG_INVALID: { class: 'ConfigError', when: 'Registration: a variable or option is invalid, or does not fit Fastify\'s (trustProxy, pluginTimeout); `problems` has one line each' },
   FRS_PLUGIN_CONFLICT: { class: 'PluginConflictError', when: 'Registration: the app already registered a plugin a suite feature would register (@fastify/session, @fastify/rate-limit…)' },
+  FRS_DURATION_INVALID: { class: 'DurationError', when: 'A duration option is not milliseconds or a number with a unit (\'5m\'), or is 0 where a duration must be longer' },
+  FRS_COMPRESSION_OPTION_INVALID: { class: 'CompressionOptionError', when: 'A `compression` option names an unknown codec, zstd on a Node without it, or a bad threshold' },
   FRS_REDIS_SETUP: { class: 'RedisSetupError', when: 'Registration: REDIS_URL, a TLS file or the app\'s `redis.client` cannot be used; or a connection is created while no Redis is configured' },
   FRS_REDIS_UNAVAILABLE: { class: 'RedisUnavailableError', when: 'Boot: Redis refused the credentials or was not ready within REDIS_CONNECT_TIMEOUT (REDIS_WAIT_ON_BOOT=true)' },
+  FRS_ACL_PREFIX_MISSING: { class: 'AclRuleError', when: '`suiteAclRule` was given an empty key prefix: the rule would grant every key and channel' },
   FRS_REDIS_FAILOVER_WAIT_EXPIRED: { class: 'FailoverWaitExpiredError', when: 'A command waited for a lost connection longer than REDIS_FAILOVER_WAIT' },
   FRS_CACHE_KEY_INVALID: { class: 'CacheKeyError', when: 'A cache key is empty, over 1 KB, or holds control characters' },
   FRS_CACHE_NAMESPACE_INVALID: { class: 'CacheNamespaceError', when: 'A cache namespace name cannot be used in a key' },
@@ -31,22 +34,29 @@ const CATALOGUE = {
   FRS_SESSION_DATA_INVALID: { class: 'SessionDataError', when: 'A handler stored session data that breaks the session payload schema' },
   FRS_SESSION_NOT_ENABLED: { class: 'SessionNotEnabledError', when: '`request.session` was read on a route without `config: { session: true }`' },
   FRS_SESSION_NOT_SET: { class: 'SessionNotSetError', status: 500, when: 'A handler changed the session, but its cookie is Secure and the request came over plain HTTP' },
+  FRS_SESSION_EVENT_INVALID: { class: 'SessionEventError', when: '`app.sessions.on` was given an unknown event or a handler that is not a function' },
   FRS_RATE_LIMITED: { class: 'RateLimitExceededError', status: 429, when: 'A request is over its rate limit (with Retry-After)' },
   FRS_RATE_LIMIT_BANNED: { class: 'RateLimitExceededError', status: 403, when: 'A request is over @fastify/rate-limit\'s numeric `ban`' },
   FRS_RATE_LIMIT_UNAVAILABLE: { class: 'RateLimitUnavailableError', status: 503, when: 'Redis is down and RATE_LIMIT_WHEN_REDIS_DOWN is `closed` (with Retry-After)' },
   FRS_RATE_LIMIT_REDIS_TIMEOUT: { class: 'RateLimitRedisError', when: 'Internal: a rate-limit command timed out; the Redis-down mode decides the request' },
   FRS_RATE_LIMIT_REDIS_ERROR: { class: 'RateLimitRedisError', when: 'Internal: a rate-limit command failed; the Redis-down mode decides the request' },
-  FRS_RATE_LIMIT_OPTION: { class: 'RateLimitOptionError', when: 'Registration: a rate-limit option the suite does not take in that place, named with what to use instead' },
+  FRS_RATE_LIMIT_OPTION: { class: 'RateLimitOptionError', when: 'Registration: a rate-limit option the suite does not take there, or a bad one (`ban.after`, `whenRedisDown`, `sync`)' },
   FRS_RATE_LIMIT_ALLOW_LIST_INVALID: { class: 'AllowListError', when: 'Registration: an allow-list entry is neither an IP address nor a CIDR' },
   FRS_PUBSUB_MESSAGE_INVALID: { class: 'PubSubMessageError', when: 'A message given to `publish` is undefined or does not match its schema' },
+  FRS_PUBSUB_NAME_INVALID: { class: 'PubSubNameError', when: 'A pub/sub channel or pattern name is not a string of 1 to 1024 characters' },
   FRS_PUBSUB_UNAVAILABLE: { class: 'RedisCommandError', when: '`publish` or `subscribe` failed, or Redis did not answer within the command timeout' },
+  FRS_STREAM_MESSAGE_INVALID: { class: 'StreamMessageError', when: 'A message added to a stream does not match its schema' },
+  FRS_STREAM_OPTION_INVALID: { class: 'StreamOptionError', when: 'A stream consumer option is out of range (`maxDeliveries` below 1 or not whole)' },
   FRS_STREAM_UNAVAILABLE: { class: 'RedisCommandError', when: 'A stream `add` or consumer-group creation failed, or Redis did not answer within the command timeout' },
   FRS_PRESENCE_NAME_INVALID: { class: 'PresenceNameError', when: 'A presence room or member is not a string of 1 to 512 characters' },
   FRS_PRESENCE_UNAVAILABLE: { class: 'RedisCommandError', when: 'A presence command failed, or Redis did not answer within the command timeout' },
   FRS_LOCK_BUSY: { class: 'LockBusyError', when: 'Another owner held the lock for all of `wait`' },
   FRS_LOCK_LOST: { class: 'LockLostError', when: 'The lock expired or passed to another owner while `withLock`\'s work ran' },
   FRS_LOCK_NAME_INVALID: { class: 'LockNameError', when: 'A lock name is not a string of 1 to 512 characters' },
-  FRS_LOCK_UNAVAILABLE: { class: 'RedisCommandError', when: 'A lock command failed, or Redis did not answer within the command timeout' }
+  FRS_LOCK_UNAVAILABLE: { class: 'RedisCommandError', when: 'A lock command failed, or Redis did not answer within the command timeout' },
+  FRS_HEALTH_CHECK_DUPLICATE: { class: 'HealthCheckError', when: 'A health check was added under a name already registered' },
+  FRS_HEALTH_PREFIX_INVALID: { class: 'HealthPrefixError', when: 'Registration: the health routes\' `prefix` does not start with `/`, or ends with one' },
+  FRS_TRACING_API_MISSING: { class: 'TracingSetupError', when: '`enableTracing()` was called, but @opentelemetry/api is not installed' }
 } as const satisfies Record<`FRS_${string}`, Entry>
 
 type Catalogue = typeof CATALOGUE
@@ -90,6 +100,18 @@ export class PluginConflictError extends Error {
   }
 }
 
+/** A duration that is not one: thrown where the option is read (registration, or the call that passes it). */
+export class DurationError extends TypeError {
+  override name = 'DurationError'
+  readonly code = codes.FRS_DURATION_INVALID
+}
+
+/** A `compression` option that cannot work; thrown where the option is read. */
+export class CompressionOptionError extends TypeError {
+  override name = 'CompressionOptionError'
+  readonly code = codes.FRS_COMPRESSION_OPTION_INVALID
+}
+
 // ── Redis ─────────────────────────────────────────────────────────────────────────────────────────
 
 export class RedisSetupError extends Error {
@@ -106,6 +128,12 @@ export class RedisUnavailableError extends Error {
     super(message)
     this.name = 'RedisUnavailableError'
   }
+}
+
+/** `suiteAclRule` without the key prefix the suite runs with: the rule would grant everything. */
+export class AclRuleError extends TypeError {
+  override name = 'AclRuleError'
+  readonly code = codes.FRS_ACL_PREFIX_MISSING
 }
 
 /** The error a waiting command gets when the connection did not come back within the budget. */
@@ -225,6 +253,12 @@ export class SessionNotSetError extends Error {
   }
 }
 
+/** `app.sessions.on` with an event that does not exist or a handler that is not a function. */
+export class SessionEventError extends TypeError {
+  override name = 'SessionEventError'
+  readonly code = codes.FRS_SESSION_EVENT_INVALID
+}
+
 // ── Rate limits ───────────────────────────────────────────────────────────────────────────────────
 
 /** A refused request: Fastify's error handler answers `{ statusCode, code, error, message }`. */
@@ -297,6 +331,27 @@ export class PubSubMessageError extends TypeError {
   }
 }
 
+/** A channel or pattern name pub/sub cannot use. */
+export class PubSubNameError extends TypeError {
+  override name = 'PubSubNameError'
+  readonly code = codes.FRS_PUBSUB_NAME_INVALID
+}
+
+/** A message given to a stream's add() that does not match the stream's schema. */
+export class StreamMessageError extends TypeError {
+  override name = 'StreamMessageError'
+  readonly code = codes.FRS_STREAM_MESSAGE_INVALID
+  constructor (message: string, readonly errors: readonly string[]) {
+    super(message)
+  }
+}
+
+/** A stream consumer option out of range; thrown when the consumer starts. */
+export class StreamOptionError extends TypeError {
+  override name = 'StreamOptionError'
+  readonly code = codes.FRS_STREAM_OPTION_INVALID
+}
+
 export class PresenceNameError extends TypeError {
   override name = 'PresenceNameError'
   readonly code = codes.FRS_PRESENCE_NAME_INVALID
@@ -325,13 +380,38 @@ export class LockNameError extends TypeError {
   readonly code = codes.FRS_LOCK_NAME_INVALID
 }
 
+// ── Health ────────────────────────────────────────────────────────────────────────────────────────
+
+/** A health check added twice under one name. */
+export class HealthCheckError extends Error {
+  override name = 'HealthCheckError'
+  readonly code = codes.FRS_HEALTH_CHECK_DUPLICATE
+}
+
+/** A health routes' prefix that would not give clean paths (`${prefix}/live`). */
+export class HealthPrefixError extends Error {
+  override name = 'HealthPrefixError'
+  readonly code = codes.FRS_HEALTH_PREFIX_INVALID
+}
+
+// ── Tracing ───────────────────────────────────────────────────────────────────────────────────────
+
+/** enableTracing() without the OpenTelemetry API installed. */
+export class TracingSetupError extends Error {
+  override name = 'TracingSetupError'
+  readonly code = codes.FRS_TRACING_API_MISSING
+}
+
 // ── The catalogue as the package exports it ───────────────────────────────────────────────────────
 
 const CLASSES = {
   ConfigError,
   PluginConflictError,
+  DurationError,
+  CompressionOptionError,
   RedisSetupError,
   RedisUnavailableError,
+  AclRuleError,
   FailoverWaitExpiredError,
   RedisCommandError,
   CacheKeyError,
@@ -344,16 +424,23 @@ const CLASSES = {
   SessionDataError,
   SessionNotEnabledError,
   SessionNotSetError,
+  SessionEventError,
   RateLimitExceededError,
   RateLimitUnavailableError,
   RateLimitRedisError,
   RateLimitOptionError,
   AllowListError,
   PubSubMessageError,
+  PubSubNameError,
+  StreamMessageError,
+  StreamOptionError,
   PresenceNameError,
   LockBusyError,
   LockLostError,
-  LockNameError
+  LockNameError,
+  HealthCheckError,
+  HealthPrefixError,
+  TracingSetupError
 } satisfies Record<Catalogue[ErrorCode]['class'], abstract new (...args: never[]) => Error>
 
 /** One code: the class that carries it, the HTTP status the error carries (undefined: none), when it is raised. */

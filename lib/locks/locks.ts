@@ -8,7 +8,7 @@ import type { LockStore } from './store.js'
 import { lockChannel, traceLock } from '../tracing/index.js'
 
 export { tryLock, tryFencedLock, releaseLock, extendLock, lockKeys, RedisLockStore, MemoryLockStore, type LockStore } from './store.js'
-import { LockBusyError, LockLostError, LockNameError } from '../errors/index.js'
+import { DurationError, LockBusyError, LockLostError, LockNameError } from '../errors/index.js'
 
 export interface AcquireOptions {
   /** How long the lock lives unless extended. Default 30s. */
@@ -120,7 +120,7 @@ export class Locks {
   async #tryAcquire (name: string, options: AcquireOptions): Promise<Lock | undefined> {
     validateName(name)
     const ttlMs = parseDuration(options.ttl ?? this.#defaultTtl, 'ttl')
-    if (ttlMs < 1) throw new TypeError('ttl must be at least 1 ms')
+    if (ttlMs < 1) throw new DurationError('ttl must be at least 1 ms')
     const waitMs = parseDuration(options.wait ?? 0, 'wait')
     const retryMs = Math.max(1, parseDuration(options.retryDelay ?? 50, 'retryDelay'))
     const deadline = Date.now() + waitMs

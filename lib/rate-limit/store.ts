@@ -30,7 +30,7 @@ import type {
   BanOptions, DecisionSource, LimiterResult, LimitKeys, LimitParams, RateLimitAlgorithm, RateLimitDecision,
   RateLimitLogger, RateLimitStats, RedisDownMode, ResolvedBan
 } from './types.js'
-import { codes, RateLimitRedisError } from '../errors/index.js'
+import { codes, RateLimitOptionError, RateLimitRedisError } from '../errors/index.js'
 
 /** `exact`: one Redis script per decision. `batched`: leases of quota, decided locally (batched-limiter.ts). */
 export type RateLimitSync = 'exact' | 'batched'
@@ -161,7 +161,7 @@ export interface BoundLimit {
 export function resolveBan (ban: BanOptions | false | undefined): ResolvedBan | undefined {
   if (ban === undefined || ban === false) return undefined
   if (!Number.isInteger(ban.after) || ban.after < 1) {
-    throw new TypeError(`rate-limit ban.after must be a whole number of refusals of at least 1, got ${JSON.stringify(ban.after)}`)
+    throw new RateLimitOptionError(`rate-limit ban.after must be a whole number of refusals of at least 1, got ${JSON.stringify(ban.after)}`)
   }
   const durationMs = parseDuration(ban.duration, 'rate-limit ban.duration')
   return { after: ban.after, durationMs, withinMs: ban.within === undefined ? durationMs : parseDuration(ban.within, 'rate-limit ban.within') }
@@ -209,11 +209,11 @@ export class RateLimitStore {
     this.#options = options
     this.mode = options.whenRedisDown ?? 'fallback'
     if (!MODES.includes(this.mode)) {
-      throw new TypeError(`rate-limit whenRedisDown must be one of ${MODES.join(', ')}, got ${JSON.stringify(this.mode)}`)
+      throw new RateLimitOptionError(`rate-limit whenRedisDown must be one of ${MODES.join(', ')}, got ${JSON.stringify(this.mode)}`)
     }
     this.sync = options.sync ?? 'exact'
     if (this.sync !== 'exact' && this.sync !== 'batched') {
-      throw new TypeError(`rate-limit sync must be exact or batched, got ${JSON.stringify(this.sync)}`)
+      throw new RateLimitOptionError(`rate-limit sync must be exact or batched, got ${JSON.stringify(this.sync)}`)
     }
     this.timeoutMs = parseDuration(options.timeout ?? 250, 'rate-limit timeout')
     this.#closedRetryAfterMs = parseDuration(options.closedRetryAfter ?? 1000, 'rate-limit closedRetryAfter')

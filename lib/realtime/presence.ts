@@ -5,7 +5,7 @@
 // Every operation is one script on one key, so rooms spread over Cluster slots.
 import { parseDuration, type Duration } from '../config/index.js'
 import { CommandBound, runScript, script, type RedisClient } from '../redis/index.js'
-import { codes, PresenceNameError } from '../errors/index.js'
+import { codes, DurationError, PresenceNameError } from '../errors/index.js'
 
 const MAX_TRACKED_ROOMS = 1_000
 
@@ -216,7 +216,7 @@ export class Presence {
     validate(room, 'room')
     validate(userId, 'userId')
     const ttlMs = parseDuration(ttl ?? this.#defaultTtl, 'ttl')
-    if (ttlMs < 1) throw new TypeError('ttl must be at least 1 ms')
+    if (ttlMs < 1) throw new DurationError('ttl must be at least 1 ms')
     const result = await this.#tracked(this.#store.touch(room, userId, ttlMs, mode))
     this.#remember(room, result.count)
     return result

@@ -19,7 +19,7 @@ import Type, { type Static, type TSchema } from 'typebox'
 import { parseDuration, type Duration } from '../config/index.js'
 import { check, decode, DropLog, type MessageLogger } from './message-schema.js'
 import { bounded, whenReady, type RedisClient } from '../redis/index.js'
-import { codes } from '../errors/index.js'
+import { codes, StreamMessageError, StreamOptionError } from '../errors/index.js'
 
 /** The Redis key of a stream (exported for the suite's key-disjointness test). */
 export function streamKey (name: string): string {
@@ -60,7 +60,7 @@ export function deadLetterSchema<S extends TSchema> (schema: S) {
 /** `maxDeliveries` checked: a whole number of at least 1, or Infinity when not given (retry for ever). */
 export function resolveMaxDeliveries (value: number | undefined): number {
   if (value === undefined) return Infinity
-  if (!Number.isInteger(value) || value < 1) throw new TypeError(`maxDeliveries must be a whole number of at least 1 (got ${String(value)}); leave it out to retry for ever`)
+  if (!Number.isInteger(value) || value < 1) throw new StreamOptionError(`maxDeliveries must be a whole number of at least 1 (got ${String(value)}); leave it out to retry for ever`)
   return value
 }
 
@@ -198,7 +198,7 @@ export class RedisStreams implements StreamFactory {
       },
       add: async (message) => {
         const result = check(message, schema)
-        if (!result.ok) throw new TypeError(`The message added to stream ${JSON.stringify(name)} does not match its schema: ${result.errors.join('; ')}`)
+        if (!result.ok) throw new StreamMessageError(`The message added to stream ${JSON.stringify(name)} does not match its schema: ${result.errors.join('; ')}`, result.errors)
         const id = await bounded(() => client.xadd(key, 'MAXLEN', '~', maxLen, '*', 'data', JSON.stringify(message)),
           this.bound(), codes.FRS_STREAM_UNAVAILABLE, `add to stream ${JSON.stringify(name)}`)
         this.counters.added++
