@@ -77,25 +77,24 @@ export type {} from '@fastify/session'
 export type {} from '@fastify/redis'
 export type {} from '@fastify/rate-limit'
 export { configPlugin, redisPlugin, cachePlugin, healthRoutes, type HealthRoutesOptions }
-export { PluginConflictError } from './plugins/config.js'
 export type { CachePluginOptions } from './plugins/cache.js'
 export { httpCachePlugin, type HttpCachePluginOptions }
 export type { HttpCache } from './plugins/http-cache.js'
-export { HttpCacheConfigError, type RouteCacheOptions, type HttpCacheStats } from './lib/http-cache/index.js'
-export { createCache, CacheKeyError, CacheNamespaceError, CacheTimeoutError, CacheValueError } from './lib/cache/index.js'
+export type { RouteCacheOptions, HttpCacheStats } from './lib/http-cache/index.js'
+export { createCache } from './lib/cache/index.js'
 export type { Cache, CacheDefaults, CacheOptions, CacheStats, GetOptions, GetOrSetOptions, SetOptions, Loader } from './lib/cache/index.js'
-export { RedisUnavailableError, quitWithin, type RedisClient, type RedisConnections, type RedisPluginOptions } from './plugins/redis.js'
-export { buildConnectionPlan, boundedOptions, retryStrategy, RedisSetupError, type RedisMode } from './lib/redis/index.js'
+export { quitWithin, type RedisClient, type RedisConnections, type RedisPluginOptions } from './plugins/redis.js'
+export { buildConnectionPlan, boundedOptions, retryStrategy, type RedisMode } from './lib/redis/index.js'
 export { RedisMonitor, type RedisState, type RedisStatus, type RedisServerInfo } from './lib/redis/index.js'
 export { HealthRegistry, type HealthCheckOptions, type CheckStatus, type CheckResult } from './lib/health/index.js'
-export { loadConfig, ConfigError, redactConfig, redactUrl, isRedisConfigured } from './lib/config/index.js'
+export { loadConfig, redactConfig, redactUrl, isRedisConfigured } from './lib/config/index.js'
 export { ConfigSchema, type Config } from './lib/config/index.js'
 export { parseDuration, type Duration } from './lib/config/index.js'
 export { parseEncryptionKeys, zstdAvailable, type CompressionCodec, type CompressionOptions, type EncryptionKey } from './lib/codecs/index.js'
 export type { PayloadCodecOptions } from './lib/session/index.js'
 export { rateLimitPlugin }
 export { authRateLimit, rateLimitKey, clientIpRateLimitKey, sessionUserId, type RateLimitPluginOptions, type RateLimits, type RouteLimiter, type RatePolicy, type RateLimitAdjuster, type SuiteRateLimiter, type CreateRateLimitResult } from './plugins/rate-limit.js'
-export { RateLimitStore, RateLimitUnavailableError, RateLimitExceededError, RateLimitOptionError, fastifyRateLimitStore, clientIpKey, type RateLimitStats, type RateLimitDecision, type RedisDownMode, type RateLimitAlgorithm, type BanOptions } from './lib/rate-limit/index.js'
+export { RateLimitStore, fastifyRateLimitStore, clientIpKey, type RateLimitStats, type RateLimitDecision, type RedisDownMode, type RateLimitAlgorithm, type BanOptions } from './lib/rate-limit/index.js'
 export { metricsPlugin }
 export { SuiteMetrics, bearerTokenMatches, type MetricSources } from './lib/metrics/index.js'
 export type { MetricsPluginOptions } from './plugins/metrics.js'
@@ -103,14 +102,19 @@ export { pubsubPlugin, presencePlugin, locksPlugin }
 export type { PubSubPluginOptions } from './plugins/pubsub.js'
 export type { PresencePluginOptions } from './plugins/presence.js'
 export type { LocksPluginOptions } from './plugins/locks.js'
-export { PubSub, PubSubMessageError, type PubSubStats, type MessageHandler, type MessageMeta, type TypedChannel, type Unsubscribe } from './lib/realtime/index.js'
+export { PubSub, type PubSubStats, type MessageHandler, type MessageMeta, type TypedChannel, type Unsubscribe } from './lib/realtime/index.js'
 export type { TypedStream, StreamConsumer, StreamHandler, StreamMeta, StreamOptions, ConsumeOptions, DeadLetter } from './lib/realtime/index.js'
 export { Presence, type PresenceMember, type PresenceStats, type JoinResult } from './lib/realtime/index.js'
-export { Locks, Lock, LockBusyError, LockLostError, tryLock, tryFencedLock, releaseLock, extendLock, type LockStats, type AcquireOptions, type WithLockOptions } from './lib/locks/index.js'
-export { RedisCommandError } from './lib/redis/index.js'
+export { Locks, Lock, tryLock, tryFencedLock, releaseLock, extendLock, type LockStats, type AcquireOptions, type WithLockOptions } from './lib/locks/index.js'
 export { sessionPlugin, type SessionPluginOptions, type RegenerateOptions }
 export {
-  SessionStore, UserSessions, RedisSessionBackend, MemorySessionBackend, SessionUnavailableError, SessionDataError, SessionNotEnabledError, type SessionInfo, type SessionStats, type SessionStoreOptions,
+  SessionStore, UserSessions, RedisSessionBackend, MemorySessionBackend, type SessionInfo, type SessionStats, type SessionStoreOptions,
   type SessionEvent, type SessionEventName, type SessionEventHandler, type SessionEventReasons, type SessionEventStats
 } from './lib/session/index.js'
 export { enableTracing, CHANNEL_NAMES as TRACING_CHANNELS, type Tracing, type TracingOptions, type SuiteTraceContext } from './lib/tracing/index.js'
+// The errors, declared once with their codes; `errors` lists every FRS_ code with its class, HTTP
+// status and when it is raised (README.md "Errors").
+export {
+  errors, PluginConflictError, HttpCacheConfigError, CacheKeyError, CacheNamespaceError, CacheTimeoutError, CacheValueError, RedisUnavailableError, RedisSetupError,
+  ConfigError, RateLimitUnavailableError, RateLimitExceededError, RateLimitOptionError, PubSubMessageError, LockBusyError, LockLostError, RedisCommandError, SessionUnavailableError, SessionDataError, SessionNotEnabledError
+} from './lib/errors/index.js'

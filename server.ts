@@ -5,7 +5,8 @@ import type { Writable } from 'node:stream'
 import Fastify, { type FastifyInstance } from 'fastify'
 import closeWithGrace from 'close-with-grace'
 import redisSuite, { type RedisSuiteOptions } from './index.js'
-import { loadConfig, ConfigError, type Config } from './lib/config/index.js'
+import { loadConfig, type Config } from './lib/config/index.js'
+import { ConfigError } from './lib/errors/index.js'
 import { loggerOptions } from './lib/config/index.js'
 
 export interface BuildServerOptions extends RedisSuiteOptions {

@@ -6,23 +6,14 @@
 // checks trustProxy; decorates app.config. No hooks, nothing to close.
 import fp from 'fastify-plugin'
 import type { FastifyInstance } from 'fastify'
-import { ConfigError, configWarnings, loadConfig, suiteLogOptions, trustProxyProblem, type Config, type LoadConfigOptions } from '../lib/config/index.js'
+import { configWarnings, loadConfig, suiteLogOptions, trustProxyProblem, type Config, type LoadConfigOptions } from '../lib/config/index.js'
+import { ConfigError } from '../lib/errors/index.js'
+
+export { PluginConflictError } from '../lib/errors/index.js'
 
 declare module 'fastify' {
   interface FastifyInstance {
     config: Readonly<Config>
-  }
-}
-
-/**
- * Another plugin the app registered already does what a suite feature would do, and the two cannot
- * share it soundly: the message names both and the option that resolves it.
- */
-export class PluginConflictError extends Error {
-  readonly code = 'FRS_PLUGIN_CONFLICT'
-  constructor (message: string) {
-    super(`fastify-redis-suite: ${message}`)
-    this.name = 'PluginConflictError'
   }
 }
 

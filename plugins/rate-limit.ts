@@ -22,13 +22,13 @@ import type { FastifyInstance, FastifyReply, FastifyRequest, RouteOptions } from
 import { parseDuration, suiteLogOptions } from '../lib/config/index.js'
 import { rateLimitChannel, traceRateLimit } from '../lib/tracing/index.js'
 import {
-  authMax, authRateLimit, boundLimitOf, buildAllowList, checkPluginOptions, checkRouteOptions, fastifyRateLimitStore, RateLimitUnavailableError, type RouteLimiterOptions,
-  RateLimitExceededError, formatRateLimitPolicy, rateLimitFormatter, ipRateLimitKey, RateLimitStore,
+  authMax, authRateLimit, boundLimitOf, buildAllowList, checkPluginOptions, checkRouteOptions, fastifyRateLimitStore, type RouteLimiterOptions,
+  formatRateLimitPolicy, rateLimitFormatter, ipRateLimitKey, RateLimitStore,
   type BoundLimit, type BoundPolicies, type RateLimitAlgorithm, type RateLimitDecision, type RateLimitStats, type RedisDownMode
 } from '../lib/rate-limit/index.js'
 import { loadedSession } from './session.js'
 import { featureConnection, type RedisClient } from './redis.js'
-import { PluginConflictError } from './config.js'
+import { PluginConflictError, RateLimitExceededError, RateLimitUnavailableError } from '../lib/errors/index.js'
 
 export { authRateLimit }
 

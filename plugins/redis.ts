@@ -19,12 +19,14 @@ import fastifyRedis from '@fastify/redis'
 export type {} from '@fastify/redis'
 import { Redis, Cluster, type ClusterOptions, type RedisOptions } from 'ioredis'
 import type { FastifyBaseLogger, FastifyInstance } from 'fastify'
-import { ConfigError, isRedisConfigured, suiteLogOptions } from '../lib/config/index.js'
+import { isRedisConfigured, suiteLogOptions } from '../lib/config/index.js'
+import { ConfigError, RedisSetupError, RedisUnavailableError } from '../lib/errors/index.js'
 import {
-  buildConnectionPlan, RedisSetupError, type RedisConnectionPlan, RedisMonitor, describeError,
+  buildConnectionPlan, type RedisConnectionPlan, RedisMonitor, describeError,
   type RedisState, checkServerSettings, ClusterFailoverWait, FailoverWait, watchSentinels, RefusalTracker, traceRefusals, boundCommands, unbound
 } from '../lib/redis/index.js'
 
+export { RedisUnavailableError } from '../lib/errors/index.js'
 export type RedisClient = Redis | Cluster
 
 export interface RedisPluginOptions {
@@ -69,14 +71,6 @@ declare module 'fastify' {
     readonly redisState: RedisState
     redisMonitor: RedisMonitor
     redisConnections: RedisConnections
-  }
-}
-
-export class RedisUnavailableError extends Error {
-  readonly code = 'FRS_REDIS_UNAVAILABLE'
-  constructor (message: string) {
-    super(message)
-    this.name = 'RedisUnavailableError'
   }
 }
 

@@ -38,10 +38,10 @@ import { parseDuration, secureCookies, suiteLogOptions, type Duration } from '..
 import { parseEncryptionKeys } from '../lib/codecs/index.js'
 import { detectHashFieldExpiry } from '../lib/redis/index.js'
 import { featureConnection, type RedisClient } from './redis.js'
-import { PluginConflictError } from './config.js'
+import { isSessionUnavailable, PluginConflictError, SessionNotEnabledError, SessionNotSetError, type SessionUnavailableError } from '../lib/errors/index.js'
 import {
-  ConnectRedisSessions, ExpirySweep, MemorySessionBackend, RedisSessionBackend, RequestBudget, SessionCookieSigner, SessionNotEnabledError, SessionNotSetError, SessionStore,
-  UserSessions, isSessionUnavailable, whileRegenerating, type SessionLike, type SessionUnavailableError
+  ConnectRedisSessions, ExpirySweep, MemorySessionBackend, RedisSessionBackend, RequestBudget, SessionCookieSigner, SessionStore,
+  UserSessions, whileRegenerating, type SessionLike
 } from '../lib/session/index.js'
 
 declare module '@fastify/session' {

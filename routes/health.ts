@@ -12,6 +12,7 @@ import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import { bearerTokenMatches } from '../lib/metrics/index.js'
 import { HealthRegistry, type CheckStatus } from '../lib/health/index.js'
 import type { RedisState } from '../lib/redis/index.js'
+import { HealthPrefixError } from '../lib/errors/index.js'
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -87,7 +88,7 @@ export interface HealthRoutesOptions {
 /** '/health' unless given; one leading slash, no trailing one (so `${prefix}/live` is a clean path). */
 export function healthPrefix (options: HealthRoutesOptions = {}): string {
   const prefix = options.prefix ?? '/health'
-  if (!/^\/[^?#]*[^/?#]$/.test(prefix)) throw new Error(`fastify-redis-suite: health prefix must start with "/" and not end with one, got ${JSON.stringify(prefix)}`)
+  if (!/^\/[^?#]*[^/?#]$/.test(prefix)) throw new HealthPrefixError(`fastify-redis-suite: health prefix must start with "/" and not end with one, got ${JSON.stringify(prefix)}`)
   return prefix
 }
 

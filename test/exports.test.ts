@@ -13,3 +13,9 @@ t.test('every exported entry point resolves and default-exports a Fastify plugin
     t.type(mod.default, 'function', `${specifier} default-exports a plugin`)
   }
 })
+
+t.test('the package entry exports the error catalogue, `errors` (issue 32)', async (t) => {
+  const mod = await import(pkg.name) as { errors?: Record<string, { code: string, class: unknown }> }
+  t.type(mod.errors, 'object')
+  t.ok(Object.entries(mod.errors ?? {}).every(([code, entry]) => code.startsWith('FRS_') && entry.code === code && typeof entry.class === 'function'))
+})

@@ -11,18 +11,19 @@ const IMPORT = /(?:^|\n)\s*(?:import|export)\s[^'"]*?from\s+['"]([^'"]+)['"]|imp
 
 // Which lib/ subsystems each one may import (ARCHITECTURE.md, "Layout").
 const ALLOWED: Record<string, readonly string[]> = {
-  codecs: [],
-  config: ['codecs'],
-  tracing: [],
-  redis: ['config'],
-  realtime: ['config', 'redis', 'tracing'],
-  locks: ['config', 'redis', 'tracing'],
-  cache: ['codecs', 'config', 'locks', 'redis', 'tracing'],
-  'http-cache': ['config', 'cache'],
-  session: ['codecs', 'tracing'],
-  'rate-limit': ['config'],
-  health: [],
-  metrics: ['cache', 'rate-limit', 'redis']
+  errors: [],
+  codecs: ['errors'],
+  config: ['codecs', 'errors'],
+  tracing: ['errors'],
+  redis: ['config', 'errors'],
+  realtime: ['config', 'errors', 'redis', 'tracing'],
+  locks: ['config', 'errors', 'redis', 'tracing'],
+  cache: ['codecs', 'config', 'errors', 'locks', 'redis', 'tracing'],
+  'http-cache': ['config', 'cache', 'errors'],
+  session: ['codecs', 'errors', 'tracing'],
+  'rate-limit': ['config', 'errors'],
+  health: ['errors'],
+  metrics: ['cache', 'errors', 'rate-limit', 'redis']
 }
 
 function sources (dir: string): string[] {

@@ -3,7 +3,7 @@
 // only caller bugs do (CacheKeyError, CacheValueError) and the loader's own errors.
 import type { Static, TSchema } from 'typebox'
 import { CacheEngine } from './engine.js'
-import { CacheValueError } from './errors.js'
+import { CacheValueError } from '../errors/index.js'
 import { ReadThrough } from './get-or-set.js'
 import { assertValidKey, assertValidTags, childNamespace, ROOT_NAMESPACE } from './keys.js'
 import { resolveDefaults, resolveOptions, type ResolvedDefaults } from './options.js'

@@ -15,7 +15,7 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import { beginLockWait, cacheChannel, endLockWait, traceLoader } from '../tracing/index.js'
 import type { CacheEngine, Found, Lookup } from './engine.js'
 import type { Envelope } from './entry.js'
-import { CacheTimeoutError, CacheValueError } from './errors.js'
+import { CacheTimeoutError, CacheValueError } from '../errors/index.js'
 import type { ResolvedOptions } from './options.js'
 import type { Loader, ManyLoader } from './types.js'
 

@@ -1,6 +1,5 @@
 // The cache core, free of Fastify: plugins/cache.ts adapts it.
 export { createCache } from './cache.js'
-export { CacheKeyError, CacheNamespaceError, CacheTimeoutError, CacheValueError } from './errors.js'
 export { MAX_KEY_BYTES, ROOT_NAMESPACE, assertValidTags } from './keys.js'
 export type { MemoryTierOptions } from './memory-tier.js'
 export type { CacheLogger, RedisClient } from './redis-tier.js'

@@ -14,7 +14,7 @@
 // The empty hash tag `{}` before the caller's text makes Redis Cluster hash the whole key (the first
 // '{' opens the tag, and an empty one means "no tag"), so a key or URL holding `{x}` cannot pick the
 // slot: a client cannot pile every entry onto one shard.
-import { CacheKeyError, CacheNamespaceError } from './errors.js'
+import { CacheKeyError, CacheNamespaceError } from '../errors/index.js'
 
 export const MAX_KEY_BYTES = 1024
 export const ROOT_NAMESPACE = 'default'

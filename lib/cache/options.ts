@@ -6,6 +6,7 @@ import { parseDuration, type Duration } from '../config/index.js'
 import { assertValidTags } from './keys.js'
 import { compileSchema, type CompiledSchema } from './schema.js'
 import type { CacheDefaults, GetOrSetOptions } from './types.js'
+import { DurationError } from '../errors/index.js'
 
 export const DEFAULT_TTL_MS = 5 * 60_000
 const DEFAULT_LOCK_TTL_MS = 10_000
@@ -116,6 +117,6 @@ function optionalMs (value: Duration | undefined, name: string): number | undefi
 
 function positiveMs (value: Duration | undefined, name: string): number | undefined {
   const ms = optionalMs(value, name)
-  if (ms === 0) throw new TypeError(`${name} must be longer than 0 ms`)
+  if (ms === 0) throw new DurationError(`${name} must be longer than 0 ms`)
   return ms
 }

@@ -9,6 +9,7 @@
 // apart by one character and reads both, whatever its own settings: a rolling deploy mixes them.
 // The codec is named in the value, so a reader decompresses what any writer chose.
 import zlib from 'node:zlib'
+import { CompressionOptionError } from '../errors/index.js'
 
 export type CompressionCodec = 'zlib' | 'brotli' | 'zstd'
 export const COMPRESSION_CODECS: readonly CompressionCodec[] = ['zlib', 'brotli', 'zstd']
@@ -54,13 +55,13 @@ const decompressors: Record<string, Sync | undefined> = {
   s: zstdDecompress === undefined ? undefined : (input) => (zlib as unknown as { zstdDecompressSync: (b: Buffer, o: object) => Buffer }).zstdDecompressSync(input, { maxOutputLength: MAX_OUTPUT })
 }
 
-/** Checks and completes options; throws a TypeError naming what is wrong. undefined or false: no compression. */
+/** Checks and completes options; throws a CompressionOptionError (a TypeError) naming what is wrong. undefined or false: no compression. */
 export function resolveCompression (options: CompressionOptions | false | undefined, name = 'compression'): Compression | undefined {
   if (options === undefined || options === false) return undefined
   const { codec, threshold = DEFAULT_COMPRESSION_THRESHOLD } = options
-  if (!COMPRESSION_CODECS.includes(codec)) throw new TypeError(`${name}.codec must be one of ${COMPRESSION_CODECS.join(', ')}, got ${JSON.stringify(codec)}`)
-  if (codec === 'zstd' && !zstdAvailable) throw new TypeError(`${name}.codec zstd needs Node 22.15+ (node:zlib has no zstd in Node ${process.versions.node}); use zlib or brotli`)
-  if (!Number.isInteger(threshold) || threshold < 0) throw new TypeError(`${name}.threshold must be a whole number of characters, 0 or more, got ${String(threshold)}`)
+  if (!COMPRESSION_CODECS.includes(codec)) throw new CompressionOptionError(`${name}.codec must be one of ${COMPRESSION_CODECS.join(', ')}, got ${JSON.stringify(codec)}`)
+  if (codec === 'zstd' && !zstdAvailable) throw new CompressionOptionError(`${name}.codec zstd needs Node 22.15+ (node:zlib has no zstd in Node ${process.versions.node}); use zlib or brotli`)
+  if (!Number.isInteger(threshold) || threshold < 0) throw new CompressionOptionError(`${name}.threshold must be a whole number of characters, 0 or more, got ${String(threshold)}`)
   return { codec, threshold, letter: LETTERS[codec] }
 }
 

@@ -1,5 +1,6 @@
 // Durations are milliseconds (a number) or a string with a unit: '300ms', '5s', '5m', '2h', '7d',
 // '1 minute'. Bare seconds are never accepted: a bare number string is milliseconds, so '30' is 30 ms.
+import { DurationError } from '../errors/index.js'
 
 export type Duration = number | string
 
@@ -28,11 +29,11 @@ export function tryParseDuration (value: unknown): number | undefined {
   return factor === undefined ? undefined : Math.round(Number(amount) * factor)
 }
 
-/** Parse a duration into milliseconds or throw a TypeError naming what was expected. */
+/** Parse a duration into milliseconds or throw a DurationError (a TypeError) naming what was expected. */
 export function parseDuration (value: Duration, name = 'duration'): number {
   const ms = tryParseDuration(value)
   if (ms === undefined) {
-    throw new TypeError(`${name} must be a duration in milliseconds or with a unit such as '300ms', '5m' or '7d', got ${JSON.stringify(value)}`)
+    throw new DurationError(`${name} must be a duration in milliseconds or with a unit such as '300ms', '5m' or '7d', got ${JSON.stringify(value)}`)
   }
   return ms
 }

@@ -13,6 +13,7 @@ import {
 } from './schema.js'
 
 export type { Config } from './schema.js'
+import { ConfigError } from '../errors/index.js'
 
 export interface LoadConfigOptions {
   /** Variables that override process.env and .env (a value given here wins over the environment). */
@@ -28,27 +29,6 @@ export interface LoadConfigOptions {
 
 export const MIN_SECRET_LENGTH = 32
 export const REDACTED = '[redacted]'
-
-export class ConfigError extends Error {
-  readonly #problems: readonly string[]
-  constructor (problems: string[]) {
-    super(problems.join('\n'))
-    this.name = 'ConfigError'
-    this.#problems = problems
-    // An app that lets the registration's rejection reach the top level gets Node's report of it: with
-    // the stack reduced to the problems, that is one line per problem naming the variable, not a trace
-    // of the suite's internals (code and problems are getters, so the report does not list them either).
-    Object.defineProperty(this, 'stack', {
-      value: problems.map((problem) => `fastify-redis-suite: ${problem}`).join('\n'),
-      writable: true,
-      configurable: true,
-      enumerable: false
-    })
-  }
-
-  get code (): 'FRS_CONFIG_INVALID' { return 'FRS_CONFIG_INVALID' }
-  get problems (): readonly string[] { return this.#problems }
-}
 
 /** What loading noticed without refusing: logged by the config plugin once the app's logger exists. */
 interface ConfigNotes {

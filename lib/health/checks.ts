@@ -1,5 +1,6 @@
 // Health checks with cached results: each check runs on its own timer with its own timeout, so the
 // routes answer from memory at once whatever a dependency is doing.
+import { HealthCheckError } from '../errors/index.js'
 
 export type CheckStatus = 'ok' | 'degraded' | 'down'
 
@@ -91,7 +92,7 @@ export class HealthRegistry {
   }
 
   #assertNew (name: string): void {
-    if (this.#polled.has(name) || this.#readOnly.has(name)) throw new Error(`health check "${name}" is already registered`)
+    if (this.#polled.has(name) || this.#readOnly.has(name)) throw new HealthCheckError(`health check "${name}" is already registered`)
   }
 
   async #run (name: string): Promise<void> {

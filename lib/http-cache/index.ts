@@ -4,7 +4,6 @@ export {
   bodyOf, freshness, replayableHeaders, storageTtl, StoredResponseSchema, whyNotStorable,
   type EntryLifetime, type Freshness, type ResponseHeaders, type StoreCandidate, type StoredResponse
 } from './entry.js'
-export { HttpCacheConfigError } from './errors.js'
 export { computeEtag, matchesIfNoneMatch } from './etag.js'
 export { surrogateKeyHeader, surrogateKeyOf, unsendableHeader } from './headers.js'
 export { buildResponseKey, canonicalUrl, constraintsKey, hasUnlistedCookie, hashIdentity, headerValue, readCookie, type ResponseKeyParts } from './key.js'

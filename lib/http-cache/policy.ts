@@ -2,7 +2,7 @@
 // fails at boot with the route named, and a request parses nothing.
 import { didYouMean, parseDuration, type Duration } from '../config/index.js'
 import { assertValidTags } from '../cache/index.js'
-import { HttpCacheConfigError } from './errors.js'
+import { HttpCacheConfigError } from '../errors/index.js'
 
 /** Fixed tags, or tags computed from the request (say `['users', \`user:${request.params.id}\`]`). */
 export type TagSource<Request> = readonly string[] | ((request: Request) => readonly string[])

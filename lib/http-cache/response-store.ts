@@ -10,6 +10,7 @@
 // cache when it finishes.
 import type { Cache } from '../cache/index.js'
 import { StoredResponseSchema, type StoredResponse } from './entry.js'
+import { NotStored } from '../errors/index.js'
 
 /** What a lookup found: a stored response, this caller's turn to run the handler, or neither. */
 export type Lookup =
@@ -48,11 +49,6 @@ export interface ResponseStoreOptions {
 }
 
 const PEEK = { schema: StoredResponseSchema }
-
-class NotStored extends Error {
-  override name = 'NotStored'
-  readonly code = 'FRS_HTTP_CACHE_NOT_STORED'
-}
 
 export class ResponseStore {
   readonly stats: HttpCacheStats = {

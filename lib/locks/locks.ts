@@ -7,7 +7,8 @@ import { parseDuration, type Duration } from '../config/index.js'
 import type { LockStore } from './store.js'
 import { lockChannel, traceLock } from '../tracing/index.js'
 
-export { tryLock, tryFencedLock, releaseLock, extendLock, lockKeys, RedisLockStore, MemoryLockStore, LOCK_UNAVAILABLE, type LockStore } from './store.js'
+export { tryLock, tryFencedLock, releaseLock, extendLock, lockKeys, RedisLockStore, MemoryLockStore, type LockStore } from './store.js'
+import { DurationError, LockBusyError, LockLostError, LockNameError } from '../errors/index.js'
 
 export interface AcquireOptions {
   /** How long the lock lives unless extended. Default 30s. */
@@ -40,29 +41,6 @@ export interface LockStats {
 
 export interface LockLogger {
   warn: (obj: object, msg?: string) => void
-}
-
-/** Another owner held the lock for all of `wait`. */
-export class LockBusyError extends Error {
-  override name = 'LockBusyError'
-  readonly code = 'FRS_LOCK_BUSY'
-  constructor (readonly lockName: string, waitMs: number) {
-    super(`Lock ${JSON.stringify(lockName)} is held by another owner and was not released within ${waitMs} ms; pass a longer \`wait\` or retry later`)
-  }
-}
-
-/** The lock expired or was taken over while its work ran: the work was not exclusive. */
-export class LockLostError extends Error {
-  override name = 'LockLostError'
-  readonly code = 'FRS_LOCK_LOST'
-  constructor (readonly lockName: string) {
-    super(`Lock ${JSON.stringify(lockName)} expired or passed to another owner while its work ran; use a longer ttl, and check the fencing token where the work writes`)
-  }
-}
-
-export class LockNameError extends TypeError {
-  override name = 'LockNameError'
-  readonly code = 'FRS_LOCK_NAME_INVALID'
 }
 
 export interface LocksOptions {
@@ -142,7 +120,7 @@ export class Locks {
   async #tryAcquire (name: string, options: AcquireOptions): Promise<Lock | undefined> {
     validateName(name)
     const ttlMs = parseDuration(options.ttl ?? this.#defaultTtl, 'ttl')
-    if (ttlMs < 1) throw new TypeError('ttl must be at least 1 ms')
+    if (ttlMs < 1) throw new DurationError('ttl must be at least 1 ms')
     const waitMs = parseDuration(options.wait ?? 0, 'wait')
     const retryMs = Math.max(1, parseDuration(options.retryDelay ?? 50, 'retryDelay'))
     const deadline = Date.now() + waitMs

@@ -12,6 +12,7 @@
 // smaller than the last one it saw.
 import { createHash } from 'node:crypto'
 import { CommandBound, runScript, script, type RedisClient } from '../redis/index.js'
+import { codes } from '../errors/index.js'
 
 const ACQUIRE_FENCED = script(`
 if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then
@@ -70,8 +71,6 @@ export function lockKeys (name: string): { key: string, fence: string } {
   return { key, fence: `${key}:fence` }
 }
 
-export const LOCK_UNAVAILABLE = 'FRS_LOCK_UNAVAILABLE'
-
 export class RedisLockStore implements LockStore {
   readonly #client: RedisClient
   readonly #bound: CommandBound
@@ -79,7 +78,7 @@ export class RedisLockStore implements LockStore {
   /** `timeoutMs` and `waitLeft` bound each command (CommandBound: REDIS_COMMAND_TIMEOUT + the failover wait left). */
   constructor (client: RedisClient, timeoutMs: number, waitLeft?: () => number) {
     this.#client = client
-    this.#bound = new CommandBound(timeoutMs, LOCK_UNAVAILABLE, waitLeft)
+    this.#bound = new CommandBound(timeoutMs, codes.FRS_LOCK_UNAVAILABLE, waitLeft)
   }
 
   acquire (name: string, owner: string, ttlMs: number): Promise<number | undefined> {

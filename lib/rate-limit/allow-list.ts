@@ -1,12 +1,7 @@
 // The rate-limit allow list: client addresses and CIDRs (IPv4 and IPv6) that are never limited.
 import { BlockList, isIP } from 'node:net'
 import { clientIpKey } from './keys.js'
-
-/** An allow-list entry that is neither an IP address nor a CIDR; thrown at start-up. */
-export class AllowListError extends TypeError {
-  override name = 'AllowListError'
-  readonly code = 'FRS_RATE_LIMIT_ALLOW_LIST_INVALID'
-}
+import { AllowListError } from '../errors/index.js'
 
 // One text per address: an IPv4-mapped IPv6 address as its IPv4 form, zone ids dropped.
 function canonical (address: string): { text: string, type: 'ipv4' | 'ipv6' } | undefined {

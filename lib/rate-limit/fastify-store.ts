@@ -3,6 +3,7 @@
 // settings reach us through `child(routeOptions)` (the merged `config.rateLimit` of the route).
 import type { BoundLimit, RateLimitStore } from './store.js'
 import type { BanOptions, RateLimitAlgorithm, RateLimitDecision } from './types.js'
+import { RateLimitUnavailableError } from '../errors/index.js'
 
 /** Per-route settings read from `config.rateLimit.limiter` (a name the plugin itself leaves alone). */
 export interface RouteLimiterOptions {
@@ -22,23 +23,6 @@ interface PluginParams {
 }
 
 type IncrCallback = (error: Error | null, result?: { current: number, ttl: number }) => void
-
-/**
- * Refusal because Redis is down and the mode is `closed`. Fastify's default error handler answers it
- * with 503 and its `headers` (Retry-After). With `skipOnError: true` the plugin would swallow it and
- * allow the request, so do not combine `skipOnError` with the closed mode.
- */
-export class RateLimitUnavailableError extends Error {
-  override name = 'RateLimitUnavailableError'
-  readonly code = 'FRS_RATE_LIMIT_UNAVAILABLE'
-  readonly statusCode = 503
-  readonly headers: Record<string, string>
-
-  constructor (retryAfterMs: number) {
-    super('Rate limiting is unavailable; try again shortly')
-    this.headers = { 'retry-after': String(Math.max(1, Math.ceil(retryAfterMs / 1000))) }
-  }
-}
 
 /** The instance shape @fastify/rate-limit calls (FastifyRateLimitStore, with `child` as it really is called). */
 export interface FastifyRateLimitStoreAdapter {

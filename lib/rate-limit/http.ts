@@ -2,24 +2,6 @@
 // (draft-ietf-httpapi-ratelimit-headers: `RateLimit-Policy: "default";q=100;w=60` and
 // `RateLimit: "default";r=99;t=60`, Structured Field lists of a quoted policy name with parameters).
 
-/** A refused request: Fastify's error handler answers `{ statusCode, code, error, message }`. */
-export class RateLimitExceededError extends Error {
-  override name = 'RateLimitExceededError'
-  readonly code: 'FRS_RATE_LIMITED' | 'FRS_RATE_LIMIT_BANNED'
-  readonly statusCode: 429 | 403
-  /** Whole seconds until a request would be allowed again, as in Retry-After. */
-  readonly retryAfterS: number
-
-  /** `banned` is @fastify/rate-limit's own numeric `ban` (403); the suite's `limiter.ban` stays a 429. */
-  constructor (retryAfterMs: number, banned = false) {
-    const seconds = Math.max(1, Math.ceil(retryAfterMs / 1000))
-    super(banned ? `Banned for exceeding the rate limit: retry in ${seconds} s` : `Rate limit exceeded: retry in ${seconds} s`)
-    this.code = banned ? 'FRS_RATE_LIMIT_BANNED' : 'FRS_RATE_LIMITED'
-    this.statusCode = banned ? 403 : 429
-    this.retryAfterS = seconds
-  }
-}
-
 /** A Structured Field string: printable ASCII only, with `\` and `"` escaped. */
 function sfString (text: string): string {
   return `"${text.replace(/[^\x20-\x7e]/g, '_').replace(/[\\"]/g, (char) => `\\${char}`)}"`

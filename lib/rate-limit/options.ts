@@ -3,12 +3,7 @@
 // a typo (`timeWindo`, `limiter: { algorithim }`) is named with the option meant, since it would
 // otherwise leave a route on the defaults.
 import { didYouMean } from '../config/index.js'
-
-/** An option of @fastify/rate-limit the suite does not take in that place; thrown at registration. */
-export class RateLimitOptionError extends TypeError {
-  override name = 'RateLimitOptionError'
-  readonly code = 'FRS_RATE_LIMIT_OPTION'
-}
+import { RateLimitOptionError } from '../errors/index.js'
 
 /** The suite's plugin options, and @fastify/rate-limit's that mean the same here. */
 const ACCEPTED = new Set([

@@ -23,26 +23,16 @@
 import type { Cluster, Redis } from 'ioredis'
 import { PLAIN_FIXED_WINDOW_MANY_SCRIPT, PLAIN_FIXED_WINDOW_SCRIPT, POLICIES_MANY_SCRIPT, POLICIES_SCRIPT, type LoadedScript } from './scripts.js'
 import type { LimiterResult } from './types.js'
+import { codes, RateLimitRedisError } from '../errors/index.js'
 
 export type RedisClient = Redis | Cluster
-
-/** Redis failed, or did not answer within the client's commandTimeout. */
-export class RateLimitRedisError extends Error {
-  override name = 'RateLimitRedisError'
-  readonly code: 'FRS_RATE_LIMIT_REDIS_TIMEOUT' | 'FRS_RATE_LIMIT_REDIS_ERROR'
-
-  constructor (code: RateLimitRedisError['code'], message: string, options?: ErrorOptions) {
-    super(message, options)
-    this.code = code
-  }
-}
 
 export function wrapRedisError (err: unknown): RateLimitRedisError {
   if (err instanceof RateLimitRedisError) return err
   const message = err instanceof Error ? err.message : String(err)
   return /timed? ?out/i.test(message)
-    ? new RateLimitRedisError('FRS_RATE_LIMIT_REDIS_TIMEOUT', `Redis did not answer in time: ${message}`, { cause: err })
-    : new RateLimitRedisError('FRS_RATE_LIMIT_REDIS_ERROR', `Redis rate-limit command failed: ${message}`, { cause: err })
+    ? new RateLimitRedisError(codes.FRS_RATE_LIMIT_REDIS_TIMEOUT, `Redis did not answer in time: ${message}`, { cause: err })
+    : new RateLimitRedisError(codes.FRS_RATE_LIMIT_REDIS_ERROR, `Redis rate-limit command failed: ${message}`, { cause: err })
 }
 
 export const isNoScript = (err: unknown): boolean => err instanceof Error && err.message.includes('NOSCRIPT')
@@ -183,13 +173,13 @@ export class RedisLimiter {
     }
     const share = (reply: unknown): void => {
       if (!Array.isArray(reply) || reply.length !== keys.length * 5) {
-        fail(new RateLimitRedisError('FRS_RATE_LIMIT_REDIS_ERROR', 'Unexpected reply from the rate-limit policies script'))
+        fail(new RateLimitRedisError(codes.FRS_RATE_LIMIT_REDIS_ERROR, 'Unexpected reply from the rate-limit policies script'))
         return
       }
       let offset = 0
       for (const request of requests) {
         const size = request.keys.length * 5
-        if (reply[offset] === -1) request.reject(new RateLimitRedisError('FRS_RATE_LIMIT_REDIS_ERROR', `Redis rate-limit command failed: ${String(reply[offset + 1])}`))
+        if (reply[offset] === -1) request.reject(new RateLimitRedisError(codes.FRS_RATE_LIMIT_REDIS_ERROR, `Redis rate-limit command failed: ${String(reply[offset + 1])}`))
         else request.resolve(reply.slice(offset, offset + size))
         offset += size
       }
@@ -252,7 +242,7 @@ export class RedisLimiter {
     for (const pending of groups) args.push(pending.windowArg, String(pending.waiters.length))
     const share = (reply: unknown): void => {
       if (!Array.isArray(reply) || reply.length !== groups.length * 2) {
-        fail(new RateLimitRedisError('FRS_RATE_LIMIT_REDIS_ERROR', 'Unexpected reply from the rate-limit script'))
+        fail(new RateLimitRedisError(codes.FRS_RATE_LIMIT_REDIS_ERROR, 'Unexpected reply from the rate-limit script'))
         return
       }
       for (let g = 0; g < groups.length; g++) shareOf(groups[g]!.waiters, reply[2 * g], reply[2 * g + 1])
@@ -277,7 +267,7 @@ export class RedisLimiter {
     const n = String(waiters.length)
     const share = (reply: unknown): void => {
       if (!Array.isArray(reply) || reply.length !== 2) {
-        fail(new RateLimitRedisError('FRS_RATE_LIMIT_REDIS_ERROR', 'Unexpected reply from the rate-limit script'))
+        fail(new RateLimitRedisError(codes.FRS_RATE_LIMIT_REDIS_ERROR, 'Unexpected reply from the rate-limit script'))
         return
       }
       shareOf(waiters, reply[0], reply[1])
@@ -332,7 +322,7 @@ export class RedisLimiter {
 /** Hands one key's reply to the n requests merged into it: request k (from 0) saw the count after its own increment. */
 function shareOf (waiters: readonly Waiter[], current: unknown, ttl: unknown): void {
   if (typeof current !== 'number' || typeof ttl !== 'number' || current < 0) {
-    const err = new RateLimitRedisError('FRS_RATE_LIMIT_REDIS_ERROR', current === -1 && typeof ttl === 'string'
+    const err = new RateLimitRedisError(codes.FRS_RATE_LIMIT_REDIS_ERROR, current === -1 && typeof ttl === 'string'
       ? `Redis rate-limit command failed: ${ttl}`
       : 'Unexpected reply from the rate-limit script')
     for (const waiter of waiters) waiter.reject(err)
@@ -344,7 +334,7 @@ function shareOf (waiters: readonly Waiter[], current: unknown, ttl: unknown): v
 
 function toResult (reply: unknown): LimiterResult {
   if (!Array.isArray(reply) || reply.length < 6) {
-    throw new RateLimitRedisError('FRS_RATE_LIMIT_REDIS_ERROR', 'Unexpected reply from the rate-limit script')
+    throw new RateLimitRedisError(codes.FRS_RATE_LIMIT_REDIS_ERROR, 'Unexpected reply from the rate-limit script')
   }
   return {
     allowed: reply[0] === 1,

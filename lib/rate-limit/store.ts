@@ -21,7 +21,7 @@ import { parseDuration, type Duration } from '../config/index.js'
 import { BatchedLimiter, type BatchedLimiterOptions } from './batched-limiter.js'
 import { limitKeyPrefix } from './keys.js'
 import { MemoryLimiter } from './memory-limiter.js'
-import { RateLimitRedisError, RedisLimiter, wrapRedisError, type IncrementReply, type RedisClient } from './redis-limiter.js'
+import { RedisLimiter, wrapRedisError, type IncrementReply, type RedisClient } from './redis-limiter.js'
 import {
   ADJUST_SCRIPT, FIXED_WINDOW_READ_SCRIPT, FIXED_WINDOW_SCRIPT, POLICIES_SCRIPT, PLAIN_FIXED_WINDOW_SCRIPT, SLIDING_WINDOW_READ_SCRIPT, SLIDING_WINDOW_SCRIPT,
   type LoadedScript
@@ -30,6 +30,7 @@ import type {
   BanOptions, DecisionSource, LimiterResult, LimitKeys, LimitParams, RateLimitAlgorithm, RateLimitDecision,
   RateLimitLogger, RateLimitStats, RedisDownMode, ResolvedBan
 } from './types.js'
+import { codes, RateLimitOptionError, RateLimitRedisError } from '../errors/index.js'
 
 /** `exact`: one Redis script per decision. `batched`: leases of quota, decided locally (batched-limiter.ts). */
 export type RateLimitSync = 'exact' | 'batched'
@@ -160,7 +161,7 @@ export interface BoundLimit {
 export function resolveBan (ban: BanOptions | false | undefined): ResolvedBan | undefined {
   if (ban === undefined || ban === false) return undefined
   if (!Number.isInteger(ban.after) || ban.after < 1) {
-    throw new TypeError(`rate-limit ban.after must be a whole number of refusals of at least 1, got ${JSON.stringify(ban.after)}`)
+    throw new RateLimitOptionError(`rate-limit ban.after must be a whole number of refusals of at least 1, got ${JSON.stringify(ban.after)}`)
   }
   const durationMs = parseDuration(ban.duration, 'rate-limit ban.duration')
   return { after: ban.after, durationMs, withinMs: ban.within === undefined ? durationMs : parseDuration(ban.within, 'rate-limit ban.within') }
@@ -208,11 +209,11 @@ export class RateLimitStore {
     this.#options = options
     this.mode = options.whenRedisDown ?? 'fallback'
     if (!MODES.includes(this.mode)) {
-      throw new TypeError(`rate-limit whenRedisDown must be one of ${MODES.join(', ')}, got ${JSON.stringify(this.mode)}`)
+      throw new RateLimitOptionError(`rate-limit whenRedisDown must be one of ${MODES.join(', ')}, got ${JSON.stringify(this.mode)}`)
     }
     this.sync = options.sync ?? 'exact'
     if (this.sync !== 'exact' && this.sync !== 'batched') {
-      throw new TypeError(`rate-limit sync must be exact or batched, got ${JSON.stringify(this.sync)}`)
+      throw new RateLimitOptionError(`rate-limit sync must be exact or batched, got ${JSON.stringify(this.sync)}`)
     }
     this.timeoutMs = parseDuration(options.timeout ?? 250, 'rate-limit timeout')
     this.#closedRetryAfterMs = parseDuration(options.closedRetryAfter ?? 1000, 'rate-limit closedRetryAfter')
@@ -415,7 +416,7 @@ export class RateLimitStore {
 
   #policiesDecision (list: readonly ResolvedPolicy[], ids: readonly string[], reply: unknown, source: DecisionSource): PoliciesDecision {
     if (!Array.isArray(reply) || reply.length !== list.length * 5) {
-      throw new RateLimitRedisError('FRS_RATE_LIMIT_REDIS_ERROR', 'Unexpected reply from the rate-limit policies script')
+      throw new RateLimitRedisError(codes.FRS_RATE_LIMIT_REDIS_ERROR, 'Unexpected reply from the rate-limit policies script')
     }
     const results: LimiterResult[] = []
     for (let i = 0; i < list.length; i++) {

@@ -10,6 +10,7 @@ import {
   type ConsumeOptions, type DeadLetter, type DeadLetterCount, type StreamConsumer, type StreamCounters, type StreamFactory,
   type StreamHandler, type StreamOptions, type TypedStream
 } from './streams.js'
+import { StreamMessageError } from '../errors/index.js'
 
 interface MemoryEntry { seq: number, id: string, json: string }
 interface Pending { entry: MemoryEntry, deliveredAt: number, deliveries: number }
@@ -41,7 +42,7 @@ export class MemoryStreams implements StreamFactory {
       },
       add: async (message) => {
         const result = check(message, schema)
-        if (!result.ok) throw new TypeError(`The message added to stream ${JSON.stringify(name)} does not match its schema: ${result.errors.join('; ')}`)
+        if (!result.ok) throw new StreamMessageError(`The message added to stream ${JSON.stringify(name)} does not match its schema: ${result.errors.join('; ')}`, result.errors)
         const id = this.#append(name, JSON.stringify(message), maxLen)
         this.#counters.added++
         return id

@@ -5,8 +5,8 @@
 // Every operation is one script on one key, so rooms spread over Cluster slots.
 import { parseDuration, type Duration } from '../config/index.js'
 import { CommandBound, runScript, script, type RedisClient } from '../redis/index.js'
+import { codes, DurationError, PresenceNameError } from '../errors/index.js'
 
-export const PRESENCE_UNAVAILABLE = 'FRS_PRESENCE_UNAVAILABLE'
 const MAX_TRACKED_ROOMS = 1_000
 
 /** The Redis key of a room (exported for the suite's key-disjointness test). */
@@ -85,7 +85,7 @@ export class RedisPresenceStore implements PresenceStore {
   /** `timeoutMs` and `waitLeft` bound each command (CommandBound: REDIS_COMMAND_TIMEOUT + the failover wait left). */
   constructor (client: RedisClient, timeoutMs: number, waitLeft?: () => number) {
     this.#client = client
-    this.#bound = new CommandBound(timeoutMs, PRESENCE_UNAVAILABLE, waitLeft)
+    this.#bound = new CommandBound(timeoutMs, codes.FRS_PRESENCE_UNAVAILABLE, waitLeft)
   }
 
   async touch (room: string, userId: string, ttlMs: number, mode: 'join' | 'refresh'): Promise<{ present: boolean, count: number, expiresAt: number }> {
@@ -155,11 +155,6 @@ export class MemoryPresenceStore implements PresenceStore {
   }
 }
 
-export class PresenceNameError extends TypeError {
-  override name = 'PresenceNameError'
-  readonly code = 'FRS_PRESENCE_NAME_INVALID'
-}
-
 export interface PresenceOptions {
   store: PresenceStore
   /** Default 5m. */
@@ -221,7 +216,7 @@ export class Presence {
     validate(room, 'room')
     validate(userId, 'userId')
     const ttlMs = parseDuration(ttl ?? this.#defaultTtl, 'ttl')
-    if (ttlMs < 1) throw new TypeError('ttl must be at least 1 ms')
+    if (ttlMs < 1) throw new DurationError('ttl must be at least 1 ms')
     const result = await this.#tracked(this.#store.touch(room, userId, ttlMs, mode))
     this.#remember(room, result.count)
     return result

@@ -12,6 +12,7 @@ import type { DeadLetterCount, StreamFactory, StreamOptions, TypedStream } from 
 // App channels sit under PUBSUB_CHANNEL_SEGMENT after the app's prefix; lib/redis owns the constant
 // because the least-privilege ACL rule grants it.
 export { PUBSUB_CHANNEL_SEGMENT } from '../redis/index.js'
+import { PubSubMessageError, PubSubNameError } from '../errors/index.js'
 export interface MessageMeta {
   /** The channel the message was published on, without the app's prefix. */
   channel: string
@@ -51,15 +52,6 @@ export interface PubSubStats {
   streamMessagesDeadLettered: number
   /** The same, per stream and consumer group (the labels of `pubsub_stream_dead_letters_total`). */
   streamDeadLetters: DeadLetterCount[]
-}
-
-/** A message given to publish() that does not match the schema passed with it. */
-export class PubSubMessageError extends TypeError {
-  override name = 'PubSubMessageError'
-  readonly code = 'FRS_PUBSUB_MESSAGE_INVALID'
-  constructor (message: string, readonly errors: readonly string[]) {
-    super(message)
-  }
 }
 
 export interface PubSubOptions {
@@ -242,6 +234,6 @@ export class PubSub {
 
 function validateName (name: string, what: string): void {
   if (typeof name !== 'string' || name.length === 0 || name.length > 1024) {
-    throw new TypeError(`A pub/sub ${what} name must be a string of 1 to 1024 characters, got ${JSON.stringify(name)}`)
+    throw new PubSubNameError(`A pub/sub ${what} name must be a string of 1 to 1024 characters, got ${JSON.stringify(name)}`)
   }
 }

@@ -19,8 +19,7 @@ import Type, { type Static, type TSchema } from 'typebox'
 import { parseDuration, type Duration } from '../config/index.js'
 import { check, decode, DropLog, type MessageLogger } from './message-schema.js'
 import { bounded, whenReady, type RedisClient } from '../redis/index.js'
-
-export const STREAM_UNAVAILABLE = 'FRS_STREAM_UNAVAILABLE'
+import { codes, StreamMessageError, StreamOptionError } from '../errors/index.js'
 
 /** The Redis key of a stream (exported for the suite's key-disjointness test). */
 export function streamKey (name: string): string {
@@ -61,7 +60,7 @@ export function deadLetterSchema<S extends TSchema> (schema: S) {
 /** `maxDeliveries` checked: a whole number of at least 1, or Infinity when not given (retry for ever). */
 export function resolveMaxDeliveries (value: number | undefined): number {
   if (value === undefined) return Infinity
-  if (!Number.isInteger(value) || value < 1) throw new TypeError(`maxDeliveries must be a whole number of at least 1 (got ${String(value)}); leave it out to retry for ever`)
+  if (!Number.isInteger(value) || value < 1) throw new StreamOptionError(`maxDeliveries must be a whole number of at least 1 (got ${String(value)}); leave it out to retry for ever`)
   return value
 }
 
@@ -199,9 +198,9 @@ export class RedisStreams implements StreamFactory {
       },
       add: async (message) => {
         const result = check(message, schema)
-        if (!result.ok) throw new TypeError(`The message added to stream ${JSON.stringify(name)} does not match its schema: ${result.errors.join('; ')}`)
+        if (!result.ok) throw new StreamMessageError(`The message added to stream ${JSON.stringify(name)} does not match its schema: ${result.errors.join('; ')}`, result.errors)
         const id = await bounded(() => client.xadd(key, 'MAXLEN', '~', maxLen, '*', 'data', JSON.stringify(message)),
-          this.bound(), STREAM_UNAVAILABLE, `add to stream ${JSON.stringify(name)}`)
+          this.bound(), codes.FRS_STREAM_UNAVAILABLE, `add to stream ${JSON.stringify(name)}`)
         this.counters.added++
         return String(id)
       },
@@ -247,7 +246,7 @@ export class RedisStreams implements StreamFactory {
   async #createGroup (key: string, group: string, from: 'new' | 'beginning'): Promise<void> {
     try {
       await bounded(() => this.#options.client.xgroup('CREATE', key, group, from === 'new' ? '$' : '0', 'MKSTREAM'),
-        this.bound(), STREAM_UNAVAILABLE, `create consumer group ${JSON.stringify(group)}`)
+        this.bound(), codes.FRS_STREAM_UNAVAILABLE, `create consumer group ${JSON.stringify(group)}`)
     } catch (err) {
       if (!String((err as Error).message).includes('BUSYGROUP')) throw err
     }
@@ -286,7 +285,7 @@ class ConsumerLoop {
     const { blockingConnection } = this.#streams.options
     this.#connection = blockingConnection()
     try {
-      await whenReady(this.#connection, this.#streams.bound(), STREAM_UNAVAILABLE, `consume stream ${JSON.stringify(this.#o.name)}`)
+      await whenReady(this.#connection, this.#streams.bound(), codes.FRS_STREAM_UNAVAILABLE, `consume stream ${JSON.stringify(this.#o.name)}`)
     } catch (err) {
       this.#connection.disconnect()
       throw err

@@ -7,8 +7,7 @@
 // rejection goes unhandled when the link drops again at once), so this is what restores them. Under RESP3 (ioredis 6's default)
 // messages arrive as push frames and ioredis still emits them as 'message' / 'pmessage'.
 import { bounded, whenReady, type RedisClient } from '../redis/index.js'
-
-export const PUBSUB_UNAVAILABLE = 'FRS_PUBSUB_UNAVAILABLE'
+import { codes } from '../errors/index.js'
 
 export interface PubSubTransport {
   /** Receivers that got the message (Redis's PUBLISH reply). */
@@ -44,7 +43,7 @@ export class RedisPubSubTransport implements PubSubTransport {
   }
 
   publish (channel: string, payload: string): Promise<number> {
-    return bounded(() => this.#options.publisher.publish(channel, payload), this.#bound(), PUBSUB_UNAVAILABLE, `publish to ${JSON.stringify(channel)}`)
+    return bounded(() => this.#options.publisher.publish(channel, payload), this.#bound(), codes.FRS_PUBSUB_UNAVAILABLE, `publish to ${JSON.stringify(channel)}`)
   }
 
   async subscribe (channel: string): Promise<void> {
@@ -88,7 +87,7 @@ export class RedisPubSubTransport implements PubSubTransport {
     await Promise.all([
       channels.length > 0 ? sub.unsubscribe(...channels) : undefined,
       patterns.length > 0 ? sub.punsubscribe(...patterns) : undefined
-    ].map((p) => bounded(async () => await p, this.#options.timeoutMs, PUBSUB_UNAVAILABLE, 'unsubscribe on close').catch(() => {})))
+    ].map((p) => bounded(async () => await p, this.#options.timeoutMs, codes.FRS_PUBSUB_UNAVAILABLE, 'unsubscribe on close').catch(() => {})))
   }
 
   #connection (): RedisClient {
@@ -104,8 +103,8 @@ export class RedisPubSubTransport implements PubSubTransport {
 
   async #command (what: string, send: (sub: RedisClient) => Promise<unknown>): Promise<void> {
     const sub = this.#connection()
-    await whenReady(sub, this.#bound(), PUBSUB_UNAVAILABLE, what)
-    await bounded(() => send(sub), this.#bound(), PUBSUB_UNAVAILABLE, what)
+    await whenReady(sub, this.#bound(), codes.FRS_PUBSUB_UNAVAILABLE, what)
+    await bounded(() => send(sub), this.#bound(), codes.FRS_PUBSUB_UNAVAILABLE, what)
   }
 
   #bound (): number {

@@ -3,6 +3,7 @@
 // Derived from what the suite sends (INFO commandstats after that test's surface run), not from
 // categories: `+@scripting` would allow FUNCTION FLUSH and SCRIPT FLUSH, `+@keyspace` SCAN, RANDOMKEY
 // and KEYS, and `&*` publishing to any channel.
+import { AclRuleError } from '../errors/index.js'
 
 /** App channels sit under this segment after the app's prefix (`<REDIS_KEY_PREFIX>ps:<name>`), apart from the suite's own channels. */
 export const PUBSUB_CHANNEL_SEGMENT = 'ps:'
@@ -74,7 +75,7 @@ function serverHas (command: string, server: string | undefined): boolean {
  */
 export function suiteAclRule (keyPrefix: string, options: SuiteAclOptions = {}): string {
   if (keyPrefix === '') {
-    throw new TypeError('suiteAclRule needs the REDIS_KEY_PREFIX the suite runs with (e.g. \'app:\'): with an empty prefix the rule would grant every key and channel (~* &*)')
+    throw new AclRuleError('suiteAclRule needs the REDIS_KEY_PREFIX the suite runs with (e.g. \'app:\'): with an empty prefix the rule would grant every key and channel (~* &*)')
   }
   const prefix = globLiteral(keyPrefix)
   const patterns = (options.patterns ?? []).map((pattern) => ` &${prefix}${PUBSUB_CHANNEL_SEGMENT}${pattern}`).join('')

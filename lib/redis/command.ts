@@ -2,6 +2,7 @@
 // NOSCRIPT), a time bound on any one command, and the error those features throw when Redis fails.
 import { createHash } from 'node:crypto'
 import type { Cluster, Redis } from 'ioredis'
+import { RedisCommandError } from '../errors/index.js'
 
 export type RedisClient = Redis | Cluster
 
@@ -21,16 +22,6 @@ export async function runScript (client: RedisClient, s: Script, keys: readonly 
   } catch (err) {
     if (!(err instanceof Error) || !err.message.includes('NOSCRIPT')) throw err
     return await client.eval(s.lua, keys.length, ...keys, ...args)
-  }
-}
-
-/** Redis failed or did not answer in time. `code` is the feature's stable code, e.g. FRS_LOCK_UNAVAILABLE. */
-export class RedisCommandError extends Error {
-  override name = 'RedisCommandError'
-  readonly code: string
-  constructor (code: string, message: string, options?: ErrorOptions) {
-    super(message, options)
-    this.code = code
   }
 }
 

@@ -22,6 +22,7 @@
 // connects there at once: until `+switch-master`, the client's Sentinel lookups of the old master's
 // address are mapped to the new one (ioredis' natMap, read on every lookup).
 import type { Cluster, NatMap, Redis, RedisOptions } from 'ioredis'
+import { FailoverWaitExpiredError } from '../errors/index.js'
 
 export interface FailoverWaitOptions {
   /** REDIS_FAILOVER_WAIT in ms; 0 disables the wait (every command fails fast while disconnected). */
@@ -34,12 +35,6 @@ export interface FailoverWaitOptions {
   answering?: () => boolean
   /** Called once per outage when the budget ran out with the connection still down. */
   onExpired?: (lostForMs: number, rejected: number) => void
-}
-
-/** The error a waiting command gets when the connection did not come back within the budget. */
-export class FailoverWaitExpiredError extends Error {
-  override name = 'FailoverWaitExpiredError'
-  readonly code = 'FRS_REDIS_FAILOVER_WAIT_EXPIRED'
 }
 
 /** ioredis internals this module reads; all exist in ioredis 6 (asserted by the tests). */

@@ -6,16 +6,9 @@ import { readFileSync } from 'node:fs'
 import type { ConnectionOptions } from 'node:tls'
 import type { ClusterOptions, RedisOptions, SentinelAddress } from 'ioredis'
 import type { Config } from '../config/index.js'
+import { RedisSetupError } from '../errors/index.js'
 
 export type RedisMode = 'standalone' | 'sentinel' | 'cluster'
-
-export class RedisSetupError extends Error {
-  readonly code = 'FRS_REDIS_SETUP'
-  constructor (message: string) {
-    super(message)
-    this.name = 'RedisSetupError'
-  }
-}
 
 export type RedisConnectionPlan =
   | { mode: 'standalone' | 'sentinel', options: RedisOptions, address: string }

@@ -7,6 +7,7 @@
 // the next turn of the event loop. A handler that throws or rejects is logged (at most one line per
 // 10 s) and counted; once 10,000 events wait or have handlers still running (async handlers far slower
 // than events arrive), new events are dropped and counted. Neither ever fails a request.
+import { SessionEventError } from '../errors/index.js'
 
 export type SessionEventName = 'created' | 'refreshed' | 'revoked' | 'expired'
 
@@ -74,8 +75,8 @@ export class SessionEvents {
   }
 
   on<E extends SessionEventName> (type: E, handler: SessionEventHandler<E>): void {
-    if (!(type in this.#handlers)) throw new TypeError(`app.sessions.on: unknown event ${JSON.stringify(type)}, expected created, refreshed, revoked or expired`)
-    if (typeof handler !== 'function') throw new TypeError('app.sessions.on: the handler must be a function')
+    if (!(type in this.#handlers)) throw new SessionEventError(`app.sessions.on: unknown event ${JSON.stringify(type)}, expected created, refreshed, revoked or expired`)
+    if (typeof handler !== 'function') throw new SessionEventError('app.sessions.on: the handler must be a function')
     this.#handlers[type].push(handler)
   }
 

@@ -12,7 +12,6 @@ export { MemorySessionBackend } from './memory-backend.js'
 export { SessionCookieSigner, type Unsigned } from './signer.js'
 export { ConnectRedisSessions, type LegacySessionSource, type LegacySession } from './legacy.js'
 export { RequestBudget } from './deadline.js'
-export { SessionUnavailableError, SessionDataError, SessionNotEnabledError, SessionNotSetError, isSessionUnavailable } from './errors.js'
 export { sessionHandle, sessionKey, userIndexKey, allSessionsKey, ALL_SESSIONS_KEYS, EXPIRY_LEDGER_KEYS, expiryLedgerKeys } from './keys.js'
 export type {
   SessionBackend, SessionLike, SessionMeta, SessionStats, SessionWrite, StoredSession, IndexedSession, WriteResult, LoadRefresh, DestroyResult, ExpiredSession

@@ -13,6 +13,7 @@ import {
   cacheChannel, httpCacheChannel, lockChannel, pubsubChannel, rateLimitChannel, sessionChannel, setContextBinder,
   type SuiteChannel, type SuiteTraceContext
 } from './channels.js'
+import { TracingSetupError } from '../errors/index.js'
 
 export interface TracingOptions {
   /**
@@ -81,7 +82,7 @@ function loadApi (): Loaded {
     const api = createRequire(import.meta.url)('@opentelemetry/api') as typeof Api
     return { api }
   } catch {
-    throw new Error('enableTracing() needs @opentelemetry/api: npm install @opentelemetry/api (and set up the OpenTelemetry SDK before the app starts)')
+    throw new TracingSetupError('enableTracing() needs @opentelemetry/api: npm install @opentelemetry/api (and set up the OpenTelemetry SDK before the app starts)')
   }
 }
 

@@ -7,7 +7,7 @@ import { request } from 'undici'
 import { serverVersion, useRedis } from '../helpers/index.js'
 import { allLogLines, cookiePair, startFaultApp } from '../helpers/fault-app.js'
 import { describeSummary, runLoad, summarize } from '../helpers/load.js'
-import { CacheKeyError } from '../../lib/cache/index.js'
+import { CacheKeyError } from '../../lib/errors/index.js'
 import { suiteAclRule } from '../../lib/redis/index.js'
 
 const PASSWORD = 'acl-password-f7c1e2d9b8a7'

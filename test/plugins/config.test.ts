@@ -6,7 +6,7 @@ import t from 'tap'
 import Fastify, { type FastifyServerOptions } from 'fastify'
 import redisSuite from '../../index.js'
 import configPlugin from '../../plugins/config.js'
-import { ConfigError } from '../../lib/config/load.js'
+import { ConfigError } from '../../lib/errors/index.js'
 
 // Fastify accepts a hop count at run time although its types leave numbers out.
 async function register (trustProxy: FastifyServerOptions['trustProxy'] | number, TRUST_PROXY: string): Promise<string> {

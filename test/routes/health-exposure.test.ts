@@ -4,7 +4,8 @@
 import t from 'tap'
 import { getFreePort, useRedis } from '../helpers/index.js'
 import { buildTestApp, timeUntil } from '../helper.js'
-import { ConfigError, loadConfig } from '../../lib/config/load.js'
+import { loadConfig } from '../../lib/config/load.js'
+import { ConfigError } from '../../lib/errors/index.js'
 
 const SECRET = 'staging-session-secret-0123456789abcdef'
 const TOKEN = 'metrics-token-0123456789abcdef'

@@ -1,5 +1,6 @@
 import t from 'tap'
-import { CacheKeyError, CacheNamespaceError, createCache } from '../../../lib/cache/index.js'
+import { createCache } from '../../../lib/cache/index.js'
+import { CacheKeyError, CacheNamespaceError } from '../../../lib/errors/index.js'
 
 t.test('invalid keys are refused with CacheKeyError (a caller bug, so it is thrown)', async (t) => {
   const cache = createCache()

@@ -1,7 +1,8 @@
 // Grace, stale-if-error and loader timeouts. Memory-only caches suffice for the flight logic; the
 // Redis-down variant uses a real server that is killed.
 import t from 'tap'
-import { CacheTimeoutError, createCache } from '../../../lib/cache/index.js'
+import { createCache } from '../../../lib/cache/index.js'
+import { CacheTimeoutError } from '../../../lib/errors/index.js'
 import { sleep, waitFor } from '../../helpers/index.js'
 import { deferred, redisWithInstance } from './fixtures.js'
 

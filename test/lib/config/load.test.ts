@@ -3,7 +3,8 @@ import { inspect } from 'node:util'
 import { mkdtempSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { loadConfig, ConfigError, redactUrl, isRedisConfigured, configWarnings, suiteLogLevel } from '../../../lib/config/load.js'
+import { loadConfig, redactUrl, isRedisConfigured, configWarnings, suiteLogLevel } from '../../../lib/config/load.js'
+import { ConfigError } from '../../../lib/errors/index.js'
 import { parseDuration } from '../../../lib/config/duration.js'
 
 const SECRET = 'x'.repeat(32)

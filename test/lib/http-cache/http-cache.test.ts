@@ -1,10 +1,11 @@
 // The HTTP response cache core without Fastify: keys, Cache-Control, ETags, route policies, entries.
 import t from 'tap'
 import {
-  buildResponseKey, canonicalUrl, computeEtag, formatCacheControl, freshness, hashIdentity, HttpCacheConfigError,
+  buildResponseKey, canonicalUrl, computeEtag, formatCacheControl, freshness, hashIdentity,
   matchesIfNoneMatch, parseCacheControl, readCookie, replayableHeaders, resolveRoutePolicy, storageTtl, tagsFor,
   wantsRevalidation, whyNotStorable
 } from '../../../lib/http-cache/index.js'
+import { HttpCacheConfigError } from '../../../lib/errors/index.js'
 
 t.test('key: method, path, sorted query, vary values, user', async (t) => {
   t.equal(canonicalUrl('/a?b=2&a=1&a=0'), '/a?a=1&a=0&b=2', 'parameters sorted by name only: values keep their order')

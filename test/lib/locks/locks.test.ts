@@ -5,8 +5,9 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import { Redis } from 'ioredis'
 import { useRedis, type RedisServer, type TeardownScope } from '../../helpers/index.js'
 import {
-  Locks, LockBusyError, LockLostError, MemoryLockStore, RedisLockStore, extendLock, lockKeys, releaseLock, tryFencedLock, tryLock
+  Locks, MemoryLockStore, RedisLockStore, extendLock, lockKeys, releaseLock, tryFencedLock, tryLock
 } from '../../../lib/locks/locks.js'
+import { LockBusyError, LockLostError } from '../../../lib/errors/index.js'
 
 const TIMEOUT_MS = 1_000
 

@@ -1,6 +1,7 @@
 import t from 'tap'
 import { buildAllowList } from '../../../lib/rate-limit/allow-list.js'
-import { RateLimitExceededError, formatRateLimit, formatRateLimitPolicy } from '../../../lib/rate-limit/http.js'
+import { formatRateLimit, formatRateLimitPolicy } from '../../../lib/rate-limit/http.js'
+import { RateLimitExceededError } from '../../../lib/errors/index.js'
 
 t.test('IETF header values (draft-ietf-httpapi-ratelimit-headers): a quoted policy name and integer parameters', async (t) => {
   t.equal(formatRateLimitPolicy('default', 100, 60_000), '"default";q=100;w=60')

@@ -69,7 +69,7 @@ async function alwaysThrows (t: Test, streams: StreamFactory): Promise<void> {
   t.same(letter, { id, group: 'billing', consumer: 'b1', deliveries: 3, error: 'card declined for order 7', message: { n: 7 } })
   await consumer.stop()
   t.equal(attempts.length, 4, 'nothing ran after the dead letter')
-  await t.rejects(orders.consume('billing', 'b2', () => {}, { maxDeliveries: 0 }), { name: 'TypeError', message: /maxDeliveries must be a whole number of at least 1/ })
+  await t.rejects(orders.consume('billing', 'b2', () => {}, { maxDeliveries: 0 }), { name: 'StreamOptionError', code: 'FRS_STREAM_OPTION_INVALID', message: /maxDeliveries must be a whole number of at least 1/ })
 }
 
 t.test('redis: a handler that always throws ends in the dead-letter stream after maxDeliveries', async (t) => {
