@@ -38,7 +38,7 @@ import { parseDuration, secureCookies, suiteLogOptions, type Duration } from '..
 import { parseEncryptionKeys } from '../lib/codecs/index.js'
 import { detectHashFieldExpiry } from '../lib/redis/index.js'
 import { featureConnection, type RedisClient } from './redis.js'
-import { isSessionUnavailable, PluginConflictError, SessionNotEnabledError, SessionNotSetError, type SessionUnavailableError } from '../lib/errors/index.js'
+import { DurationError, isSessionUnavailable, PluginConflictError, SessionNotEnabledError, SessionNotSetError, type SessionUnavailableError } from '../lib/errors/index.js'
 import {
   ConnectRedisSessions, ExpirySweep, MemorySessionBackend, RedisSessionBackend, RequestBudget, SessionCookieSigner, SessionStore,
   UserSessions, whileRegenerating, type SessionLike
@@ -480,7 +480,7 @@ function acceptLifetimeOption (session: object): true {
     if (keys === null || typeof keys !== 'object' || Array.isArray(keys)) return whileRegenerating(() => original.call(this, keys, callback))
     const { lifetime, keep } = keys as Partial<RegenerateOptions>
     const maxAge = parseDuration(lifetime as Duration, 'regenerate({ lifetime })')
-    if (maxAge <= 0) throw new TypeError(`regenerate({ lifetime }) must be more than 0, got ${JSON.stringify(lifetime)}`)
+    if (maxAge <= 0) throw new DurationError(`regenerate({ lifetime }) must be more than 0, got ${JSON.stringify(lifetime)}`)
     this.options({ maxAge })
     return whileRegenerating(() => keep === undefined ? original.call(this, callback) : original.call(this, keep, callback))
   }

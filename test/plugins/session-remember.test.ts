@@ -92,6 +92,15 @@ t.test('a lifetime above SESSION_MAX_LIFETIME is clamped to it, cookie and Redis
   }), /regenerate\(\{ lifetime \}\) must be a duration/, 'a lifetime that is not a duration is a programming error, named')
 })
 
+t.test('a lifetime that is not a positive duration is a DurationError (FRS_DURATION_INVALID) from regenerate()', async (t) => {
+  const app = await remembering(t, await useRedis(t))
+  for (const remember of ['0s', 'soon']) {
+    const res = await app.inject({ method: 'POST', url: '/sign-in', payload: { userId: 'ada', remember } })
+    t.equal(res.statusCode, 500, 'a caller bug: the handler passed it')
+    t.match(res.json(), { code: 'FRS_DURATION_INVALID', message: /regenerate\(\{ lifetime \}\)/ }, `lifetime ${remember}`)
+  }
+})
+
 t.test('a remember-me session survives a restart of the app', async (t) => {
   const server = await useRedis(t)
   const first = await remembering(t, server)
