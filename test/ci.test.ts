@@ -14,6 +14,8 @@ t.test('two runs: Node 24 + Redis 7.0 runs npm test; Node 22 + Valkey 8 runs the
   t.match(commands, /find test\/lib test\/plugins test\/routes test\/faults test\/helpers test\/adopt test\/vendor -name '\*\.test\.ts' \| grep -Ev "\$client_side"/,
     'run 2: the test files of lib, plugins, routes, faults, helpers, adopt and vendor (never a helper child process), but the client-side outage ones')
   t.match(commands, /env PATH="\$node22_bin:\$PATH" FRS_TEST_REDIS_SERVER="\$VALKEY_SERVER" \\\n\s+node_modules\/\.bin\/tap --jobs=3 "\$\{redis_backed\[@\]\}"/, 'run 2 on Node 22 with every server Valkey, three files at a time')
+  t.ok(commands.indexOf('node_modules/.bin/tap build') > 0 && commands.indexOf('node_modules/.bin/tap build') < commands.indexOf('\nrun '),
+    'tap\'s Test class is built for .taprc\'s plugins before the first run, not during it')
   t.notMatch(commands, /^run "node-\$\(node --version\)"/m, 'no run on the machine\'s Node (20 here, below engines)')
   t.equal((commands.match(/^run /gm) ?? []).length, 2, 'exactly two runs')
 })
