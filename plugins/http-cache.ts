@@ -253,13 +253,13 @@ class HttpCacheHooks {
     const config = app.config
     this.app = app
     this.log = app.log.child({ plugin: 'http-cache' }, suiteLogOptions(app.config))
+    this.collapseWaitMs = parseDuration(options.collapseWait ?? '5s', 'collapseWait')
     this.store = new ResponseStore({
       cache: app.cache.namespace(options.namespace ?? 'http', { grace: 0 }),
-      collapseWaitMs: parseDuration(options.collapseWait ?? '5s', 'collapseWait'),
+      collapseWaitMs: this.collapseWaitMs,
       fillTimeoutMs: 2 * 60_000
     })
     this.stats = this.store.stats
-    this.collapseWaitMs = parseDuration(options.collapseWait ?? '5s', 'collapseWait')
     this.maxBodyBytes = options.maxBodyBytes ?? 1_048_576
     this.defaults = {
       ttlMs: config.CACHE_DEFAULT_TTL,
