@@ -1,6 +1,6 @@
 import t from 'tap'
 import { spawn } from 'node:child_process'
-import { useRedis } from '../helpers/index.js'
+import { getFreePort, useRedis } from '../helpers/index.js'
 import { buildTestApp, timeUntil } from '../helper.js'
 
 t.test('without Redis (development): memory mode, every health route 200', async (t) => {
@@ -34,7 +34,9 @@ t.test('application checks join /health and /health/ready with their own timeout
 
 t.test('SIGTERM with Redis frozen: readiness 503 during the drain, exit within 10 s', async (t) => {
   const redis = await useRedis(t)
-  const port = 30_000 + Math.floor(Math.random() * 20_000)
+  // A port the OS just handed out: a random one collided with the other test files' Redis servers
+  // (a CI run's server never answered /health/ready).
+  const port = await getFreePort()
   const child = spawn(process.execPath, ['dist/server.js'], {
     env: { PATH: process.env.PATH ?? '', NODE_ENV: 'test', LOG_LEVEL: 'info', PORT: String(port), REDIS_URL: redis.url, SHUTDOWN_DRAIN_DELAY: '2s' }
   })
@@ -44,8 +46,10 @@ t.test('SIGTERM with Redis frozen: readiness 503 during the drain, exit within 1
   const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)))
   t.teardown(() => { child.kill('SIGKILL') })
   const ready = async () => (await fetch(`http://127.0.0.1:${port}/health/ready`).catch(() => undefined))?.status
-  // Start-up time is not what this test is about: generous on a loaded machine.
-  await timeUntil(async () => (await ready()) === 200, 30_000, 'server ready')
+  // Start-up time is not what this test is about: generous on a loaded machine. A failure shows what the server printed.
+  await timeUntil(async () => (await ready()) === 200, 30_000, 'server ready').catch((err: Error) => {
+    throw new Error(`${err.message}; the server printed:\n${output.slice(-2_000)}`)
+  })
 
   redis.freeze()
   t.teardown(() => redis.thaw())
