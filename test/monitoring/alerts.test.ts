@@ -35,7 +35,7 @@ function selected (expr: string): string[] {
 t.test('promtool check rules accepts the alert rules', async (t) => {
   const result = promtool(['check', 'rules', ALERTS])
   t.equal(result.status, 0, result.output)
-  t.match(result.output, /SUCCESS: 11 rules found/)
+  t.match(result.output, /SUCCESS: 12 rules found/)
 })
 
 t.test('promtool test rules: each alert fires when it should and not before', async (t) => {

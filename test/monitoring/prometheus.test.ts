@@ -45,7 +45,7 @@ t.test('Prometheus scrapes the app and reads the series back', async (t) => {
     const all = body.data.groups.flatMap((group) => group.rules)
     return all.length > 0 && all.every((rule) => rule.health === 'ok') ? all : undefined
   }, { what: 'alert rules evaluated', timeoutMs: 10_000, intervalMs: 250 })
-  t.equal(rules.length, 11, 'all alert rules loaded and evaluated healthy')
+  t.equal(rules.length, 12, 'all alert rules loaded and evaluated healthy')
 
   // Every dashboard query parses and runs; the core panels have data.
   const dashboard = JSON.parse(await readFile('monitoring/grafana-dashboard.json', 'utf8')) as { panels: Array<{ title: string, targets?: Array<{ expr: string }> }> }

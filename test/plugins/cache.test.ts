@@ -3,6 +3,7 @@ import t from 'tap'
 import Type from 'typebox'
 import { useRedis } from '../helpers/index.js'
 import { buildTestApp, timeUntil } from '../helper.js'
+import { sample } from '../monitoring/prom.js'
 
 const User = Type.Object({ id: Type.Number(), name: Type.String() })
 
@@ -113,4 +114,8 @@ t.test('CACHE_COMPRESSION compresses large entries; a namespace can opt out; an 
   t.match(await redis.cli('GET', 'cache:e:{}default:big'), /^zb\n/)
   t.match(await redis.cli('GET', 'cache:e:{}raw:big'), /^2\n/)
   t.same(await b.cache.get('big'), big)
+  // An entry that does not decompress is a miss, and /metrics has what the CacheDecompressionFailures alert reads.
+  await redis.cli('SET', 'cache:e:{}default:big', 'zd\nbm90IGRlZmxhdGUgYXQgYWxs', 'PX', '60000')
+  t.equal(await b.cache.get('big'), undefined, 'a corrupt compressed entry: a miss')
+  t.equal(sample((await b.inject('/metrics')).body, 'cache_decompression_failures_total'), 1)
 })

@@ -498,9 +498,9 @@ t.test('in-memory mode (no Redis): the same flow works', async (t) => {
   t.ok(logs().some((l) => /SESSION_SECRET is not set/.test(l.msg ?? '')), 'ephemeral secret warned')
 })
 
-t.test('SESSION_ENCRYPTION_KEYS: payloads encrypted in Redis; an altered one is no session, counted', async (t) => {
+t.test('SESSION_ENCRYPTION_KEYS: payloads encrypted in Redis; an altered or undecompressable one is no session, counted in /metrics', async (t) => {
   const server = await useRedis(t)
-  const keys = { SESSION_ENCRYPTION_KEYS: `k1:${'7'.repeat(64)}`, SESSION_COMPRESSION: 'zlib' }
+  const keys = { SESSION_ENCRYPTION_KEYS: `k1:${'7'.repeat(64)}`, SESSION_COMPRESSION: 'zlib', METRICS_ENABLED: 'true' }
   const app = await customApp(t, server, {}, keys)
   const res = await app.inject({ method: 'POST', url: '/sign-in', payload: { userId: 'ada-lovelace' } })
   const cookie = sid(res)
@@ -513,4 +513,14 @@ t.test('SESSION_ENCRYPTION_KEYS: payloads encrypted in Redis; an altered one is 
   await server.cli('HSET', key, 'd:userId', field.slice(0, 10) + (field[10] === 'A' ? 'B' : 'A') + field.slice(11))
   t.notMatch((await app.inject({ url: '/read', cookies: { sid: cookie } })).json(), { userId: 'ada-lovelace' }, 'read as no session')
   t.equal(app.sessions.stats().decryptionFailures, 1)
+  // A compressed field that does not decompress (a brotli marker on text that is not brotli): read as no session too.
+  const again = sid(await app.inject({ method: 'POST', url: '/sign-in', payload: { userId: 'ada-lovelace' } }))
+  if (again === undefined) throw new Error('no session cookie')
+  const second = (await server.cli('--scan', '--pattern', 'sess:{*')).split('\n').map((k) => k.trim()).find((k) => k !== '' && k !== key)
+  if (second === undefined) throw new Error('no second session key')
+  await server.cli('HSET', second, 'd:userId', 'zb\nbm90IGJyb3RsaQ==')
+  t.notMatch((await app.inject({ url: '/read', cookies: { sid: again } })).json(), { userId: 'ada-lovelace' }, 'a corrupt compressed field: no session')
+  const metrics = (await app.inject('/metrics')).body
+  t.equal(sample(metrics, 'session_decryption_failures_total'), 1, '/metrics: what the SessionDecryptionFailures alert reads')
+  t.equal(sample(metrics, 'session_decompression_failures_total'), 1, '/metrics: what the SessionDecompressionFailures alert reads')
 })
