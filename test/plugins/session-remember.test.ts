@@ -78,6 +78,18 @@ t.test('a remember-me session outlives a normal session\'s idle timeout; its coo
   t.same((await app.inject({ url: '/me', cookies: { sid: remembered.sid } })).json(), { userId: null }, 'unused for longer than its lifetime: ended')
 })
 
+t.test('a remember-me session in daily use still ends at its own absolute deadline', async (t) => {
+  const server = await useRedis(t)
+  const app = await remembering(t, server, { SESSION_ABSOLUTE_TIMEOUT: '7d' })
+  const before = Date.now()
+  const { sid } = await signIn(app, 'dee', '30d')
+  const abs = Number(await server.cli('HGET', keyOf(sid), 'm:abs'))
+  t.ok(abs >= before + 30 * DAY && abs <= Date.now() + 30 * DAY, 'its absolute deadline is its 30-day lifetime, not SESSION_ABSOLUTE_TIMEOUT (7 days)')
+  // Used a moment ago (never idle), but signed in over 30 days before: the deadline is past.
+  await server.cli('HSET', keyOf(sid), 'm:abs', String(Date.now() - 1_000))
+  t.same((await app.inject({ url: '/me', cookies: { sid } })).json(), { userId: null }, 'ended at its absolute timeout though in use')
+})
+
 t.test('a lifetime above SESSION_MAX_LIFETIME is clamped to it, cookie and Redis alike', async (t) => {
   const server = await useRedis(t)
   const app = await remembering(t, server, { SESSION_MAX_LIFETIME: '60d' })
