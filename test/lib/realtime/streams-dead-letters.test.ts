@@ -1,7 +1,8 @@
 // Stream dead letters and takeover from a dead consumer, against a real Redis: a consumer in another
 // process is SIGKILLed while its handler runs and another consumer takes the message over; a handler
 // that always throws ends in `<name>:dead` after maxDeliveries with its error and delivery count; an
-// entry its consumers kept dying on is dead-lettered without running again; the in-process twin agrees.
+// entry its consumers kept dying on (a killed consumer's with maxDeliveries 1, or a count Redis kept) is
+// dead-lettered without running again; the in-process twin agrees.
 import t, { type Test } from 'tap'
 import { spawn } from 'node:child_process'
 import { createInterface } from 'node:readline'
@@ -88,9 +89,8 @@ t.test('memory streams: the same dead letter in one process', async (t) => {
   await alwaysThrows(t, streams)
 })
 
-t.test('redis: a consumer SIGKILLed mid-message; another takes the message over and handles it', async (t) => {
-  const server = await useRedis(t)
-  const { streams } = await redisStreams(t, server)
+/** A consumer in a process of its own takes job 1 and is SIGKILLed while its handler runs: job 1 stays pending on it. */
+async function killedMidMessage (t: Test, server: RedisServer, streams: StreamFactory): Promise<string> {
   const jobs = streams.stream('jobs', Job)
   // The child creates the group from '$': start it before adding.
   const child = spawn(process.execPath, ['--import', 'tsx', CHILD, String(server.port)], { stdio: ['ignore', 'pipe', 'inherit'] })
@@ -105,6 +105,14 @@ t.test('redis: a consumer SIGKILLed mid-message; another takes the message over 
   child.kill('SIGKILL')
   t.equal(await exited, 'SIGKILL', 'killed while its handler ran')
   t.equal(await pending(server, 'app:stream:jobs', 'workers'), 1, 'job 1 is pending on the dead consumer')
+  return id
+}
+
+t.test('redis: a consumer SIGKILLed mid-message; another takes the message over and handles it', async (t) => {
+  const server = await useRedis(t)
+  const { streams } = await redisStreams(t, server)
+  const jobs = streams.stream('jobs', Job)
+  const id = await killedMidMessage(t, server, streams)
 
   const handled: Array<{ n: number, id: string, reclaimed: boolean, deliveries: number }> = []
   const survivor = await jobs.consume('workers', 'survivor', (job, meta) => {
@@ -114,6 +122,21 @@ t.test('redis: a consumer SIGKILLed mid-message; another takes the message over 
   t.same(handled, [{ n: 1, id, reclaimed: true, deliveries: 2 }], 'taken over after minIdle, on its second delivery')
   await waitFor(async () => await pending(server, 'app:stream:jobs', 'workers') === 0, { timeoutMs: 3_000, what: 'job 1 acked' })
   t.equal(await server.cli('XLEN', 'app:stream:jobs:dead'), '0', 'no dead letter')
+  await survivor.stop()
+})
+
+t.test('redis: a consumer SIGKILLed mid-message, maxDeliveries 1: a consumer in another process dead-letters it without running it', async (t) => {
+  const server = await useRedis(t)
+  const { streams } = await redisStreams(t, server)
+  const id = await killedMidMessage(t, server, streams)
+  const ran: number[] = []
+  const survivor = await streams.stream('jobs', Job).consume('workers', 'survivor', (job) => { ran.push(job.n) }, { minIdle: 200, maxDeliveries: 1 })
+  const [letter] = await readDeadLetters<{ n: number }>(streams, 'jobs', Job, 1)
+  t.same(letter, { id, group: 'workers', consumer: 'survivor', deliveries: 1, error: 'not acknowledged after 1 delivery: its consumer stopped or died while handling it', message: { n: 1 } },
+    'the original id, the delivery count and why, from the process that took it over')
+  t.same(ran, [], 'its one allowed delivery was the killed consumer\'s')
+  t.equal(streams.stats().deadLettered, 1)
+  t.equal(await pending(server, 'app:stream:jobs', 'workers'), 0, 'acked on the stream once dead-lettered')
   await survivor.stop()
 })
 
