@@ -57,6 +57,7 @@ t.test('two instances: each event on the instance that caused it, expiries once 
 
   // Remember-me's lifetime, 400 ms: Redis ends the sessions, the sweeps of both instances race for them.
   const short = await Promise.all(['u1', 'u2', 'u3'].map((user) => login(a.app, user, { lifetime: '400ms' })))
+  const signedIn = Date.now() // each of the three ends in Redis by signedIn + 400 ms
   const expired = await waitFor(() => {
     const all = [...a.seen, ...b.seen].filter((e) => e.type === 'expired')
     return all.length >= 3 && all
@@ -66,6 +67,10 @@ t.test('two instances: each event on the instance that caused it, expiries once 
   t.same(new Set(expired.map((e) => e.id)), new Set(short.map((sid) => idOf(a.app, sid))))
   t.same(new Set(expired.map((e) => e.userId)), new Set(['u1', 'u2', 'u3']))
   t.ok(expired.every((e) => e.reason === 'timeout'))
+  // The stated delay bound: one SESSION_EVENTS_SWEEP (100 ms here) after Redis ended the session, plus
+  // the sweep's round trips; 1 s of slack for a loaded machine (the wait above allowed 5 s).
+  const late = Math.max(...expired.map((e) => e.at)) - (signedIn + 400)
+  t.ok(late <= 100 + 1_000, `reported within the sweep period of the expiry (latest ${late} ms after it)`)
 })
 
 t.test('a failing handler never fails the request; /metrics counts it', async (t) => {
