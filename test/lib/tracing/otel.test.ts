@@ -211,6 +211,21 @@ t.test('spans of the suite, children of the request, with Redis commands under t
     t.match(deliver.attributes, { 'messaging.system': 'redis', 'messaging.operation.type': 'process' })
   })
 
+  t.test('spans of a request\'s hooks are children of the span active around it (where @fastify/otel\'s request span is)', async (t) => {
+    const login = await a.inject({ method: 'POST', url: '/demo/login', payload: { userId: 'ada' } })
+    const cookie = String(login.headers['set-cookie']).split(';')[0] ?? ''
+    const text = await underSpan('request', async () => {
+      await a.inject({ url: '/me', headers: { cookie } })
+      await a.inject('/cached')
+      await a.inject('/limited')
+    })
+    keep()
+    t.comment(`\n${text}`)
+    t.match(text, /^request\n {2}session\.load \[session\.found=true\]\n {4}HGETALL /, 'the session load, its command under it')
+    t.match(text, /\n {2}http_cache\.lookup \[http_cache\.result=HIT\]/, 'the HTTP cache lookup')
+    t.match(text, /\n {2}rate_limit\.decision \[rate_limit\.backend=redis rate_limit\.policy=route rate_limit\.result=refused\]\n {4}EVALSHA /, 'the rate-limit decision')
+  })
+
   t.test('no span carries a key, an id or an address by default', async (t) => {
     t.ok(all.length > 20, `${all.length} spans looked at`)
     const leaks = all.flatMap((span) => Object.entries(span.attributes).flatMap(([name, value]) => {
