@@ -109,6 +109,7 @@ t.test('after @fastify/rate-limit: boot stops with one line naming rateLimit: fa
   await app.register(fastifyRateLimit, { max: 2, timeWindow: 60_000 })
   const err = await app.register(redisSuite, { env: env(redis.port), processEnv: false }).ready().then(() => undefined, (e: Error) => e)
   t.match(err, { code: 'FRS_PLUGIN_CONFLICT', message: /@fastify\/rate-limit is already registered.*\{ rateLimit: false \}/ })
+  t.notMatch(err?.message, /\n/, 'one line')
 
   const second = newApp(t)
   await second.register(fastifyRateLimit, { max: 2, timeWindow: 60_000 })
