@@ -390,8 +390,12 @@ class RouteLimits {
   readonly keyGenerator: KeyGenerator
   private readonly exempt: string[]
   private globalLimit: RouteLimit | undefined
+  private readonly store: RateLimitStore
+  readonly config: FastifyInstance['config']
 
-  constructor (private readonly store: RateLimitStore, readonly config: FastifyInstance['config'], options: RateLimitPluginOptions) {
+  constructor (store: RateLimitStore, config: FastifyInstance['config'], options: RateLimitPluginOptions) {
+    this.store = store
+    this.config = config
     if (options.errorResponseBuilder !== undefined) this.defaults.errorResponseBuilder = options.errorResponseBuilder
     if (options.continueExceeding !== undefined) this.defaults.continueExceeding = options.continueExceeding
     if (options.exponentialBackoff !== undefined) this.defaults.exponentialBackoff = options.exponentialBackoff

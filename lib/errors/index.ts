@@ -170,19 +170,27 @@ export class CacheNamespaceError extends TypeError {
 
 /** A value given to `set` or returned by a loader that does not match the schema passed with it. */
 export class CacheValueError extends TypeError {
+  readonly key: string
+  readonly errors: readonly string[]
   override name = 'CacheValueError'
   readonly code = codes.FRS_CACHE_VALUE_INVALID
-  constructor (message: string, readonly key: string, readonly errors: readonly string[]) {
+  constructor (message: string, key: string, errors: readonly string[]) {
     super(message)
+    this.key = key
+    this.errors = errors
   }
 }
 
 /** The loader ran past `timeout.hard` and no stale value was left to serve. It keeps running and fills the cache. */
 export class CacheTimeoutError extends Error {
+  readonly key: string
+  readonly timeoutMs: number
   override name = 'CacheTimeoutError'
   readonly code = codes.FRS_CACHE_LOADER_TIMEOUT
-  constructor (readonly key: string, readonly timeoutMs: number) {
+  constructor (key: string, timeoutMs: number) {
     super(`The loader for cache key ${JSON.stringify(key)} did not finish within ${timeoutMs} ms (timeout.hard); raise timeout.hard or make the loader faster`)
+    this.key = key
+    this.timeoutMs = timeoutMs
   }
 }
 
@@ -223,10 +231,12 @@ export function isSessionUnavailable (err: unknown): err is SessionUnavailableEr
 
 /** A handler stored session data that breaks the payload schema: it would be discarded at the next load. */
 export class SessionDataError extends TypeError {
+  readonly errors: readonly string[]
   override name = 'SessionDataError'
   readonly code = codes.FRS_SESSION_DATA_INVALID
-  constructor (readonly errors: readonly string[]) {
+  constructor (errors: readonly string[]) {
     super(`Session data does not match the session schema (${errors.join('; ')}); fix the handler or the schema`)
+    this.errors = errors
   }
 }
 
@@ -324,10 +334,12 @@ export class AllowListError extends TypeError {
 
 /** A message given to publish() that does not match the schema passed with it. */
 export class PubSubMessageError extends TypeError {
+  readonly errors: readonly string[]
   override name = 'PubSubMessageError'
   readonly code = codes.FRS_PUBSUB_MESSAGE_INVALID
-  constructor (message: string, readonly errors: readonly string[]) {
+  constructor (message: string, errors: readonly string[]) {
     super(message)
+    this.errors = errors
   }
 }
 
@@ -339,10 +351,12 @@ export class PubSubNameError extends TypeError {
 
 /** A message given to a stream's add() that does not match the stream's schema. */
 export class StreamMessageError extends TypeError {
+  readonly errors: readonly string[]
   override name = 'StreamMessageError'
   readonly code = codes.FRS_STREAM_MESSAGE_INVALID
-  constructor (message: string, readonly errors: readonly string[]) {
+  constructor (message: string, errors: readonly string[]) {
     super(message)
+    this.errors = errors
   }
 }
 
@@ -359,19 +373,23 @@ export class PresenceNameError extends TypeError {
 
 /** Another owner held the lock for all of `wait`. */
 export class LockBusyError extends Error {
+  readonly lockName: string
   override name = 'LockBusyError'
   readonly code = codes.FRS_LOCK_BUSY
-  constructor (readonly lockName: string, waitMs: number) {
+  constructor (lockName: string, waitMs: number) {
     super(`Lock ${JSON.stringify(lockName)} is held by another owner and was not released within ${waitMs} ms; pass a longer \`wait\` or retry later`)
+    this.lockName = lockName
   }
 }
 
 /** The lock expired or was taken over while its work ran: the work was not exclusive. */
 export class LockLostError extends Error {
+  readonly lockName: string
   override name = 'LockLostError'
   readonly code = codes.FRS_LOCK_LOST
-  constructor (readonly lockName: string) {
+  constructor (lockName: string) {
     super(`Lock ${JSON.stringify(lockName)} expired or passed to another owner while its work ran; use a longer ttl, and check the fencing token where the work writes`)
+    this.lockName = lockName
   }
 }
 

@@ -11,7 +11,7 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import { fileURLToPath } from 'node:url'
 import t from 'tap'
 import { Agent, request } from 'undici'
-import { useRedis } from '../helpers/index.js'
+import { TS_NODE_ARGS, useRedis } from '../helpers/index.js'
 import { extractTsBlocks } from '../readme-blocks.js'
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..')
@@ -35,7 +35,7 @@ t.test('SIGTERM under load: readiness 503 through the drain, no failed request, 
   const cwd = mkdtempSync(path.join(tmpdir(), 'frs-shutdown-')) // no .env to pick up
   t.teardown(() => rmSync(cwd, { recursive: true, force: true }))
 
-  const child = spawn(process.execPath, ['--import', import.meta.resolve('tsx'), file], {
+  const child = spawn(process.execPath, [...TS_NODE_ARGS, file], {
     cwd,
     env: {
       PATH: process.env.PATH ?? '',

@@ -4,7 +4,7 @@
 import t from 'tap'
 import { spawn } from 'node:child_process'
 import { createInterface } from 'node:readline'
-import { useRedis, sleep } from '../helpers/index.js'
+import { useRedis, sleep, TS_NODE_ARGS } from '../helpers/index.js'
 import { describeSummary, runLoad, summarize, warmUp } from '../helpers/load.js'
 
 const FULL = process.env['FAULTS_FULL'] === '1'
@@ -17,7 +17,7 @@ const MB = 1024 * 1024
 interface Memory { rss: number, offline: number, inFlight: number }
 
 async function startChildApp (t: { teardown: (fn: () => unknown) => void }, env: Record<string, string>): Promise<string> {
-  const child = spawn(process.execPath, ['--expose-gc', '--import', 'tsx', 'test/helpers/fault-app-child.ts'], {
+  const child = spawn(process.execPath, ['--expose-gc', ...TS_NODE_ARGS, 'test/helpers/fault-app-child.ts'], {
     env: { ...process.env, FAULT_APP_ENV: JSON.stringify(env) },
     stdio: ['ignore', 'pipe', 'inherit']
   })

@@ -10,4 +10,5 @@ export { isAddressInUse, RedisStartError, REDIS_SERVER_BIN, serverFromEnv, serve
 export { makeTempDir, startRedis, TEMP_PREFIX, type AclUser, type MaxmemoryPolicy, type RedisServerOptions, type TlsServerOptions } from './redis-server.js'
 export { startSentinelGroup, type SentinelGroup, type SentinelGroupOptions } from './sentinel.js'
 export { generateCertificates, type CertificateFiles, type TestCertificates } from './tls.js'
+export { TS_NODE_ARGS } from './typescript.js'
 export { sleep, waitFor, WaitAbortedError, type WaitForOptions } from './wait.js'

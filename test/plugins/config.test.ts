@@ -7,6 +7,7 @@ import Fastify, { type FastifyServerOptions } from 'fastify'
 import redisSuite from '../../index.js'
 import configPlugin from '../../plugins/config.js'
 import { ConfigError } from '../../lib/errors/index.js'
+import { TS_NODE_ARGS } from '../helpers/index.js'
 
 // Fastify accepts a hop count at run time although its types leave numbers out.
 async function register (trustProxy: FastifyServerOptions['trustProxy'] | number, TRUST_PROXY: string): Promise<string> {
@@ -105,7 +106,7 @@ t.test('in an app of its own, an unknown NODE_ENV and a misspelt variable are on
 t.test('in an app of its own, a bad variable that reaches the top level prints one line naming it, not a stack', async (t) => {
   const index = new URL('../../index.ts', import.meta.url).href
   const script = `import Fastify from 'fastify'; import suite from '${index}'; const app = Fastify(); await app.register(suite, { env: { REDIS_PORT: 'abc' }, processEnv: false }); await app.ready()`
-  const child = spawnSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], { cwd: new URL('../..', import.meta.url), encoding: 'utf8', timeout: 60_000 })
+  const child = spawnSync(process.execPath, [...TS_NODE_ARGS, '--input-type=module', '-e', script], { cwd: new URL('../..', import.meta.url), encoding: 'utf8', timeout: 60_000 })
   t.not(child.status, 0)
   t.match(child.stderr, /fastify-redis-suite: REDIS_PORT must be an integer from 1 to 65535, got "abc"/)
   t.notMatch(child.stderr, /^\s+at /m, `no stack frames:\n${child.stderr}`)

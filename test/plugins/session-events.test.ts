@@ -7,7 +7,7 @@ import t from 'tap'
 import { spawn } from 'node:child_process'
 import { createInterface } from 'node:readline'
 import type { FastifyInstance } from 'fastify'
-import { useRedis, waitFor, type RedisServer } from '../helpers/index.js'
+import { TS_NODE_ARGS, useRedis, waitFor, type RedisServer } from '../helpers/index.js'
 import { buildTestApp } from '../helper.js'
 import { sample } from '../monitoring/prom.js'
 import type { SessionEvent } from '../../index.js'
@@ -91,7 +91,7 @@ t.test('a failing handler never fails the request; /metrics counts it', async (t
 t.test('two processes: an expiry is reported once, by whichever instance claims it', async (t) => {
   const server = await useRedis(t)
   const env = { REDIS_URL: server.url, SESSION_SECRET: SECRET, RATE_LIMIT_GLOBAL: 'false', METRICS_ENABLED: 'false', SESSION_EVENTS_SWEEP: '100ms' }
-  const child = spawn(process.execPath, ['--import', 'tsx', 'test/helpers/session-events-child.ts'], {
+  const child = spawn(process.execPath, [...TS_NODE_ARGS, 'test/helpers/session-events-child.ts'], {
     env: { ...process.env, SESSION_EVENTS_ENV: JSON.stringify(env) },
     stdio: ['ignore', 'pipe', 'inherit']
   })

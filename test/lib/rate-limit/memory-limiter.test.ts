@@ -80,6 +80,37 @@ t.test('ban after repeated refusals, then free again', async (t) => {
   t.match(limiter.consumeSync(keys, params), { allowed: true, banned: false })
 })
 
+// Issue 32 (coverage): what the in-process limiter (no Redis, or the fallback while Redis is down)
+// does to a client that keeps going past the limit, as @fastify/rate-limit's options ask.
+t.test('past the limit, continueExceeding restarts the window and exponentialBackoff doubles it at each refusal', async (t) => {
+  const { now, advance } = clock()
+  const limiter = new MemoryLimiter({ now })
+  const steady: LimitParams = { max: 1, timeWindow: 1000, algorithm: 'fixed', continueExceeding: true }
+  t.equal(limiter.consumeSync(keys, steady).allowed, true)
+  for (let i = 0; i < 3; i++) {
+    advance(900)
+    t.match(limiter.consumeSync(keys, steady), { allowed: false, retryAfterMs: 1000 }, `refused ${i + 1}: the full window again, not the 100 ms left`)
+  }
+  advance(1000)
+  t.equal(limiter.consumeSync(keys, steady).allowed, true, 'free once it stops for a window')
+
+  const other = buildLimitKeys({ scope: 'test', id: 'backoff' })
+  const backoff: LimitParams = { max: 1, timeWindow: 1000, algorithm: 'fixed', exponentialBackoff: true }
+  t.equal(limiter.consumeSync(other, backoff).allowed, true)
+  t.same([1, 2, 3].map(() => limiter.consumeSync(other, backoff).retryAfterMs), [1000, 2000, 4000], 'each refusal doubles the wait')
+})
+
+t.test('a ban in force is seen by a peek, which counts nothing', async (t) => {
+  const { now } = clock()
+  const limiter = new MemoryLimiter({ now })
+  const params: LimitParams = { max: 1, timeWindow: 1000, algorithm: 'fixed', ban: { after: 1, durationMs: 60_000, withinMs: 60_000 } }
+  for (let i = 0; i < 3; i++) limiter.consumeSync(keys, params)
+  const peeked = limiter.peekSync(keys, params)
+  t.match(peeked, { allowed: false, banned: true, remaining: 0 })
+  t.ok(peeked.retryAfterMs > 1000, 'the ban, not the window, decides the wait')
+  t.same(limiter.peekSync(keys, params), peeked, 'peeking again changes nothing')
+})
+
 t.test('the number of keys kept is bounded', async (t) => {
   const limiter = new MemoryLimiter({ maxKeys: 100, now: clock().now })
   for (let i = 0; i < 1000; i++) limiter.consumeSync(buildLimitKeys({ scope: 's', id: String(i) }), { max: 5, timeWindow: 60_000, algorithm: 'fixed' })

@@ -99,6 +99,17 @@ t.test('fixed: a key Redis refuses (wrong type) fails alone; the other keys of i
   t.match(await store.consume('fine-2', { max: 5, timeWindow: '10s' }), { source: 'redis', current: 2 }, 'and counts on')
 })
 
+t.test('fixed: a turn whose one call Redis refuses (no permission on the limiter keys) takes the Redis-down mode for every request of it', async (t) => {
+  // An ACL user with no key the limiter may touch: the turn's single multi-key call fails as a whole
+  // (NOPERM), unlike a key of the wrong type above, which the script reports key by key.
+  const locked = await useRedis(t, { acl: [{ username: 'limiter', password: 'limiter-secret', rules: '~elsewhere:* +@all' }] })
+  const store = await openStore(t, { redis: await connectClient(t, locked, { username: 'limiter', password: 'limiter-secret' }), whenRedisDown: 'closed' })
+  const decisions = await Promise.all(['ada', 'bob', 'eve'].map((client) => store.consume(client, { max: 5, timeWindow: '10s' })))
+  t.same(decisions.map((d) => [d.source, d.allowed]), [['closed', false], ['closed', false], ['closed', false]], 'none of them passes as counted')
+  t.equal(store.stats().redisFailures, 3)
+  t.equal(await locked.cli('DBSIZE'), '0', 'and nothing was written')
+})
+
 t.test('fixed: the window resets after timeWindow, with @fastify/rate-limit TTL semantics', async (t) => {
   const store = await newStore(t)
   const consume = (): ReturnType<RateLimitStore['consume']> => store.consume('reset', { max: 2, timeWindow: 400 })

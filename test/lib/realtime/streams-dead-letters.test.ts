@@ -9,7 +9,7 @@ import { createInterface } from 'node:readline'
 import { fileURLToPath } from 'node:url'
 import { Redis } from 'ioredis'
 import Type from 'typebox'
-import { useRedis, waitFor, type RedisServer } from '../../helpers/index.js'
+import { TS_NODE_ARGS, useRedis, waitFor, type RedisServer } from '../../helpers/index.js'
 import { RedisStreams, type DeadLetter, type StreamFactory } from '../../../lib/realtime/streams.js'
 import { MemoryStreams } from '../../../lib/realtime/memory-streams.js'
 import { suiteAclRule } from '../../../lib/redis/acl.js'
@@ -93,7 +93,7 @@ t.test('memory streams: the same dead letter in one process', async (t) => {
 async function killedMidMessage (t: Test, server: RedisServer, streams: StreamFactory): Promise<string> {
   const jobs = streams.stream('jobs', Job)
   // The child creates the group from '$': start it before adding.
-  const child = spawn(process.execPath, ['--import', 'tsx', CHILD, String(server.port)], { stdio: ['ignore', 'pipe', 'inherit'] })
+  const child = spawn(process.execPath, [...TS_NODE_ARGS, CHILD, String(server.port)], { stdio: ['ignore', 'pipe', 'inherit'] })
   t.teardown(() => { child.kill('SIGKILL') })
   const lines = createInterface({ input: child.stdout })
   const said: Array<{ ready?: boolean, handling?: number }> = []

@@ -56,6 +56,21 @@ t.test('tampered or moved records are no session: counted, logged once, left to 
   t.equal(await load(keyless, 'c'), null, 'a reader without the key reads no session')
 })
 
+// Issue 32 (coverage): the two forms a forged or damaged record takes before AES-GCM even runs.
+t.test('a record cut short of its IV and tag, or with its key id removed, is no session: counted, never thrown', async (t) => {
+  const server = await useRedis(t)
+  const client = await connect(t, server)
+  const { store } = makeStore(client, { codec: { encryptionKeys: [k1!] } })
+  await save(store, newSession('short', { userId: 'ada', cart: ['x'] }))
+  await save(store, newSession('noid', { userId: 'bob', cart: ['y'] }))
+  const cart = (await client.hget(key('short'), 'd:cart'))!
+  await client.hset(key('short'), 'd:cart', `ek1:${Buffer.alloc(20).toString('base64')}`)
+  t.equal(await load(store, 'short'), null, '20 bytes: shorter than a 12-byte IV and a 16-byte tag')
+  await client.hset(key('noid'), 'd:cart', `e:${cart.slice(cart.indexOf(':') + 1)}`)
+  t.equal(await load(store, 'noid'), null, 'a sealed value whose key id was removed does not open with the first key')
+  t.equal(store.stats().decryptionFailures, 2)
+})
+
 t.test('rotation: the old key still opens, new writes use the new key', async (t) => {
   const server = await useRedis(t)
   const client = await connect(t, server)

@@ -32,3 +32,13 @@ t.test('a tampered cookie of a remembered id is refused; memory is bounded', asy
   for (let i = 0; i < 10; i++) ours.unsign(new Signer([A]).sign(`other-${i}`))
   t.same(ours.unsign(good), { valid: true, renew: false, value: 'id' }, 'still verified after eviction')
 })
+
+// Issue 32 (coverage): a signer never starts without a secret, and a cookie value that is not a string
+// (what a malformed Cookie header can turn into further up) is refused, not thrown on.
+t.test('no secret is refused at construction; a cookie value that is not a string is invalid', async (t) => {
+  t.throws(() => new SessionCookieSigner([]), TypeError)
+  const ours = new SessionCookieSigner([A], undefined, { acceptExpressPrefix: true })
+  for (const value of [undefined, null, 42, ['id.sig']] as unknown[]) {
+    t.same(ours.unsign(value as string), { valid: false, renew: false, value: null }, `${JSON.stringify(value)}: invalid`)
+  }
+})
