@@ -27,6 +27,8 @@ export interface ServerSpec {
   env?: Record<string, string>
   /** Fastify's trustProxy list, and the suite's TRUST_PROXY: X-Forwarded-For from the load generator counts. */
   trustProxy?: string[]
+  /** Extra options of the suite's cache (e.g. syncInterval). */
+  cache?: Record<string, unknown>
 }
 
 /** Rate limit high enough that nothing is refused: the cases measure the cost of counting. */
@@ -49,7 +51,7 @@ async function suite (spec: ServerSpec, routes: (app: FastifyInstance) => void |
     processEnv: false,
     // As production runs it (NODE_ENV=production turns freezing off; the bench's NODE_ENV is test so
     // that production's settings checks, such as a metrics token, do not apply).
-    cache: { freeze: false }
+    cache: { freeze: false, ...spec.cache }
   })
   await app.after()
   await routes(app)
