@@ -284,8 +284,10 @@ t.test('every feature on the harness Cluster', async (t) => {
       t.equal(res.statusCode, 503)
       t.match(res.json(), { code: 'FRS_RATE_LIMIT_UNAVAILABLE' })
       const codes: number[] = []
-      // '/sliding' (2 in 4 s): each refused call to the frozen nodes takes RATE_LIMIT_TIMEOUT, longer than '/short''s window allows.
-      for (let i = 0; i < 3; i++) codes.push((await fallback.inject({ url: '/sliding', remoteAddress: '203.0.113.98' })).statusCode)
+      // 2 a minute: each call to the frozen nodes first waits (the failover wait, then RATE_LIMIT_TIMEOUT),
+      // which on a loaded CI run took ~1 s a request, long enough for '/sliding' (2 in 4 s: one slot back
+      // every 2 s) to let the third through.
+      for (let i = 0; i < 3; i++) codes.push((await fallback.inject({ url: '/sliding-minute', remoteAddress: '203.0.113.98' })).statusCode)
       t.same(codes, [200, 200, 429], 'the in-process limiter limits while no node answers')
       t.equal(fallback.rateLimits.stats().fallback, 3)
     } finally {

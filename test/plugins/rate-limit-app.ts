@@ -26,6 +26,8 @@ export async function buildLimitedApp (t: Teardown, env: Record<string, string>,
   app.get('/limited', ok) // the global limit
   app.get('/short', { config: { rateLimit: { max: 2, timeWindow: 500 } } }, ok)
   app.get('/sliding', { config: { rateLimit: { max: 2, timeWindow: '4s', limiter: { algorithm: 'sliding' } } } }, ok)
+  // A window no test outlasts: a check of how many requests pass that must not depend on how long each one took.
+  app.get('/sliding-minute', { config: { rateLimit: { max: 2, timeWindow: '1 minute', limiter: { algorithm: 'sliding' } } } }, ok)
   app.get('/wide', { config: { rateLimit: { max: 10, timeWindow: '10s', limiter: { algorithm: 'sliding', policy: 'wide' } } } }, ok)
   app.get('/unlimited', { config: { rateLimit: false } }, ok)
   app.post('/login', { config: { rateLimit: authRateLimit } }, ok)
