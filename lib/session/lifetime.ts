@@ -35,9 +35,15 @@ export function cookieLifetime (cookie: SessionLike['cookie']): CookieLifetime {
   const json = cookieJson(cookie)
   const maxAge = json['originalMaxAge']
   if (typeof maxAge === 'number' && maxAge > 0) return { maxAge }
-  const expires = json['expires']
+  const at = cookieExpiresAt(cookie)
+  return at !== undefined ? { expires: at } : {}
+}
+
+/** The cookie's `expires` as epoch ms, whether or not it also has a max age; undefined when it has none. */
+export function cookieExpiresAt (cookie: SessionLike['cookie']): number | undefined {
+  const expires = cookieJson(cookie)['expires']
   const at = expires instanceof Date ? expires.getTime() : typeof expires === 'string' || typeof expires === 'number' ? new Date(expires).getTime() : NaN
-  return Number.isFinite(at) ? { expires: at } : {}
+  return Number.isFinite(at) ? at : undefined
 }
 
 /**

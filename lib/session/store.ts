@@ -24,7 +24,7 @@ import { noteSessionWrite, sessionChannel, traceSession } from '../tracing/index
 import { DeadlineSweep, RequestBudget } from './deadline.js'
 import { SessionDataError, SessionUnavailableError } from '../errors/index.js'
 import { DATA_PREFIX, META, sessionHandle } from './keys.js'
-import { cookieJson, cookieLifetime, parseLifetime, serialisePayload, type CookieLifetime } from './lifetime.js'
+import { cookieExpiresAt, cookieJson, cookieLifetime, parseLifetime, serialisePayload, type CookieLifetime } from './lifetime.js'
 import type { SessionBackend, SessionLike, SessionMeta, SessionStats, StoredSession, SessionWrite } from './types.js'
 import type { LegacySessionSource } from './legacy.js'
 import { SessionEvents, type SessionEventReasons } from './events.js'
@@ -510,7 +510,9 @@ export class SessionStore {
     const lifetime = cookieLifetime(cookie)
     const fresh = this.#parse(serialisePayload(payload))
     const now = this.#options.now()
-    if (fresh === undefined || (lifetime.expires !== undefined && lifetime.expires <= now)) {
+    // An old cookie past its `expires` is over, max age or not (express-session sets expires from the max age).
+    const expiresAt = cookieExpiresAt(cookie)
+    if (fresh === undefined || (expiresAt !== undefined && expiresAt <= now)) {
       if (fresh === undefined) {
         this.#stats.invalid++
         this.#options.logger.info({}, 'a session from before the switch does not match the session schema: starting a fresh session')

@@ -17,12 +17,17 @@ t.test('an expired legacy session is not revived, and a legacy session that brea
   const client = await connect(t, server)
   const { store } = makeStore(client, { legacy: new ConnectRedisSessions(client, 'sess:') })
 
-  // A fixed expiry (express-session's cookie.expires, no max age) that passed a minute ago. (A cookie
-  // with a max age is moved with that max age, whatever its expires says: lifetime.ts cookieLifetime.)
+  // A fixed expiry (express-session's cookie.expires, no max age) that passed a minute ago.
   const expired = JSON.stringify({ cookie: { originalMaxAge: null, expires: new Date(Date.now() - 60_000).toISOString() }, userId: 'ada' })
   await server.cli('SET', 'sess:expired_0123456789abcdef', expired)
   t.equal(await load(store, 'expired_0123456789abcdef'), null, 'a cookie that expired a minute ago is no session')
   t.equal(await server.cli('EXISTS', 'sess:expired_0123456789abcdef'), '0', 'and its old key is gone')
+  // With a max age too (express-session's usual cookie: expires = last touch + max age), a passed
+  // expires still ends it: the move must not give it a fresh max age.
+  const expiredWithMaxAge = JSON.stringify({ cookie: { originalMaxAge: DAY, expires: new Date(Date.now() - 60_000).toISOString() }, userId: 'ada' })
+  await server.cli('SET', 'sess:expiredmax_0123456789abcdef', expiredWithMaxAge)
+  t.equal(await load(store, 'expiredmax_0123456789abcdef'), null, 'a max-age cookie past its expires is no session either')
+  t.equal(await server.cli('EXISTS', 'sess:expiredmax_0123456789abcdef'), '0', 'and its old key is gone')
 
   await server.cli('SET', 'sess:badshape_0123456789abcdef', legacyValue({ userId: 42, isAdmin: true }))
   t.equal(await load(store, 'badshape_0123456789abcdef'), null, 'userId must be a string: the session is not loaded')
