@@ -35,13 +35,17 @@ export function cookieLifetime (cookie: SessionLike['cookie']): CookieLifetime {
   const json = cookieJson(cookie)
   const maxAge = json['originalMaxAge']
   if (typeof maxAge === 'number' && maxAge > 0) return { maxAge }
-  const at = cookieExpiresAt(cookie)
+  const at = expiresOf(json)
   return at !== undefined ? { expires: at } : {}
 }
 
 /** The cookie's `expires` as epoch ms, whether or not it also has a max age; undefined when it has none. */
 export function cookieExpiresAt (cookie: SessionLike['cookie']): number | undefined {
-  const expires = cookieJson(cookie)['expires']
+  return expiresOf(cookieJson(cookie))
+}
+
+function expiresOf (json: Record<string, unknown>): number | undefined {
+  const expires = json['expires']
   const at = expires instanceof Date ? expires.getTime() : typeof expires === 'string' || typeof expires === 'number' ? new Date(expires).getTime() : NaN
   return Number.isFinite(at) ? at : undefined
 }
