@@ -17,6 +17,7 @@
 //
 //   npm run bench:instructions                     every comparison
 //   npm run bench:instructions -- --only 11        one case's
+//   npm run bench:instructions -- --only 6 --functions 30   and each contender's 30 costliest functions
 import { spawn, type ChildProcess } from 'node:child_process'
 import { once } from 'node:events'
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs'
@@ -25,9 +26,12 @@ import path from 'node:path'
 import { fileURLToPath } from 'node:url'
 import autocannon from 'autocannon'
 import { startRedis } from './environment.js'
+import { topFunctions } from './callgrind-functions.js'
 import type { ServerSpec } from './server-apps.js'
 import type { ServerHello } from './server-child.js'
 
+/** --functions N: also print each contender's N costliest functions (callgrind-functions.ts). */
+const FUNCTIONS = process.argv.includes('--functions') ? Number(process.argv[process.argv.indexOf('--functions') + 1]) : 0
 const WARM = 30_000
 const N = 4_000
 const IDLE_S = 10
@@ -93,10 +97,14 @@ async function measure (contender: Contender, redisUrl: string): Promise<{ perRe
   // (the route-cache hit read 77,564 alone and 98,289 beside another server). A long interval keeps
   // the figure to the hit path a deployment pays on nearly every request.
   const suite = contender.spec.app.startsWith('suite')
-  const env = suite ? { REDIS_COMMAND_TIMEOUT: '10s', ...contender.spec.env } : contender.spec.env
+  // The suite's background work (a PING and an INFO every REDIS_PING_INTERVAL, the session expiry
+  // sweep) runs at wall-clock rates, ~1.5 M instructions a second under valgrind: subtracted as the idle
+  // rate, but its timing within the counted window moved a figure by ±2 %, so it is slowed down here.
+  const env = suite ? { REDIS_COMMAND_TIMEOUT: '10s', REDIS_PING_INTERVAL: '1m', REDIS_PING_TIMEOUT: '10s', SESSION_EVENTS_SWEEP: '1h', ...contender.spec.env } : contender.spec.env
   const spec: ServerSpec = { ...contender.spec, ...(env === undefined ? {} : { env }), ...(suite ? { cache: { syncInterval: '1h' } } : {}), redisUrl }
-  const child: ChildProcess = spawn('valgrind', ['-q', '--tool=callgrind', '--instr-atstart=no', `--callgrind-out-file=${dir}/cg.%p`,
-    process.execPath, '--import', 'tsx', serverChild, JSON.stringify(spec)], { stdio: ['ignore', 'ignore', 'inherit', 'ipc'] })
+  const byFunction = FUNCTIONS > 0 ? ['--dump-instr=yes', '--compress-pos=no', '--compress-strings=no'] : []
+  const child: ChildProcess = spawn('valgrind', ['-q', '--tool=callgrind', '--instr-atstart=no', `--callgrind-out-file=${dir}/cg.%p`, ...byFunction,
+    process.execPath, ...(FUNCTIONS > 0 ? ['--perf-basic-prof'] : []), '--import', 'tsx', serverChild, JSON.stringify(spec)], { stdio: ['ignore', 'ignore', 'inherit', 'ipc'] })
   try {
     const [hello] = await once(child, 'message') as [ServerHello]
     const url = hello.url
@@ -114,6 +122,12 @@ async function measure (contender: Contender, redisUrl: string): Promise<{ perRe
     await callgrindControl(pid, '-d')
     await callgrindControl(pid, '-i', 'off')
     const idlePerSecond = totalOf(dir, 2) / idleS
+    if (FUNCTIONS > 0) {
+      const dump = path.join(dir, readdirSync(dir).find((name) => name.endsWith('.1'))!)
+      console.log(`\n${contender.label}: instructions per request by function (self, idle not subtracted)`)
+      for (const [name, perRequest] of topFunctions(dump, `/tmp/perf-${pid}.map`, N, FUNCTIONS)) console.log(`${Math.round(perRequest).toString().padStart(8)}  ${name}`)
+      rmSync(`/tmp/perf-${pid}.map`, { force: true })
+    }
     return { perRequest: (totalOf(dir, 1) - idlePerSecond * busyS) / N, failed }
   } finally {
     const exited = once(child, 'exit')
