@@ -36,17 +36,29 @@ function formatIpv6 (groups: number[]): string {
   return `${hex.slice(0, bestStart).join(':')}::${hex.slice(bestStart + bestLength).join(':')}`
 }
 
+/** A rate-limit key for a client address: `ip:` and its clientIpKey. */
+export function ipRateLimitKey (ip: string, ipv6PrefixLength = 64): string {
+  if (ipv6PrefixLength !== 64) return `ip:${clientIpKey(ip, ipv6PrefixLength)}`
+  // Every request of a limited route asks this for its client: recent addresses answer from a map
+  // (cleared when full) instead of a trim, a lower-casing and an address parse per request.
+  let key = ipKeys.get(ip)
+  if (key === undefined) {
+    if (ipKeys.size >= IP_KEY_CACHE_SIZE) ipKeys.clear()
+    key = `ip:${clientIpKey(ip, 64)}`
+    ipKeys.set(ip, key)
+  }
+  return key
+}
+
+const IP_KEY_CACHE_SIZE = 10_000
+const ipKeys = new Map<string, string>()
+
 /**
  * The client a request counts against: an IPv4 address as is (an IPv4-mapped IPv6 address as its
  * IPv4 form), an IPv6 address as its /64 network (e.g. '2001:db8:1:2::/64'), since one host usually
  * holds a whole /64 and could otherwise rotate addresses to dodge the limit.
  * Anything that is not an IP address is returned unchanged (trimmed, lower-cased).
  */
-/** A rate-limit key for a client address: `ip:` and its clientIpKey. */
-export function ipRateLimitKey (ip: string, ipv6PrefixLength = 64): string {
-  return `ip:${clientIpKey(ip, ipv6PrefixLength)}`
-}
-
 export function clientIpKey (ip: string, ipv6PrefixLength = 64): string {
   const text = ip.trim().toLowerCase()
   if (isIP(text) === 4) return text

@@ -187,6 +187,9 @@ function budgetClient (client: RedisClient, timeoutMs: number): RedisClient {
   return (client as Redis).duplicate({ commandTimeout: timeoutMs, lazyConnect: false })
 }
 
+/** Counter keys remembered per bound limit (cleared when full: a flood of new ids costs a rebuild, never memory). */
+const COUNTER_CACHE_SIZE = 10_000
+
 export class RateLimitStore {
   readonly mode: RedisDownMode
   readonly backend: 'redis' | 'memory'
@@ -315,12 +318,21 @@ export class RateLimitStore {
     function argsFor (p: LimitParams): readonly string[] {
       return p === params ? fixedArgs : [String(p.timeWindow), String(p.max), ...tail]
     }
-    function count (id: string, p: LimitParams): RateLimitDecision | Promise<RateLimitDecision> {
-      if (lean) {
-        const counter = prefix + escapeId(id) + counterSuffix
-        return store.#lean(id, counter, p, p === params ? windowArg : String(Math.ceil(p.timeWindow)))
+    // The counter key of each recent id, built once: a request of a known client then needs no escape,
+    // no concatenation and no hashing of a new string (its Map lookups reuse the cached string's hash).
+    const counters = new Map<string, string>()
+    function counterOf (id: string): string {
+      let counter = counters.get(id)
+      if (counter === undefined) {
+        if (counters.size >= COUNTER_CACHE_SIZE) counters.clear()
+        counter = prefix + escapeId(id) + counterSuffix
+        counters.set(id, counter)
       }
-      if (batched) return store.#leased(id, prefix + escapeId(id) + counterSuffix, p)
+      return counter
+    }
+    function count (id: string, p: LimitParams): RateLimitDecision | Promise<RateLimitDecision> {
+      if (lean) return store.#lean(id, counterOf(id), p, p === params ? windowArg : String(Math.ceil(p.timeWindow)))
+      if (batched) return store.#leased(id, counterOf(id), p)
       const keys = keysOf(id)
       return store.#decide(id, keys, p, (redis) => redis.run(script, keys.counter, keys.strikes, keys.ban, argsFor(p)), false)
     }

@@ -1,5 +1,5 @@
 import t from 'tap'
-import { buildLimitKeys, clientIpKey } from '../../../lib/rate-limit/keys.js'
+import { buildLimitKeys, clientIpKey, ipRateLimitKey } from '../../../lib/rate-limit/keys.js'
 
 /** The part of a key Redis Cluster hashes: the first {…} with something inside, else the whole key. */
 function hashTag (key: string): string {
@@ -37,4 +37,20 @@ t.test('limit keys share one hash tag per client and route', async (t) => {
   t.equal([...tags][0], 'GET/a|evil%7D%7Bid%257B')
   t.not(hashTag(buildLimitKeys({ scope: 'r', id: 'a' }).counter), hashTag(buildLimitKeys({ scope: 'r', id: 'b' }).counter),
     'different clients spread over slots')
+})
+
+t.test('a client address keys the same from the cache of recent addresses', async (t) => {
+  for (const ip of ['203.0.113.7', '::ffff:203.0.113.7', '2001:db8:1:2::1', ' 198.51.100.1 ']) {
+    const first = ipRateLimitKey(ip)
+    t.equal(ipRateLimitKey(ip), first, `${ip} again`)
+    t.equal(first, `ip:${clientIpKey(ip)}`)
+  }
+  t.equal(ipRateLimitKey('2001:db8:1:2:3:4:5:6', 48), 'ip:2001:db8:1::/48', 'another prefix length is not cached under /64')
+  // More addresses than the cache holds: it starts over, and every key stays right.
+  const wrong: string[] = []
+  for (let i = 0; i < 10_050; i++) {
+    const ip = `10.${i >> 16}.${(i >> 8) & 255}.${i & 255}`
+    if (ipRateLimitKey(ip) !== `ip:${ip}`) wrong.push(ip)
+  }
+  t.same(wrong, [], 'every key of 10,050 addresses')
 })

@@ -211,3 +211,22 @@ t.test('fixed: the lean script and the full one count on the same counter', asyn
   const refused = await store.consume('203.0.113.7', plain)
   t.ok(refused.retryAfterMs > 0 && refused.retryAfterMs <= 10_000 && refused.retryAfterMs === refused.resetMs, 'refused: retry when the window ends')
 })
+
+t.test('more clients than the counter-key cache holds: each still counts on its own key', async (t) => {
+  for (const sync of ['exact', 'batched'] as const) {
+    // Batched: more windows tracked than clients, so no lease is given up on the way (a separate bound).
+    // A generous budget: a burst of 10,000 first calls must not time out into the fallback limiter.
+    const store = await newStore(t, { sync, timeout: 10_000, batched: { maxKeys: 20_000 } })
+    const limit = store.limit({ max: 2, timeWindow: '10s', scope: `many-${sync}` })
+    const ids = Array.from({ length: 10_050 }, (_, i) => `client-${i}`)
+    // Twice each, in two rounds: the second round finds a cache that was cleared once it was full.
+    for (const round of [1, 2]) {
+      const decisions = []
+      for (let from = 0; from < ids.length; from += 1_000) decisions.push(...await Promise.all(ids.slice(from, from + 1_000).map((id) => limit.consume(id))))
+      const wrong = decisions.filter((d) => !d.allowed || d.remaining !== 2 - round || d.source !== 'redis')
+      t.same(wrong.slice(0, 3), [], `${sync}, round ${round}: every client at its own count`)
+    }
+    t.equal((await limit.consume('client-7')).allowed, false, `${sync}: the third request of one client is refused`)
+    t.equal(Number(await server.cli('GET', `rl:{many-${sync}|client-10049}:f`)) >= 2, true, `${sync}: the key of the last client holds its count`)
+  }
+})
