@@ -28,7 +28,6 @@ export interface Envelope {
 //
 // Numbers are base 36; tags and keys can hold no control character (keys.ts), versions are digits,
 // schema hashes base64url, so '\n' and '\t' never occur inside a header field.
-const HEADER_LINES = 7
 
 export function encodeEnvelope (envelope: Envelope, valueJson = JSON.stringify(envelope.value)): string {
   let tags = ''
@@ -36,41 +35,61 @@ export function encodeEnvelope (envelope: Envelope, valueJson = JSON.stringify(e
   return `2\n${envelope.createdAt.toString(36)}\n${envelope.expiresAt.toString(36)}\n${envelope.staleUntil.toString(36)}\n${envelope.generation}\n${envelope.schemaHash ?? ''}\n${tags}\n${valueJson}`
 }
 
-/** Parses an envelope; anything unreadable (another writer, an old format) is simply not an entry. */
+/**
+ * Parses an envelope; anything unreadable (another writer, an old format) is simply not an entry.
+ * Every Redis-tier hit runs this: the header is read in place (no field array, no slices for the
+ * numbers, base 36 read by hand where parseInt takes its generic radix path), so only the value's JSON
+ * is parsed.
+ */
 export function decodeEnvelope (raw: string): Envelope | undefined {
   if (raw.charCodeAt(0) !== 50 || raw.charCodeAt(1) !== 10) return undefined // '2\n'
-  const fields: string[] = []
-  let from = 2
-  for (let i = 1; i < HEADER_LINES; i++) {
-    const end = raw.indexOf('\n', from)
-    if (end === -1) return undefined
-    fields.push(raw.slice(from, end))
-    from = end + 1
-  }
-  const [created = '', expires = '', staleUntil = '', generation = '', schemaHash = '', tagText = ''] = fields
+  const createdEnd = raw.indexOf('\n', 2)
+  const expiresEnd = createdEnd === -1 ? -1 : raw.indexOf('\n', createdEnd + 1)
+  const staleEnd = expiresEnd === -1 ? -1 : raw.indexOf('\n', expiresEnd + 1)
+  const generationEnd = staleEnd === -1 ? -1 : raw.indexOf('\n', staleEnd + 1)
+  const hashEnd = generationEnd === -1 ? -1 : raw.indexOf('\n', generationEnd + 1)
+  const tagsEnd = hashEnd === -1 ? -1 : raw.indexOf('\n', hashEnd + 1)
+  if (tagsEnd === -1) return undefined
+  const expiresAt = base36(raw, createdEnd + 1, expiresEnd)
+  const staleUntil = base36(raw, expiresEnd + 1, staleEnd)
+  if (!Number.isFinite(expiresAt) || !Number.isFinite(staleUntil)) return undefined
   let value: unknown
   try {
-    value = JSON.parse(raw.slice(from))
+    value = JSON.parse(raw.slice(tagsEnd + 1))
   } catch {
     return undefined
   }
   // No prototype: a tag named '__proto__' is a tag like any other.
   const tags = Object.create(null) as Record<string, string>
-  if (tagText !== '') {
-    const parts = tagText.split('\t')
+  if (tagsEnd > hashEnd + 1) {
+    const parts = raw.slice(hashEnd + 1, tagsEnd).split('\t')
     for (let i = 0; i + 1 < parts.length; i += 2) tags[parts[i] as string] = parts[i + 1] as string
   }
-  const envelope: Envelope = {
+  return {
     format: ENVELOPE_FORMAT,
     value,
-    createdAt: parseInt(created, 36),
-    expiresAt: parseInt(expires, 36),
-    staleUntil: parseInt(staleUntil, 36),
-    generation,
+    createdAt: base36(raw, 2, createdEnd),
+    expiresAt,
+    staleUntil,
+    generation: raw.slice(staleEnd + 1, generationEnd),
     tags,
-    schemaHash: schemaHash === '' ? undefined : schemaHash
+    schemaHash: hashEnd === generationEnd + 1 ? undefined : raw.slice(generationEnd + 1, hashEnd)
   }
-  return Number.isFinite(envelope.expiresAt) && Number.isFinite(envelope.staleUntil) ? envelope : undefined
+}
+
+/** parseInt(raw.slice(from, end), 36) for what encodeEnvelope writes (an optional '-', then digits), without the slice. */
+export function base36 (raw: string, from: number, end: number): number {
+  const negative = raw.charCodeAt(from) === 45 // '-'
+  let i = negative ? from + 1 : from
+  let result = 0
+  for (; i < end; i++) {
+    const code = raw.charCodeAt(i)
+    const digit = code >= 48 && code <= 57 ? code - 48 : code >= 97 && code <= 122 ? code - 87 : code >= 65 && code <= 90 ? code - 55 : -1
+    if (digit === -1) break // as parseInt: the digits before the first other character
+    result = result * 36 + digit
+  }
+  if (i === (negative ? from + 1 : from)) return Number.NaN
+  return negative ? -result : result
 }
 
 /** Freezes a value shared by every reader of the memory tier, so no caller can change it for the others. */
