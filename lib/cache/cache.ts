@@ -22,12 +22,16 @@ export function createCache (options: CacheOptions = {}): Cache {
 
 type AnySchemaOptions = GetOrSetOptions<TSchema | undefined>
 
+/** Full keys remembered per namespace (cleared when full: a flood of new keys costs a rebuild, never memory). */
+const FULL_KEY_CACHE_SIZE = 10_000
+
 class CacheScope implements Cache {
   readonly #engine: CacheEngine
   readonly #readThrough: ReadThrough
   readonly #defaults: ResolvedDefaults
   /** The entry key of '' in this namespace: a full key is this plus the key, one concatenation. */
   readonly #keyPrefix: string
+  readonly #fullKeys = new Map<string, string>()
   readonly namespaceName: string
 
   constructor (engine: CacheEngine, readThrough: ReadThrough, namespace: string, defaults: ResolvedDefaults) {
@@ -157,8 +161,18 @@ class CacheScope implements Cache {
     return this.#engine.close()
   }
 
+  /**
+   * The key as stored, checked once per recent key: a hit then reuses the same string (its hash is
+   * cached, so the memory tier's lookup does not hash a new concatenation) and runs no key check.
+   */
   #fullKey (key: string): string {
-    assertValidKey(key)
-    return this.#keyPrefix + key
+    let fullKey = this.#fullKeys.get(key)
+    if (fullKey === undefined) {
+      assertValidKey(key)
+      fullKey = this.#keyPrefix + key
+      if (this.#fullKeys.size >= FULL_KEY_CACHE_SIZE) this.#fullKeys.clear()
+      this.#fullKeys.set(key, fullKey)
+    }
+    return fullKey
   }
 }

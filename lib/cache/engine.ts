@@ -195,22 +195,29 @@ export class CacheEngine {
     return { stale: found }
   }
 
-  /** Redis next: one GET when the versions are known. `count` is false for the polls of a lock waiter. */
-  async lookupRedis (namespace: string, fullKey: string, r: ResolvedOptions, count = true): Promise<Lookup> {
+  /**
+   * Redis next: one GET when the versions are known. `count` is false for the polls of a lock waiter.
+   * Not async: a hit is the GET's promise and one callback, with no async function's promise and resume.
+   */
+  lookupRedis (namespace: string, fullKey: string, r: ResolvedOptions, count = true): Promise<Lookup> {
     const redis = this.redis
-    if (redis === undefined || !r.redis || !redis.usable()) return UNAVAILABLE
+    if (redis === undefined || !r.redis || !redis.usable()) return Promise.resolve(UNAVAILABLE)
     const invalidationsBefore = this.#invalidations
     const needed = this.versionKeys(namespace, r.tags)
     const unknown = this.#unknown(needed)
-    let raw: string | null | undefined
     if (unknown.length === 0) {
-      raw = await redis.get(fullKey)
-    } else {
-      const since = this.versions.seq
-      const read = await redis.read(fullKey, unknown)
-      if (read !== undefined) this.versions.fromRead(unknown, read.versions, since)
-      raw = read?.raw
+      return redis.get(fullKey).then((raw) => this.#lookedUp(namespace, fullKey, raw, r, needed, invalidationsBefore, count))
     }
+    const since = this.versions.seq
+    return redis.read(fullKey, unknown).then((read) => {
+      if (read !== undefined) this.versions.fromRead(unknown, read.versions, since)
+      return this.#lookedUp(namespace, fullKey, read?.raw, r, needed, invalidationsBefore, count)
+    })
+  }
+
+  /** What lookupRedis makes of the text Redis answered (undefined: Redis could not answer). */
+  #lookedUp (namespace: string, fullKey: string, raw: string | null | undefined, r: ResolvedOptions,
+    needed: readonly string[], invalidationsBefore: number, count: boolean): Lookup | Promise<Lookup> {
     if (raw === undefined) return UNAVAILABLE
     let envelope = raw === null ? undefined : decodeEnvelope(raw)
     let size = raw?.length ?? 1
@@ -220,7 +227,10 @@ export class CacheEngine {
       envelope = text === undefined ? undefined : decodeEnvelope(text)
       size = text?.length ?? size
     }
-    if (envelope !== undefined && this.#hasUnreadTags(envelope) && !await this.#readEntryTags([envelope])) return UNAVAILABLE
+    if (envelope !== undefined && this.#hasUnreadTags(envelope)) {
+      const read = envelope
+      return this.#readEntryTags([read]).then((ok) => ok ? this.#judge(namespace, fullKey, read, size, r, needed, invalidationsBefore, count) : UNAVAILABLE)
+    }
     return this.#judge(namespace, fullKey, envelope, size, r, needed, invalidationsBefore, count)
   }
 

@@ -75,16 +75,37 @@ export function resolveOptions (defaults: ResolvedDefaults, options: GetOrSetOpt
   return resolved
 }
 
+let lastPlainDefaults: ResolvedDefaults | undefined
+let lastPlain: ResolvedOptions | undefined
+
 function plainOptions (defaults: ResolvedDefaults): ResolvedOptions {
+  if (defaults === lastPlainDefaults) return lastPlain!
   let resolved = plain.get(defaults)
   if (resolved === undefined) {
     resolved = Object.freeze({ ...defaults, schema: undefined }) as ResolvedOptions
     plain.set(defaults, resolved)
   }
+  lastPlainDefaults = defaults
+  lastPlain = resolved
   return resolved
 }
 
+// The last schema options resolved: a route calling with the same defaults and schema again (the usual
+// hot loop) skips both WeakMap lookups.
+let lastDefaults: ResolvedDefaults | undefined
+let lastSchema: TSchema | undefined
+let lastResolved: ResolvedOptions | undefined
+
 function schemaOptions (defaults: ResolvedDefaults, schema: TSchema): ResolvedOptions {
+  if (schema === lastSchema && defaults === lastDefaults) return lastResolved!
+  const resolved = schemaOptionsOf(defaults, schema)
+  lastDefaults = defaults
+  lastSchema = schema
+  lastResolved = resolved
+  return resolved
+}
+
+function schemaOptionsOf (defaults: ResolvedDefaults, schema: TSchema): ResolvedOptions {
   let bySchema = withSchema.get(defaults)
   if (bySchema === undefined) {
     bySchema = new WeakMap()
