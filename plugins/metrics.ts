@@ -105,19 +105,19 @@ function traceSuiteRedis (app: FastifyInstance, metrics: SuiteMetrics): (() => v
  * ~0.8 µs. So the clock starts at onRequest and stops when the response is handed over (onSend):
  * the socket write itself, and a streamed body after its start, are not in the figure.
  * The route's own onSend (its pattern bound at registration: request.routeOptions builds a fresh
- * object per read) records matched requests; the global one only 404s, because Fastify gives the
- * not-found handler the instance's global hooks and nothing else. Routes registered before this
+ * object per read) records matched requests; a 404 (Fastify gives the not-found handler the
+ * instance's global hooks and nothing else) is recorded when its response is written ('finish'),
+ * so no global onSend runs on every request for the few that match nothing. Routes registered before this
  * plugin are not timed (the suite registers metrics before its own routes). A hijacked reply (SSE)
  * never reaches onSend and is not timed.
  */
 function timeRequests (app: FastifyInstance, metrics: SuiteMetrics): void {
   app.decorateRequest(kStartedAt, 0)
-  app.addHook('onRequest', function startClock (request, _reply, done) {
+  const recordUnmatched = (method: string, statusCode: number, seconds: number): void => { metrics.observeRequest(method, undefined, statusCode, seconds) }
+  app.addHook('onRequest', function startClock (request, reply, done) {
     (request as TimedRequest)[kStartedAt] = performance.now()
-    done()
-  })
-  app.addHook('onSend', function timeUnmatched (request, reply, _payload, done) {
-    if (request.is404) stopClock(request as TimedRequest, reply.statusCode, (method, statusCode, seconds) => { metrics.observeRequest(method, undefined, statusCode, seconds) })
+    // A 404 (rare) stops its clock when the response is written: a global onSend for it would run on every request.
+    if (request.is404) reply.raw.once('finish', () => { stopClock(request as TimedRequest, reply.statusCode, recordUnmatched) })
     done()
   })
   app.addHook('onRoute', (route) => {

@@ -3,7 +3,7 @@
 // context names the server, not the client: commands are attributed to a connection by the server
 // address its client was configured with (cluster: the current node set). Apps in one process that
 // share a Redis server therefore also share these series.
-import diagnosticsChannel from 'node:diagnostics_channel'
+import diagnosticsChannel, { type TracingChannelSubscribers } from 'node:diagnostics_channel'
 import type { Cluster, CommandTraceContext, Redis } from 'ioredis'
 import { isCapabilityProbe } from '../redis/index.js'
 
@@ -50,12 +50,27 @@ export function traceRedisCommands (connections: ReadonlyArray<{ name: string, c
   // under a key of this subscription's own: another app's subscription sees the same context.
   const STARTED = Symbol('fastify-redis-suite.commandStarted')
   const channel = diagnosticsChannel.tracingChannel<object, CommandTraceContext>('ioredis:command')
-  const handlers = {
+  // The connection of the last server address seen: a client's contexts carry the same address string
+  // and port on every command, so the usual lookup is two comparisons, not a concatenation and a hash.
+  let lastAddress: string | undefined
+  let lastPort: number | undefined
+  let lastConnection: string | undefined
+  const connectionOf = (address: string, port: number | undefined): string | undefined => {
+    if (address === lastAddress && port === lastPort) return lastConnection
+    const connection = byAddress.get(port === undefined ? address : `${address}:${port}`)
+    lastAddress = address
+    lastPort = port
+    lastConnection = connection
+    return connection
+  }
+  // Only start and asyncEnd (a failed command's context carries its error there): a channel without
+  // subscribers costs tracePromise nothing, where a no-op subscriber is still a publish per command.
+  const handlers: Pick<TracingChannelSubscribers<CommandTraceContext & { error?: unknown }>, 'start' | 'asyncEnd'> = {
     start (context: CommandTraceContext): void {
       // CLIENT SETINFO at connect (refused by Redis < 7.2, ignored by ioredis) and the settings check's
       // CONFIG GET (refused by managed Redis and the least-privilege ACL): probes, not the app's traffic.
       if (isCapabilityProbe(context.command, context.args)) return
-      const connection = byAddress.get(context.serverPort === undefined ? context.serverAddress : `${context.serverAddress}:${context.serverPort}`)
+      const connection = connectionOf(context.serverAddress, context.serverPort)
       if (connection !== undefined) (context as unknown as Traced)[STARTED] = { connection, at: performance.now() }
     },
     asyncEnd (context: CommandTraceContext & { error?: unknown }): void {
@@ -67,19 +82,14 @@ export function traceRedisCommands (connections: ReadonlyArray<{ name: string, c
       } catch {
         // Metrics must never break a Redis command.
       }
-    },
-    end: noop,
-    asyncStart: noop,
-    error: noop
+    }
   }
-  channel.subscribe(handlers)
+  channel.subscribe(handlers as TracingChannelSubscribers<CommandTraceContext>)
   return () => {
-    channel.unsubscribe(handlers)
+    channel.unsubscribe(handlers as TracingChannelSubscribers<CommandTraceContext>)
     for (const cleanup of cleanups) cleanup()
   }
 }
-
-function noop (): void {}
 
 /** A bounded label for why a command failed; never the message (it may carry key names). */
 export function classify (error: unknown): CommandErrorKind {

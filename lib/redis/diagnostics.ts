@@ -15,6 +15,9 @@ const CAPABILITY_PROBES: ReadonlyArray<readonly [command: string, first: string,
 ]
 
 export function isCapabilityProbe (command: string, args: ReadonlyArray<unknown>): boolean {
+  // Runs for every command the metrics observe: anything not six letters starting with c/C (every
+  // GET, EVALSHA…) is decided here, before any lower-casing.
+  if (command.length !== 6 || (command.charCodeAt(0) | 0x20) !== 99) return false
   for (const [name, first, second] of CAPABILITY_PROBES) {
     if (command.toLowerCase() !== name || String(args[0]).toLowerCase() !== first) continue
     if (second === undefined || String(args[1]).toLowerCase() === second) return true
