@@ -29,6 +29,8 @@ export interface Envelope {
 // Numbers are base 36; tags and keys can hold no control character (keys.ts), versions are digits,
 // schema hashes base64url, so '\n' and '\t' never occur inside a header field.
 
+const NO_TAGS: Record<string, string> = Object.freeze(Object.create(null) as Record<string, string>)
+
 export function encodeEnvelope (envelope: Envelope, valueJson = JSON.stringify(envelope.value)): string {
   let tags = ''
   for (const tag in envelope.tags) tags += (tags === '' ? '' : '\t') + tag + '\t' + (envelope.tags[tag] ?? '')
@@ -59,9 +61,11 @@ export function decodeEnvelope (raw: string): Envelope | undefined {
   } catch {
     return undefined
   }
-  // No prototype: a tag named '__proto__' is a tag like any other.
-  const tags = Object.create(null) as Record<string, string>
+  // No prototype: a tag named '__proto__' is a tag like any other. An entry without tags (most) shares
+  // one frozen empty object: a prototype-less object is a dictionary, costly to make on every hit.
+  let tags = NO_TAGS
   if (tagsEnd > hashEnd + 1) {
+    tags = Object.create(null) as Record<string, string>
     const parts = raw.slice(hashEnd + 1, tagsEnd).split('\t')
     for (let i = 0; i + 1 < parts.length; i += 2) tags[parts[i] as string] = parts[i + 1] as string
   }
