@@ -30,12 +30,18 @@ function addressOf (options: { path?: string | null, host?: string, port?: numbe
  */
 export function traceRedisCommands (connections: ReadonlyArray<{ name: string, client: Client }>, observe: CommandObserver): () => void {
   const byAddress = new Map<string, string>()
+  // The connection of the last server address seen: a client's contexts carry the same address string
+  // and port on every command, so the usual lookup is two comparisons, not a concatenation and a hash.
+  let lastAddress: string | undefined
+  let lastPort: number | undefined
+  let lastConnection: string | undefined
   const cleanups: Array<() => void> = []
   for (const { name, client } of connections) {
     if (client.isCluster) {
       const cluster = client as Cluster
-      const add = (node: Redis): void => { if (!byAddress.has(addressOf(node.options))) byAddress.set(addressOf(node.options), name) }
-      const remove = (node: Redis): void => { if (byAddress.get(addressOf(node.options)) === name) byAddress.delete(addressOf(node.options)) }
+      // A cluster's node set changes: the remembered lookup starts over.
+      const add = (node: Redis): void => { lastAddress = undefined; if (!byAddress.has(addressOf(node.options))) byAddress.set(addressOf(node.options), name) }
+      const remove = (node: Redis): void => { lastAddress = undefined; if (byAddress.get(addressOf(node.options)) === name) byAddress.delete(addressOf(node.options)) }
       for (const node of cluster.nodes('all')) add(node)
       cluster.on('+node', add)
       cluster.on('-node', remove)
@@ -50,11 +56,6 @@ export function traceRedisCommands (connections: ReadonlyArray<{ name: string, c
   // under a key of this subscription's own: another app's subscription sees the same context.
   const STARTED = Symbol('fastify-redis-suite.commandStarted')
   const channel = diagnosticsChannel.tracingChannel<object, CommandTraceContext>('ioredis:command')
-  // The connection of the last server address seen: a client's contexts carry the same address string
-  // and port on every command, so the usual lookup is two comparisons, not a concatenation and a hash.
-  let lastAddress: string | undefined
-  let lastPort: number | undefined
-  let lastConnection: string | undefined
   const connectionOf = (address: string, port: number | undefined): string | undefined => {
     if (address === lastAddress && port === lastPort) return lastConnection
     const connection = byAddress.get(port === undefined ? address : `${address}:${port}`)
