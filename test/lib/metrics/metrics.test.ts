@@ -1,10 +1,10 @@
 import t from 'tap'
 import { Counter, Registry } from 'prom-client'
-import { Redis } from 'ioredis'
+import { Cluster, Redis } from 'ioredis'
 import { BoundedLabel, CumulativeCounter, SuiteMetrics, bearerTokenMatches, classifyCommandError, traceRedisCommands } from '../../../lib/metrics/index.js'
 import type { RedisState } from '../../../lib/redis/monitor.js'
 import { checkServerSettings } from '../../../lib/redis/index.js'
-import { useRedis } from '../../helpers/index.js'
+import { useCluster, useRedis } from '../../helpers/index.js'
 import { sample } from '../../monitoring/prom.js'
 
 const connected = (): RedisState => ({ status: 'connected', mode: 'standalone', latencyMs: 2, reconnects: 0, since: 0 })
@@ -130,4 +130,27 @@ t.test('traceRedisCommands: capability probes refused by the server or the ACL a
   t.same(await checkServerSettings(client, { warn: () => {}, debug: () => {} }), [], 'CONFIG GET refused, INFO answered: no warning for the default policy')
   await t.rejects(client.call('CONFIG', 'GET', 'maxclients'), /NOPERM/)
   t.same(seen.filter(([, error]) => error !== undefined).map(([command, error]) => [command.toLowerCase(), error]), [['config', 'reply']], 'only the app\'s own CONFIG GET counts as an error')
+})
+
+t.test('traceRedisCommands on a Cluster: commands to every master count for its connection, others not', async (t) => {
+  const [cluster, other] = await Promise.all([useCluster(t, { masters: 3, replicasPerMaster: 0 }), useRedis(t)])
+  const client = new Cluster(cluster.startupNodes)
+  const outside = new Redis({ port: other.port, host: '127.0.0.1' })
+  t.teardown(() => { client.disconnect(); outside.disconnect() })
+  await client.set('warm', '1') // the slot map is known, so every node is in the traced set
+  const seen: Array<[string, string]> = []
+  const stop = traceRedisCommands([{ name: 'cluster', client }], (connection, command) => { seen.push([connection, command]) })
+  t.teardown(stop)
+  // Keys spread over the three masters, interleaved with a server outside the cluster: the remembered
+  // last address switches back and forth and must never carry one server's name to another.
+  const keys = Array.from({ length: 30 }, (_, i) => `key-${i}`)
+  for (const key of keys) {
+    await client.set(key, 'v')
+    await outside.get(key)
+  }
+  const sizes = await Promise.all(client.nodes('master').map((node) => node.dbsize()))
+  t.ok(sizes.filter((size) => size > 0).length >= 2, `the keys reached several masters (${sizes.join(', ')})`)
+  t.same([...new Set(seen.map(([connection]) => connection))], ['cluster'], 'one connection name')
+  t.equal(seen.filter(([, command]) => command === 'set').length, keys.length, 'each SET on the cluster counted once')
+  t.equal(seen.filter(([, command]) => command === 'get').length, 0, 'no GET of the server outside it')
 })
