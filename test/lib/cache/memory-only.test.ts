@@ -110,3 +110,17 @@ t.test('memory: false and no Redis: a cache that never hits but never fails', as
   t.equal(await cache.getOrSet('k', () => 2), 2)
   t.equal(cache.stats().memory, undefined)
 })
+
+t.test('more keys than the full-key memo holds: every key still reads its own value, and a bad key is still refused', async (t) => {
+  const cache = createCache({ ttl: '1m' })
+  t.teardown(() => cache.close())
+  const keys = Array.from({ length: 10_050 }, (_, i) => `item:${i}`)
+  // getOrSet: a key the memory tier evicted (it holds 10,000 entries too) loads again, its own value.
+  const wrong: string[] = []
+  for (const round of [1, 2]) {
+    for (const key of keys) if (await cache.getOrSet(key, () => key) !== key) wrong.push(`${key} (round ${round})`)
+  }
+  t.same(wrong, [], 'each of 10,050 keys, past the memo\'s 10,000')
+  await t.rejects(cache.get('bad\nkey'), { code: 'FRS_CACHE_KEY_INVALID' }, 'checked on first sight, memo or not')
+  await t.rejects(cache.get('bad\nkey'), { code: 'FRS_CACHE_KEY_INVALID' }, 'and never remembered')
+})
