@@ -86,7 +86,7 @@ export class RedisLimiter {
    */
   #oneKeyPerCall = false
 
-  /** `increment` calls of this turn by key and window; sent by #flush at the end of the turn. */
+  /** `increment` calls of this turn by key (key + ' ' + window for a second window); sent by #flush at the end of the turn. */
   readonly #pending = new Map<string, PendingIncrement>()
   /** `policies` calls of this turn, in arrival order; sent by #flush at the end of the turn. */
   #pendingPolicies: PendingPolicies[] = []
@@ -112,11 +112,13 @@ export class RedisLimiter {
    */
   increment (script: LoadedScript, key: string, windowArg: string): Promise<IncrementReply> {
     this.#schedule()
-    const id = key + ' ' + windowArg
-    let pending = this.#pending.get(id)
+    // Keyed by the counter key alone: no string is built per request. A second window for the same
+    // key in one turn (a per-request timeWindow, rare) gets its own entry under key + window.
+    let pending = this.#pending.get(key)
+    if (pending !== undefined && pending.windowArg !== windowArg) pending = this.#pending.get(key + ' ' + windowArg)
     if (pending === undefined) {
       pending = { script, key, windowArg, waiters: [] }
-      this.#pending.set(id, pending)
+      this.#pending.set(this.#pending.has(key) ? key + ' ' + windowArg : key, pending)
     }
     const waiters = pending.waiters
     return new Promise((resolve, reject) => { waiters.push({ resolve, reject }) })

@@ -60,6 +60,17 @@ t.test('fixed: the decisions of one event-loop turn are one script call on one s
   t.match(await store.consume('merged', { max: 12, timeWindow: '10s' }), { allowed: false, current: 31 })
 })
 
+t.test('fixed: one key asked with two windows in one turn: each window its own group, counted one after the other', async (t) => {
+  const store = await newStore(t)
+  // Alternating windows on one counter (a per-request timeWindow): the first window's requests are
+  // counted first (its group came first), then the second's, each request its own count.
+  const decisions = await Promise.all(Array.from({ length: 6 }, (_, i) => store.consume('two-windows', { max: 100, timeWindow: i % 2 === 0 ? '10s' : '20s' })))
+  t.same(decisions.map((d) => d.current), [1, 4, 2, 5, 3, 6])
+  t.same(decisions.map((d) => d.timeWindow), [10_000, 20_000, 10_000, 20_000, 10_000, 20_000])
+  t.ok(decisions.every((d) => d.resetMs > 9_000 && d.resetMs <= 10_000), 'the window the first increment started')
+  const [counter] = (await server.cli('KEYS', '*two-windows*')).split(/\s+/).filter(Boolean)
+  t.equal(await server.cli('GET', counter ?? ''), '6')
+})
 t.test('fixed: 1,000 clients in one turn: counted exactly, key by key, in a few calls; a flushed script is loaded again', async (t) => {
   const store = await newStore(t)
   const calls = async (): Promise<number> => {
