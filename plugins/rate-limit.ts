@@ -253,8 +253,13 @@ function routeHook (route: RouteLimit, refresh: RefreshCheck) {
         return
       }
     }
-    // Decided in process (a batched lease in hand, no Redis, Redis known down): answered in this
-    // call, without a promise or a microtask; else when Redis replies.
+    // Exact mode: the decision comes through a callback when Redis replies (no promise per request).
+    // Batched (a lease in hand, most requests) and traced: decided in this call when it can be,
+    // without a closure, a promise or a microtask; else when Redis replies.
+    if (!limit.batched && !rateLimitChannel.start.hasSubscribers) {
+      limit.decideThen(key, (decision) => { finish(request, reply, key, decision, done) }, done)
+      return
+    }
     const decided = rateLimitChannel.start.hasSubscribers ? traceRateLimit(route.policyName, limit.batched, key, () => limit.decide(key)) : limit.decide(key)
     if (decided instanceof Promise) decided.then((decision) => { finish(request, reply, key, decision, done) }, done)
     else finish(request, reply, key, decided, done)

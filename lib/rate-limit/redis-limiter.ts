@@ -50,16 +50,21 @@ function evalScript (client: RedisClient, script: LoadedScript, keys: readonly s
 
 type Corkable = { cork: () => void, uncork: () => void }
 
-/** The reply of the plain fixed-window script for one request: [count, window ms left]. */
-export type IncrementReply = [number, number]
-
-interface Waiter { resolve: (reply: IncrementReply) => void, reject: (err: unknown) => void }
+/**
+ * One request's merged increment, told the count after its own increment (and the window's ms
+ * left), or why there is none: exactly one of the two, once. An object, not a promise: a decision
+ * then costs no promise, closure or reply tuple per request (the store's lean path, store.ts).
+ */
+export interface IncrementWaiter {
+  granted: (current: number, ttlMs: number) => void
+  failed: (err: unknown) => void
+}
 
 /** Keys per multi-key increment call: bounds the script's run time (Redis runs nothing else meanwhile). */
 const MANY_KEYS = 256
 
 /** The increments of one key (and window) in this turn, in arrival order. */
-interface PendingIncrement { script: LoadedScript, key: string, windowArg: string, waiters: Waiter[] }
+interface PendingIncrement { script: LoadedScript, key: string, windowArg: string, waiters: IncrementWaiter[] }
 
 /** One request's policies in this turn: POLICIES_LUA's keys and arguments. */
 interface PendingPolicies { keys: readonly string[], args: readonly string[], resolve: (reply: unknown) => void, reject: (err: unknown) => void }
@@ -110,7 +115,7 @@ export class RedisLimiter {
    * One request's plain fixed-window increment of `key` (window `windowArg` ms when it starts): merged
    * with the other increments of the key issued in this event-loop turn into one script call.
    */
-  increment (script: LoadedScript, key: string, windowArg: string): Promise<IncrementReply> {
+  increment (script: LoadedScript, key: string, windowArg: string, waiter: IncrementWaiter): void {
     this.#schedule()
     // Keyed by the counter key alone: no string is built per request. A second window for the same
     // key in one turn (a per-request timeWindow, rare) gets its own entry under key + window.
@@ -120,8 +125,7 @@ export class RedisLimiter {
       pending = { script, key, windowArg, waiters: [] }
       this.#pending.set(this.#pending.has(key) ? key + ' ' + windowArg : key, pending)
     }
-    const waiters = pending.waiters
-    return new Promise((resolve, reject) => { waiters.push({ resolve, reject }) })
+    pending.waiters.push(waiter)
   }
 
   /**
@@ -218,7 +222,7 @@ export class RedisLimiter {
           if (chunk.length === 1) this.#sendIncrement(client, chunk[0]!)
           else this.#sendMany(client, chunk)
         } catch (err) {
-          for (const pending of chunk) for (const waiter of pending.waiters) waiter.reject(err)
+          for (const pending of chunk) failAll(pending.waiters, err)
         }
       }
     } else {
@@ -232,7 +236,7 @@ export class RedisLimiter {
       try {
         this.#sendIncrement(client, pending)
       } catch (err) {
-        for (const waiter of pending.waiters) waiter.reject(err)
+        failAll(pending.waiters, err)
       }
     }
   }
@@ -256,7 +260,7 @@ export class RedisLimiter {
         this.#sendEach(client, groups)
         return
       }
-      for (const pending of groups) for (const waiter of pending.waiters) waiter.reject(err)
+      for (const pending of groups) failAll(pending.waiters, err)
     }
     const script = PLAIN_FIXED_WINDOW_MANY_SCRIPT
     client.evalsha(script.sha, keys.length, ...keys, ...args).then(share, (err: unknown) => {
@@ -274,7 +278,7 @@ export class RedisLimiter {
       }
       shareOf(waiters, reply[0], reply[1])
     }
-    const fail = (err: unknown): void => { for (const waiter of waiters) waiter.reject(err) }
+    const fail = (err: unknown): void => { failAll(waiters, err) }
     client.evalsha(script.sha, 1, key, windowArg, n).then(share, (err: unknown) => {
       // After SCRIPT FLUSH, a failover or a restart: EVAL runs the script and caches it again.
       if (!isNoScript(err)) return fail(err)
@@ -322,16 +326,39 @@ export class RedisLimiter {
 }
 
 /** Hands one key's reply to the n requests merged into it: request k (from 0) saw the count after its own increment. */
-function shareOf (waiters: readonly Waiter[], current: unknown, ttl: unknown): void {
+function shareOf (waiters: readonly IncrementWaiter[], current: unknown, ttl: unknown): void {
   if (typeof current !== 'number' || typeof ttl !== 'number' || current < 0) {
-    const err = new RateLimitRedisError(codes.FRS_RATE_LIMIT_REDIS_ERROR, current === -1 && typeof ttl === 'string'
+    failAll(waiters, new RateLimitRedisError(codes.FRS_RATE_LIMIT_REDIS_ERROR, current === -1 && typeof ttl === 'string'
       ? `Redis rate-limit command failed: ${ttl}`
-      : 'Unexpected reply from the rate-limit script')
-    for (const waiter of waiters) waiter.reject(err)
+      : 'Unexpected reply from the rate-limit script'))
     return
   }
   const first = current - waiters.length + 1
-  for (let k = 0; k < waiters.length; k++) waiters[k]!.resolve([first + k, ttl])
+  for (let k = 0; k < waiters.length; k++) {
+    try {
+      waiters[k]!.granted(first + k, ttl)
+    } catch (err) {
+      rethrowLater(err)
+    }
+  }
+}
+
+function failAll (waiters: readonly IncrementWaiter[], err: unknown): void {
+  for (const waiter of waiters) {
+    try {
+      waiter.failed(err)
+    } catch (thrown) {
+      rethrowLater(thrown)
+    }
+  }
+}
+
+/**
+ * A waiter that throws (a bug downstream) must not cost the other requests of its turn their
+ * answers: it surfaces on its own, as a throwing promise reaction would (an unhandled rejection).
+ */
+function rethrowLater (err: unknown): void {
+  queueMicrotask(() => { throw err })
 }
 
 function toResult (reply: unknown): LimiterResult {

@@ -21,7 +21,7 @@ import { parseDuration, type Duration } from '../config/index.js'
 import { BatchedLimiter, type BatchedLimiterOptions } from './batched-limiter.js'
 import { limitKeyPrefix } from './keys.js'
 import { MemoryLimiter } from './memory-limiter.js'
-import { RedisLimiter, wrapRedisError, type IncrementReply, type RedisClient } from './redis-limiter.js'
+import { RedisLimiter, wrapRedisError, type IncrementWaiter, type RedisClient } from './redis-limiter.js'
 import {
   ADJUST_SCRIPT, FIXED_WINDOW_READ_SCRIPT, FIXED_WINDOW_SCRIPT, POLICIES_SCRIPT, PLAIN_FIXED_WINDOW_SCRIPT, SLIDING_WINDOW_READ_SCRIPT, SLIDING_WINDOW_SCRIPT,
   type LoadedScript
@@ -149,6 +149,12 @@ export interface BoundLimit {
    * that path. A promise (never rejecting) when Redis is asked.
    */
   decide: (id: string) => RateLimitDecision | Promise<RateLimitDecision>
+  /**
+   * decide(), answered through `sink` exactly once: at once when decided in this process, else when
+   * Redis replies (`fail` only if a decision could not be made at all, which the store never expects).
+   * An exact fixed-window decision then costs no promise per request (the route hook's path).
+   */
+  decideThen: (id: string, sink: DecisionSink, fail: (err: Error) => void) => void
   /** The same answer without counting (@fastify/rate-limit's `{ increment: false }`). Never rejects. */
   peek: (id: string, max?: number, timeWindowMs?: number) => Promise<RateLimitDecision>
   /**
@@ -348,6 +354,15 @@ export class RateLimitStore {
       decide (id) {
         return count(id, params)
       },
+      decideThen (id, sink, fail) {
+        if (lean) {
+          store.#leanThen(id, counterOf(id), params, windowArg, sink)
+          return
+        }
+        const decision = count(id, params)
+        if (decision instanceof Promise) decision.then(sink, fail)
+        else sink(decision)
+      },
       adjust (id, n) {
         return store.#adjust(keysOf(id), params, n)
       },
@@ -520,13 +535,22 @@ export class RateLimitStore {
     return true
   }
 
-  // The lean path (see the head of this file): one promise from the EVALSHA to the decision. (Inline
-  // arrows: a named closure per request costs a defineProperty under tsx/esbuild's keepNames.)
+  // The lean path (see the head of this file): the request waits in its turn's merged increment as a
+  // LeanRequest, which turns the reply (or the failure) into the decision and hands it to `sink`: no
+  // promise, closure or reply tuple per request on the route hook's path (decideThen).
   #lean (id: string, counter: string, params: LimitParams, windowArg: string): RateLimitDecision | Promise<RateLimitDecision> {
     if (this.#skipRedis()) return this.#down(id, this.#keysFor(counter), params, false)
-    return this.#redis!.increment(PLAIN_FIXED_WINDOW_SCRIPT, counter, windowArg).then(
-      (reply) => this.#leanDecision(id, params, reply),
-      (err: unknown) => this.#afterFailure(wrapRedisError(err), id, this.#keysFor(counter), params, false))
+    return new Promise((resolve) => { this.#redis!.increment(PLAIN_FIXED_WINDOW_SCRIPT, counter, windowArg, new LeanRequest(this.#leanAnswers, id, counter, params, resolve)) })
+  }
+
+  #leanThen (id: string, counter: string, params: LimitParams, windowArg: string, sink: DecisionSink): void {
+    if (this.#skipRedis()) sink(this.#down(id, this.#keysFor(counter), params, false))
+    else this.#redis!.increment(PLAIN_FIXED_WINDOW_SCRIPT, counter, windowArg, new LeanRequest(this.#leanAnswers, id, counter, params, sink))
+  }
+
+  readonly #leanAnswers: LeanAnswers = {
+    granted: (request, current, ttlMs) => this.#leanDecision(request.id, request.params, current, ttlMs),
+    failed: (request, err) => this.#afterFailure(wrapRedisError(err), request.id, this.#keysFor(request.counter), request.params, false)
   }
 
   // Batched mode's path: a lease in hand answers in this call, with no key object or closure per
@@ -546,10 +570,8 @@ export class RateLimitStore {
     }, (err: unknown) => this.#afterFailure(err, id, this.#keysFor(counter), params, false))
   }
 
-  #leanDecision (id: string, params: LimitParams, reply: IncrementReply): RateLimitDecision {
+  #leanDecision (id: string, params: LimitParams, current: number, ttl: number): RateLimitDecision {
     if (this.#failing) this.#recovered()
-    const current = reply[0]
-    const ttl = reply[1]
     const max = params.max
     const allowed = current <= max
     return this.#count({
@@ -716,6 +738,40 @@ function policyArgs (list: readonly ResolvedPolicy[], costs: readonly number[], 
 }
 
 /** A decision as the promise consume() and peek() promise. */
+/** Where a decision goes once made (BoundLimit.decideThen). */
+export type DecisionSink = (decision: RateLimitDecision) => void
+
+/** The store's side of a lean request, made once per store: the decision from a reply, or from a failure. */
+interface LeanAnswers {
+  granted: (request: LeanRequest, current: number, ttlMs: number) => RateLimitDecision
+  failed: (request: LeanRequest, err: unknown) => RateLimitDecision
+}
+
+/** One exact fixed-window decision waiting in its turn's merged increment (redis-limiter.ts). */
+class LeanRequest implements IncrementWaiter {
+  readonly answers: LeanAnswers
+  readonly id: string
+  readonly counter: string
+  readonly params: LimitParams
+  readonly sink: DecisionSink
+
+  constructor (answers: LeanAnswers, id: string, counter: string, params: LimitParams, sink: DecisionSink) {
+    this.answers = answers
+    this.id = id
+    this.counter = counter
+    this.params = params
+    this.sink = sink
+  }
+
+  granted (current: number, ttlMs: number): void {
+    this.sink(this.answers.granted(this, current, ttlMs))
+  }
+
+  failed (err: unknown): void {
+    this.sink(this.answers.failed(this, err))
+  }
+}
+
 function settled<T> (decision: T | Promise<T>): Promise<T> {
   return decision instanceof Promise ? decision : Promise.resolve(decision)
 }

@@ -4,7 +4,8 @@ import { createHash } from 'node:crypto'
 import t from 'tap'
 import { useRedis } from '../../helpers/fixtures.js'
 import { sleep } from '../../helpers/wait.js'
-import { PLAIN_FIXED_WINDOW_LUA, SLIDING_WINDOW_LUA } from '../../../lib/rate-limit/scripts.js'
+import { RedisLimiter, type IncrementWaiter } from '../../../lib/rate-limit/redis-limiter.js'
+import { PLAIN_FIXED_WINDOW_LUA, PLAIN_FIXED_WINDOW_SCRIPT, SLIDING_WINDOW_LUA } from '../../../lib/rate-limit/scripts.js'
 import { RateLimitStore } from '../../../lib/rate-limit/store.js'
 import type { RateLimitAlgorithm } from '../../../lib/rate-limit/types.js'
 import { connectClient, openStore } from './clients.js'
@@ -58,6 +59,31 @@ t.test('fixed: the decisions of one event-loop turn are one script call on one s
   t.equal(await server.cli('GET', counter ?? ''), '30', 'the counter in Redis holds all 30')
   // The next turn continues the same counter.
   t.match(await store.consume('merged', { max: 12, timeWindow: '10s' }), { allowed: false, current: 31 })
+})
+
+t.test('fixed: a merged increment whose first waiter throws still answers the others of its turn; the throw surfaces on its own', async (t) => {
+  const client = await connectClient(t, server)
+  const limiter = new RedisLimiter(() => client)
+  const surfaced: unknown[] = []
+  // Captured here instead of failing the test run as an uncaught exception.
+  process.setUncaughtExceptionCaptureCallback((err) => { surfaced.push(err) })
+  t.teardown(() => { process.setUncaughtExceptionCaptureCallback(null) })
+  const answers: Array<[number, number]> = []
+  const rest = new Promise<void>((resolve, reject) => {
+    const throwing: IncrementWaiter = { granted: () => { throw new Error('a downstream bug') }, failed: reject }
+    const counting: IncrementWaiter = {
+      granted: (current, ttl) => {
+        answers.push([current, ttl])
+        if (answers.length === 2) resolve()
+      },
+      failed: reject
+    }
+    for (const waiter of [throwing, counting, counting]) limiter.increment(PLAIN_FIXED_WINDOW_SCRIPT, 'rl:{throwing|x}:f', '10000', waiter)
+  })
+  await rest
+  t.same(answers.map(([current]) => current), [2, 3], 'the two others got their own counts')
+  await new Promise((resolve) => setImmediate(resolve))
+  t.match(surfaced, [{ message: 'a downstream bug' }], 'the throw was not swallowed')
 })
 
 t.test('fixed: one key asked with two windows in one turn: each window its own group, counted one after the other', async (t) => {
