@@ -18,6 +18,7 @@
 //   npm run bench:instructions                     every comparison
 //   npm run bench:instructions -- --only 11        one case's
 //   npm run bench:instructions -- --only 6 --functions 30   and each contender's 30 costliest functions
+//   npm run bench:instructions -- --match '1,000 clients'  the comparisons whose label has that text
 import { spawn, type ChildProcess } from 'node:child_process'
 import { once } from 'node:events'
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs'
@@ -45,6 +46,7 @@ const comparisons: Comparison[] = [
   { id: 1, label: 'route-cache hit vs raw route', ours: { label: 'suite /cached', spec: { app: 'suite' }, path: '/cached' }, theirs: { label: 'raw /plain', spec: { app: 'raw' }, path: '/plain' } },
   { id: 6, label: 'exact limit vs unlimited', ours: { label: 'exact /limited', spec: { app: 'suite-rate-limit' }, path: '/limited' }, theirs: { label: '/unlimited', spec: { app: 'suite-rate-limit' }, path: '/unlimited' } },
   { id: 6, label: 'batched limit vs unlimited', ours: { label: 'batched /limited', spec: { app: 'suite-rate-limit', env: { RATE_LIMIT_SYNC: 'batched' } }, path: '/limited' }, theirs: { label: '/unlimited', spec: { app: 'suite-rate-limit' }, path: '/unlimited' } },
+  { id: 6, label: 'exact, 1,000 clients vs unlimited', ours: { label: 'exact /limited, XFF', spec: { app: 'suite-rate-limit', trustProxy: ['127.0.0.1'] }, path: '/limited', forwardedFor: true }, theirs: { label: '/unlimited, XFF', spec: { app: 'suite-rate-limit', trustProxy: ['127.0.0.1'] }, path: '/unlimited', forwardedFor: true } },
   { id: 6, label: 'exact, 1,000 clients vs @fastify/rate-limit', ours: { label: 'exact /limited, XFF', spec: { app: 'suite-rate-limit', trustProxy: ['127.0.0.1'] }, path: '/limited', forwardedFor: true }, theirs: { label: 'official /limited, XFF', spec: { app: 'official-rate-limit', trustProxy: ['127.0.0.1'] }, path: '/limited', forwardedFor: true } },
   { id: 10, label: 'suite plain route vs bare Fastify', ours: suitePlain, theirs: { label: 'raw /plain', spec: { app: 'raw' }, path: '/plain' } },
   { id: 11, label: 'Redis-tier hit vs hand-written ioredis', ours: { label: 'suite-cache /items/{i}', spec: { app: 'suite-cache', keys: 1_000 }, path: '/items/{i}' }, theirs: { label: 'hand-cache /items/{i}', spec: { app: 'hand-cache', keys: 1_000 }, path: '/items/{i}' } },
@@ -140,7 +142,9 @@ async function measure (contender: Contender, redisUrl: string): Promise<{ perRe
 }
 
 const only = process.argv.includes('--only') ? Number(process.argv[process.argv.indexOf('--only') + 1]) : undefined
-const chosen = comparisons.filter((c) => only === undefined || c.id === only)
+/** --match TEXT: only the comparisons whose label contains TEXT (with or without --only). */
+const match = process.argv.includes('--match') ? process.argv[process.argv.indexOf('--match') + 1] : undefined
+const chosen = comparisons.filter((c) => (only === undefined || c.id === only) && (match === undefined || c.label.includes(match)))
 const keyOf = (c: Contender): string => JSON.stringify([c.spec, c.path, c.forwardedFor])
 const contenders = new Map(chosen.flatMap((c) => [c.ours, c.theirs]).map((c) => [keyOf(c), c]))
 const redis = await startRedis()

@@ -7,7 +7,7 @@ import type { AddressInfo } from 'node:net'
 import { apps, type ServerSpec } from './server-apps.js'
 
 export interface ServerHello { url: string }
-export interface CpuReply { id: number, cpuUs: number, /** process.hrtime in µs (the clock of --cpu-prof's timestamps). */ hrUs: number }
+export interface CpuReply { id: number, cpuUs: number, /** The user part of cpuUs (the rest is the kernel's). */ userUs: number, /** process.hrtime in µs (the clock of --cpu-prof's timestamps). */ hrUs: number }
 
 // Listened for first: a parent gone during start-up (a hung Redis connect) still ends this process.
 const started: { app?: Awaited<ReturnType<typeof apps[keyof typeof apps]>> } = {}
@@ -20,7 +20,7 @@ process.on('disconnect', () => {
 })
 process.on('message', (message: { id: number }) => {
   const usage = process.cpuUsage()
-  process.send?.({ id: message.id, cpuUs: usage.user + usage.system, hrUs: Number(process.hrtime.bigint() / 1000n) } satisfies CpuReply)
+  process.send?.({ id: message.id, cpuUs: usage.user + usage.system, userUs: usage.user, hrUs: Number(process.hrtime.bigint() / 1000n) } satisfies CpuReply)
 })
 
 const spec = JSON.parse(process.argv[2] ?? '{}') as ServerSpec
