@@ -253,27 +253,32 @@ function routeHook (route: RouteLimit, refresh: RefreshCheck) {
         return
       }
     }
-    // Exact mode: the decision comes through a callback when Redis replies (no promise per request).
-    // Batched (a lease in hand, most requests) and traced: decided in this call when it can be,
-    // without a closure, a promise or a microtask; else when Redis replies.
-    if (!limit.batched && !rateLimitChannel.start.hasSubscribers) {
-      limit.decideThen(key, (decision) => { finish(request, reply, key, decision, done) }, done)
-      return
-    }
-    const decided = rateLimitChannel.start.hasSubscribers ? traceRateLimit(route.policyName, limit.batched, key, () => limit.decide(key)) : limit.decide(key)
-    if (decided instanceof Promise) decided.then((decision) => { finish(request, reply, key, decision, done) }, done)
-    else finish(request, reply, key, decided, done)
+    decideRequest(route, request, reply, key, done)
   }
+}
 
-  function finish (request: FastifyRequest, reply: FastifyReply, key: string, decision: RateLimitDecision, done: Done): void {
-    let failure: Error | undefined
-    try {
-      failure = answer(route, request, reply, key, decision)
-    } catch (err) {
-      failure = err instanceof Error ? err : new Error(String(err)) // a throwing onExceeding/onExceeded
-    }
-    done(failure)
+// Exact mode: the decision comes through a callback when Redis replies (no promise per request).
+// Batched (a lease in hand, most requests) and traced: decided in this call when it can be, without
+// a closure, a promise or a microtask; else when Redis replies.
+function decideRequest (route: RouteLimit, request: FastifyRequest, reply: FastifyReply, key: string, done: Done): void {
+  const { limit } = route
+  if (!limit.batched && !rateLimitChannel.start.hasSubscribers) {
+    limit.decideThen(key, (decision) => { finish(route, request, reply, key, decision, done) }, done)
+    return
   }
+  const decided = rateLimitChannel.start.hasSubscribers ? traceRateLimit(route.policyName, limit.batched, key, () => limit.decide(key)) : limit.decide(key)
+  if (decided instanceof Promise) decided.then((decision) => { finish(route, request, reply, key, decision, done) }, done)
+  else finish(route, request, reply, key, decided, done)
+}
+
+function finish (route: RouteLimit, request: FastifyRequest, reply: FastifyReply, key: string, decision: RateLimitDecision, done: Done): void {
+  let failure: Error | undefined
+  try {
+    failure = answer(route, request, reply, key, decision)
+  } catch (err) {
+    failure = err instanceof Error ? err : new Error(String(err)) // a throwing onExceeding/onExceeded
+  }
+  done(failure)
 }
 
 /** A route's policies, resolved when the route is added. */
