@@ -14,6 +14,7 @@ import type { Cluster, Redis } from 'ioredis'
 import { createCache, type Cache, type CacheOptions } from '../lib/cache/index.js'
 import { featureConnection, quitWithin, type RedisClient } from './redis.js'
 import { suiteLogOptions } from '../lib/config/index.js'
+import { stopSlotsRefreshOnClose } from '../lib/redis/index.js'
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -105,7 +106,7 @@ function logStart (app: FastifyInstance, client: RedisClient | undefined, where:
 }
 
 function duplicate (client: RedisClient): RedisClient {
-  const copy = client.isCluster ? (client as Cluster).duplicate() : (client as Redis).duplicate()
+  const copy = client.isCluster ? stopSlotsRefreshOnClose((client as Cluster).duplicate()) : (client as Redis).duplicate()
   copy.on('error', () => {}) // reported through the cache's own once-per-outage warnings
   copy.connect().catch(() => {})
   return copy

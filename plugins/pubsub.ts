@@ -12,6 +12,7 @@ import {
 } from '../lib/realtime/index.js'
 import { featureConnection, quitWithin, type RedisClient } from './redis.js'
 import { suiteLogOptions } from '../lib/config/index.js'
+import { stopSlotsRefreshOnClose } from '../lib/redis/index.js'
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -66,14 +67,14 @@ async function pubsubPlugin (app: FastifyInstance, options: PubSubPluginOptions 
 
 /** A subscriber copy of an app's client; autoResubscribe off, as the suite's own (see plugins/redis.ts). */
 function subscriberOf (client: RedisClient): RedisClient {
-  const copy = client.isCluster ? (client as Cluster).duplicate() : (client as Redis).duplicate({ autoResubscribe: false })
+  const copy = client.isCluster ? stopSlotsRefreshOnClose((client as Cluster).duplicate()) : (client as Redis).duplicate({ autoResubscribe: false })
   copy.on('error', () => {})
   copy.connect().catch(() => {})
   return copy
 }
 
 function duplicate (client: RedisClient): RedisClient {
-  const copy = client.isCluster ? (client as Cluster).duplicate() : (client as Redis).duplicate()
+  const copy = client.isCluster ? stopSlotsRefreshOnClose((client as Cluster).duplicate()) : (client as Redis).duplicate()
   copy.on('error', () => {}) // the consumer logs its own once-per-outage warning
   copy.connect().catch(() => {})
   return copy

@@ -23,7 +23,8 @@ import { isRedisConfigured, suiteLogOptions } from '../lib/config/index.js'
 import { ConfigError, RedisSetupError, RedisUnavailableError } from '../lib/errors/index.js'
 import {
   buildConnectionPlan, type RedisConnectionPlan, RedisMonitor, describeError,
-  type RedisState, checkServerSettings, ClusterFailoverWait, FailoverWait, watchSentinels, RefusalTracker, traceRefusals, boundCommands, unbound
+  type RedisState, checkServerSettings, ClusterFailoverWait, FailoverWait, watchSentinels, RefusalTracker, traceRefusals, boundCommands, unbound,
+  stopSlotsRefreshOnClose
 } from '../lib/redis/index.js'
 
 export { RedisUnavailableError } from '../lib/errors/index.js'
@@ -353,7 +354,7 @@ async function useAppClient (app: FastifyInstance, client: RedisClient, closeCli
     cache: main,
     subscriber: () => {
       if (subscriber === undefined) {
-        subscriber = track(extra, client.isCluster ? (client as Cluster).duplicate() : (client as Redis).duplicate({ autoResubscribe: false, lazyConnect: true }))
+        subscriber = track(extra, client.isCluster ? stopSlotsRefreshOnClose((client as Cluster).duplicate()) : (client as Redis).duplicate({ autoResubscribe: false, lazyConnect: true }))
         subscriber.on('error', () => {})
         subscriber.connect().catch(() => {})
       }
@@ -364,7 +365,7 @@ async function useAppClient (app: FastifyInstance, client: RedisClient, closeCli
     // The app's client carries the connection settings: a duplicate with the bounds taken off.
     create: (name, overrides) => {
       const copy = client.isCluster
-        ? (client as Cluster).duplicate(undefined, unboundedCluster((client as Cluster).options.redisOptions, name, overrides))
+        ? stopSlotsRefreshOnClose((client as Cluster).duplicate(undefined, unboundedCluster((client as Cluster).options.redisOptions, name, overrides)))
         : (client as Redis).duplicate({ ...unboundedOptions(name), ...overrides })
       copy.on('error', (err: Error) => { log.debug({ connection: name, err: { message: err.message } }, 'redisConnections.create: connection error') })
       return track(created, copy)
@@ -433,7 +434,7 @@ function unboundedOptions (name: string): Partial<RedisOptions> {
 /** redisConnections.create: the plan's connection settings, without the suite's per-command bounds. */
 function connectionFor (plan: RedisConnectionPlan, name: string, overrides: Partial<RedisOptions> | undefined, log: FastifyBaseLogger): RedisClient {
   const client = plan.mode === 'cluster'
-    ? new Cluster(plan.nodes, { ...plan.options, lazyConnect: false, ...unboundedCluster(plan.options.redisOptions, name, overrides) } satisfies ClusterOptions)
+    ? stopSlotsRefreshOnClose(new Cluster(plan.nodes, { ...plan.options, lazyConnect: false, ...unboundedCluster(plan.options.redisOptions, name, overrides) } satisfies ClusterOptions))
     : new Redis({ ...plan.options, ...unboundedOptions(name), ...overrides })
   // The library reports its own errors; without a listener ioredis would print each to stderr.
   client.on('error', (err: Error) => { log.debug({ connection: name, err: { message: err.message } }, 'redisConnections.create: connection error') })
@@ -456,8 +457,9 @@ function decorateState (app: FastifyInstance, monitor: RedisMonitor, connections
   app.decorate('redisConnections', connections)
 }
 
+/** A Cluster, and every copy made of it, ends its periodic slots refresh when closed (see lib/redis/cluster-close.ts). */
 function createClient (plan: RedisConnectionPlan): RedisClient {
-  return plan.mode === 'cluster' ? new Cluster(plan.nodes, plan.options) : new Redis(plan.options)
+  return plan.mode === 'cluster' ? stopSlotsRefreshOnClose(new Cluster(plan.nodes, plan.options)) : new Redis(plan.options)
 }
 
 /** The Sentinels' own credentials and TLS (REDIS_SENTINEL_*), for the failover watch. */

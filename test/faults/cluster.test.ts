@@ -3,6 +3,7 @@
 import t from 'tap'
 import { Cluster } from 'ioredis'
 import { useCluster, runRedisCli, sleep } from '../helpers/index.js'
+import { stopSlotsRefreshOnClose } from '../../lib/redis/index.js'
 import { startFaultApp } from '../helpers/fault-app.js'
 import { describeSummary, runLoad, summarize } from '../helpers/load.js'
 import { analyzeWrites, lostWrites, writeValue } from '../helpers/writes.js'
@@ -22,7 +23,8 @@ t.test('Cluster', async (t) => {
     REDIS_CLUSTER_NODES: cluster.startupNodes.map((a) => `${a.host}:${a.port}`).join(',')
   })
   t.equal(app.redisState.mode, 'cluster')
-  const reader = new Cluster(cluster.startupNodes, { lazyConnect: true })
+  // Closed during a slots refresh, an ioredis Cluster would keep refreshing (and the process alive): see lib/redis/cluster-close.ts.
+  const reader = stopSlotsRefreshOnClose(new Cluster(cluster.startupNodes, { lazyConnect: true }))
   t.teardown(() => reader.disconnect())
   await reader.connect()
 
