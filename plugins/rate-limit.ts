@@ -257,15 +257,12 @@ function routeHook (route: RouteLimit, refresh: RefreshCheck) {
   }
 }
 
-// Exact mode: the decision comes through a callback when Redis replies (no promise per request).
-// Batched (a lease in hand, most requests) and traced: decided in this call when it can be, without
-// a closure, a promise or a microtask; else when Redis replies.
+// Decided in process (a batched lease in hand, no Redis, Redis known down): answered in this call,
+// without a promise or a microtask; else when Redis replies. (Not a callback from inside the reply's
+// handling: that ran every request of a turn to its response while the turn's list still held them
+// all, and a scavenge then found them alive: garbage collection went from ~1.3 to ~8 µs a request.)
 function decideRequest (route: RouteLimit, request: FastifyRequest, reply: FastifyReply, key: string, done: Done): void {
   const { limit } = route
-  if (!limit.batched && !rateLimitChannel.start.hasSubscribers) {
-    limit.decideThen(key, (decision) => { finish(route, request, reply, key, decision, done) }, done)
-    return
-  }
   const decided = rateLimitChannel.start.hasSubscribers ? traceRateLimit(route.policyName, limit.batched, key, () => limit.decide(key)) : limit.decide(key)
   if (decided instanceof Promise) decided.then((decision) => { finish(route, request, reply, key, decision, done) }, done)
   else finish(route, request, reply, key, decided, done)

@@ -149,12 +149,6 @@ export interface BoundLimit {
    * that path. A promise (never rejecting) when Redis is asked.
    */
   decide: (id: string) => RateLimitDecision | Promise<RateLimitDecision>
-  /**
-   * decide(), answered through `sink` exactly once: at once when decided in this process, else when
-   * Redis replies (`fail` only if a decision could not be made at all, which the store never expects).
-   * An exact fixed-window decision then costs no promise per request (the route hook's path).
-   */
-  decideThen: (id: string, sink: DecisionSink, fail: (err: Error) => void) => void
   /** The same answer without counting (@fastify/rate-limit's `{ increment: false }`). Never rejects. */
   peek: (id: string, max?: number, timeWindowMs?: number) => Promise<RateLimitDecision>
   /**
@@ -354,15 +348,6 @@ export class RateLimitStore {
       decide (id) {
         return count(id, params)
       },
-      decideThen (id, sink, fail) {
-        if (lean) {
-          store.#leanThen(id, counterOf(id), params, windowArg, sink)
-          return
-        }
-        const decision = count(id, params)
-        if (decision instanceof Promise) decision.then(sink, fail)
-        else sink(decision)
-      },
       adjust (id, n) {
         return store.#adjust(keysOf(id), params, n)
       },
@@ -536,16 +521,11 @@ export class RateLimitStore {
   }
 
   // The lean path (see the head of this file): the request waits in its turn's merged increment as a
-  // LeanRequest, which turns the reply (or the failure) into the decision and hands it to `sink`: no
-  // promise, closure or reply tuple per request on the route hook's path (decideThen).
+  // LeanRequest, which turns the reply (or the failure) into the decision and resolves the request's
+  // one promise with it: no .then closures, waiter record or reply tuple per request.
   #lean (id: string, counter: string, params: LimitParams, windowArg: string): RateLimitDecision | Promise<RateLimitDecision> {
     if (this.#skipRedis()) return this.#down(id, this.#keysFor(counter), params, false)
     return new Promise((resolve) => { this.#redis!.increment(PLAIN_FIXED_WINDOW_SCRIPT, counter, windowArg, new LeanRequest(this.#leanAnswers, id, counter, params, resolve)) })
-  }
-
-  #leanThen (id: string, counter: string, params: LimitParams, windowArg: string, sink: DecisionSink): void {
-    if (this.#skipRedis()) sink(this.#down(id, this.#keysFor(counter), params, false))
-    else this.#redis!.increment(PLAIN_FIXED_WINDOW_SCRIPT, counter, windowArg, new LeanRequest(this.#leanAnswers, id, counter, params, sink))
   }
 
   readonly #leanAnswers: LeanAnswers = {
@@ -738,8 +718,8 @@ function policyArgs (list: readonly ResolvedPolicy[], costs: readonly number[], 
 }
 
 /** A decision as the promise consume() and peek() promise. */
-/** Where a decision goes once made (BoundLimit.decideThen). */
-export type DecisionSink = (decision: RateLimitDecision) => void
+/** Where a lean request's decision goes once made: its promise's resolve. */
+type DecisionSink = (decision: RateLimitDecision) => void
 
 /** The store's side of a lean request, made once per store: the decision from a reply, or from a failure. */
 interface LeanAnswers {
