@@ -7,10 +7,12 @@ import Fastify from 'fastify'
 import { Cluster } from 'ioredis'
 import { useCluster } from '../helpers/index.js'
 import redisSuite from '../../index.js'
+import { stopSlotsRefreshOnClose } from '../../lib/redis/index.js'
 
 t.test('the suite on an app\'s Cluster client: cache, sessions, locks and pub/sub through it; left open at close', async (t) => {
   const cluster = await useCluster(t)
-  const client = new Cluster(cluster.startupNodes)
+  // Closed during a slots refresh, an ioredis Cluster keeps refreshing for ever (lib/redis/cluster-close.ts).
+  const client = stopSlotsRefreshOnClose(new Cluster(cluster.startupNodes))
   client.on('error', () => {})
   t.teardown(() => client.disconnect())
   await new Promise((resolve) => client.once('ready', resolve))

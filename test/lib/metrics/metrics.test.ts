@@ -3,7 +3,7 @@ import { Counter, Registry } from 'prom-client'
 import { Cluster, Redis } from 'ioredis'
 import { BoundedLabel, CumulativeCounter, SuiteMetrics, bearerTokenMatches, classifyCommandError, traceRedisCommands } from '../../../lib/metrics/index.js'
 import type { RedisState } from '../../../lib/redis/monitor.js'
-import { checkServerSettings } from '../../../lib/redis/index.js'
+import { checkServerSettings, stopSlotsRefreshOnClose } from '../../../lib/redis/index.js'
 import { useCluster, useRedis } from '../../helpers/index.js'
 import { sample } from '../../monitoring/prom.js'
 
@@ -134,7 +134,7 @@ t.test('traceRedisCommands: capability probes refused by the server or the ACL a
 
 t.test('traceRedisCommands on a Cluster: commands to every master count for its connection, others not', async (t) => {
   const [cluster, other] = await Promise.all([useCluster(t, { masters: 3, replicasPerMaster: 0 }), useRedis(t)])
-  const client = new Cluster(cluster.startupNodes)
+  const client = stopSlotsRefreshOnClose(new Cluster(cluster.startupNodes)) // lib/redis/cluster-close.ts
   const outside = new Redis({ port: other.port, host: '127.0.0.1' })
   t.teardown(() => { client.disconnect(); outside.disconnect() })
   await client.set('warm', '1') // the slot map is known, so every node is in the traced set

@@ -7,6 +7,7 @@ import { useCluster, useRedis } from '../../helpers/fixtures.js'
 import { connectClient, openStore } from './clients.js'
 import { POLICIES_LUA, POLICIES_MANY_LUA } from '../../../lib/rate-limit/scripts.js'
 import type { PolicyDefinition } from '../../../lib/rate-limit/store.js'
+import { stopSlotsRefreshOnClose } from '../../../lib/redis/index.js'
 
 const list: PolicyDefinition[] = [
   { max: 2, timeWindow: '10s', scope: 'r#ip' },
@@ -60,7 +61,7 @@ t.test('one server: the requests of one turn in one call, decided in arrival ord
 
 t.test('Cluster: keys in different slots, no cross-slot error, a refused request refunded everywhere', async (t) => {
   const cluster = await useCluster(t)
-  const client = new Cluster(cluster.startupNodes, { redisOptions: { commandTimeout: 2_000 } })
+  const client = stopSlotsRefreshOnClose(new Cluster(cluster.startupNodes, { redisOptions: { commandTimeout: 2_000 } })) // lib/redis/cluster-close.ts
   t.teardown(() => client.disconnect())
   await new Promise((resolve) => client.once('ready', resolve))
   const store = await openStore(t, { redis: client })

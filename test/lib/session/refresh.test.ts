@@ -7,6 +7,7 @@ import { Cluster } from 'ioredis'
 import { useCluster, useRedis, type RedisServer } from '../../helpers/index.js'
 import { allSessionsKey, sessionHandle, sessionKey, userIndexKey } from '../../../lib/session/index.js'
 import { clock, connect, destroy, load, makeStore, newSession, save } from './fixtures.js'
+import { stopSlotsRefreshOnClose } from '../../../lib/redis/index.js'
 
 async function executed (server: RedisServer): Promise<Record<string, number>> {
   const stats = await server.cli('INFO', 'commandstats')
@@ -136,7 +137,7 @@ t.test('standalone: reads started together go out in one socket write and each g
 
 t.test('cluster: a due read is a plain HGETALL; the touch refreshes in a second call', async (t) => {
   const cluster = await useCluster(t)
-  const client = new Cluster(cluster.startupNodes, { redisOptions: { commandTimeout: 2_000 } })
+  const client = stopSlotsRefreshOnClose(new Cluster(cluster.startupNodes, { redisOptions: { commandTimeout: 2_000 } })) // lib/redis/cluster-close.ts
   t.teardown(() => client.disconnect())
   const time = clock()
   const { store, sessions } = makeStore(client as never, { now: time.now, idleTimeout: 60_000 })
