@@ -717,7 +717,6 @@ function policyArgs (list: readonly ResolvedPolicy[], costs: readonly number[], 
   return args
 }
 
-/** A decision as the promise consume() and peek() promise. */
 /** Where a lean request's decision goes once made: its promise's resolve. */
 type DecisionSink = (decision: RateLimitDecision) => void
 
@@ -752,6 +751,7 @@ class LeanRequest implements IncrementWaiter {
   }
 }
 
+/** A decision as the promise consume() and peek() promise. */
 function settled<T> (decision: T | Promise<T>): Promise<T> {
   return decision instanceof Promise ? decision : Promise.resolve(decision)
 }
