@@ -119,11 +119,15 @@ export class RedisLimiter {
     this.#schedule()
     // Keyed by the counter key alone: no string is built per request. A second window for the same
     // key in one turn (a per-request timeWindow, rare) gets its own entry under key + window.
-    let pending = this.#pending.get(key)
-    if (pending !== undefined && pending.windowArg !== windowArg) pending = this.#pending.get(key + ' ' + windowArg)
+    let id = key
+    let pending = this.#pending.get(id)
+    if (pending !== undefined && pending.windowArg !== windowArg) {
+      id = key + ' ' + windowArg
+      pending = this.#pending.get(id)
+    }
     if (pending === undefined) {
       pending = { script, key, windowArg, waiters: [] }
-      this.#pending.set(this.#pending.has(key) ? key + ' ' + windowArg : key, pending)
+      this.#pending.set(id, pending)
     }
     pending.waiters.push(waiter)
   }
