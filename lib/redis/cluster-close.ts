@@ -32,7 +32,6 @@ export function stopSlotsRefreshOnClose<T extends Cluster> (cluster: T): T {
   Object.defineProperty(internals, kStopsSlotsRefresh, { value: true })
   const stop = (): void => {
     if (!CLOSED.has(cluster.status)) return // connected again meanwhile: its refresh runs as usual
-    if (typeof internals.clearNodesRefreshInterval !== 'function') return // another ioredis: test/faults/cluster-close.test.ts tells
     internals.clearNodesRefreshInterval()
     // A refresh still running calls its callbacks in order: the timer's (which re-arms it) first, then this one.
     if (internals.isRefreshing) internals.refreshSlotsCache(stop)
