@@ -19,7 +19,9 @@ import fastifyRateLimit from '@fastify/rate-limit'
 export type {} from '@fastify/rate-limit'
 import type { CreateRateLimitOptions, RateLimitOptions, RateLimitPluginOptions as UpstreamOptions } from '@fastify/rate-limit'
 import type { FastifyInstance, FastifyReply, FastifyRequest, RouteOptions } from 'fastify'
+import type { Cluster } from 'ioredis'
 import { parseDuration, suiteLogOptions } from '../lib/config/index.js'
+import { stopSlotsRefreshOnClose } from '../lib/redis/index.js'
 import { rateLimitChannel, traceRateLimit } from '../lib/tracing/index.js'
 import {
   authMax, authRateLimit, boundLimitOf, buildAllowList, checkPluginOptions, checkRouteOptions, fastifyRateLimitStore, type RouteLimiterOptions,
@@ -372,7 +374,9 @@ function openRateLimitStore (app: FastifyInstance, options: RateLimitPluginOptio
     sync: config.RATE_LIMIT_SYNC,
     ban: config.RATE_LIMIT_BAN_AFTER > 0 ? { after: config.RATE_LIMIT_BAN_AFTER, duration: config.RATE_LIMIT_BAN_DURATION } : false,
     logger: app.log.child({ plugin: 'rate-limit' }, suiteLogOptions(app.config)),
-    onDecision: options.onDecision
+    onDecision: options.onDecision,
+    // The suite's own Clusters stop their slots refresh on close, copies included; a copy of an app's own Cluster does so here.
+    adoptCopy: (copy) => copy.isCluster ? stopSlotsRefreshOnClose(copy as Cluster) : copy
   })
   return { store, redis }
 }

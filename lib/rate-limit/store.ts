@@ -72,6 +72,12 @@ export interface RateLimitStoreOptions {
   onDecision?: ((decision: RateLimitDecision) => void) | undefined
   /** Clock of the in-process limiter, for tests. */
   now?: () => number
+  /**
+   * Applied to the connection the store opens for its time budget (a copy of `redis`), before use.
+   * The plugin passes lib/redis's stopSlotsRefreshOnClose for Clusters: a copy of an app's own Cluster
+   * would otherwise keep refreshing its slots after close (lib/redis/cluster-close.ts).
+   */
+  adoptCopy?: ((copy: RedisClient) => RedisClient) | undefined
 }
 
 /** One limit, as a route or a createRateLimit() call defines it. */
@@ -225,7 +231,8 @@ export class RateLimitStore {
     this.backend = main === undefined ? 'memory' : 'redis'
     if (main !== undefined) {
       const own = commandTimeoutOf(main)
-      this.#budget = own === undefined || own > this.timeoutMs ? budgetClient(main, this.timeoutMs) : undefined
+      const copy = own === undefined || own > this.timeoutMs ? budgetClient(main, this.timeoutMs) : undefined
+      this.#budget = copy === undefined || options.adoptCopy === undefined ? copy : options.adoptCopy(copy)
       this.#budget?.on('error', () => {}) // failures are counted and logged per decision burst, below
       const budget = this.#budget
       // Until the budget connection is up (start-up, a reconnect), the main one serves: its own commandTimeout bounds it.

@@ -6,15 +6,27 @@
 // SIGKILLed, and two replicas are reached through black-holing proxies (REDIS_CLUSTER_NAT_MAP): a refresh
 // that asks one of them first waits for it (slotsRefreshTimeout, 2 s), while QUIT, which only goes to the
 // masters, answers at once. The app closes during such a refresh, in a child process that must then exit
-// by itself.
+// by itself. The second test does the same with the copy the rate limiter opens of a Cluster the app
+// passes in (rateLimit: { client }), which the suite did not create.
 import { spawn } from 'node:child_process'
 import { createInterface } from 'node:readline'
-import t from 'tap'
+import t, { type Test } from 'tap'
 import { useCluster, useFaultProxy, sleep, TS_NODE_ARGS } from '../helpers/index.js'
+
+// Each test waits (up to 75 s) for a refresh that asks a black-holed replica first: two need more than tap's 120 s.
+t.setTimeout(240_000)
 
 interface ChildMessage { ready?: true, closed?: { timerRefresh: boolean }, alive?: string[], error?: string }
 
 t.test('app.close() during a slots refresh held by an unreachable replica, a master SIGKILLed: the process exits by itself', async (t) => {
+  await closeDuringRefresh(t, false)
+})
+
+t.test('the same for the copy the rate limiter opens of an app\'s own Cluster (rateLimit: { client })', async (t) => {
+  await closeDuringRefresh(t, true)
+})
+
+async function closeDuringRefresh (t: Test, ownClient: boolean): Promise<void> {
   const cluster = await useCluster(t)
   const masters = await cluster.masters()
   const replicas = await Promise.all((await cluster.replicas()).map(async (node) => ({ node, masterPort: Number(/master_port:(\d+)/.exec(await node.cli('INFO', 'replication'))?.[1]) })))
@@ -33,7 +45,7 @@ t.test('app.close() during a slots refresh held by an unreachable replica, a mas
     METRICS_ENABLED: 'false'
   }
   const child = spawn(process.execPath, [...TS_NODE_ARGS, 'test/helpers/cluster-close-child.ts'], {
-    env: { ...process.env, CLUSTER_CLOSE_ENV: JSON.stringify(env) },
+    env: { ...process.env, CLUSTER_CLOSE_ENV: JSON.stringify(env), CLUSTER_CLOSE_OWN_CLIENT: ownClient ? '1' : '0' },
     stdio: ['pipe', 'pipe', 'inherit']
   })
   t.teardown(() => { child.kill('SIGKILL') })
@@ -63,4 +75,4 @@ t.test('app.close() during a slots refresh held by an unreachable replica, a mas
   const code = await Promise.race([exited, sleep(15_000).then(() => 'still running' as const)])
   const alive = messages.filter((m) => m.alive !== undefined).at(-1)?.alive
   t.equal(code, 0, 'the process exits by itself once the app is closed', code === 0 ? {} : { diagnostic: true, keptAliveBy: alive })
-})
+}

@@ -3,14 +3,29 @@
 // started by the Cluster's periodic timer (slotsRefreshInterval) has been running for 300 ms (held by a node
 // that does not answer), closes the app then and prints {"closed": {"timerRefresh": …}}. It must then exit
 // by itself; until it does, it prints every 2 s what keeps it alive ({"alive": [...]}). Not a test.
+// With CLUSTER_CLOSE_OWN_CLIENT=1 the rate limiter counts on a Cluster of the app's own
+// (`rateLimit: { client }`), and the refresh watched is that of the copy the limiter opens from it.
+import { Cluster } from 'ioredis'
+import { stopSlotsRefreshOnClose } from '../../lib/redis/index.js'
 import { buildServer } from '../../server.js'
 
 type Callback = (err?: Error) => void
-const app = await buildServer({ env: { NODE_ENV: 'test', LOG_LEVEL: 'silent', ...JSON.parse(process.env['CLUSTER_CLOSE_ENV'] ?? '{}') }, processEnv: false })
+const env = { NODE_ENV: 'test', LOG_LEVEL: 'silent', ...JSON.parse(process.env['CLUSTER_CLOSE_ENV'] ?? '{}') as Record<string, string> }
+const own = process.env['CLUSTER_CLOSE_OWN_CLIENT'] === '1' ? ownCluster(env) : undefined
+const copies: Cluster[] = []
+if (own !== undefined) {
+  const duplicate = own.duplicate.bind(own)
+  own.duplicate = (...args) => { const copy = duplicate(...args); copies.push(copy); return copy }
+}
+const app = await buildServer({ env, processEnv: false, ...(own === undefined ? {} : { rateLimit: { client: own } }) })
 await app.ready()
+// The app's own client is the app's to close; it must not be what keeps the process alive here.
+if (own !== undefined) stopSlotsRefreshOnClose(own)
 // ioredis' timer calls refreshSlotsCache with the callback that arms its next round (the one that outlived
 // the close); commands' redirections start refreshes too, which would not show the bug.
-const cluster = app.redisConnections.main as unknown as { refreshSlotsCache: (callback?: Callback) => void }
+const watched = own === undefined ? app.redisConnections.main : copies[0]
+if (watched === undefined) throw new Error('the rate limiter opened no copy of the app\'s Cluster')
+const cluster = watched as unknown as { refreshSlotsCache: (callback?: Callback) => void }
 let timerRefreshSince: number | undefined
 const refresh = cluster.refreshSlotsCache.bind(cluster)
 cluster.refreshSlotsCache = (callback) => {
@@ -27,6 +42,7 @@ async function closeDuringRefresh (): Promise<void> {
   while (Date.now() - asked < 75_000 && heldFor() < 300) await new Promise((resolve) => setTimeout(resolve, 5))
   const timerRefresh = timerRefreshSince !== undefined
   await app.close()
+  own?.disconnect()
   print({ closed: { timerRefresh } })
   setInterval(() => { print({ alive: process.getActiveResourcesInfo() }) }, 2_000).unref()
 }
@@ -38,3 +54,16 @@ process.stdin.once('data', () => {
     process.exitCode = 1
   })
 })
+
+/**
+ * The app's own Cluster: the nodes and NAT map of the env the suite is given, refreshing its slots
+ * periodically as the suite's does (ioredis 6 refreshes only when asked to: no slotsRefreshInterval, no bug).
+ */
+function ownCluster (env: Record<string, string>): Cluster {
+  const address = (text: string): { host: string, port: number } => ({ host: text.slice(0, text.lastIndexOf(':')), port: Number(text.slice(text.lastIndexOf(':') + 1)) })
+  const natMap = Object.fromEntries((env['REDIS_CLUSTER_NAT_MAP'] ?? '').split(',').filter(Boolean).map((pair) => {
+    const [from = '', to = ''] = pair.split('=')
+    return [from, address(to)]
+  }))
+  return new Cluster((env['REDIS_CLUSTER_NODES'] ?? '').split(',').map(address), { natMap, slotsRefreshInterval: 5_000, slotsRefreshTimeout: 2_000 })
+}
