@@ -6,6 +6,7 @@
 //   npm run bench:profile -- --app suite-rate-limit --path /limited --env RATE_LIMIT_SYNC=batched
 //   npm run bench:profile -- --app suite-cache --keys 1000 --path '/items/{i}' --top 40
 //   … --xff (X-Forwarded-For over 1,000 addresses, with trustProxy 127.0.0.1), --cache '{"syncInterval":"1h"}'
+//   … --callers nextTick   also: where a frame's self time is spent from (its callers, three frames up)
 import { spawn } from 'node:child_process'
 import { once } from 'node:events'
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs'
@@ -32,7 +33,8 @@ const { values } = parseArgs({
     warm: { type: 'string', default: '30000' },
     requests: { type: 'string', default: '100000' },
     top: { type: 'string', default: '30' },
-    interval: { type: 'string', default: '50' }
+    interval: { type: 'string', default: '50' },
+    callers: { type: 'string' }
   }
 })
 
@@ -90,17 +92,28 @@ try {
   if (file === undefined) throw new Error('no profile written')
   const profile = JSON.parse(readFileSync(path.join(dir, file), 'utf8')) as Profile
   const byId = new Map(profile.nodes.map((node) => [node.id, node]))
+  const parentOf = new Map<number, number>()
+  for (const node of profile.nodes) for (const child of node.children ?? []) parentOf.set(child, node.id)
+  const nameOf = (frame: ProfileNode['callFrame']): string => {
+    const where = frame.url === '' ? '' : ` ${frame.url.replace(/^.*node_modules\//, '').replace(/^file:\/\/.*\/main\//, '')}:${frame.lineNumber + 1}`
+    return `${frame.functionName === '' ? '(anonymous)' : frame.functionName}${where}`
+  }
   const self = new Map<string, number>()
+  const callers = new Map<string, number>()
   let t = profile.startTime
   let total = 0
   for (let i = 0; i < profile.samples.length; i++) {
     const delta = profile.timeDeltas[i]!
     t += delta
     if (t < from || t > to) continue
-    const frame = byId.get(profile.samples[i]!)!.callFrame
-    const where = frame.url === '' ? '' : ` ${frame.url.replace(/^.*node_modules\//, '').replace(/^file:\/\/.*\/main\//, '')}:${frame.lineNumber + 1}`
-    const name = `${frame.functionName === '' ? '(anonymous)' : frame.functionName}${where}`
+    const name = nameOf(byId.get(profile.samples[i]!)!.callFrame)
     self.set(name, (self.get(name) ?? 0) + delta)
+    if (values.callers !== undefined && name.startsWith(values.callers)) {
+      const chain: string[] = []
+      for (let id = parentOf.get(profile.samples[i]!); id !== undefined && chain.length < 3; id = parentOf.get(id)) chain.push(nameOf(byId.get(id)!.callFrame))
+      const key = chain.join(' < ')
+      callers.set(key, (callers.get(key) ?? 0) + delta)
+    }
     total += delta
   }
   const idle = self.get('(idle)') ?? 0
@@ -108,6 +121,12 @@ try {
     `busy ${((total - idle) / N).toFixed(2)} µs/request of ${(total / N).toFixed(2)} sampled; self time per request:`)
   for (const [name, us] of [...self].sort((a, b) => b[1] - a[1]).slice(0, Number(values.top))) {
     console.log(`${(us / N).toFixed(3).padStart(8)}  ${name}`)
+  }
+  if (values.callers !== undefined) {
+    console.log(`\n${values.callers}: self time per request by caller (three frames up)`)
+    for (const [chain, us] of [...callers].sort((a, b) => b[1] - a[1]).slice(0, Number(values.top))) {
+      console.log(`${(us / N).toFixed(3).padStart(8)}  ${chain}`)
+    }
   }
 } finally {
   rmSync(dir, { recursive: true, force: true })
