@@ -105,7 +105,7 @@ class CacheScope implements Cache {
     try {
       const fullKey = this.#fullKey(key)
       const r = resolveOptions(this.#defaults, options)
-      return this.#readThrough.getOrSet({ namespace: this.namespaceName, key, fullKey, r }, loader)
+      return this.#readThrough.getOrSet(this.namespaceName, key, fullKey, r, loader)
     } catch (err) {
       return Promise.reject(err)
     }

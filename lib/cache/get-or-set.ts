@@ -39,12 +39,16 @@ export class ReadThrough {
     this.#engine = engine
   }
 
-  /** Not async: each answer is one promise (a hit from memory an already resolved one), no adoption of another. */
-  getOrSet (call: Call, loader: Loader<unknown>): Promise<unknown> {
-    const hit = this.#engine.memoryHit(call.namespace, call.fullKey, call.r)
+  /**
+   * Not async: each answer is one promise (a hit from memory an already resolved one), no adoption of
+   * another. The call's record is built past the memory tier: a memory hit allocates only its promise.
+   */
+  getOrSet (namespace: string, key: string, fullKey: string, r: ResolvedOptions, loader: Loader<unknown>): Promise<unknown> {
+    const hit = this.#engine.memoryHit(namespace, fullKey, r)
     if (hit !== undefined) return Promise.resolve(hit.value)
-    const memory = this.#engine.lookupMemory(call.namespace, call.fullKey, call.r)
+    const memory = this.#engine.lookupMemory(namespace, fullKey, r)
     if (memory.fresh !== undefined) return Promise.resolve(memory.fresh.envelope.value)
+    const call: Call = { namespace, key, fullKey, r }
     let flight = this.#flights.get(call.fullKey)
     // A flight stays in the map until its lock is released, after it answered: one that began before
     // an invalidation of this key may carry the invalidated value, so a later caller starts afresh.
