@@ -7,11 +7,12 @@
 // that asks one of them first waits for it (slotsRefreshTimeout, 2 s), while QUIT, which only goes to the
 // masters, answers at once. The app closes during such a refresh, in a child process that must then exit
 // by itself. The second test does the same with the copy the rate limiter opens of a Cluster the app
-// passes in (rateLimit: { client }), which the suite did not create.
+// passes in (rateLimit: { client }), which the suite did not create; there every node but one is
+// black-holed for that client once the app is ready, so that a held refresh comes within a round or two.
 import { spawn } from 'node:child_process'
 import { createInterface } from 'node:readline'
 import t, { type Test } from 'tap'
-import { useCluster, useFaultProxy, sleep, TS_NODE_ARGS } from '../helpers/index.js'
+import { useCluster, useFaultProxy, sleep, TS_NODE_ARGS, type FaultProxy } from '../helpers/index.js'
 
 // Each test waits (up to 75 s) for a refresh that asks a black-holed replica first: two need more than tap's 120 s.
 t.setTimeout(240_000)
@@ -31,21 +32,35 @@ async function closeDuringRefresh (t: Test, ownClient: boolean): Promise<void> {
   const masters = await cluster.masters()
   const replicas = await Promise.all((await cluster.replicas()).map(async (node) => ({ node, masterPort: Number(/master_port:(\d+)/.exec(await node.cli('INFO', 'replication'))?.[1]) })))
   const victim = masters[0]
-  // The victim's replica takes over: it must stay reachable. The other replicas, which no command uses, are black-holed.
-  const unreachable = replicas.filter((r) => r.masterPort !== victim?.port).map((r) => r.node)
-  if (victim === undefined || unreachable.length !== 2) throw new Error(`want 3 masters with a replica each, got ${masters.length} masters and ${replicas.length} replicas`)
-  const proxies = await Promise.all(unreachable.map((node) => useFaultProxy(t, { target: { host: node.host, port: node.port } })))
-  for (const proxy of proxies) proxy.setMode('blackhole')
-  const env = {
+  if (victim === undefined || masters.length !== 3 || replicas.length !== 3) throw new Error(`want 3 masters with a replica each, got ${masters.length} masters and ${replicas.length} replicas`)
+  const behindProxies = async (nodes: ReadonlyArray<{ host: string, port: number }>): Promise<{ proxies: FaultProxy[], natMap: string }> => {
+    const proxies = await Promise.all(nodes.map((node) => useFaultProxy(t, { target: { host: node.host, port: node.port } })))
+    return { proxies, natMap: nodes.map((node, i) => `${node.host}:${node.port}=${proxies[i]?.host ?? ''}:${proxies[i]?.port ?? 0}`).join(',') }
+  }
+  const env: Record<string, string> = {
     REDIS_CLUSTER_NODES: masters.map((a) => `${a.host}:${a.port}`).join(','),
-    REDIS_CLUSTER_NAT_MAP: unreachable.map((node, i) => `${node.host}:${node.port}=${proxies[i]?.host ?? ''}:${proxies[i]?.port ?? 0}`).join(','),
     // No health PING: its reconnect after timeouts (disconnect(true)) would clear the refresh timer first.
     REDIS_PING_INTERVAL: '10m',
     RATE_LIMIT_GLOBAL: 'false',
     METRICS_ENABLED: 'false'
   }
+  let ownNatMap = ''
+  let blackholeOnReady: FaultProxy[] = []
+  if (!ownClient) {
+    // The victim's replica takes over: it must stay reachable. The other replicas, which no command uses, are black-holed.
+    const { proxies, natMap } = await behindProxies(replicas.filter((r) => r.masterPort !== victim.port).map((r) => r.node))
+    for (const proxy of proxies) proxy.setMode('blackhole')
+    env['REDIS_CLUSTER_NAT_MAP'] = natMap
+  } else {
+    // The app's own client, and so the limiter's copy of it, reach every node but one master through
+    // proxies, black-holed once the app is ready: nearly every periodic refresh then asks a silent node
+    // first. The copy sends no command, and the suite's own connection does not go through the proxies.
+    const { proxies, natMap } = await behindProxies([...masters.slice(1), ...replicas.map((r) => r.node)])
+    ownNatMap = natMap
+    blackholeOnReady = proxies
+  }
   const child = spawn(process.execPath, [...TS_NODE_ARGS, 'test/helpers/cluster-close-child.ts'], {
-    env: { ...process.env, CLUSTER_CLOSE_ENV: JSON.stringify(env), CLUSTER_CLOSE_OWN_CLIENT: ownClient ? '1' : '0' },
+    env: { ...process.env, CLUSTER_CLOSE_ENV: JSON.stringify(env), CLUSTER_CLOSE_OWN_CLIENT: ownClient ? '1' : '0', CLUSTER_CLOSE_OWN_NAT_MAP: ownNatMap },
     stdio: ['pipe', 'pipe', 'inherit']
   })
   t.teardown(() => { child.kill('SIGKILL') })
@@ -67,7 +82,8 @@ async function closeDuringRefresh (t: Test, ownClient: boolean): Promise<void> {
   }
 
   await next('ready', 30_000)
-  await victim.kill()
+  if (ownClient) for (const proxy of blackholeOnReady) proxy.setMode('blackhole')
+  else await victim.kill()
   child.stdin.end('close\n')
   const closed = await next('closed', 85_000)
   t.equal(closed.error, undefined, 'app.close() resolved')

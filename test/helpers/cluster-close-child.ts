@@ -56,12 +56,12 @@ process.stdin.once('data', () => {
 })
 
 /**
- * The app's own Cluster: the nodes and NAT map of the env the suite is given, refreshing its slots
+ * The app's own Cluster: the suite's nodes, CLUSTER_CLOSE_OWN_NAT_MAP's addresses, refreshing its slots
  * periodically as the suite's does (ioredis 6 refreshes only when asked to: no slotsRefreshInterval, no bug).
  */
 function ownCluster (env: Record<string, string>): Cluster {
   const address = (text: string): { host: string, port: number } => ({ host: text.slice(0, text.lastIndexOf(':')), port: Number(text.slice(text.lastIndexOf(':') + 1)) })
-  const natMap = Object.fromEntries((env['REDIS_CLUSTER_NAT_MAP'] ?? '').split(',').filter(Boolean).map((pair) => {
+  const natMap = Object.fromEntries((process.env['CLUSTER_CLOSE_OWN_NAT_MAP'] ?? '').split(',').filter(Boolean).map((pair) => {
     const [from = '', to = ''] = pair.split('=')
     return [from, address(to)]
   }))
