@@ -39,7 +39,7 @@ print({ ready: true })
 async function closeDuringRefresh (): Promise<void> {
   const asked = Date.now()
   const heldFor = (): number => timerRefreshSince === undefined ? 0 : Date.now() - timerRefreshSince
-  while (Date.now() - asked < 75_000 && heldFor() < 300) await new Promise((resolve) => setTimeout(resolve, 5))
+  while (Date.now() - asked < 150_000 && heldFor() < 300) await new Promise((resolve) => setTimeout(resolve, 5))
   const timerRefresh = timerRefreshSince !== undefined
   await app.close()
   own?.disconnect()
